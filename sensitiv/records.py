@@ -1,0 +1,238 @@
+"""The named records that plugin hooks return.
+
+Every hook in `sensitiv.hookspecs` returns a list of these frozen records. They are the
+whole contract between the host and a plugin: a plugin never needs anything else of
+sensitiv to contribute an energy model, an equilibrium solver, an optimality condition
+or a structure reader.
+
+Conventions every plugin follows:
+
+- Positions are Cartesian, shape `(n_atoms, n_spatial)`, in the structure's length units.
+- A periodic cell is a `(n_spatial, n_spatial)` array whose **rows** are the lattice
+  vectors (ASE's convention).
+- Parameter values are JAX arrays (or scalars) in a flat `dict[str, Array]` keyed by
+  `Parameter.name`; a homogeneous strain, where a model supports it, is the parameter
+  named `"strain"` (a symmetric `(n_spatial, n_spatial)` tensor, zero by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Parameter",
+    "Structure",
+    "System",
+    "EnergyModel",
+    "EquilibriumSolver",
+    "EquilibriumResult",
+    "OptimalityCondition",
+    "StructureReader",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Parameter:
+    """A physical parameter an energy model exposes.
+
+    **Arguments:**
+
+    - `name`: the key of the parameter in the parameter dictionary, e.g. `"sigma"`.
+    - `shape`: its shape as a tuple of ints; the string `"species"` in a position stands
+      for the number of species of the structure (so `("species", "species")` is a
+      per-pair matrix). `()` is a scalar.
+    - `units`: a UDUNITS-style string (`"angstrom"`, `"eV"`, `"1"` for dimensionless).
+    - `default`: the value used when the config gives none (broadcast to `shape`).
+    - `differentiable`: whether sensitivities with respect to it are meaningful.
+    - `description`: one line for `sensitiv plugins` and the docs.
+    """
+
+    name: str
+    shape: tuple[int | str, ...] = ()
+    units: str = "1"
+    default: Any = None
+    differentiable: bool = True
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """An atomistic structure as read from a simulation output.
+
+    **Arguments:**
+
+    - `positions`: Cartesian coordinates, shape `(n_atoms, n_spatial)`.
+    - `species`: integer species index per atom, shape `(n_atoms,)`, indexing `species_names`.
+    - `species_names`: the name of each species (element symbols, or `"A"`, `"B"`, ...).
+    - `cell`: lattice vectors as rows, shape `(n_spatial, n_spatial)`, or `None` when no
+      direction is periodic.
+    - `pbc`: periodicity per direction.
+    - `length_units`: the units of `positions` and `cell`.
+    - `source`: where the structure came from (a path, or the generator's name).
+    - `frame`: the frame index within `source`.
+    - `info`: anything else the reader knows (energy, time step, ...), plain Python values.
+    """
+
+    positions: np.ndarray
+    species: np.ndarray
+    species_names: tuple[str, ...]
+    cell: np.ndarray | None = None
+    pbc: tuple[bool, ...] = ()
+    length_units: str = "angstrom"
+    source: str = ""
+    frame: int = 0
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def n_spatial(self) -> int:
+        return int(self.positions.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class System:
+    """An energy model bound to one structure: what the pipeline differentiates.
+
+    **Arguments:**
+
+    - `energy`: `energy(positions, params) -> scalar`, pure JAX, differentiable in both
+      (forward mode at least; see `reverse_mode_safe`).
+    - `params`: the resolved parameter values, `dict[str, Array]`.
+    - `parameters`: the `Parameter` records, with shapes resolved to ints.
+    - `positions`: the initial positions, `(n_atoms, n_spatial)`.
+    - `null_space`: `null_space(positions) -> Array` of shape `(k, n_atoms * n_spatial)`,
+      orthonormal rows spanning the known zero modes of the Hessian (rigid translations
+      in a periodic box; translations and rotations in free space).
+    - `interactions`: optional `interactions(positions, params) -> Array[int]` of shape
+      `(n_pairs, 2)` listing the atom pairs (or, for many-body models, the atom pairs
+      within the interaction range) that couple in the Hessian; the Jacobian engine
+      uses it to recover a sparse Hessian with few JVPs. `None` means unknown (dense).
+    - `observables`: named `g(positions, params) -> Array` the model offers (energy,
+      stress, ...), for the pipeline's observable section.
+    - `reverse_mode_safe`: `False` when reverse-mode parameter derivatives of `energy`
+      are known to produce NaN (jax-md issue #258); consumers then use forward mode.
+    - `length_units`, `energy_units`: units of positions and of the energy.
+    - `metadata`: anything else (species names, cell, cutoff convention), plain values.
+    """
+
+    energy: Callable[..., Any]
+    params: Mapping[str, Any]
+    parameters: tuple[Parameter, ...]
+    positions: Any
+    null_space: Callable[[Any], Any] | None = None
+    interactions: Callable[..., Any] | None = None
+    observables: Mapping[str, Callable[..., Any]] = dataclasses.field(default_factory=dict)
+    reverse_mode_safe: bool = True
+    length_units: str = "angstrom"
+    energy_units: str = "eV"
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyModel:
+    """An energy model a plugin contributes.
+
+    **Arguments:**
+
+    - `name`: unique across all plugins, e.g. `"soft_sphere"`.
+    - `factory`: `factory(structure: Structure, options: dict) -> System`; `options`
+      holds the validated model options from the config (cutoffs, neighbor-list use,
+      parameter values overriding defaults).
+    - `description`: one line.
+    - `parameters`: the parameters the model exposes (`Parameter` records).
+    - `options_schema`: a JSON Schema fragment (an `object` schema) for the model's
+      options, merged into the config schema by the host.
+    """
+
+    name: str
+    factory: Callable[..., System]
+    description: str = ""
+    parameters: tuple[Parameter, ...] = ()
+    options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EquilibriumResult:
+    """What an equilibrium solver returns (a pytree-free record; arrays may be JAX).
+
+    **Arguments:**
+
+    - `positions`: the equilibrium positions.
+    - `converged`: whether the stopping criterion was met.
+    - `iterations`: steps taken.
+    - `residual`: the final stopping quantity (max |force| for FIRE).
+    - `info`: anything else, plain values.
+    """
+
+    positions: Any
+    converged: Any
+    iterations: Any
+    residual: Any
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EquilibriumSolver:
+    """An equilibrium (minimization) solver a plugin contributes.
+
+    **Arguments:**
+
+    - `name`: unique across all plugins, e.g. `"fire"`.
+    - `factory`: `factory(options: dict) -> solve` with
+      `solve(system: System, positions, params) -> EquilibriumResult`.
+    - `description`: one line.
+    - `options_schema`: JSON Schema fragment for the solver's options (tolerances, steps).
+    """
+
+    name: str
+    factory: Callable[..., Callable[..., EquilibriumResult]]
+    description: str = ""
+    options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimalityCondition:
+    """An optimality condition a plugin contributes.
+
+    **Arguments:**
+
+    - `name`: unique across all plugins, e.g. `"stationary"`.
+    - `factory`: `factory(system: System, options: dict) -> F` where
+      `F(positions, params) -> Array` has the shape of `positions` and vanishes at
+      equilibrium.
+    - `description`: one line.
+    - `options_schema`: JSON Schema fragment for its options.
+    """
+
+    name: str
+    factory: Callable[..., Callable[..., Any]]
+    description: str = ""
+    options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureReader:
+    """A reader of simulation outputs a plugin contributes.
+
+    **Arguments:**
+
+    - `name`: the format name used in configs, unique across plugins, e.g. `"extxyz"`.
+    - `read`: `read(path: str, options: dict) -> Sequence[Structure]`, one per frame;
+      raises `sensitiv.errors.InputError` naming the path on bad input.
+    - `extensions`: file-name endings it claims for format auto-detection (`(".xyz",)`).
+    - `description`: one line.
+    - `options_schema`: JSON Schema fragment for its options (frame selection, units).
+    """
+
+    name: str
+    read: Callable[..., Sequence[Structure]]
+    extensions: tuple[str, ...] = ()
+    description: str = ""
+    options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
