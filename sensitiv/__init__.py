@@ -4,7 +4,30 @@ The public API is re-exported here; modules starting with an underscore are priv
 """
 
 from . import errors, records
+from ._implicit import (
+    custom_fixed_point,
+    custom_root,
+    root_jvp,
+    root_jvp_with_info,
+    root_vjp,
+    root_vjp_with_info,
+)
+from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
 
 __version__ = "0.1.0"
 
-__all__ = ["errors", "records", "__version__"]
+__all__ = [
+    "custom_root",
+    "custom_fixed_point",
+    "root_jvp",
+    "root_vjp",
+    "root_jvp_with_info",
+    "root_vjp_with_info",
+    "LinearSolver",
+    "SolveInfo",
+    "linear_solve",
+    "jacobi_preconditioner",
+    "errors",
+    "records",
+    "__version__",
+]
