@@ -1,0 +1,355 @@
+"""Structures for the pipeline: read through reader plugins, or generated.
+
+Every structure the pipeline analyzes passes `check_structure`: finite coordinates, a
+non-degenerate cell, and no two atoms closer than `min_distance` (minimum image).
+
+Generators (all return `sensitiv.records.Structure`):
+
+- `bidisperse_packing`: a random 2-D or 3-D packing of small (species `A`) and large
+  (species `B`) particles in a periodic square/cubic box at a given packing fraction, as
+  in the soft-sphere experiment of Blondel et al. (reduced units).
+- `lattice("fcc" | "bcc" | "diamond" | "triangular", ...)`: periodic crystals, optionally
+  rattled.
+
+**Example:**
+
+```python
+from sensitiv.pipeline import structure
+s = structure.bidisperse_packing(n_atoms=64, packing_fraction=0.9, seed=0)
+s.positions.shape, s.species_names     # (64, 2), ('A', 'B')
+```
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..records import Structure
+
+__all__ = [
+    "bidisperse_packing",
+    "lattice",
+    "generate",
+    "select_frames",
+    "check_structure",
+    "read_structures",
+]
+
+
+# -- generators --------------------------------------------------------------------------
+
+
+def bidisperse_packing(
+    n_atoms: int = 128,
+    dimension: int = 2,
+    packing_fraction: float = 0.9,
+    diameters: Sequence[float] = (1.0, 1.4),
+    fraction_small: float = 0.5,
+    seed: int = 0,
+) -> Structure:
+    """A random bidisperse packing in a periodic box (reduced units, diameters as given).
+
+    **Arguments:**
+
+    - `n_atoms`: number of particles.
+    - `dimension`: 2 or 3.
+    - `packing_fraction`: φ = (volume of the particles) / (box volume).
+    - `diameters`: `(small, large)` diameters; species `A` is small, `B` large.
+    - `fraction_small`: share of small particles.
+    - `seed`: random seed of the positions.
+
+    **Returns:** a `Structure` with species `("A", "B")`, a cubic cell and
+    `info["diameters"]`, the per-species diameters.
+    """
+    if dimension not in (2, 3):
+        raise InputError(f"bidisperse_packing: dimension must be 2 or 3, got {dimension}")
+    if n_atoms < 2:
+        raise InputError(f"bidisperse_packing: n_atoms must be at least 2, got {n_atoms}")
+    n_small = int(round(n_atoms * fraction_small))
+    species = np.array([0] * n_small + [1] * (n_atoms - n_small), dtype=np.int64)
+    d = np.asarray(diameters, dtype=np.float64)[species]
+    if dimension == 2:
+        particle_volume = math.pi / 4.0 * float(np.sum(d**2))
+    else:
+        particle_volume = math.pi / 6.0 * float(np.sum(d**3))
+    side = (particle_volume / packing_fraction) ** (1.0 / dimension)
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(0.0, side, size=(n_atoms, dimension))
+    return Structure(
+        positions=positions,
+        species=species,
+        species_names=("A", "B"),
+        cell=np.eye(dimension) * side,
+        pbc=(True,) * dimension,
+        length_units="1",
+        source=f"generator:bidisperse_packing(n_atoms={n_atoms}, dimension={dimension}, "
+        f"packing_fraction={packing_fraction}, seed={seed})",
+        frame=0,
+        info={
+            "diameters": [float(x) for x in diameters],
+            "packing_fraction": float(packing_fraction),
+            "box_side": float(side),
+        },
+    )
+
+
+_BASES = {
+    "fcc": [(0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)],
+    "bcc": [(0, 0, 0), (0.5, 0.5, 0.5)],
+    "diamond": [
+        (0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0),
+        (0.25, 0.25, 0.25), (0.25, 0.75, 0.75), (0.75, 0.25, 0.75), (0.75, 0.75, 0.25),
+    ],
+}
+
+
+def lattice(
+    name: str,
+    lattice_constant: float,
+    repeat: Sequence[int] | None = None,
+    species: str = "X",
+    length_units: str = "angstrom",
+    rattle: float = 0.0,
+    seed: int = 0,
+) -> Structure:
+    """A periodic crystal: `"fcc"`, `"bcc"`, `"diamond"` (cubic cells) or `"triangular"` (2-D).
+
+    **Arguments:**
+
+    - `name`: the lattice.
+    - `lattice_constant`: the cubic cell edge; for `"triangular"`, the nearest-neighbour distance.
+    - `repeat`: unit cells along each axis (default 2 per axis; the 2-D triangular cell
+      is rectangular with 2 atoms, so `repeat=(4, 2)` is nearly square).
+    - `species`: the element or species name of every atom.
+    - `length_units`: units of `lattice_constant`.
+    - `rattle`: standard deviation of Gaussian displacements added to every atom.
+    - `seed`: random seed of the rattle.
+    """
+    if name == "triangular":
+        dim = 2
+        a = float(lattice_constant)
+        unit_cell = np.diag([a, a * math.sqrt(3.0)])
+        basis = np.array([(0.0, 0.0), (0.5, 0.5)])
+    elif name in _BASES:
+        dim = 3
+        unit_cell = np.eye(3) * float(lattice_constant)
+        basis = np.array(_BASES[name], dtype=np.float64)
+    else:
+        raise InputError(f"unknown lattice {name!r}; choose one of fcc, bcc, diamond, triangular")
+    repeat = tuple(repeat) if repeat is not None else (2,) * dim
+    if len(repeat) != dim:
+        raise InputError(f"lattice {name!r} is {dim}-D: repeat needs {dim} entries, got {list(repeat)}")
+    grids = np.stack(np.meshgrid(*[np.arange(n) for n in repeat], indexing="ij"), axis=-1)
+    cells = grids.reshape(-1, dim).astype(np.float64)
+    fractional = (cells[:, None, :] + basis[None, :, :]).reshape(-1, dim) / np.asarray(repeat)
+    cell = unit_cell * np.asarray(repeat, dtype=np.float64)[:, None]
+    positions = fractional @ cell
+    if rattle > 0:
+        positions = positions + np.random.default_rng(seed).normal(0.0, rattle, positions.shape)
+    n = positions.shape[0]
+    return Structure(
+        positions=positions,
+        species=np.zeros(n, dtype=np.int64),
+        species_names=(species,),
+        cell=cell,
+        pbc=(True,) * dim,
+        length_units=length_units,
+        source=f"generator:{name}(lattice_constant={lattice_constant}, repeat={list(repeat)}, "
+        f"rattle={rattle}, seed={seed})",
+        frame=0,
+        info={"lattice": name, "lattice_constant": float(lattice_constant)},
+    )
+
+
+def generate(options: Mapping[str, Any]) -> Structure:
+    """Build the structure a config's `structure.generator` section describes."""
+    options = dict(options)
+    name = options.pop("name")
+    if name == "bidisperse_packing":
+        return bidisperse_packing(**options)
+    return lattice(name, **options)
+
+
+# -- frames and checks -------------------------------------------------------------------
+
+
+def select_frames(n_frames: int, spec: Any, where: str = "structure.frames") -> list[int]:
+    """Indices of the frames a `frames` spec selects among `n_frames`.
+
+    **Arguments:**
+
+    - `n_frames`: how many frames the file holds.
+    - `spec`: an int (negative from the end), a list of ints, `"all"`, `"first"`,
+      `"last"` or a slice string `"start:stop:step"`.
+    - `where`: named in errors.
+    """
+    if n_frames == 0:
+        raise InputError(f"{where}: the file holds no frames")
+    if spec in (None, "last"):
+        return [n_frames - 1]
+    if spec == "first":
+        return [0]
+    if spec == "all":
+        return list(range(n_frames))
+    if isinstance(spec, str):
+        match = re.fullmatch(r"(-?\d*):(-?\d*)(?::(-?\d*))?", spec)
+        if match is None:
+            raise InputError(f"{where}: invalid frame selection {spec!r}")
+        parts = [int(p) if p not in (None, "") else None for p in match.groups()]
+        if parts[2] == 0:
+            raise InputError(f"{where}: slice step cannot be zero in {spec!r}")
+        chosen = list(range(n_frames))[slice(*parts)]
+        if not chosen:
+            raise InputError(f"{where}: {spec!r} selects no frame of {n_frames}")
+        return chosen
+    indices = [spec] if isinstance(spec, int) else list(spec)
+    out = []
+    for i in indices:
+        if not -n_frames <= i < n_frames:
+            raise InputError(f"{where}: frame {i} out of range; the file holds {n_frames} frame(s)")
+        out.append(i % n_frames)
+    return out
+
+
+def _pairs_closer_than(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: float):
+    """Pairs `(i, j, distance)` closer than `cutoff` under the minimum-image convention."""
+    from scipy.spatial import cKDTree
+
+    n, dim = positions.shape
+    shifts = [np.zeros(dim)]
+    if cell is not None and any(pbc):
+        ranges = [(-1, 0, 1) if p else (0,) for p in pbc]
+        grid = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, dim)
+        shifts = [g @ cell for g in grid]
+        # Wrap into the cell so that one image shell finds every minimum-image neighbour
+        # (valid while the cutoff is shorter than the cell's smallest height, always
+        # the case for the tiny `min_distance` this check uses).
+        frac = np.linalg.solve(cell.T, positions.T).T
+        frac = np.where(np.asarray(pbc)[None, :], frac - np.floor(frac), frac)
+        positions = frac @ cell
+    tree = cKDTree(positions)
+    found = []
+    for shift in shifts:
+        zero = not np.any(shift)
+        hits = tree.query_ball_point(positions + shift, cutoff)
+        for i, js in enumerate(hits):
+            for j in js:
+                if zero and j <= i:
+                    continue
+                dist = float(np.linalg.norm(positions[i] + shift - positions[j]))
+                found.append((min(i, j), max(i, j), dist))
+                if len(found) >= 3:
+                    return found
+    return found
+
+
+def check_structure(structure: Structure, min_distance: float = 1e-3, where: str = "") -> Structure:
+    """Reject structures no energy model can use; return the structure unchanged.
+
+    **Raises:** `InputError` naming `where` (default: the structure's source) for non-finite
+    coordinates or cell, a singular cell, mismatched shapes, or atoms closer than
+    `min_distance` (overlapping atoms).
+    """
+    where = where or structure.source or "structure"
+    if structure.frame:
+        where = f"{where} (frame {structure.frame})"
+    pos = np.asarray(structure.positions)
+    if pos.ndim != 2 or pos.shape[1] not in (1, 2, 3) or pos.shape[0] == 0:
+        raise InputError(f"{where}: positions must have shape (n_atoms, 2 or 3), got {pos.shape}")
+    bad = ~np.isfinite(pos).all(axis=1)
+    if bad.any():
+        atoms = np.flatnonzero(bad)
+        raise InputError(
+            f"{where}: non-finite (NaN or infinite) coordinates for {atoms.size} atom(s), "
+            f"first atom {int(atoms[0])}: {pos[atoms[0]].tolist()}"
+        )
+    if np.asarray(structure.species).shape != (pos.shape[0],):
+        raise InputError(f"{where}: {np.asarray(structure.species).shape} species for {pos.shape[0]} atoms")
+    cell = None if structure.cell is None else np.asarray(structure.cell, dtype=np.float64)
+    if cell is not None:
+        if cell.shape != (pos.shape[1],) * 2:
+            raise InputError(f"{where}: cell has shape {cell.shape}, expected {(pos.shape[1],) * 2}")
+        if not np.isfinite(cell).all():
+            raise InputError(f"{where}: non-finite cell {cell.tolist()}")
+        periodic = [i for i, p in enumerate(structure.pbc) if p]
+        if periodic and abs(np.linalg.det(cell)) < 1e-12 * max(1.0, np.abs(cell).max()) ** pos.shape[1]:
+            raise InputError(f"{where}: the periodic cell is singular (zero volume): {cell.tolist()}")
+    pairs = _pairs_closer_than(pos, cell, structure.pbc, float(min_distance))
+    if pairs:
+        i, j, dist = pairs[0]
+        raise InputError(
+            f"{where}: overlapping atoms {i} and {j} at distance {dist:.3g} "
+            f"(< structure.min_distance = {min_distance:g} {structure.length_units})"
+        )
+    return structure
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _read_file(path: str, fmt: str, options: Mapping, catalog) -> Sequence[Structure]:
+    reader = catalog.readers[fmt]
+    if not os.path.exists(path):
+        raise InputError(f"{path}: structure file not found")
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: not a file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: cannot read structure file (permission denied)")
+    try:
+        frames = reader.read(path, dict(options))
+    except InputError:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a reader that let a parser error through
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: cannot read as {fmt!r}: {text}") from err
+    frames = list(frames)
+    if not frames:
+        raise InputError(f"{path}: no structure found in the file (read as {fmt!r})")
+    return frames
+
+
+def read_structures(structure_cfg: Mapping[str, Any], catalog=None) -> list[Structure]:
+    """The checked structures a config's (resolved) `structure` section selects.
+
+    **Arguments:**
+
+    - `structure_cfg`: the resolved `structure` section (`file`/`files`/`generator`,
+      `format`, `frames`, `options`, `min_distance`).
+    - `catalog`: installed plugins (default: discovered).
+
+    **Returns:** a list of `Structure`s, one per selected frame of every file.
+    """
+    min_distance = float(structure_cfg.get("min_distance", 1e-3))
+    if "generator" in structure_cfg:
+        generated = generate(structure_cfg["generator"])
+        return [check_structure(generated, min_distance, "structure.generator")]
+    if catalog is None:
+        from ._registry import catalog as installed
+
+        catalog = installed()
+    from .config import detect_format
+
+    files = [structure_cfg["file"]] if "file" in structure_cfg else list(structure_cfg["files"])
+    out = []
+    for path in files:
+        fmt = structure_cfg.get("format") or detect_format(path, catalog)
+        if fmt is None:
+            raise InputError(f"{path}: cannot tell the format from the file name; set structure.format")
+        frames = _read_file(path, fmt, structure_cfg.get("options", {}), catalog)
+        for index in select_frames(len(frames), structure_cfg.get("frames", "last"), f"{path}: structure.frames"):
+            s = frames[index]
+            if s.frame != index or not s.source:
+                import dataclasses
+
+                s = dataclasses.replace(s, frame=index, source=s.source or path)
+            out.append(check_structure(s, min_distance, path))
+    return out
