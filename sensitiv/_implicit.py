@@ -345,7 +345,10 @@ def custom_root(
             @solution.defjvp
             def solution_jvp(primals, tangents):
                 (dyn,), (dyn_dot,) = primals, tangents
-                out = call_solver(dyn)
+                # The primal goes through `solution` itself, not the raw solver, so that a
+                # derivative of this rule (second order) again uses the implicit rule
+                # instead of differentiating the solver's iterations.
+                out = solution(dyn)
                 sol = out[0] if has_aux else out
                 fun = lambda x: call_optimality(x, dyn)
                 _check_structure(fun, sol, (), {})

@@ -40,7 +40,10 @@ class SolveInfo(NamedTuple):
 
     - `relative_residual`: `‖A x − b‖ / ‖b‖`, measured after the solve with one extra
       matrix-vector product (on the system with the known null space projected out);
-      `‖A x‖` itself when `b = 0`.
+      `‖A x‖` itself when `b = 0`. For least-squares solves (`"lstsq"`, `"normal_cg"`,
+      and `"auto"` when it fell back to the pseudo-inverse) it is the normal-equations
+      residual `‖Aᵀ(A x − b)‖ / ‖Aᵀ b‖`, which vanishes at the minimum-norm least-squares
+      answer even when `b` is not in the range of a singular `A`.
     - `iterations`: Krylov iterations taken; `0` for dense methods; `-1` where the
       underlying `jax.scipy` routine (GMRES, BiCGSTAB) does not report it.
     - `converged`: `relative_residual <= tol` (or the absolute residual `<= atol`).
@@ -172,35 +175,44 @@ class LinearSolver:
         rhs = project(b_flat)
         tol = self.tol if self.tol is not None else _default_tol(dtype)
         method = self.method
+        least_squares = method in ("lstsq", "normal_cg")
+        iterations = jnp.array(0, jnp.int32)
         if method == "auto":
             if d <= self.dense_threshold:
-                x = self._dense_auto(op, rhs, d, dtype, tol)
+                x, least_squares = self._dense_auto(op, rhs, d, dtype, tol)
             else:
                 method = "cg" if self.symmetric else "gmres"
         if method in _DENSE_METHODS:
             x = _dense_solve(method, _materialize(op, d, dtype), rhs, self.null_space, dtype)
-        if method not in _DENSE_METHODS and method != "auto":
+        elif method != "auto":
             x, iterations = self._krylov(method, op, rhs, d, dtype, tol)
-        else:
-            iterations = jnp.array(0, jnp.int32)
         x = project(x)
-        info = _info(op, x, rhs, tol, self.atol, iterations)
+        info = _info(op, x, rhs, tol, self.atol, iterations, least_squares)
         return unravel(x), info
 
     # -- pieces -----------------------------------------------------------------------
 
     def _dense_auto(self, op, rhs, d, dtype, tol):
         matrix = _materialize(op, d, dtype)
-        x_lu = _dense_solve("lu", matrix, rhs, self.null_space, dtype)
+        lu, pivots = jsl.lu_factor(_deflate(matrix, self.null_space, dtype))
+        x_lu = jsl.lu_solve((lu, pivots), rhs)
         residual = jnp.linalg.norm(matrix @ x_lu - rhs)
-        good = jnp.isfinite(residual) & (residual <= tol * jnp.maximum(jnp.linalg.norm(rhs), 1e-300))
-        # Singular systems (unexpected zero modes) make LU fail; the pseudo-inverse then
-        # gives the minimum-norm answer instead of inf/NaN.
-        return jax.lax.cond(
+        pivot_sizes = jnp.abs(jnp.diag(lu))
+        well_posed = jnp.min(pivot_sizes) > jnp.sqrt(jnp.finfo(dtype).eps) * jnp.max(pivot_sizes)
+        good = (
+            well_posed
+            & jnp.isfinite(residual)
+            & (residual <= tol * jnp.maximum(jnp.linalg.norm(rhs), jnp.finfo(dtype).tiny))
+        )
+        # A singular system (a zero mode nobody declared) can leave LU with a small residual
+        # but an arbitrary null-space component, or with inf/NaN; the pseudo-inverse then
+        # gives the one defined answer, the minimum-norm (least-squares) solution.
+        x = jax.lax.cond(
             good,
             lambda: x_lu,
             lambda: _dense_solve("lstsq", matrix, rhs, None, dtype),
         )
+        return x, ~good
 
     def _krylov(self, method, op, rhs, d, dtype, tol):
         x0 = jnp.zeros(d, dtype)
@@ -261,15 +273,20 @@ def _materialize(op, d, dtype):
     return jax.vmap(op, out_axes=1)(eye)
 
 
+def _deflate(matrix, null_space, dtype):
+    if null_space is None:
+        return matrix
+    # On the projected system P A P the known zero modes are exactly zero; adding NᵀN
+    # makes the matrix invertible without changing the answer on range(P).
+    basis = jnp.asarray(null_space, dtype).reshape(-1, matrix.shape[0])
+    return matrix + basis.T @ basis
+
+
 def _dense_solve(method, matrix, rhs, null_space, dtype):
     if method == "lstsq":
         x, *_ = jnp.linalg.lstsq(matrix, rhs)
         return x
-    if null_space is not None:
-        # Deflation: on the projected system P A P the known zero modes are exactly zero;
-        # adding NᵀN makes the matrix invertible without changing the answer on range(P).
-        basis = jnp.asarray(null_space, dtype).reshape(-1, matrix.shape[0])
-        matrix = matrix + basis.T @ basis
+    matrix = _deflate(matrix, null_space, dtype)
     if method == "cholesky":
         factor = jsl.cho_factor(matrix)
         return jsl.cho_solve(factor, rhs)
@@ -305,10 +322,20 @@ def _cg(op, b, x0, precond, tol, atol, maxiter):
     return x, k
 
 
-def _info(op, x, rhs, tol, atol, iterations):
-    residual = jnp.linalg.norm(op(x) - rhs)
+def _info(op, x, rhs, tol, atol, iterations, least_squares=False):
+    residual_vector = op(x) - rhs
+    residual = jnp.linalg.norm(residual_vector)
     bnorm = jnp.linalg.norm(rhs)
     relative = jnp.where(bnorm > 0, residual / jnp.where(bnorm > 0, bnorm, 1.0), residual)
+    if least_squares is not False:
+        # A least-squares answer need not make A x - b vanish (b may leave the range of a
+        # singular A, as reverse-mode cotangents do); what must vanish is Aᵀ(A x - b).
+        transpose = jax.linear_transpose(op, rhs)
+        normal = jnp.linalg.norm(transpose(residual_vector)[0])
+        scale = jnp.linalg.norm(transpose(rhs)[0])
+        normal_relative = jnp.where(scale > 0, normal / jnp.where(scale > 0, scale, 1.0), normal)
+        relative = jnp.where(least_squares, normal_relative, relative)
+        residual = jnp.where(least_squares, normal, residual)
     converged = jnp.isfinite(relative) & ((relative <= tol) | (residual <= atol))
     return SolveInfo(relative, jnp.asarray(iterations, jnp.int32), converged)
 
