@@ -195,24 +195,21 @@ class LinearSolver:
     def _dense_auto(self, op, rhs, d, dtype, tol):
         matrix = _materialize(op, d, dtype)
         lu, pivots = jsl.lu_factor(_deflate(matrix, self.null_space, dtype))
-        x_lu = jsl.lu_solve((lu, pivots), rhs)
-        residual = jnp.linalg.norm(matrix @ x_lu - rhs)
         pivot_sizes = jnp.abs(jnp.diag(lu))
-        well_posed = jnp.min(pivot_sizes) > jnp.sqrt(jnp.finfo(dtype).eps) * jnp.max(pivot_sizes)
-        good = (
-            well_posed
-            & jnp.isfinite(residual)
-            & (residual <= tol * jnp.maximum(jnp.linalg.norm(rhs), jnp.finfo(dtype).tiny))
+        # Decided from the matrix alone, never from the right-hand side: under vmap over
+        # columns the predicate then stays unbatched and `cond` runs one branch only.
+        well_posed = jnp.all(jnp.isfinite(pivot_sizes)) & (
+            jnp.min(pivot_sizes) > jnp.sqrt(jnp.finfo(dtype).eps) * jnp.max(pivot_sizes)
         )
-        # A singular system (a zero mode nobody declared) can leave LU with a small residual
-        # but an arbitrary null-space component, or with inf/NaN; the pseudo-inverse then
-        # gives the one defined answer, the minimum-norm (least-squares) solution.
+        # A singular system (a zero mode nobody declared) leaves LU with an arbitrary
+        # null-space component or with inf/NaN; the pseudo-inverse then gives the one
+        # defined answer, the minimum-norm (least-squares) solution.
         x = jax.lax.cond(
-            good,
-            lambda: x_lu,
+            well_posed,
+            lambda: jsl.lu_solve((lu, pivots), rhs),
             lambda: _dense_solve("lstsq", matrix, rhs, None, dtype),
         )
-        return x, ~good
+        return x, ~well_posed
 
     def _krylov(self, method, op, rhs, d, dtype, tol):
         x0 = jnp.zeros(d, dtype)
