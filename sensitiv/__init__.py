@@ -13,6 +13,7 @@ from ._implicit import (
     root_vjp_with_info,
 )
 from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
+from . import optimality, projections, prox, solvers  # noqa: E402  (need the core above)
 
 __version__ = "0.1.0"
 
@@ -27,6 +28,10 @@ __all__ = [
     "SolveInfo",
     "linear_solve",
     "jacobi_preconditioner",
+    "optimality",
+    "projections",
+    "prox",
+    "solvers",
     "errors",
     "records",
     "__version__",
