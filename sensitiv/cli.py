@@ -1,0 +1,283 @@
+"""The `sensitiv` command line: a thin shell over the plugin host and the pipeline.
+
+```
+sensitiv [--traceback] [-v | -q] COMMAND [OPTIONS]
+sensitiv plugins [--json]        every plugin, its version, what it contributes per hook
+```
+
+**Exit codes** (`ExitCode`, like pytest's enumeration):
+
+| code | name             | meaning                                                        |
+|------|------------------|----------------------------------------------------------------|
+| 0    | `OK`             | done, and every check passed                                   |
+| 1    | `UNTRUSTWORTHY`  | the analysis ran, but a diagnostic says its result cannot be trusted (no convergence, a saddle point, a large residual) |
+| 2    | `USAGE_ERROR`    | bad command line, config, input file or plugin (the message names it) |
+| 3    | `INTERNAL_ERROR` | a bug in sensitiv or a plugin (`--traceback` shows where)      |
+| 130  | `INTERRUPTED`    | interrupted (Ctrl-C)                                           |
+
+**Adding a command** takes one function: decorate it with `@command`, declare its
+arguments with `argument(...)` (the arguments of `ArgumentParser.add_argument`), and
+return an `ExitCode`. Errors are raised, not printed: `main` turns a `SensitivError`
+into a one-line message and its exit code.
+
+```python
+@command("validate", help="check a config without computing",
+         arguments=[argument("config", help="the YAML config")])
+def validate_command(args: argparse.Namespace) -> ExitCode:
+    ...
+    return ExitCode.OK
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["ExitCode", "main", "command", "argument", "COMMANDS", "build_parser"]
+
+
+class ExitCode(enum.IntEnum):
+    """Exit status of `sensitiv` (see the module docstring)."""
+
+    OK = 0
+    UNTRUSTWORTHY = 1
+    USAGE_ERROR = 2
+    INTERNAL_ERROR = 3
+    INTERRUPTED = 130
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, arguments and the function running it."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int]
+    help: str
+    description: str
+    arguments: tuple[tuple[tuple, dict], ...]
+
+
+#: Subcommands by name, in the order they were declared.
+COMMANDS: dict[str, Command] = {}
+
+
+def argument(*flags: str, **options: Any) -> tuple[tuple, dict]:
+    """One `ArgumentParser.add_argument(*flags, **options)` call, for `command(arguments=...)`."""
+    return flags, options
+
+
+def command(
+    name: str, *, help: str, description: str | None = None, arguments: Sequence = ()
+) -> Callable:
+    """Declare a subcommand; the decorated function takes the parsed arguments.
+
+    **Arguments:**
+
+    - `name`: the subcommand (`sensitiv NAME`).
+    - `help`: one line for `sensitiv --help`.
+    - `description`: the longer text of `sensitiv NAME --help` (default: `help`).
+    - `arguments`: `argument(...)` entries.
+
+    **Returns:** the decorator; the function is returned unchanged.
+    """
+
+    def register(function: Callable[[argparse.Namespace], int]) -> Callable:
+        COMMANDS[name] = Command(name, function, help, description or help, tuple(arguments))
+        return function
+
+    return register
+
+
+def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # On subcommands the defaults are suppressed so that an option given before the
+    # subcommand is not reset by the subparser's default.
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
+    parser.add_argument(
+        "--traceback", action="store_true", default=default(False),
+        help="show the full traceback of an error instead of one line",
+    )
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="count", default=default(0), help="more log output (repeatable)"
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", default=default(False), help="errors only"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every declared subcommand."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sensitiv",
+        description="Exact sensitivities of equilibria by implicit differentiation.",
+        epilog="Exit codes: 0 OK, 1 untrustworthy analysis, 2 usage/config error, "
+        "3 internal error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"sensitiv {__version__}")
+    _add_common_options(parser, suppress=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        sub = subparsers.add_parser(cmd.name, help=cmd.help, description=cmd.description)
+        _add_common_options(sub, suppress=True)
+        for flags, options in cmd.arguments:
+            sub.add_argument(*flags, **options)
+        sub.set_defaults(_run=cmd.run)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.ERROR if args.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
+        args.verbose, logging.DEBUG
+    )
+    logging.basicConfig(level=level, format="sensitiv: %(levelname)s: %(message)s")
+    logging.getLogger("sensitiv").setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (an `ExitCode`).
+
+    **Arguments:**
+
+    - `argv`: the arguments after the program name (default: `sys.argv[1:]`).
+
+    **Example:**
+
+    ```python
+    from sensitiv.cli import main
+    main(["plugins", "--json"])
+    ```
+    """
+    from .errors import ConvergenceError, SensitivError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
+        return int(exit_.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return ExitCode.USAGE_ERROR
+    _configure_logging(args)
+    try:
+        return ExitCode(int(args._run(args)))
+    except KeyboardInterrupt:
+        print("sensitiv: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`sensitiv plugins | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return ExitCode.OK
+    except SensitivError as err:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"sensitiv: error: {err}", file=sys.stderr)
+        if isinstance(err, ConvergenceError):
+            return ExitCode.UNTRUSTWORTHY
+        return ExitCode.USAGE_ERROR
+    except Exception as err:
+        if args.traceback:
+            traceback.print_exc()
+            return ExitCode.INTERNAL_ERROR
+        print(
+            f"sensitiv: internal error: {type(err).__name__}: {err} "
+            f"(run again with --traceback for details, and please report it)",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL_ERROR
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@command(
+    "plugins",
+    help="list the installed plugins and what each contributes",
+    description="List every plugin found in the entry-point group `sensitiv` (or selected "
+    "with SENSITIV_PLUGINS), its version and distribution, and the energy models, "
+    "equilibrium solvers, optimality conditions and structure readers it contributes. "
+    "Exits with 2 when a plugin is broken (it is listed with its error).",
+    arguments=[argument("--json", action="store_true", help="print JSON instead of text")],
+)
+def plugins_command(args: argparse.Namespace) -> ExitCode:
+    from .plugins import Registry
+
+    registry = Registry(strict=False)
+    description = registry.to_dict()
+    description["errors"] = [{"plugin": name, "error": message} for name, message in registry.errors]
+    if args.json:
+        json.dump(description, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(_plugins_text(description))
+    if registry.errors:
+        if args.json:
+            for _, message in registry.errors:
+                print(f"sensitiv: error: {message}", file=sys.stderr)
+        else:
+            broken = ", ".join(name for name, _ in registry.errors)
+            print(f"sensitiv: error: broken plugins (listed above): {broken}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    return ExitCode.OK
+
+
+def _plugins_text(description: dict) -> str:
+    from .plugins import KINDS
+
+    lines = []
+    plugins = description["plugins"]
+    if description["selection"] is not None:
+        how = f"selected by SENSITIV_PLUGINS: {', '.join(description['selection'])}"
+    elif not description["autoload"]:
+        how = "autoload disabled by SENSITIV_DISABLE_PLUGIN_AUTOLOAD"
+    else:
+        how = "entry-point group 'sensitiv'"
+    lines.append(f"sensitiv {description['sensitiv_version']}: {len(plugins)} plugin(s) ({how})")
+    for plugin in plugins:
+        origin = plugin["entry_point"] or f"{plugin['module']}, registered from code"
+        dist = (
+            f"{plugin['distribution']} {plugin['version'] or ''}".strip()
+            if plugin["distribution"]
+            else (plugin["version"] or "no distribution")
+        )
+        lines += ["", f"{plugin['name']}  {dist}  ({origin})"]
+        if not plugin["hooks"]:
+            lines.append("  (contributes nothing)")
+        for kind in KINDS:
+            records = plugin["contributions"].get(kind.hook)
+            if records is None:
+                continue
+            lines.append(f"  {kind.plural} ({kind.hook}):")
+            if not records:
+                lines.append("    (none)")
+            width = max((len(r["name"]) for r in records), default=0)
+            for record in records:
+                text = f"    {record['name']:<{width}}  {record['description']}".rstrip()
+                if record.get("extensions"):
+                    text += f"  [{' '.join(record['extensions'])}]"
+                lines.append(text)
+                for param in record.get("parameters", []):
+                    shape = "(" + ", ".join(map(str, param["shape"])) + ")" if param["shape"] else "scalar"
+                    flag = "" if param["differentiable"] else ", not differentiable"
+                    lines.append(
+                        f"    {'':<{width}}    - {param['name']} {shape} [{param['units']}]"
+                        f" default {param['default']}{flag}"
+                    )
+    for error in description.get("errors", []):
+        lines += ["", f"{error['plugin']}  BROKEN: {error['error']}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
