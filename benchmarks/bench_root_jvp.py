@@ -52,21 +52,25 @@ def make_problem(n_samples: int, n_features: int):
     return optimality, w_star, theta, reference
 
 
-def timed(fn, repeats):
-    jax.block_until_ready(fn())  # compile
-    times = []
+def timed_interleaved(functions: dict, repeats: int) -> dict:
+    """Median wall time of each function, timing them in turn on every repeat so that
+    the load of a shared machine drifts over all methods alike."""
+    for fn in functions.values():
+        jax.block_until_ready(fn())  # compile
+    times = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=int, default=200)
     parser.add_argument("--samples", type=int, default=400)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "root_jvp.json"))
     args = parser.parse_args()
 
@@ -104,8 +108,9 @@ def main():
         print("jaxopt is not installed (pip install jaxopt==0.8.5): peers skipped")
 
     rows = []
+    medians = timed_interleaved(methods, args.repeats)
     for name, fn in methods.items():
-        seconds = timed(fn, args.repeats)
+        seconds = medians[name]
         error = float(jnp.linalg.norm(fn() - reference) / jnp.linalg.norm(reference))
         rows.append({"method": name, "seconds": seconds, "relative_error": error})
     base = next((r["seconds"] for r in rows if r["method"] == "jaxopt cg"), rows[0]["seconds"])

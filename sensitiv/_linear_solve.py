@@ -177,23 +177,29 @@ class LinearSolver:
         method = self.method
         least_squares = method in ("lstsq", "normal_cg")
         iterations = jnp.array(0, jnp.int32)
+        residual_op = op
         if method == "auto":
             if d <= self.dense_threshold:
-                x, least_squares = self._dense_auto(op, rhs, d, dtype, tol)
+                matrix = _materialize(op, d, dtype)
+                x, least_squares = self._dense_auto(matrix, rhs, dtype)
+                # The residual check reuses the matrix: a product with it is far cheaper
+                # than another pass through F.
+                residual_op = lambda v: matrix @ v
             else:
                 method = "cg" if self.symmetric else "gmres"
         if method in _DENSE_METHODS:
-            x = _dense_solve(method, _materialize(op, d, dtype), rhs, self.null_space, dtype)
+            matrix = _materialize(op, d, dtype)
+            x = _dense_solve(method, matrix, rhs, self.null_space, dtype)
+            residual_op = lambda v: matrix @ v
         elif method != "auto":
             x, iterations = self._krylov(method, op, rhs, d, dtype, tol)
         x = project(x)
-        info = _info(op, x, rhs, tol, self.atol, iterations, least_squares)
+        info = _info(residual_op, x, rhs, tol, self.atol, iterations, least_squares)
         return unravel(x), info
 
     # -- pieces -----------------------------------------------------------------------
 
-    def _dense_auto(self, op, rhs, d, dtype, tol):
-        matrix = _materialize(op, d, dtype)
+    def _dense_auto(self, matrix, rhs, dtype):
         lu, pivots = jsl.lu_factor(_deflate(matrix, self.null_space, dtype))
         pivot_sizes = jnp.abs(jnp.diag(lu))
         # Decided from the matrix alone, never from the right-hand side: under vmap over
