@@ -22,7 +22,7 @@ class Catalog:
 
     - `energy_models`, `solvers`, `conditions`, `readers`: name → record.
     - `owners`: `(kind, name)` → the plugin contributing it.
-    - `versions`: plugin name → version string of the distribution providing it.
+    - `versions`: plugin name → `"name (distribution version)"`.
     """
 
     energy_models: Mapping[str, Any]
@@ -37,7 +37,7 @@ class Catalog:
         from .. import __version__
 
         names = sorted(self.versions if used is None else used)
-        parts = [f"{name} {self.versions.get(name, 'unknown')}" for name in names]
+        parts = [self.versions.get(name, f"{name} (unknown version)") for name in names]
         return f"sensitiv {__version__}" + (f"; plugins: {', '.join(parts)}" if parts else "")
 
 
@@ -59,7 +59,7 @@ def _from_host() -> Catalog:
         tables[field] = dict(reg.records(kind))
         for name in tables[field]:
             owners[(field, name)] = reg.owner(kind, name)
-    versions = dict(reg.versions())
+    versions = {info.name: info.describe() for info in reg.plugins}
     return Catalog(owners=owners, versions=versions, **tables)
 
 

@@ -1,0 +1,260 @@
+"""NetCDF output of `sensitiv analyze`: one self-describing file, written atomically.
+
+The contract (documented in `docs/output.md`):
+
+- dimensions `atom`, `spatial` (labels `"x"`, `"y"`[, `"z"`]), `parameter` (one readable
+  label per scalar parameter component, e.g. `sigma[0,1]`), and `frame` when several
+  structures of equal size are analyzed (several structures of different sizes go to one
+  NetCDF-4 group per structure instead);
+- compression on (zlib, shuffle); booleans stored as `int8`; attributes never `None`,
+  dicts or booleans;
+- written to a temporary file in the target's folder and `os.replace`d into place only
+  when complete; an existing file is replaced only with `overwrite=True` (`--force`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = [
+    "STATIC_VARIABLES",
+    "sanitize_attrs",
+    "combine",
+    "check_output_path",
+    "write_netcdf",
+    "open_result",
+    "history_line",
+]
+
+#: Variables that describe the structure or parameters, not one analysis: they stay
+#: without a `frame` dimension when frames are combined.
+STATIC_VARIABLES = ("species", "pbc", "parameter_units", "parameter_name", "parameter_symmetric")
+
+
+def history_line(argv: Sequence[str] | None = None) -> str:
+    """`2026-01-01T12:00:00Z sensitiv analyze config.yaml` for the `history` attribute."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    argv = list(sys.argv if argv is None else argv)
+    if argv:
+        argv[0] = os.path.basename(argv[0])
+    return f"{now} {' '.join(argv)}".strip()
+
+
+def _plain_attr(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return np.int8(value)
+    if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, Mapping):
+        import yaml
+
+        return yaml.safe_dump(_to_plain(value), sort_keys=False).strip()
+    if isinstance(value, np.ndarray):
+        return value.astype(np.int8) if value.dtype == bool else value
+    if isinstance(value, (list, tuple)):
+        items = [_plain_attr(v) for v in value]
+        if all(isinstance(v, str) for v in items):
+            return ", ".join(items)
+        if all(isinstance(v, (int, float, np.integer, np.floating)) for v in items):
+            return np.asarray(items)
+        return str(list(value))
+    return str(value)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def sanitize_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes NetCDF accepts: drop `None`, booleans → int8, dicts → YAML text."""
+    return {str(k): _plain_attr(v) for k, v in attrs.items() if v is not None}
+
+
+def _sanitize_dataset(ds):
+    ds = ds.copy()
+    ds.attrs = sanitize_attrs(ds.attrs)
+    for name in list(ds.variables):
+        var = ds[name]
+        if var.dtype == bool:
+            attrs = dict(var.attrs)
+            attrs.setdefault("flag_values", np.array([0, 1], dtype=np.int8))
+            attrs.setdefault("flag_meanings", "false true")
+            ds[name] = var.astype(np.int8).assign_attrs(attrs)
+        ds[name].attrs = sanitize_attrs(ds[name].attrs)
+    return ds
+
+
+def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
+    """Combine per-structure datasets into one result.
+
+    **Arguments:**
+
+    - `datasets`: one `xarray.Dataset` per analyzed structure, each without `frame`.
+    - `attrs`: global attributes of the result.
+
+    **Returns:** the single dataset when there is one; a dataset with a `frame`
+    dimension when all have the same atoms, spatial dimensions and parameters; otherwise
+    an `xarray.DataTree` with one group `structure_NNN` per structure.
+    """
+    import xarray as xr
+
+    attrs = dict(attrs or {})
+    if len(datasets) == 1:
+        ds = datasets[0].copy()
+        ds.attrs = {**ds.attrs, **attrs}
+        return ds
+    first = datasets[0]
+    same_shape = all(
+        d.sizes.get("atom") == first.sizes.get("atom")
+        and d.sizes.get("spatial") == first.sizes.get("spatial")
+        and list(d["parameter"].values) == list(first["parameter"].values)
+        and set(d.data_vars) == set(first.data_vars)
+        and (d["species"].values == first["species"].values).all()
+        for d in datasets
+    )
+    if same_shape:
+        static = [v for v in STATIC_VARIABLES if v in first.variables]
+        varying = [v for v in first.data_vars if v not in static]
+        parts = [d.drop_vars(static) for d in datasets]
+        combined = xr.concat(parts, dim="frame", data_vars=varying, coords="minimal", join="exact",
+                             combine_attrs="drop_conflicts")
+        for v in static:
+            combined[v] = first[v]
+        combined = combined.assign_coords(frame=np.arange(len(datasets)))
+        combined["frame"].attrs = {"long_name": "analyzed structure (frame) index"}
+        combined.attrs = {**_common_attrs(datasets), **attrs}
+        return combined
+    children = {}
+    for i, d in enumerate(datasets):
+        children[f"structure_{i:03d}"] = d
+    tree = xr.DataTree.from_dict(children)
+    tree.attrs = {**_common_attrs(datasets), **attrs}
+    return tree
+
+
+def _common_attrs(datasets) -> dict:
+    first = datasets[0].attrs
+    return {k: v for k, v in first.items() if all(k in d.attrs and d.attrs[k] == v for d in datasets)}
+
+
+def check_output_path(path: str, overwrite: bool) -> str:
+    """Fail early when the output cannot be written; return the absolute path.
+
+    **Raises:** `InputError` naming the path when it exists (and `overwrite` is false),
+    is a directory, or its folder is missing or not writable.
+    """
+    path = os.path.abspath(os.fspath(path))
+    folder = os.path.dirname(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: output path is a directory")
+    if os.path.lexists(path) and not overwrite:
+        raise InputError(f"{path}: output exists; pass --force (or output.overwrite: true) to replace it")
+    if not os.path.isdir(folder):
+        raise InputError(f"{path}: output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write to the output folder {folder} (permission denied)")
+    return path
+
+
+def _encoding(ds, compression: int) -> dict:
+    encoding = {}
+    for name, var in ds.variables.items():
+        if var.dtype.kind in "fiu" and compression > 0 and var.ndim > 0:
+            encoding[name] = {"zlib": True, "complevel": int(compression), "shuffle": True}
+    return encoding
+
+
+def write_netcdf(result, path: str, *, compression: int = 4, overwrite: bool = False) -> str:
+    """Write a result (`Dataset` or `DataTree`) to NetCDF-4, atomically.
+
+    **Arguments:**
+
+    - `result`: from `combine` (or one per-structure dataset).
+    - `path`: the target path.
+    - `compression`: zlib level 0–9 (0: uncompressed).
+    - `overwrite`: replace an existing file.
+
+    **Returns:** the absolute path written.
+
+    **Raises:** `InputError` naming the path when it cannot be written. On any failure
+    (including `KeyboardInterrupt`) the temporary file is removed and an existing output
+    is left untouched.
+    """
+    import xarray as xr
+
+    path = check_output_path(path, overwrite)
+    folder, base = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
+    os.close(fd)
+    try:
+        if isinstance(result, xr.DataTree):
+            tree = result.copy()
+            tree.attrs = sanitize_attrs(tree.attrs)
+            encoding = {}
+            for node in tree.subtree:
+                if node.has_data:
+                    clean = _sanitize_dataset(node.to_dataset())
+                    node.dataset = clean
+                    encoding[node.path if node.path != "/" else "/"] = _encoding(clean, compression)
+            tree.to_netcdf(tmp, mode="w", engine="netcdf4", encoding=encoding)
+        else:
+            clean = _sanitize_dataset(result)
+            clean.to_netcdf(tmp, mode="w", engine="netcdf4", format="NETCDF4",
+                            encoding=_encoding(clean, compression))
+        # mkstemp creates 0600 files; give the result the permissions a new file gets.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        if os.path.lexists(path) and not overwrite:
+            raise InputError(f"{path}: output appeared while writing; not replaced (use --force)")
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(err, OSError):
+            raise InputError(f"{path}: cannot write output: {err.strerror or err}") from err
+        raise
+    return path
+
+
+def open_result(path: str):
+    """Open a sensitiv result: a `Dataset`, or a `DataTree` when it holds groups.
+
+    **Raises:** `InputError` naming the path when it is missing or not a sensitiv result.
+    """
+    import xarray as xr
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file")
+    try:
+        tree = xr.open_datatree(path)
+    except Exception as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: not a readable NetCDF file ({first})") from None
+    if tree.has_data and "dx_dtheta" in tree.dataset.variables:
+        ds = tree.to_dataset()
+        ds.attrs = dict(tree.attrs)
+        tree.close()
+        return xr.open_dataset(path)
+    if any("dx_dtheta" in node.dataset.variables for node in tree.subtree if node.has_data):
+        return tree
+    tree.close()
+    raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")
