@@ -169,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE_ERROR
     _configure_logging(args)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # for `history` attributes
     try:
         return ExitCode(int(args._run(args)))
     except KeyboardInterrupt:
@@ -277,6 +278,147 @@ def _plugins_text(description: dict) -> str:
     for error in description.get("errors", []):
         lines += ["", f"{error['plugin']}  BROKEN: {error['error']}"]
     return "\n".join(lines) + "\n"
+
+
+# -- analysis commands (pipeline) ----------------------------------------------------------
+
+_SET = argument(
+    "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+    help="override a config value (YAML), e.g. --set structure.generator.n_atoms=32 (repeatable)",
+)
+
+
+def _verbosity(args: argparse.Namespace) -> int:
+    return 0 if getattr(args, "quiet", False) else 1 + int(getattr(args, "verbose", 0) or 0)
+
+
+@command(
+    "analyze",
+    help="relax a structure and write its sensitivities dx*/dθ to NetCDF",
+    description="Run the analysis a YAML config describes (structure → model → equilibrium → "
+    "Jacobian → observables) and write one NetCDF-4 file. Exit codes: 0 trustworthy result, "
+    "1 result written but flagged (saddle, singular, unconverged solve) or equilibrium not "
+    "converged (nothing written), 2 config/input error, 3 internal error, 130 interrupted.",
+    arguments=[
+        argument("config", help="the YAML config"),
+        argument("-o", "--output", help="output path (overrides output.path)"),
+        argument("--force", action="store_true", help="replace an existing output"),
+        argument("--dry-run", action="store_true",
+                 help="validate, read the structure and print the resolved config; compute nothing"),
+        argument("--scheduler", help="Dask scheduler address, or 'local' for a local cluster "
+                 "of spawned workers (ensembles; needs sensitiv[dask])"),
+        _SET,
+    ],
+)
+def analyze_command(args: argparse.Namespace) -> ExitCode:
+    from .pipeline import analyze, config, output, report
+    from .pipeline._progress import Progress
+
+    cfg = config.load(args.config, overrides=args.overrides)
+    verbosity = _verbosity(args)
+    if args.dry_run:
+        from .pipeline.structure import read_structures
+
+        path = output.check_output_path(
+            args.output or cfg.data["output"]["path"],
+            args.force or cfg.data["output"].get("overwrite", False),
+        )
+        structures = read_structures(cfg.data["structure"])
+        sys.stdout.write(cfg.to_yaml())
+        if verbosity:
+            atoms = ", ".join(str(s.n_atoms) for s in structures[:10])
+            print(f"# dry run: {len(structures)} structure(s) ({atoms} atoms); would write {path}",
+                  file=sys.stderr)
+        return ExitCode.OK
+    progress = Progress(verbosity=verbosity)
+    path, analyses, timings = analyze.run(
+        cfg, output_path=args.output, force=args.force, progress=progress,
+        argv=["sensitiv"] + args._argv,
+        scheduler=args.scheduler,
+    )
+    if verbosity:
+        print(report.analysis_summary(path, analyses, timings), file=sys.stderr)
+    return ExitCode.OK if all(a.trustworthy for a in analyses) else ExitCode.UNTRUSTWORTHY
+
+
+@command(
+    "validate",
+    help="check a config and report every error with file:line:column",
+    arguments=[argument("config", help="the YAML config"), _SET],
+)
+def validate_command(args: argparse.Namespace) -> ExitCode:
+    from .errors import ConfigError
+    from .pipeline import config
+
+    try:
+        config.load(args.config, overrides=args.overrides)
+    except ConfigError as err:
+        issues = getattr(err, "issues", None)
+        lines = [str(i) for i in issues] if issues else [str(err)]
+        for line in lines:
+            print(line, file=sys.stderr)
+        if len(lines) > 1:
+            print(f"sensitiv: {len(lines)} errors in {args.config}", file=sys.stderr)
+        return ExitCode.USAGE_ERROR
+    if _verbosity(args):
+        print(f"{args.config}: valid")
+    return ExitCode.OK
+
+
+@command(
+    "schema",
+    help="print the config's JSON Schema, with the installed plugins' parts",
+    arguments=[argument("--base", action="store_true",
+                        help="print only the packaged base schema (no plugin parts)")],
+)
+def schema_command(args: argparse.Namespace) -> ExitCode:
+    from .pipeline import config
+
+    schema = config.base_schema() if args.base else config.full_schema()
+    json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return ExitCode.OK
+
+
+@command(
+    "inspect",
+    help="print a summary of a result file",
+    arguments=[argument("result", help="a NetCDF file written by sensitiv analyze")],
+)
+def inspect_command(args: argparse.Namespace) -> ExitCode:
+    from .pipeline import output, report
+
+    result = output.open_result(args.result)
+    try:
+        print(report.inspect_text(result, args.result))
+    finally:
+        result.close()
+    return ExitCode.OK
+
+
+@command(
+    "plot",
+    help="draw dx*/dθ as arrows on the structure and per-parameter magnitudes as bars",
+    arguments=[
+        argument("result", help="a NetCDF file written by sensitiv analyze"),
+        argument("-o", "--output", required=True, help="the figure (.png, .pdf, .svg)"),
+        argument("--parameter", help="θ label whose field is drawn (default: the largest)"),
+        argument("--frame", type=int, default=0, help="frame to draw (ensembles)"),
+        argument("--structure", type=int, default=0, help="group to draw (results with groups)"),
+        argument("--scale", type=float, help="arrow length per unit sensitivity"),
+    ],
+)
+def plot_command(args: argparse.Namespace) -> ExitCode:
+    from .pipeline import output, report
+
+    result = output.open_result(args.result)
+    try:
+        path = report.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale)
+    finally:
+        result.close()
+    if _verbosity(args):
+        print(f"wrote {path}", file=sys.stderr)
+    return ExitCode.OK
 
 
 if __name__ == "__main__":
