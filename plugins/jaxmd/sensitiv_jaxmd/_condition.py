@@ -1,0 +1,56 @@
+"""The stationary-gradient optimality condition `F(x, θ) = ∇ₓE(x, θ)`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+
+from sensitiv.records import OptimalityCondition, System
+
+from ._options import validate_options
+
+__all__ = ["STATIONARY", "stationary"]
+
+STATIONARY_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+def stationary(system: System, options: Mapping[str, Any] | None = None):
+    """`F(x, θ) = ∇ₓE(x, θ)`: zero at every equilibrium (minimum, or saddle) of the energy.
+
+    Its Jacobian in `x` is the Hessian, singular along `system.null_space(x)` (rigid
+    translations, and rotations in free space); `∂F/∂θ` is orthogonal to those modes, so
+    the linear system of implicit differentiation is consistent: solve it with the null
+    space projected out, e.g. `sensitiv.LinearSolver("cg", null_space=system.null_space(x))`.
+
+    **Arguments:**
+
+    - `system`: a `System` (any plugin's).
+    - `options`: none are defined (`{}`).
+
+    **Returns:** `F(positions, params)`, shaped like `positions`.
+
+    **Example:**
+
+    ```python
+    F = sensitiv_jaxmd.stationary(system)
+    dx = sensitiv.root_jvp(F, x_star, (params,), (tangent,),
+                           solve=sensitiv.LinearSolver("lstsq", null_space=system.null_space(x_star)))
+    ```
+    """
+    validate_options("condition", "stationary", STATIONARY_SCHEMA, options)
+    energy = system.energy
+
+    def gradient(positions, params):
+        return jax.grad(energy)(positions, params)
+
+    return gradient
+
+
+STATIONARY = OptimalityCondition(
+    name="stationary",
+    factory=stationary,
+    description="Stationary gradient F(x, theta) = grad_x E(x, theta) (zero at equilibrium).",
+    options_schema=STATIONARY_SCHEMA,
+)

@@ -1,0 +1,244 @@
+"""Equilibrium solvers: FIRE (jax-md `minimize.fire_descent`) and gradient descent.
+
+jax-md's minimizers only step; the stopping rule is here: a `lax.while_loop` runs until
+the largest per-atom force norm `max_i ‖f_i‖` drops to `ftol` or `max_steps` is reached.
+A NaN force (an energy flagged invalid, see `_neighbors`) stops the loop; the host side
+then asks the system why, reallocates the neighbor list when that is the cause, and
+resumes from where it stopped. Positions are never wrapped into the cell.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax_md import minimize
+
+from sensitiv.errors import InputError
+from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
+
+from ._neighbors import MINIMUM_IMAGE, REALLOCATABLE
+from ._options import validate_options
+
+__all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent"]
+
+_STOPPING = {
+    "ftol": {"type": "number", "exclusiveMinimum": 0, "default": 1e-10,
+             "description": "Stop when the largest per-atom force norm max_i |f_i| is at most this "
+             "(energy / length units)."},
+    "max_steps": {"type": "integer", "minimum": 1, "default": 100000,
+                  "description": "Step limit; reaching it reports converged = false."},
+    "max_reallocations": {"type": "integer", "minimum": 0, "default": 8,
+                          "description": "How many times a neighbor-list overflow may be fixed by "
+                          "reallocating and resuming."},
+}
+
+FIRE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        **_STOPPING,
+        "dt_start": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
+                     "description": "Initial time step (unit masses)."},
+        "dt_max": {"type": "number", "exclusiveMinimum": 0, "default": 0.05,
+                   "description": "Largest time step."},
+        "n_min": {"type": "integer", "minimum": 0, "default": 5,
+                  "description": "Downhill steps before the time step may grow."},
+        "f_inc": {"type": "number", "minimum": 1, "default": 1.1, "description": "Time-step growth factor."},
+        "f_dec": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5,
+                  "description": "Time-step cut on an uphill step."},
+        "alpha_start": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.1,
+                        "description": "Initial velocity mixing."},
+        "f_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.99,
+                    "description": "Velocity mixing decay."},
+    },
+}
+
+GRADIENT_DESCENT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        **_STOPPING,
+        "step_size": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
+                      "description": "Fixed step: x <- x + step_size * force."},
+    },
+}
+
+
+def _max_force(force):
+    return jnp.max(jnp.linalg.norm(force, axis=-1))
+
+
+def _shift(x, dx, **unused):
+    return x + dx
+
+
+def _make_runner(system: System, method: str, options: Mapping[str, Any]):
+    energy = system.energy
+    ftol, max_steps = options["ftol"], options["max_steps"]
+
+    def run(x0, params):
+        def force(x, **unused):
+            return -jax.grad(energy)(x, params)
+
+        if method == "fire":
+            init, apply = minimize.fire_descent(
+                force, _shift, dt_start=options["dt_start"], dt_max=options["dt_max"],
+                n_min=options["n_min"], f_inc=options["f_inc"], f_dec=options["f_dec"],
+                alpha_start=options["alpha_start"], f_alpha=options["f_alpha"],
+            )
+            state = init(x0)
+            position = lambda s: s.position
+            current_force = lambda s: s.force
+        else:
+            init, apply = minimize.gradient_descent(force, _shift, options["step_size"])
+            state = init(x0)
+            position = lambda s: s
+            current_force = lambda s: force(s)
+
+        def cond(carry):
+            _, step, fmax = carry
+            # NaN fails the comparison, which stops the loop: the host explains it.
+            return (fmax > ftol) & (step < max_steps)
+
+        def body(carry):
+            state, step, _ = carry
+            state = apply(state)
+            return state, step + 1, _max_force(current_force(state))
+
+        start = (state, jnp.zeros((), jnp.int32), _max_force(current_force(state)))
+        state, steps, fmax = jax.lax.while_loop(cond, body, start)
+        x = position(state)
+        return x, steps, fmax, energy(x, params)
+
+    return jax.jit(run)
+
+
+class _Solve:
+    """`solve(system, positions, params) -> EquilibriumResult` with a small compile cache."""
+
+    def __init__(self, method: str, options: Mapping[str, Any]):
+        self.method = method
+        self.options = dict(options)
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+
+    def _runner(self, system: System):
+        nlist = system.metadata.get("neighbor_list")
+        key = (id(system.energy), None if nlist is None else nlist.key())
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is system.energy:
+            self._cache.move_to_end(key)
+            return hit[1]
+        runner = _make_runner(system, self.method, self.options)
+        self._cache[key] = (system.energy, runner)
+        while len(self._cache) > 8:
+            self._cache.popitem(last=False)
+        return runner
+
+    def __call__(self, system: System, positions=None, params=None) -> EquilibriumResult:
+        x = jnp.asarray(system.positions if positions is None else positions)
+        params = dict(system.params if params is None else params)
+        diagnose = system.metadata.get("diagnose")
+        nlist = system.metadata.get("neighbor_list")
+        total_steps, reallocations, reason = 0, 0, ""
+        while True:
+            x_new, steps, fmax, e = self._runner(system)(x, params)
+            total_steps += int(steps)
+            fmax = float(fmax)
+            if math.isfinite(fmax) or diagnose is None:
+                x = x_new
+                break
+            diagnosis = diagnose(x_new, params)
+            if diagnosis.status & MINIMUM_IMAGE:
+                raise InputError(f"{self.method}: {diagnosis.message}; use a larger cell")
+            if (diagnosis.status & REALLOCATABLE and nlist is not None
+                    and reallocations < self.options["max_reallocations"]):
+                F = _deformation(system, params)
+                nlist.allocate(x_new, diagnosis.cutoff, F)
+                reallocations += 1
+                x = x_new
+                continue
+            x = x_new
+            reason = diagnosis.message if not diagnosis.ok else "the force is not finite"
+            break
+        converged = bool(math.isfinite(fmax) and fmax <= self.options["ftol"])
+        if not reason and not converged:
+            reason = f"max_steps ({self.options['max_steps']}) reached"
+        info = {
+            "method": self.method,
+            "energy": float(e),
+            "max_force": fmax,
+            "ftol": self.options["ftol"],
+            "neighbor_reallocations": reallocations,
+            "message": "converged" if converged else reason,
+        }
+        return EquilibriumResult(
+            positions=x, converged=converged, iterations=total_steps, residual=fmax, info=info
+        )
+
+
+def _deformation(system: System, params):
+    strain = params.get("strain")
+    dim = np.shape(system.positions)[1]
+    if strain is None:
+        return np.eye(dim)
+    strain = np.asarray(strain)
+    return np.eye(dim) + 0.5 * (strain + strain.T)
+
+
+def fire(options: Mapping[str, Any] | None = None) -> _Solve:
+    """FIRE minimization to `max_i ‖f_i‖ ≤ ftol` (jax-md `minimize.fire_descent`).
+
+    **Arguments:**
+
+    - `options`: see `FIRE_SCHEMA` (`ftol` 1e-10, `max_steps` 100000, `dt_start` 0.01,
+      `dt_max` 0.05, `n_min`, `f_inc`, `f_dec`, `alpha_start`, `f_alpha`,
+      `max_reallocations`).
+
+    **Returns:** `solve(system, positions=None, params=None) -> EquilibriumResult`;
+    `residual` is the final max force, `info` holds the energy, the message and the number
+    of neighbor-list reallocations. Non-convergence is reported, not raised.
+
+    **Example:**
+
+    ```python
+    result = sensitiv_jaxmd.fire({"ftol": 1e-12})(system, system.positions, system.params)
+    ```
+    """
+    return _Solve("fire", validate_options("solver", "fire", FIRE_SCHEMA, options))
+
+
+def gradient_descent(options: Mapping[str, Any] | None = None) -> _Solve:
+    """Fixed-step gradient descent to `max_i ‖f_i‖ ≤ ftol` (jax-md `minimize.gradient_descent`).
+
+    **Arguments:**
+
+    - `options`: see `GRADIENT_DESCENT_SCHEMA` (`step_size` 0.01, `ftol`, `max_steps`,
+      `max_reallocations`).
+
+    **Returns:** `solve(system, positions=None, params=None) -> EquilibriumResult`.
+    """
+    return _Solve(
+        "gradient_descent",
+        validate_options("solver", "gradient_descent", GRADIENT_DESCENT_SCHEMA, options),
+    )
+
+
+FIRE = EquilibriumSolver(
+    name="fire",
+    factory=fire,
+    description="FIRE minimization (jax-md fire_descent) until max |force| <= ftol.",
+    options_schema=FIRE_SCHEMA,
+)
+
+GRADIENT_DESCENT = EquilibriumSolver(
+    name="gradient_descent",
+    factory=gradient_descent,
+    description="Fixed-step gradient descent (jax-md gradient_descent) until max |force| <= ftol.",
+    options_schema=GRADIENT_DESCENT_SCHEMA,
+)

@@ -1,0 +1,222 @@
+"""Pair potentials from jax-md with every physical parameter a differentiable θ.
+
+The pair functions themselves are jax-md's (`jax_md.energy.soft_sphere`,
+`lennard_jones`, `morse`); this module supplies what jax-md fixes at build time:
+
+- per-pair parameters are looked up at *call* time from `(species, species)` matrices
+  (or per-atom diameters, `σᵢⱼ = (dᵢ + dⱼ)/2`), so they are ordinary JAX inputs;
+- the cutoffs are evaluated at call time too. Convention (`cutoff_units`):
+  `"sigma"` (default) — `r_cutoff` and `r_onset` are in units of the pair's `σᵢⱼ`, so
+  the cutoff moves with σ when differentiating (reduced-unit models stay the same model);
+  `"absolute"` — lengths, independent of σ (what jax-md does after building: it
+  multiplies by the largest σ *once*, when the function is built);
+- distances are masked *before* the pair function is evaluated (the double-`where`),
+  so padded and self pairs contribute exact zeros to values and to derivatives of every
+  order. jax-md's own `lennard_jones` passes `r = 0` self pairs through `nan_to_num`, which
+  makes reverse-mode `∂F/∂σ` NaN (jax-md issue #258); here reverse mode is safe.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax_md import energy as jmd_energy
+
+from sensitiv.records import Parameter
+
+from ._model import Model, pair_lookup, present_max, smooth_switch
+
+__all__ = ["SOFT_SPHERE", "SOFT_SPHERE_ADDITIVE", "LENNARD_JONES", "MORSE"]
+
+
+_CUTOFF_UNITS = {
+    "enum": ["sigma", "absolute"],
+    "default": "sigma",
+    "description": "Units of r_cutoff and r_onset: 'sigma' multiplies them by each pair's sigma at "
+    "evaluation time (the cutoff follows sigma when differentiating); 'absolute' takes them as "
+    "lengths.",
+}
+
+
+def _cutoff_schema(r_onset: float, r_cutoff: float) -> dict:
+    return {
+        "r_cutoff": {"type": "number", "exclusiveMinimum": 0, "default": r_cutoff,
+                     "description": "Distance beyond which the pair energy is zero (see cutoff_units)."},
+        "r_onset": {"type": "number", "exclusiveMinimum": 0, "default": r_onset,
+                    "description": "Start of the C1 switching function (see cutoff_units); must be "
+                    "below r_cutoff."},
+        "cutoff_units": _CUTOFF_UNITS,
+    }
+
+
+class _SwitchedPair(Model):
+    """A pair function multiplied by jax-md's C¹ switch between `r_onset` and `r_cutoff`."""
+
+    many_body = False
+
+    def check_options(self, options):
+        if options["r_onset"] >= options["r_cutoff"]:
+            self.config_error(f"r_onset ({options['r_onset']}) must be below r_cutoff ({options['r_cutoff']})")
+
+    def _scale(self, params, ctx, si, sj):
+        if ctx.options["cutoff_units"] == "sigma":
+            return pair_lookup(params["sigma"], si, sj)
+        return 1.0
+
+    def pair_cutoff(self, params, ctx, si, sj, i, j):
+        return ctx.options["r_cutoff"] * self._scale(params, ctx, si, sj)
+
+    def max_cutoff(self, params, ctx):
+        if ctx.options["cutoff_units"] == "sigma":
+            return ctx.options["r_cutoff"] * present_max(params["sigma"], ctx)
+        return jnp.asarray(ctx.options["r_cutoff"], dtype=float)
+
+    def pair_energy(self, r, params, ctx, si, sj, i, j):
+        scale = self._scale(params, ctx, si, sj)
+        switch = smooth_switch(r, ctx.options["r_onset"] * scale, ctx.options["r_cutoff"] * scale)
+        return switch * self.bare(r, params, si, sj)
+
+
+class _LennardJones(_SwitchedPair):
+    def bare(self, r, params, si, sj):
+        return jmd_energy.lennard_jones(
+            r, pair_lookup(params["sigma"], si, sj), pair_lookup(params["epsilon"], si, sj)
+        )
+
+
+class _Morse(_SwitchedPair):
+    def bare(self, r, params, si, sj):
+        return jmd_energy.morse(
+            r,
+            pair_lookup(params["sigma"], si, sj),
+            pair_lookup(params["epsilon"], si, sj),
+            pair_lookup(params["alpha"], si, sj),
+        )
+
+
+class _SoftSphere(Model):
+    """`ε/α (1 − r/σᵢⱼ)^α` for `r < σᵢⱼ`; the cutoff is σᵢⱼ itself (contact)."""
+
+    many_body = False
+
+    def sigma(self, params, si, sj, i, j):
+        return pair_lookup(params["sigma"], si, sj)
+
+    def epsilon(self, params, si, sj):
+        return pair_lookup(params["epsilon"], si, sj)
+
+    def pair_cutoff(self, params, ctx, si, sj, i, j):
+        return self.sigma(params, si, sj, i, j)
+
+    def max_cutoff(self, params, ctx):
+        return present_max(params["sigma"], ctx)
+
+    def pair_energy(self, r, params, ctx, si, sj, i, j):
+        sigma = self.sigma(params, si, sj, i, j)
+        return jmd_energy.soft_sphere(r, sigma, self.epsilon(params, si, sj), params["alpha"])
+
+    def defaults(self, structure, options):
+        # A generator's per-species diameters (info["diameters"]) give additive σ by default.
+        diameters = structure.info.get("diameters") if structure.info else None
+        if diameters is not None and len(diameters) == len(structure.species_names):
+            d = jnp.asarray(diameters, dtype=float)
+            return {"sigma": 0.5 * (d[:, None] + d[None, :])}
+        return {}
+
+
+class _SoftSphereAdditive(_SoftSphere):
+    """Per-atom diameters: `σᵢⱼ = (dᵢ + dⱼ)/2`."""
+
+    def sigma(self, params, si, sj, i, j):
+        d = params["diameter"]
+        return 0.5 * (d[i] + d[j])
+
+    def epsilon(self, params, si, sj):
+        return params["epsilon"]
+
+    def max_cutoff(self, params, ctx):
+        return jnp.max(params["diameter"])
+
+    def defaults(self, structure, options):
+        per_species = options.get("diameters")
+        source = "option diameters"
+        if per_species is None and structure.info:
+            per_species, source = structure.info.get("diameters"), "structure info['diameters']"
+        if per_species is None:
+            return {}
+        names = structure.species_names
+        if isinstance(per_species, dict):
+            missing = [n for n in names if n not in per_species]
+            if missing:
+                self.config_error(f"{source} has no diameter for species {missing[0]!r}")
+            values = [float(per_species[n]) for n in names]
+        else:
+            values = [float(v) for v in per_species]
+            if len(values) != len(names):
+                self.config_error(
+                    f"{source} gives {len(values)} diameters for {len(names)} species {list(names)}"
+                )
+        return {"diameter": jnp.asarray(values)[jnp.asarray(structure.species)]}
+
+
+_SPECIES_MATRIX = ("species", "species")
+_PAIR_MATRIX_NOTE = " Matrix indexed by (species_i, species_j); give it symmetric."
+
+SOFT_SPHERE = _SoftSphere(
+    name="soft_sphere",
+    description="Harmonic (alpha=2) soft-sphere repulsion eps/alpha (1 - r/sigma)^alpha for r < sigma "
+    "(jax-md energy.soft_sphere), per-species sigma and epsilon matrices.",
+    parameters=(
+        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True,
+                  "Contact distance (pair diameter)." + _PAIR_MATRIX_NOTE
+                  + " Default: additive mixing of the structure's info['diameters'] when present."),
+        Parameter("epsilon", _SPECIES_MATRIX, "1", 1.0, True, "Energy scale." + _PAIR_MATRIX_NOTE),
+        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
+    ),
+    options_schema={},
+)
+
+SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive(
+    name="soft_sphere_additive",
+    description="Soft spheres with per-atom diameters d_i, sigma_ij = (d_i + d_j)/2 (jax-md "
+    "energy.soft_sphere); the polydisperse / bidisperse jamming model.",
+    parameters=(
+        Parameter("diameter", ("atoms",), "1", 1.0, True,
+                  "Per-atom diameter. Default from the option 'diameters' (per species), else the "
+                  "structure's info['diameters'], else 1."),
+        Parameter("epsilon", (), "1", 1.0, True, "Energy scale."),
+        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
+    ),
+    options_schema={
+        "diameters": {
+            "description": "Default per-atom diameters by species: a mapping species name -> "
+            "diameter, or a list indexed by species.",
+            "oneOf": [
+                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
+                {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1},
+            ],
+        }
+    },
+)
+
+LENNARD_JONES = _LennardJones(
+    name="lennard_jones",
+    description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) with a "
+    "C1 switch between r_onset and r_cutoff; per-species sigma and epsilon matrices.",
+    parameters=(
+        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
+        Parameter("epsilon", _SPECIES_MATRIX, "1", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
+    ),
+    options_schema=_cutoff_schema(2.0, 2.5),
+)
+
+MORSE = _Morse(
+    name="morse",
+    description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse) with a C1 switch "
+    "between r_onset and r_cutoff; per-species sigma, epsilon and alpha matrices.",
+    parameters=(
+        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
+        Parameter("epsilon", _SPECIES_MATRIX, "1", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
+        Parameter("alpha", _SPECIES_MATRIX, "1", 5.0, True, "Inverse width." + _PAIR_MATRIX_NOTE),
+    ),
+    options_schema=_cutoff_schema(2.0, 2.5),
+)
