@@ -95,16 +95,17 @@ class Analysis:
 
 
 def _resolve_shape(shape, structure: Structure) -> tuple[int, ...]:
-    n_species = len(structure.species_names)
-    return tuple(n_species if s == "species" else int(s) for s in shape)
+    sizes = {"species": len(structure.species_names), "spatial": structure.n_spatial,
+             "atom": structure.n_atoms, "atoms": structure.n_atoms}
+    return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
 
 
-def _is_symmetric_kind(param: Parameter, structure: Structure) -> bool:
-    if len(param.shape) != 2:
-        return False
+def _is_symmetric_kind(param: Parameter, declared: Mapping[str, Parameter]) -> bool:
+    """Strain, and per-species-pair matrices (as the model record declares their shape)."""
     if param.name == "strain":
         return True
-    return all(s == "species" for s in param.shape)
+    shape = declared.get(param.name, param).shape
+    return len(shape) == 2 and all(s == "species" for s in shape)
 
 
 def bind_model(structure: Structure, model_cfg: Mapping[str, Any], catalog) -> System:
@@ -116,7 +117,6 @@ def bind_model(structure: Structure, model_cfg: Mapping[str, Any], catalog) -> S
     name = model_cfg["name"]
     model = catalog.energy_models[name]
     values = dict(model_cfg.get("parameters", {}))
-    records = {p.name: p for p in model.parameters}
     options = dict(model_cfg.get("options", {}))
     try:
         system = model.factory(structure, {**options, "parameters": values})
@@ -127,10 +127,15 @@ def bind_model(structure: Structure, model_cfg: Mapping[str, Any], catalog) -> S
     import jax.numpy as jnp
 
     params = dict(system.params)
+    records = {p.name: p for p in system.parameters}
     for key, value in values.items():
         record = records.get(key)
         if record is None:
-            raise ConfigError(f"model.parameters.{key}: model {name!r} has no parameter {key!r}")
+            why = " (strain needs a periodic cell)" if key == "strain" else ""
+            raise ConfigError(
+                f"model.parameters.{key}: model {name!r} has no parameter {key!r} for "
+                f"{structure.source or 'this structure'}{why}; it has {', '.join(records)}"
+            )
         shape = _resolve_shape(record.shape, structure)
         array = np.asarray(value, dtype=np.float64)
         try:
@@ -144,7 +149,9 @@ def bind_model(structure: Structure, model_cfg: Mapping[str, Any], catalog) -> S
     return dataclasses.replace(system, params=params)
 
 
-def theta_components(system: System, structure: Structure, differentiate) -> list[ThetaComponent]:
+def theta_components(
+    system: System, structure: Structure, differentiate, declared: Sequence[Parameter] = ()
+) -> list[ThetaComponent]:
     """The scalar components θ consists of, in output order.
 
     **Arguments:**
@@ -152,8 +159,11 @@ def theta_components(system: System, structure: Structure, differentiate) -> lis
     - `system`: the bound model.
     - `structure`: for `"species"` dimensions.
     - `differentiate`: `"all"` or a list of names / component labels.
+    - `declared`: the parameters as the `EnergyModel` record declares them (symbolic
+      shapes such as `("species", "species")`, which mark symmetric pair matrices).
     """
     records = {p.name: p for p in system.parameters}
+    declared_by_name = {p.name: p for p in declared}
     chosen: list[tuple[Parameter, tuple[int, ...] | None]] = []
     if differentiate == "all":
         chosen = [(p, None) for p in system.parameters if p.differentiable]
@@ -163,8 +173,10 @@ def theta_components(system: System, structure: Structure, differentiate) -> lis
         for label in differentiate:
             name, index = parse_parameter_label(label)
             if name not in records:
+                why = " (strain needs a periodic cell)" if name == "strain" else ""
                 raise ConfigError(
-                    f"model.differentiate: model has no parameter {name!r}; it has {', '.join(records)}"
+                    f"model.differentiate: model has no parameter {name!r} for "
+                    f"{structure.source or 'this structure'}{why}; it has {', '.join(records)}"
                 )
             chosen.append((records[name], index))
     out: list[ThetaComponent] = []
@@ -173,7 +185,8 @@ def theta_components(system: System, structure: Structure, differentiate) -> lis
         value = np.asarray(system.params[param.name])
         shape = value.shape
         symmetric = (
-            _is_symmetric_kind(param, structure)
+            _is_symmetric_kind(param, declared_by_name)
+            and len(shape) == 2
             and shape[0] == shape[1]
             and np.allclose(value, value.T, rtol=0, atol=0)
         )
@@ -256,23 +269,34 @@ def _relax(system: System, solver_cfg: Mapping[str, Any], params, catalog, where
     return jnp.asarray(result.positions), {"converged": converged, "iterations": iterations, "residual": residual}
 
 
-def _pipeline_observables(system: System, structure: Structure):
-    """Observables every model gets: energy, and stress when it has a strain parameter."""
+def _observable_derivative(g, x_star, theta0, j_cols):
+    """`(g, ∂g/∂θ, ∂g/∂x·J)` at `x*`, trailing axis over θ, by forward-mode products."""
     import jax
     import jax.numpy as jnp
 
+    @jax.jit
+    def run(x, theta, cols):
+        value = g(x, theta)
+        eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
+        partial = jax.vmap(lambda u: jax.jvp(lambda t: g(x, t), (theta,), (u,))[1])(eye)
+        through_x = jax.vmap(lambda v: jax.jvp(lambda y: g(y, theta), (x,), (v,))[1])(cols)
+        return value, jnp.moveaxis(partial, 0, -1), jnp.moveaxis(through_x, 0, -1)
+
+    value, partial, through_x = run(x_star, theta0, j_cols)
+    return (np.asarray(value, np.float64), np.asarray(partial, np.float64),
+            np.asarray(through_x, np.float64))
+
+
+def _observables(system: System, structure: Structure) -> dict:
+    """name → (g(x, params), units): the model's observables, and `energy` for every model."""
+    d = structure.n_spatial
+    units = {
+        "energy": system.energy_units,
+        "stress": f"{system.energy_units} {system.length_units}-{d}",
+    }
     out = {"energy": (lambda x, p: system.energy(x, p), system.energy_units)}
-    if "strain" in system.params and structure.cell is not None:
-        volume = float(abs(np.linalg.det(np.asarray(structure.cell))))
-        d = structure.n_spatial
-
-        def stress(x, p):
-            grad = jax.grad(lambda eps: system.energy(x, {**p, "strain": eps}))(p["strain"])
-            # σ = (1/V) ∂E/∂ε, symmetrized (the energy depends on ε only through the
-            # symmetric deformation up to rotations).
-            return 0.5 * (grad + grad.T) / volume
-
-        out["stress"] = (stress, f"{system.energy_units} {system.length_units}-{d}")
+    for name, fun in system.observables.items():
+        out[name] = (fun, units.get(name, ""))
     return out
 
 
@@ -313,7 +337,7 @@ def analyze_structure(
     import jax
     import jax.numpy as jnp
 
-    from ..jacobian import jacobian as engine_jacobian, total_derivative
+    from ..jacobian import jacobian as engine_jacobian
     from ._registry import catalog as installed
 
     data = cfg.data if isinstance(cfg, Config) else cfg
@@ -329,7 +353,10 @@ def analyze_structure(
         model_cfg["parameters"] = {**model_cfg.get("parameters", {}), **parameter_values}
     with progress.stage("model"):
         system = bind_model(structure, model_cfg, catalog)
-        components = theta_components(system, structure, model_cfg.get("differentiate", "all"))
+        components = theta_components(
+            system, structure, model_cfg.get("differentiate", "all"),
+            catalog.energy_models[model_cfg["name"]].parameters,
+        )
         params = {k: jnp.asarray(v, dtype) for k, v in system.params.items()}
         embed, theta0 = _embedder(params, components)
         theta0 = theta0.astype(dtype)
@@ -349,9 +376,7 @@ def analyze_structure(
         return F_params(x, embed(theta))
 
     observables_cfg = list(data.get("observables", []))
-    available = dict(_pipeline_observables(system, structure))
-    for key, fun in system.observables.items():
-        available.setdefault(key, (fun, ""))
+    available = _observables(system, structure)
     chosen_obs = {}
     want_elastic = None
     for obs in observables_cfg:
@@ -404,18 +429,19 @@ def analyze_structure(
         jac = np.asarray(jax.block_until_ready(result.jacobian))
     info = result.info
 
-    obs_values, obs_derivs, obs_partials, obs_infos = {}, {}, {}, {}
+    # Observables: dg/dθ = ∂g/∂θ + ∂g/∂x · J, with the Jacobian just computed (the same
+    # solves serve every observable; no further linear system is solved).
+    obs_values, obs_derivs, obs_partials = {}, {}, {}
     if chosen_obs:
-        method = jac_cfg.get("strategy", "auto")
-        method = "auto" if method == "reverse" else method
+        j_cols = jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype)
+        j_cols = jnp.moveaxis(j_cols, -1, 0)  # (p, n_atoms, n_spatial)
         with progress.stage("observables"):
             for label, (name, (fun, units)) in chosen_obs.items():
                 g = (lambda fun: (lambda x, theta: fun(x, embed(theta))))(fun)
-                obs_values[label] = np.asarray(g(x_star, theta0), np.float64)
-                total = total_derivative(g, F, x_star, theta0, method=method, **engine_options)
-                obs_derivs[label] = np.asarray(total.jacobian, np.float64)
-                obs_infos[label] = total.info
-                obs_partials[label] = np.asarray(jax.jacfwd(lambda t: g(x_star, t))(theta0), np.float64)
+                value, partial, through_x = _observable_derivative(g, x_star, theta0, j_cols)
+                obs_values[label] = value
+                obs_partials[label] = partial
+                obs_derivs[label] = partial + through_x
 
     # -- assemble the labeled dataset ---------------------------------------------------
     import xarray as xr
@@ -484,14 +510,10 @@ def analyze_structure(
         if name == "stress" and value.ndim == 2:
             dims = ("stress_i", "stress_j")
         ds[label] = (dims, value, {"units": units, "long_name": f"observable {name} at x*"})
-        dattrs = {"long_name": f"total derivative d{name}/dθ (through x*(θ))"}
+        dattrs = {"long_name": f"total derivative d{name}/dθ = ∂g/∂θ + ∂g/∂x·dx*/dθ"}
         if len({c.units for c in components}) == 1:
             dattrs["units"] = _ratio_units(units, components[0].units)
         ds[f"d{label}_dtheta"] = (dims + ("parameter",), deriv, dattrs)
-        ds[f"d{label}_dtheta_trustworthy"] = (
-            (), bool(np.asarray(obs_infos[label].trustworthy)),
-            {"long_name": f"diagnostics of d{name}/dθ found no problem"},
-        )
 
     if want_elastic is not None:
         _add_elastic_constants(ds, want_elastic, components, d, obs_partials, chosen_obs)
@@ -543,9 +565,6 @@ def analyze_structure(
         )
     if not np.isfinite(jac).all() and not any("NaN" in w for w in problems):
         problems.append("the Jacobian has non-finite entries")
-    for label, obs_info in obs_infos.items():
-        if not bool(np.asarray(obs_info.trustworthy)):
-            problems.append(f"d{label}/dθ: " + "; ".join(obs_info.warnings or ["not trustworthy"]))
     trustworthy = bool(np.asarray(info.trustworthy)) and not problems
     ds["trustworthy"] = ((), trustworthy,
                          {"long_name": "the diagnostics found no problem (minimum, solves converged, finite)"})

@@ -50,8 +50,9 @@ __all__ = [
 #: Solver name that takes the structure as already relaxed (no minimization).
 SOLVER_NONE = "none"
 
-#: Observables the pipeline itself provides for every model (see `analyze.py`).
-PIPELINE_OBSERVABLES = ("energy", "stress", "elastic_constants")
+#: The conventional name of a homogeneous strain parameter (see `sensitiv.records`); models
+#: add it to their `System` when the structure is periodic, so it is accepted for every model.
+STRAIN = "strain"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,13 @@ def full_schema(catalog=None) -> dict:
             "parameters": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {p.name: _parameter_value_schema(p) for p in rec.parameters},
+                "properties": {
+                    **{p.name: _parameter_value_schema(p) for p in rec.parameters},
+                    STRAIN: {
+                        "description": "homogeneous strain ε of the periodic cell (models that support it)",
+                        "anyOf": [{"type": "number"}, {"type": "array"}],
+                    },
+                },
                 "default": {},
             },
         },
@@ -344,7 +351,8 @@ def _semantic_issues(data: Mapping, marks: Marks, catalog, base_dir: str, check_
 
     if model is not None:
         params = {p.name: p for p in model.parameters}
-        differentiable = [p.name for p in model.parameters if p.differentiable]
+        params.setdefault(STRAIN, None)
+        differentiable = [p.name for p in model.parameters if p.differentiable] + [STRAIN]
         wanted = model_cfg.get("differentiate", "all")
         if isinstance(wanted, list):
             for i, label in enumerate(wanted):
@@ -361,6 +369,8 @@ def _semantic_issues(data: Mapping, marks: Marks, catalog, base_dir: str, check_
                             _closest(name, params),
                         )
                     )
+                elif params[name] is None:
+                    continue  # strain: its shape is known only with the structure
                 elif not params[name].differentiable:
                     issues.append(
                         ConfigIssue(
@@ -382,7 +392,7 @@ def _semantic_issues(data: Mapping, marks: Marks, catalog, base_dir: str, check_
                             )
                         )
                     else:
-                        for i_dim, (idx, size) in enumerate(zip(index, shape)):
+                        for i_dim, (idx, size) in enumerate(zip(index, shape)):  # "species": later
                             if isinstance(size, int) and idx >= size:
                                 issues.append(
                                     ConfigIssue(

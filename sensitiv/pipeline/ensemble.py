@@ -68,7 +68,9 @@ def parameter_samples(cfg_data: Mapping[str, Any], structure: Structure, catalog
         low, high = bounds
         if not low < high:
             raise ConfigError(f"ensemble.parameter_samples.bounds.{name}: need low < high, got {bounds}")
-        shape = tuple(n_species if s == "species" else int(s) for s in records[name].shape)
+        from .analyze import _resolve_shape
+
+        shape = _resolve_shape(records[name].shape, structure)
         draws = rng.uniform(low, high, size=(n,) + shape)
         if len(shape) == 2 and shape[0] == shape[1] and all(s == "species" for s in records[name].shape):
             # Per-pair matrices stay symmetric.
