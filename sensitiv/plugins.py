@@ -47,6 +47,7 @@ import pluggy
 from . import hookspecs
 from .errors import PluginError
 from .records import (
+    SHAPE_SYMBOLS,
     EnergyModel,
     EquilibriumSolver,
     OptimalityCondition,
@@ -759,12 +760,12 @@ def _validate_parameters(what: str, parameters: Any) -> None:
         seen.add(param.name)
         shape = param.shape
         if not isinstance(shape, (tuple, list)) or not all(
-            (isinstance(s, int) and not isinstance(s, bool) and s >= 0) or s == "species"
+            (isinstance(s, int) and not isinstance(s, bool) and s >= 0) or s in SHAPE_SYMBOLS
             for s in shape
         ):
             raise PluginError(
                 f"{what}: parameter {param.name!r} has shape {shape!r}; expected a tuple of "
-                f"non-negative ints and 'species'"
+                f"non-negative ints and the symbols {', '.join(map(repr, SHAPE_SYMBOLS))}"
             )
         if not isinstance(param.units, str):
             raise PluginError(f"{what}: parameter {param.name!r} has non-string units")

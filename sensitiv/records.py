@@ -32,7 +32,11 @@ __all__ = [
     "EquilibriumResult",
     "OptimalityCondition",
     "StructureReader",
+    "SHAPE_SYMBOLS",
 ]
+
+#: The symbolic dimensions a `Parameter.shape` may contain (see `Parameter`).
+SHAPE_SYMBOLS = ("species", "atoms", "spatial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +46,11 @@ class Parameter:
     **Arguments:**
 
     - `name`: the key of the parameter in the parameter dictionary, e.g. `"sigma"`.
-    - `shape`: its shape as a tuple of ints; the string `"species"` in a position stands
-      for the number of species of the structure (so `("species", "species")` is a
-      per-pair matrix). `()` is a scalar.
+    - `shape`: its shape as a tuple of ints and symbols (`SHAPE_SYMBOLS`): `"species"`
+      stands for the number of species of the structure (so `("species", "species")` is
+      a per-pair matrix), `"atoms"` for its number of atoms (per-atom values), `"spatial"`
+      for its number of spatial dimensions. `()` is a scalar. In `System.parameters`
+      the symbols are resolved to ints.
     - `units`: a UDUNITS-style string (`"angstrom"`, `"eV"`, `"1"` for dimensionless).
     - `default`: the value used when the config gives none (broadcast to `shape`).
     - `differentiable`: whether sensitivities with respect to it are meaningful.
