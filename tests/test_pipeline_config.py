@@ -1,0 +1,205 @@
+"""Config loading and validation: every error with file:line:col, key path and suggestion."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import jsonschema
+import pytest
+
+from sensitiv.errors import ConfigError
+from sensitiv.pipeline import config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+GOOD = """\
+title: test
+structure:
+  generator:
+    name: bidisperse_packing
+    n_atoms: 16
+model:
+  name: soft_sphere
+  parameters:
+    sigma: [[1.0, 1.2], [1.2, 1.4]]
+  differentiate: ["sigma[0,0]", alpha]
+solver:
+  name: fire
+  options: {ftol: 1.0e-9}
+observables: [energy]
+jacobian: {memory_budget: 1 GiB}
+output: {path: out.nc}
+"""
+
+
+def _write(tmp_path, text, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _issues(tmp_path, text):
+    with pytest.raises(ConfigError) as err:
+        config.load(_write(tmp_path, text))
+    return err.value.issues, str(err.value)
+
+
+def test_packaged_schema_is_identical_to_schemas_folder():
+    packaged = (ROOT / "sensitiv" / "config.schema.json").read_text()
+    source = (ROOT / "schemas" / "config.schema.json").read_text()
+    assert packaged == source
+    schema = json.loads(source)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema == config.base_schema()
+
+
+def test_full_schema_has_plugin_parts():
+    schema = config.full_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert "soft_sphere" in schema["$defs"]["model"]["properties"]["name"]["enum"]
+    assert "fire" in schema["$defs"]["solver"]["properties"]["name"]["enum"]
+    assert "extxyz" in schema["$defs"]["structure"]["properties"]["format"]["enum"]
+    cases = {c["if"]["properties"]["name"]["const"]: c["then"] for c in schema["$defs"]["model"]["allOf"]}
+    assert "sigma" in cases["soft_sphere"]["properties"]["parameters"]["properties"]
+
+
+def test_good_config_resolves_defaults_and_paths(tmp_path):
+    cfg = config.load(_write(tmp_path, GOOD))
+    data = cfg.data
+    assert data["output"]["path"] == str(tmp_path / "out.nc")
+    assert data["output"]["compression"] == 4 and data["output"]["overwrite"] is False
+    assert data["structure"]["generator"]["packing_fraction"] == 0.9  # generator default
+    assert data["jacobian"]["precision"] == "float64"
+    assert data["condition"]["name"] == "stationary"
+    assert data["observables"] == [{"name": "energy", "label": "energy"}]
+    assert data["solver"]["options"]["ftol"] == 1e-9
+    assert cfg.locate("model", "name") == f"{tmp_path / 'config.yaml'}:7:9"
+    assert "soft_sphere" in cfg.to_yaml()
+
+
+def test_every_error_is_reported_with_location_and_suggestion(tmp_path):
+    text = """\
+structure:
+  generator:
+    name: bidisperse_packing
+    n_atom: 16
+model:
+  nme: soft_sphere
+  name: sof_sphere
+solver:
+  name: fire
+  options: {ftol: -1}
+jacobian:
+  precision: float16
+outptu: {}
+"""
+    issues, message = _issues(tmp_path, text)
+    lines = [str(i) for i in issues]
+    path = str(tmp_path / "config.yaml")
+    expected = [
+        (f"{path}:4:5", "$.structure.generator.n_atom", "unknown key 'n_atom'", "n_atoms"),
+        (f"{path}:6:3", "$.model.nme", "unknown key 'nme'", "name"),
+        (f"{path}:7:9", "$.model.name", "unknown name 'sof_sphere'", "soft_sphere"),
+        (f"{path}:10:19", "$.solver.options.ftol", "out of range", ""),
+        (f"{path}:12:14", "$.jacobian.precision", "unknown value 'float16'", "float64"),
+        (f"{path}:13:1", "$.outptu", "unknown key 'outptu'", "output"),
+    ]
+    assert len(issues) == len(expected), lines
+    for issue, (where, key, what, hint) in zip(issues, expected):
+        assert issue.location == where, lines
+        assert issue.path == key
+        assert what in issue.message
+        assert issue.suggestion == hint
+    assert message.count("\n") == len(expected) - 1
+    assert "(did you mean 'n_atoms'?)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "snippet, where, fragment",
+    [
+        ("model: {name: soft_sphere, parameters: {sigmaa: 1.0}}", "$.model.parameters.sigmaa",
+         "the model has no parameter 'sigmaa'"),
+        ("model: {name: soft_sphere, differentiate: [sigam]}", "$.model.differentiate[0]",
+         "model 'soft_sphere' has no parameter 'sigam'"),
+        ("model: {name: soft_sphere, differentiate: ['sigma[0]']}", "$.model.differentiate[0]",
+         "has 2 dimension(s)"),
+        ("model: {name: soft_sphere, differentiate: ['alpha[0]']}", "$.model.differentiate[0]",
+         "has 0 dimension(s)"),
+        ("model: {name: soft_sphere}\nsolver: {name: fier}", "$.solver.name", "unknown name 'fier'"),
+        ("model: {name: soft_sphere}\ncondition: {name: stationry}", "$.condition.name",
+         "unknown name 'stationry'"),
+        ("model: {name: soft_sphere}\noutput: {compression: 12}", "$.output.compression", "out of range"),
+        ("model: {name: soft_sphere}\noutput: {overwrite: 'yes please'}", "$.output.overwrite",
+         "expected boolean"),
+        ("model: {name: soft_sphere}\njacobian: {memory_budget: lots}", "$.jacobian.memory_budget",
+         "invalid value 'lots'"),
+    ],
+)
+def test_single_errors(tmp_path, snippet, where, fragment):
+    text = "structure: {generator: {name: fcc, lattice_constant: 1.5}}\n" + snippet + "\n"
+    issues, _ = _issues(tmp_path, text)
+    assert any(i.path == where and fragment in i.message for i in issues), [str(i) for i in issues]
+
+
+def test_structure_section_errors(tmp_path):
+    issues, _ = _issues(tmp_path, "structure: {}\nmodel: {name: soft_sphere}\n")
+    assert "give one of 'file', 'files' or 'generator'" in issues[0].message
+    issues, _ = _issues(
+        tmp_path,
+        "structure: {file: a.xyz, generator: {name: fcc, lattice_constant: 1}}\nmodel: {name: soft_sphere}\n",
+    )
+    assert any("only one of" in i.message for i in issues)
+    issues, _ = _issues(tmp_path, "structure: {file: missing.xyz}\nmodel: {name: soft_sphere}\n")
+    assert issues[0].path == "$.structure.file" and "not found" in issues[0].message
+    (tmp_path / "thing.weird").write_text("x")
+    issues, _ = _issues(tmp_path, "structure: {file: thing.weird}\nmodel: {name: soft_sphere}\n")
+    assert "cannot tell the format" in issues[0].message
+    issues, _ = _issues(tmp_path, "structure: {file: thing.weird, format: extxzy}\nmodel: {name: soft_sphere}\n")
+    assert issues[0].suggestion == "extxyz"
+    issues, _ = _issues(tmp_path, "structure: {generator: {name: fcc, lattice_constant: 1}, frames: 'a:b'}\nmodel: {name: soft_sphere}\n")
+    assert issues[0].path == "$.structure.frames"
+
+
+def test_malformed_yaml_and_duplicates(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        config.load(_write(tmp_path, "model: {name: soft_sphere\nstructure: [\n"))
+    text = str(err.value)
+    assert text.startswith(str(tmp_path / "config.yaml") + ":") and "malformed YAML" in text
+    assert "\n" not in text
+    issues, _ = _issues(tmp_path, "model: {name: soft_sphere}\nmodel: {name: lennard_jones}\nstructure: {generator: {name: fcc, lattice_constant: 1}}\n")
+    assert "duplicate key 'model'" in issues[0].message and issues[0].location.endswith(":2:1")
+    issues, _ = _issues(tmp_path, "- just\n- a list\n")
+    assert "must be a mapping" in issues[0].message
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(str(tmp_path / "nope.yaml"))
+
+
+def test_overrides(tmp_path):
+    path = _write(tmp_path, GOOD)
+    cfg = config.load(path, overrides=["structure.generator.n_atoms=8", "jacobian.precision=float32"])
+    assert cfg.data["structure"]["generator"]["n_atoms"] == 8
+    assert cfg.data["jacobian"]["precision"] == "float32"
+    with pytest.raises(ConfigError) as err:
+        config.load(path, overrides=["structure.generator.n_atoms=-3"])
+    assert err.value.issues[0].location == "--set"
+    with pytest.raises(ConfigError, match="KEY.PATH=VALUE"):
+        config.load(path, overrides=["nothing"])
+
+
+def test_parse_helpers():
+    assert config.parse_memory("2 GiB") == 2 * 2**30
+    assert config.parse_memory("500MB") == 500 * 10**6
+    assert config.parse_memory(1024) == 1024
+    assert config.parse_parameter_label("sigma[0,1]") == ("sigma", (0, 1))
+    assert config.parse_parameter_label("alpha") == ("alpha", None)
+    with pytest.raises(ConfigError):
+        config.parse_parameter_label("sigma[")
+
+
+def test_example_configs_are_valid():
+    for example in ("softspheres", "silicon_sw", "lj_crystal"):
+        path = ROOT / "examples" / example / "config.yaml"
+        if path.exists():
+            config.load(str(path))
