@@ -9,7 +9,7 @@ output's `parameter` dimension. A square per-species parameter (shape
 `("species", "species")`) whose value is symmetric, and the symmetric `strain`, are
 differentiated *symmetrically*: the component `[i,j]` (`i < j`) moves both `[i,j]` and
 `[j,i]`, so `sigma[0,1]` is the A–B interaction diameter and `strain[0,1]` the
-engineering shear strain γ₀₁ (Voigt convention).
+symmetric shear ε₀₁ = ε₁₀ (an engineering shear γ₀₁ = 2·θ).
 
 **Observables.** Besides the model's own (`System.observables`), the pipeline offers
 `energy`; `stress` = (1/V) ∂E/∂ε when the model has a `strain` parameter; and
@@ -625,12 +625,15 @@ def _add_elastic_constants(ds, label, components, d, obs_partials, chosen_obs):
     voigt = [f"{'xyz'[i]}{'xyz'[j]}" for i, j in pairs]
     ds.coords["voigt"] = ("voigt", voigt)
     ds.coords["voigt_"] = ("voigt_", voigt)
-    relaxed = np.array([[total[i, j, c] for c in cols] for i, j in pairs])
+    # A tied shear component θ moves ε_kl and ε_lk together, i.e. the engineering shear
+    # γ_kl = 2θ; Voigt's C relates σ to γ for shear columns: C_ab = dσ_a/dγ_b = ½ dσ_a/dθ_b.
+    factor = np.array([1.0 if k == l else 0.5 for k, l in pairs])
+    relaxed = np.array([[total[i, j, c] for c in cols] for i, j in pairs]) * factor[None, :]
     ds[label] = (("voigt", "voigt_"), relaxed,
                  {"units": units, "long_name": "relaxed-ion elastic constants C (Voigt), dσ/dε with internal relaxation"})
     if partial is not None:
         partial = partial.reshape(d, d, -1)
-        clamped = np.array([[partial[i, j, c] for c in cols] for i, j in pairs])
+        clamped = np.array([[partial[i, j, c] for c in cols] for i, j in pairs]) * factor[None, :]
         ds[f"{label}_clamped"] = (("voigt", "voigt_"), clamped,
                                   {"units": units, "long_name": "clamped-ion elastic constants ∂σ/∂ε (no relaxation)"})
 

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from sensitiv.errors import ConfigError, InputError
-from sensitiv.records import EnergyModel, Parameter, Structure, System
+from sensitiv.records import Parameter, Structure, System
 
-__all__ = ["spring_network", "ENERGY_MODEL", "OPTIONS_SCHEMA"]
+__all__ = ["spring_network", "PARAMETERS", "OPTIONS_SCHEMA"]
 
 OPTIONS_SCHEMA = {
     "type": "object",
@@ -266,11 +266,3 @@ def spring_network(structure: Structure, options: Mapping[str, Any] | None = Non
         },
     )
 
-
-ENERGY_MODEL = EnergyModel(
-    name="harmonic_springs",
-    factory=spring_network,
-    description="harmonic springs between atoms closer than a cutoff (or given bonds)",
-    parameters=PARAMETERS,
-    options_schema=OPTIONS_SCHEMA,
-)
