@@ -18,6 +18,7 @@ is periodic (free space).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -253,7 +254,7 @@ def spring_network(structure: Structure, options: Mapping[str, Any] | None = Non
         params=params,
         parameters=resolved,
         positions=jnp.asarray(positions0),
-        null_space=lambda positions: _rigid_modes(jnp.asarray(positions), free),
+        null_space=jax.jit(functools.partial(_rigid_modes, free=free)),
         interactions=lambda positions, params: bonds_j,
         observables={"energy": energy},
         reverse_mode_safe=True,
