@@ -1,0 +1,203 @@
+"""What a Jacobian computation reports about itself: `JacobianInfo`.
+
+Every number is an array computed inside `jit` (nothing is raised); `trustworthy` is an
+array too, so it survives `jit` and `vmap`. The strings (`verdict`, `warnings`,
+`summary()`) are decoded on the host from those arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["JacobianInfo", "FLAGS", "VERDICTS"]
+
+VERDICTS = ("minimum", "saddle", "singular", "regular")
+
+# bit -> (name, breaks trust)
+FLAGS = {
+    1: ("not_converged", True),
+    2: ("saddle", True),
+    4: ("singular", False),
+    8: ("inconsistent", True),
+    16: ("inaccurate_solution", True),
+    32: ("nonfinite", True),
+    64: ("sparsity_mismatch", True),
+    128: ("not_symmetric", True),
+    256: ("spectrum_unresolved", False),
+}
+_UNTRUSTED_MASK = sum(bit for bit, (_, breaks) in FLAGS.items() if breaks)
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class JacobianInfo:
+    """Diagnostics of a Jacobian (or total derivative) computation.
+
+    Per column (one per linear solve: a parameter direction in forward mode, an output in
+    reverse mode; the last column is the Newton correction `K⁻¹F` when it was solved with
+    the others):
+
+    - `column_residual`: relative residual `‖K x − r‖ / ‖r‖` of each solve;
+    - `column_iterations`: Krylov iterations (0 for dense solves);
+    - `column_converged`: whether the residual met the tolerance.
+
+    Global:
+
+    - `stationarity_residual`: `‖F(x̂, θ)‖₂`, how far `x̂` is from a root;
+    - `lambda_min`: the smallest eigenvalue of `∂₁F` (times `gradient_sign`) outside the
+      null space — the curvature of the softest mode — or, for nonsymmetric `∂₁F`, the
+      smallest nonzero singular value; `lambda_max` the largest in magnitude;
+    - `lambda_min_residual`: bound on how far `lambda_min` is from a true eigenvalue
+      (0 when computed exactly by a dense eigendecomposition);
+    - `verdict_code`: 0 minimum, 1 saddle, 2 singular (unexpected zero modes), 3 regular
+      (nonsymmetric); see `verdict`;
+    - `null_space_dim`: known plus detected zero modes (`detected_null_dim` of them
+      detected; with Krylov solvers a lower bound);
+    - `negative_eigenvalues`: how many (dense) or whether any (Krylov) eigenvalues are negative;
+    - `inconsistency`: largest fraction of a right-hand side inside the detected null
+      space; above zero, the minimum-norm least-squares answer is not an exact derivative;
+    - `solution_error_estimate`: `‖x̂ − x*‖` estimated by the Newton step `‖K⁺F‖`
+      (NaN where not solved); `solution_error_bound`: `‖F‖ / λ_min`;
+    - `jacobian_error_estimate`: relative error of the Jacobian caused by `x̂ ≠ x*`
+      (Blondel et al. 2022, Theorem 1), from the first-order change of the Jacobian along the
+      Newton step in one random direction (dense: solved; Krylov: bounded with `λ_min`);
+    - `sparsity_error`: relative mismatch of the recovered sparse `∂₁F`/`∂₂F` against
+      exact JVPs in a random direction (NaN when no structure was used);
+    - `symmetry_error`: relative asymmetry `|aᵀKb − bᵀKa|` measured in random directions;
+    - `flags`: bit set of the problems found (see `warnings`);
+    - `trustworthy`: no problem that makes the Jacobian unreliable was found.
+
+    Static (decided on the host): `strategy`, `mode`, `reason`, `n_colors` (0 when no
+    coloring was used), `n_products` (JVPs/VJPs spent on assembling `∂₁F` and `∂₂F`).
+    """
+
+    column_residual: jax.Array
+    column_iterations: jax.Array
+    column_converged: jax.Array
+    stationarity_residual: jax.Array
+    lambda_min: jax.Array
+    lambda_max: jax.Array
+    lambda_min_residual: jax.Array
+    verdict_code: jax.Array
+    null_space_dim: jax.Array
+    detected_null_dim: jax.Array
+    negative_eigenvalues: jax.Array
+    inconsistency: jax.Array
+    solution_error_estimate: jax.Array
+    solution_error_bound: jax.Array
+    jacobian_error_estimate: jax.Array
+    sparsity_error: jax.Array
+    symmetry_error: jax.Array
+    flags: jax.Array
+    trustworthy: jax.Array
+    strategy: str = dataclasses.field(default="", metadata=dict(static=True))
+    mode: str = dataclasses.field(default="", metadata=dict(static=True))
+    reason: str = dataclasses.field(default="", metadata=dict(static=True))
+    n_colors: int = dataclasses.field(default=0, metadata=dict(static=True))
+    n_products: int = dataclasses.field(default=0, metadata=dict(static=True))
+
+    @property
+    def verdict(self) -> str:
+        """`"minimum"`, `"saddle"`, `"singular"` or `"regular"` (host only)."""
+        return VERDICTS[int(np.asarray(self.verdict_code))]
+
+    @property
+    def warnings(self) -> list[str]:
+        """One sentence per problem found, with the numbers (host only)."""
+        flags = int(np.asarray(self.flags))
+        f = lambda a: float(np.max(np.asarray(a))) if np.size(a) else float("nan")
+        out = []
+        if flags & 32:
+            out.append("the Jacobian contains NaN or inf")
+        if flags & 1:
+            bad = int(np.sum(~np.asarray(self.column_converged)))
+            out.append(
+                f"{bad} linear solve(s) did not converge (worst relative residual "
+                f"{f(self.column_residual):.2e})"
+            )
+        if flags & 2:
+            out.append(
+                f"x̂ is a saddle point, not a minimum: ∂₁F has negative eigenvalues "
+                f"(smallest {f(self.lambda_min):.3e}); the Jacobian describes a stationary point "
+                "that is not stable"
+            )
+        if flags & 4:
+            out.append(
+                f"{int(np.asarray(self.detected_null_dim))} unexpected zero mode(s) (rattlers, "
+                "mechanisms) beyond the known null space; the minimum-norm Jacobian is returned"
+            )
+        if flags & 8:
+            out.append(
+                f"the right-hand side has a component {f(self.inconsistency):.2e} in the null space "
+                "of ∂₁F: the solution is not differentiable in those directions (least-squares answer)"
+            )
+        if flags & 16:
+            out.append(
+                f"x̂ is not converged enough: ‖F‖ = {f(self.stationarity_residual):.2e}, estimated "
+                f"solution error {f(self.solution_error_bound):.2e}, estimated relative Jacobian "
+                f"error {f(self.jacobian_error_estimate):.2e}"
+            )
+        if flags & 64:
+            out.append(
+                f"the sparsity hint does not match ∂F (relative mismatch {f(self.sparsity_error):.2e}): "
+                "interaction pairs are missing"
+            )
+        if flags & 128:
+            out.append(
+                f"∂₁F is not symmetric (relative asymmetry {f(self.symmetry_error):.2e}) but was "
+                "treated as symmetric"
+            )
+        if flags & 256:
+            out.append(
+                f"the smallest eigenvalue is not resolved (estimate {f(self.lambda_min):.3e} ± "
+                f"{f(self.lambda_min_residual):.1e}); the error estimates are indicative only"
+            )
+        return out
+
+    def summary(self) -> str:
+        """A few lines for logs (host only)."""
+        lines = [
+            f"strategy {self.strategy} ({self.mode}): {self.reason}",
+            f"verdict {self.verdict}; λ_min {float(np.asarray(self.lambda_min)):.4e}, "
+            f"null space {int(np.asarray(self.null_space_dim))}; ‖F‖ "
+            f"{float(np.asarray(self.stationarity_residual)):.2e}; estimated Jacobian error "
+            f"{float(np.asarray(self.jacobian_error_estimate)):.2e}",
+            f"trustworthy: {bool(np.asarray(self.trustworthy))}",
+        ]
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def compute_flags(
+    *,
+    jacobian_finite,
+    column_converged,
+    verdict_code,
+    detected_null,
+    inconsistency,
+    jacobian_error_estimate,
+    sparsity_error,
+    symmetry_error,
+    spectrum_unresolved,
+    trust_rtol,
+    structure_rtol,
+    symmetric,
+):
+    flags = jnp.zeros((), jnp.int32)
+    add = lambda flags, cond, bit: flags | jnp.where(cond, bit, 0).astype(jnp.int32)
+    flags = add(flags, ~jnp.all(column_converged), 1)
+    flags = add(flags, verdict_code == 1, 2)
+    flags = add(flags, detected_null > 0, 4)
+    flags = add(flags, inconsistency > trust_rtol, 8)
+    flags = add(flags, ~(jacobian_error_estimate <= trust_rtol) & ~jnp.isnan(jacobian_error_estimate), 16)
+    flags = add(flags, ~jacobian_finite, 32)
+    flags = add(flags, sparsity_error > structure_rtol, 64)
+    if symmetric:
+        flags = add(flags, symmetry_error > structure_rtol, 128)
+    flags = add(flags, spectrum_unresolved, 256)
+    trustworthy = (flags & _UNTRUSTED_MASK) == 0
+    return flags, trustworthy
