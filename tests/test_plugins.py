@@ -9,6 +9,8 @@ exactly as an installed one).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import textwrap
 import types
@@ -633,3 +635,18 @@ def test_factory_errors_keep_their_type():
     registry.register(make_plugin(sensitiv_energy_models=lambda: [EnergyModel("bad", factory)]), name="p")
     with pytest.raises(ConfigError, match="model.options.cutoff"):
         registry.get_energy_model("bad").factory(toy_structure(), {})
+
+
+def test_the_host_imports_no_physics_package():
+    # The host (hookspecs, plugins, builtin, the `plugins` command) stays free of jax-md
+    # and ASE: only the plugins that need them import them.
+    code = (
+        "import sys\n"
+        "from sensitiv.cli import main\n"
+        "assert main(['plugins', '--json']) == 0\n"
+        "loaded = sorted(m for m in ('jax_md', 'ase', 'sensitiv_jaxmd', 'sensitiv_ase') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    env = dict(os.environ, **{ENV_PLUGINS: "builtin"})
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
