@@ -1,0 +1,215 @@
+"""End to end: every example config through `sensitiv analyze` (in-process, reduced sizes),
+the NetCDF contract checked with xarray, and the numbers checked against the Python API
+(`sensitiv.jacobian` on the same system) and finite differences of re-solving."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+
+import jax
+import jax.numpy as jnp
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from sensitiv.cli import ExitCode, main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def softspheres(tmp_path_factory):
+    """The soft-sphere example at 16 particles, run once through the CLI."""
+    folder = tmp_path_factory.mktemp("softspheres")
+    out = folder / "ss.nc"
+    code = main([
+        "analyze", str(EXAMPLES / "softspheres" / "config.yaml"), "-o", str(out),
+        "--set", "structure.generator.n_atoms=16",
+    ])
+    return code, out
+
+
+def test_softspheres_contract(softspheres):
+    code, out = softspheres
+    assert code == ExitCode.OK
+    ds = xr.open_dataset(out)
+    try:
+        assert dict(ds.sizes) == {"atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2}
+        assert list(ds["spatial"].values) == ["x", "y"]
+        assert list(ds["parameter"].values) == ["sigma[0,0]", "sigma[0,1]", "sigma[1,1]"]
+        assert ds["coordinates"].dims == ("atom", "spatial")
+        assert ds["dx_dtheta"].dims == ("atom", "spatial", "parameter")
+        np.testing.assert_allclose(ds["parameter_value"].values, [1.0, 1.2, 1.4])
+        assert list(ds["parameter_units"].values) == ["1", "1", "1"]
+        assert list(ds["parameter_symmetric"].values) == [0, 1, 0]
+        assert set(ds["species"].values) == {"A", "B"}
+        assert ds["cell"].dims == ("cell_vector", "spatial")
+        for name in ("stationarity_residual", "linear_residual", "linear_converged", "smallest_eigenvalue",
+                     "verdict", "null_space_dimension", "jacobian_error_estimate", "jacobian_strategy",
+                     "energy", "denergy_dtheta", "dx_dlogtheta", "trustworthy"):
+            assert name in ds.variables, name
+        assert ds["linear_residual"].dims == ("parameter",)
+        assert str(ds["verdict"].values) == "minimum"
+        assert int(ds["null_space_dimension"]) == 2  # the two translations
+        assert ds["trustworthy"].dtype == np.int8 and int(ds["trustworthy"]) == 1
+        assert ds["linear_converged"].dtype == np.int8
+        assert ds.attrs["Conventions"] == "CF-1.11"
+        assert "sensitiv 0.1.0" in ds.attrs["source"] and "jaxmd" in ds.attrs["source"]
+        assert "analyze" in ds.attrs["history"]
+        assert ds["coordinates"].attrs["units"] == "1" and "long_name" in ds["dx_dtheta"].attrs
+        resolved = yaml.safe_load(ds.attrs["sensitiv_config"])
+        assert resolved["structure"]["generator"]["n_atoms"] == 16
+        for value in ds.attrs.values():
+            assert not isinstance(value, (dict, bool)) and value is not None
+    finally:
+        ds.close()
+    with netCDF4.Dataset(out) as nc:
+        assert nc.file_format == "NETCDF4"
+        filters = nc.variables["dx_dtheta"].filters()
+        assert filters["zlib"] and filters["shuffle"] and filters["complevel"] == 4
+    # No temporary file left beside the output.
+    assert [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_softspheres_numbers_match_python_api_and_finite_differences(softspheres):
+    """The CLI's dx*/dθ equals `sensitiv.jacobian` on the same system, and central
+    differences of re-solving (the paper's experiment)."""
+    from sensitiv.jacobian import jacobian
+    from sensitiv.pipeline import structure as st
+    from sensitiv.pipeline._registry import catalog
+
+    code, out = softspheres
+    with xr.open_dataset(out) as ds:
+        x_cli = ds["coordinates"].values
+        j_cli = ds["dx_dtheta"].values
+    cat = catalog()
+    s = st.bidisperse_packing(n_atoms=16, packing_fraction=0.9, seed=0)
+    sigma = jnp.array([[1.0, 1.2], [1.2, 1.4]])
+    system = cat.energy_models["soft_sphere"].factory(s, {"parameters": {"sigma": sigma.tolist(), "epsilon": 1.0, "alpha": 2.0}})
+    solve = cat.solvers["fire"].factory({"ftol": 1e-12, "max_steps": 200000})
+    params = dict(system.params)
+    result = solve(system, jnp.asarray(system.positions), params)
+    x = jnp.asarray(result.positions)
+    np.testing.assert_allclose(x, x_cli, atol=1e-8)
+    F = cat.conditions["stationary"].factory(system, {})
+    api = jacobian(lambda x, sig: F(x, {**params, "sigma": sig}), x, sigma,
+                            null_space=system.null_space(x))
+    j_api = np.asarray(api.jacobian)  # (16, 2, 2, 2)
+    tied = j_api[..., 0, 1] + j_api[..., 1, 0]
+    expected = np.stack([j_api[..., 0, 0], tied, j_api[..., 1, 1]], axis=-1)
+    np.testing.assert_allclose(j_cli, expected, rtol=1e-6, atol=1e-7 * np.abs(expected).max())
+
+    # Central differences of re-solving for σ_AA, from x* (step 1e-5: contacts must not change).
+    h = 1e-5
+
+    def resolved(delta):
+        p = {**params, "sigma": sigma.at[0, 0].add(delta)}
+        r = solve(system, x, p)
+        assert bool(r.converged)
+        y = np.asarray(r.positions)
+        y = y - y.mean(0) + np.asarray(x).mean(0)  # remove the free translation
+        return y
+
+    fd = (resolved(h) - resolved(-h)) / (2 * h)
+    rel = np.linalg.norm(fd - j_cli[..., 0]) / np.linalg.norm(j_cli[..., 0])
+    assert rel < 1e-5, rel
+
+
+def test_silicon_sw_relaxed_ion_elastic_constants(tmp_path, capsys):
+    out = tmp_path / "si.nc"
+    code, _, err = _run(capsys, "analyze", EXAMPLES / "silicon_sw" / "config.yaml", "-o", out)
+    assert code == ExitCode.OK, err
+    assert "result: trustworthy" in err and "jacobian:" in err and "timings:" in err
+    with xr.open_dataset(out) as ds:
+        gpa = 160.21766208
+        c = ds["elastic_constants"].values * gpa
+        # Stillinger & Weber (1985) silicon: C11 151.4, C12 76.4, C44 56.4 GPa (relaxed ion).
+        np.testing.assert_allclose(c[0, 0], 151.4, atol=0.2)
+        np.testing.assert_allclose(c[0, 1], 76.4, atol=0.2)
+        np.testing.assert_allclose(c[3, 3], 56.4, atol=0.2)
+        np.testing.assert_allclose(c, c.T, atol=1e-8)
+        clamped = ds["elastic_constants_clamped"].values * gpa
+        assert clamped[3, 3] > 1.9 * c[3, 3]  # internal relaxation softens shear a lot
+        np.testing.assert_allclose(clamped[:3, :3], c[:3, :3], atol=1e-6)  # no relaxation under pure dilation
+        assert list(ds["parameter"].values) == [
+            "strain[0,0]", "strain[0,1]", "strain[0,2]", "strain[1,1]", "strain[1,2]", "strain[2,2]"]
+        # Internal strain: only shear moves the atoms inside the cell.
+        norms = np.sqrt((ds["dx_dtheta"] ** 2).sum(("atom", "spatial"))).values
+        assert norms[[0, 3, 5]].max() < 1e-6 * norms[[1, 2, 4]].min()
+        assert ds["dstress_dtheta"].dims == ("stress_i", "stress_j", "parameter")
+        assert ds["cell_lengths"].dims == ("cell_spatial",)
+        np.testing.assert_allclose(ds["cell_angles"].values, 90.0)
+
+
+def test_lj_crystal_from_extxyz(tmp_path, capsys):
+    out = tmp_path / "lj.nc"
+    code, _, err = _run(
+        capsys, "analyze", EXAMPLES / "lj_crystal" / "config.yaml", "-o", out,
+        "--set", "structure.file=argon_vacancy_small.extxyz",
+        "--set", "model.options.r_cutoff=1.5", "--set", "model.options.r_onset=1.3",
+    )
+    assert code == ExitCode.OK, err
+    with xr.open_dataset(out) as ds:
+        assert ds.sizes["atom"] == 31 and ds.sizes["spatial"] == 3
+        assert list(ds["parameter"].values) == ["sigma", "epsilon"]
+        assert set(ds["species"].values) == {"Ar"}
+        assert ds["coordinates"].attrs["units"] == "angstrom"
+        np.testing.assert_allclose(ds["cell"].values, np.eye(3) * 10.52)
+        assert "ase" in ds.attrs["source"]
+        # Equal-σ scaling: the LJ minimum scales with σ at fixed ε, so dx*/dσ is bounded by
+        # the cell size, and ε (an overall energy scale) does not move the minimum at all.
+        eps_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="epsilon")).max())
+        sig_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="sigma")).max())
+        assert eps_norm < 1e-6 * sig_norm
+        assert ds["dstress_dtheta"].sizes["parameter"] == 2
+
+
+@pytest.mark.slow
+def test_lj_crystal_full_size(tmp_path, capsys):
+    code, _, err = _run(capsys, "analyze", EXAMPLES / "lj_crystal" / "config.yaml", "-o", tmp_path / "lj.nc")
+    assert code == ExitCode.OK, err
+
+
+@pytest.mark.slow
+def test_softspheres_full_size(tmp_path, capsys):
+    code, _, err = _run(capsys, "analyze", EXAMPLES / "softspheres" / "config.yaml", "-o", tmp_path / "ss.nc")
+    assert code == ExitCode.OK, err
+
+
+def test_inspect_and_plot(softspheres, tmp_path, capsys):
+    _, out = softspheres
+    code, text, _ = _run(capsys, "inspect", out)
+    assert code == ExitCode.OK
+    assert "16 atoms × 2 dims, 3 parameters" in text and "sigma[0,1]" in text and "verdict: minimum" in text
+    pytest.importorskip("matplotlib")
+    fig = tmp_path / "fig.png"
+    code, _, err = _run(capsys, "plot", out, "-o", fig, "--parameter", "sigma[0,0]")
+    assert code == ExitCode.OK, err
+    assert fig.stat().st_size > 10_000 and fig.read_bytes()[:4] == b"\x89PNG"
+    code, _, err = _run(capsys, "plot", out, "-o", fig, "--parameter", "sigma[0,2]")
+    assert code == ExitCode.USAGE_ERROR and "did you mean" in err
+    code, _, err = _run(capsys, "inspect", tmp_path / "nothing.nc")
+    assert code == ExitCode.USAGE_ERROR and "nothing.nc" in err
+
+
+def test_read_result_back_as_structure(softspheres):
+    """A result is an AMBER-style file: the built-in reader reads x* back."""
+    from sensitiv._amber import read_amber_netcdf
+
+    _, out = softspheres
+    frames = read_amber_netcdf(str(out), {})
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_array_equal(frames[0].positions, ds["coordinates"].values)
+        np.testing.assert_array_equal(frames[0].cell, ds["cell"].values)
+    assert frames[0].pbc == (True, True) and frames[0].species_names == ("A", "B")
