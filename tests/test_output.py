@@ -1,0 +1,138 @@
+"""The NetCDF writer: atomic replacement, attribute rules, frames and groups, compression."""
+
+from __future__ import annotations
+
+import os
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from sensitiv.errors import InputError
+from sensitiv.pipeline import output
+
+
+def _result(n_atoms=4, value=1.0, source="s"):
+    rng = np.random.default_rng(n_atoms)
+    return xr.Dataset(
+        {
+            "coordinates": (("atom", "spatial"), rng.random((n_atoms, 2)), {"units": "1"}),
+            "dx_dtheta": (("atom", "spatial", "parameter"), rng.random((n_atoms, 2, 2))),
+            "parameter_value": (("parameter",), np.array([value, 2.0])),
+            "parameter_units": (("parameter",), np.array(["1", "eV"], dtype=object)),
+            "species": (("atom",), np.array(["A"] * n_atoms, dtype=object)),
+            "converged": ((), True),
+            "frame_source": ((), source),
+        },
+        coords={"spatial": ["x", "y"], "parameter": ["sigma", "epsilon"]},
+        attrs={"structure_source": source, "model": "m"},
+    )
+
+
+def test_sanitize_attrs():
+    clean = output.sanitize_attrs({"a": None, "b": True, "c": {"k": [1, 2]}, "d": [1, 2.5], "e": ["x", "y"], "f": 3})
+    assert "a" not in clean
+    assert clean["b"] == 1 and isinstance(clean["b"], np.int8)
+    assert clean["c"] == "k:\n- 1\n- 2"
+    np.testing.assert_array_equal(clean["d"], [1, 2.5])
+    assert clean["e"] == "x, y" and clean["f"] == 3
+
+
+def test_write_is_atomic_and_refuses_to_clobber(tmp_path):
+    path = tmp_path / "r.nc"
+    output.write_netcdf(_result(), path, compression=2)
+    with xr.open_dataset(path) as ds:
+        assert ds["converged"].dtype == np.int8 and int(ds["converged"]) == 1
+        assert ds["converged"].attrs["flag_meanings"] == "false true"
+    with netCDF4.Dataset(path) as nc:
+        assert nc.variables["dx_dtheta"].filters()["complevel"] == 2
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="output exists"):
+        output.write_netcdf(_result(value=9.0), path)
+    assert path.read_bytes() == before
+    output.write_netcdf(_result(value=9.0), path, overwrite=True)
+    with xr.open_dataset(path) as ds:
+        assert float(ds["parameter_value"][0]) == 9.0
+    assert sorted(os.listdir(tmp_path)) == ["r.nc"]
+    mode = os.stat(path).st_mode & 0o777
+    assert mode & 0o044 == 0o044 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "r.nc"
+    path.write_bytes(b"old")
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
+    with pytest.raises(InputError, match="No space left on device"):
+        output.write_netcdf(_result(), path, overwrite=True)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["r.nc"]
+
+
+def test_uncompressed(tmp_path):
+    path = tmp_path / "r.nc"
+    output.write_netcdf(_result(), path, compression=0)
+    with netCDF4.Dataset(path) as nc:
+        assert not nc.variables["dx_dtheta"].filters()["zlib"]
+
+
+def test_combine_frames(tmp_path):
+    combined = output.combine([_result(value=1.0, source="a"), _result(value=3.0, source="b")], {"title": "t"})
+    assert combined.sizes["frame"] == 2
+    assert combined["dx_dtheta"].dims == ("frame", "atom", "spatial", "parameter")
+    assert combined["parameter_value"].dims == ("frame", "parameter")
+    assert combined["species"].dims == ("atom",)  # static: no frame dimension
+    assert combined["parameter_units"].dims == ("parameter",)
+    assert list(combined["frame_source"].values) == ["a", "b"]
+    assert "structure_source" not in combined.attrs and combined.attrs["model"] == "m"
+    path = tmp_path / "f.nc"
+    output.write_netcdf(combined, path)
+    with xr.open_dataset(path) as ds:
+        np.testing.assert_array_equal(ds["parameter_value"].values[:, 0], [1.0, 3.0])
+
+
+def test_combine_groups_when_atom_counts_differ(tmp_path):
+    tree = output.combine([_result(4), _result(6)], {"title": "t"})
+    assert isinstance(tree, xr.DataTree)
+    path = tmp_path / "g.nc"
+    output.write_netcdf(tree, path)
+    opened = output.open_result(str(path))
+    try:
+        assert isinstance(opened, xr.DataTree)
+        assert opened["structure_000"].sizes["atom"] == 4
+        assert opened["structure_001"].sizes["atom"] == 6
+        assert opened.attrs["title"] == "t"
+    finally:
+        opened.close()
+    with netCDF4.Dataset(path) as nc:
+        assert set(nc.groups) == {"structure_000", "structure_001"}
+        assert nc.groups["structure_001"].variables["dx_dtheta"].filters()["zlib"]
+
+
+def test_open_result_rejects_other_files(tmp_path):
+    other = tmp_path / "o.nc"
+    xr.Dataset({"t": ("x", [1.0])}).to_netcdf(other)
+    with pytest.raises(InputError, match="not a sensitiv result"):
+        output.open_result(str(other))
+    text = tmp_path / "t.nc"
+    text.write_text("x")
+    with pytest.raises(InputError, match="not a readable NetCDF"):
+        output.open_result(str(text))
+
+
+def test_check_output_path(tmp_path):
+    assert output.check_output_path(tmp_path / "new.nc", False) == str(tmp_path / "new.nc")
+    with pytest.raises(InputError, match="does not exist"):
+        output.check_output_path(tmp_path / "x" / "new.nc", False)
+    with pytest.raises(InputError, match="is a directory"):
+        output.check_output_path(tmp_path, True)
