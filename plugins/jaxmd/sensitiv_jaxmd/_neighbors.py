@@ -148,13 +148,13 @@ class NeighborList:
             upper.append(hi)
         self.grid, self.lower, self.upper = tuple(grid), tuple(lower), tuple(upper)
         # Cell capacity from the occupancy now; then the neighbor count with that grid.
-        cell_ids = np.asarray(self._cell_ids(jnp.asarray(positions))[1])
+        cell_ids = np.asarray(jax.jit(self._cell_ids)(jnp.asarray(positions))[1])
         occupancy = int(np.bincount(cell_ids, minlength=int(np.prod(grid))).max())
         self.cell_capacity = max(1, math.ceil(occupancy * self.capacity_multiplier))
         if int(np.prod(grid)) == 1:
             self.cell_capacity = n
         self.max_neighbors = max(n - 1, 1)  # provisional: no overflow while counting
-        _, _, counts = self._build(jnp.asarray(positions), cutoff, jnp.asarray(F))
+        _, _, counts = jax.jit(self._build)(jnp.asarray(positions), cutoff, jnp.asarray(F))
         most = int(np.asarray(counts).max()) if n > 1 else 0
         self.max_neighbors = int(min(max(n - 1, 1), max(1, math.ceil(most * self.capacity_multiplier))))
         return self

@@ -174,13 +174,28 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         # An overflowing list or an invalid minimum image gives NaN, never a truncated sum.
         return jnp.where(status == OK, e, jnp.nan)
 
-    def energy(x, p):
+    compiled: dict = {}
+
+    def jitted(name, fn):
+        # The neighbor list's static shapes are read at trace time: key the cache on them,
+        # so that calls after a reallocation re-trace. One compiled function per key also
+        # spares eager callers the op-by-op dispatch.
+        key = (name, nlist.key())
+        if key not in compiled:
+            compiled[key] = jax.jit(fn)
+        return compiled[key]
+
+    def energy_raw(x, p):
         return energy_with(x, p, deform(p))
+
+    def energy(positions, params):
+        """Potential energy at Cartesian `positions` (reference cell) and parameters `params`."""
+        return jitted("energy", energy_raw)(positions, params)
 
     observables = {"energy": energy}
     if space.periodic:
 
-        def stress(x, p):
+        def stress_raw(x, p):
             F = deform(p)
             eye = jnp.eye(dim, dtype=F.dtype)
             # Cauchy (virial) stress: derivative with respect to an extra infinitesimal
@@ -188,17 +203,31 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
             g = jax.grad(lambda d: energy_with(x, p, (eye + d) @ F))(jnp.zeros_like(F))
             return 0.5 * (g + g.T) / space.volume(F)
 
+        def stress(positions, params):
+            """Virial (Cauchy) stress `(1/V) ∂E/∂ε` of the deformed cell, `(dim, dim)`."""
+            return jitted("stress", stress_raw)(positions, params)
+
         observables["stress"] = stress
 
-    build_jit = jax.jit(lambda x, p: neighbors(x, p, deform(p)))
-
     def diagnose_fn(x, p) -> Diagnosis:
-        _, status, cutoff = build_jit(jnp.asarray(x), p)
+        build = jitted("build", lambda x, p: neighbors(x, p, deform(p)))
+        _, status, cutoff = build(jnp.asarray(x), p)
         status = int(status)
         message = explain_status(status)
         if status != OK:
             message += f" (cutoff {float(cutoff):.6g}, {n} atoms)"
         return Diagnosis(status, message, float(cutoff), nlist.max_neighbors if nlist.enabled else None)
+
+    def within_cutoff(x, p):
+        F = deform(p)
+        idx, status, _ = neighbors(x, p, F)
+        valid = idx < n
+        safe_idx = jnp.where(valid, idx, 0)
+        dR = space.displacement(x[:, None, :], x[safe_idx], F)
+        r = jnp.sqrt(jnp.sum(dR**2, axis=-1))
+        cut = model.pair_cutoff(p, ctx, ctx.species[:, None], ctx.species[safe_idx],
+                                jnp.arange(n)[:, None], safe_idx)
+        return valid & (r < cut), safe_idx, status
 
     def interactions(x, p):
         """Atom pairs `(i < j)` coupled in the Hessian at `(x, θ)`, `(n_pairs, 2)` int32.
@@ -206,18 +235,10 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         Pair models: pairs within their cutoff. Many-body models: those, plus pairs sharing
         a neighbor (the three-body / embedding terms couple them).
         """
-        x = jnp.asarray(x)
-        F = deform(p)
-        idx, status, _ = neighbors(x, p, F)
+        within, safe_idx, status = jitted("within", within_cutoff)(jnp.asarray(x), p)
         if int(status) != OK:
             raise InputError(f"model {model.name!r}: cannot list interactions: {explain_status(int(status))}")
-        valid = idx < n
-        safe_idx = jnp.where(valid, idx, 0)
-        dR = space.displacement(x[:, None, :], x[safe_idx], F)
-        r = jnp.sqrt(jnp.sum(dR**2, axis=-1))
-        cut = model.pair_cutoff(p, ctx, ctx.species[:, None], ctx.species[safe_idx],
-                                jnp.arange(n)[:, None], safe_idx)
-        within = np.asarray(valid & (r < cut))
+        within = np.asarray(within)
         rows = np.broadcast_to(np.arange(n)[:, None], within.shape)[within]
         cols = np.asarray(safe_idx)[within]
         adjacency = scipy.sparse.coo_matrix((np.ones(rows.size), (rows, cols)), shape=(n, n)).tocsr()
