@@ -597,10 +597,11 @@ def projection_transport(
     ```
     """
     from . import custom_root
+    from .solvers._base import linear_in_every_argument
 
     a, b = marginals
 
-    @custom_root(_transport_optimality, solve="cg")
+    @custom_root(linear_in_every_argument(_transport_optimality), solve="cg")
     def solve(scores, marginals, regularization):
         potentials, _ = _sinkhorn(scores, marginals, regularization, tol, maxiter)
         return potentials

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -10,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from .._implicit import custom_fixed_point, custom_root
+from .._implicit import custom_root
 from ..errors import ImplicitDiffError
 
 __all__ = ["SolverState", "OptStep"]
@@ -97,13 +99,47 @@ def iterate(step: Callable, carry: Any, *, maxiter: int, tol: float, unroll: boo
     return carry, SolverState(k, error, converged)
 
 
+def linear_in_every_argument(mapping: Callable) -> Callable:
+    """`mapping` plus an exact zero that depends (linearly) on every array argument.
+
+    Workaround: when an output leaf of `F` does not depend on the differentiated
+    arguments (e.g. the stationarity block of the KKT map with respect to `h`), the
+    right-hand side handed to `lax.custom_linear_solve` by `custom_root` has a constant
+    leaf, which JAX's transpose rule rejects (reverse mode fails with an AssertionError).
+    Adding `0 · Σ θ` to every leaf makes each leaf linear in the tangents without
+    changing any value (non-finite entries of `θ`, e.g. infinite bounds, are masked).
+    """
+
+    def anchored(x, *args, **kwargs):
+        out = mapping(x, *args, **kwargs)
+        leaves = [
+            leaf
+            for leaf in jax.tree_util.tree_leaves((args, kwargs))
+            if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.inexact)
+        ]
+        if not leaves:
+            return out
+        anchor = sum(jnp.sum(jnp.where(jnp.isfinite(leaf), leaf, 0.0)).real for leaf in leaves)
+        return jax.tree_util.tree_map(lambda r: r + (0.0 * anchor).astype(r.dtype), out)
+
+    anchored.__name__ = getattr(mapping, "__name__", "optimality_fun")
+    anchored.__wrapped__ = mapping  # custom_root reads the signature through __wrapped__
+    return anchored
+
+
 def with_implicit_diff(run: Callable, mapping: Callable, *, fixed_point: bool, implicit_diff: bool, solve: Any):
     """Wrap `run(init_params, *args, **kwargs) -> (params, state)` with the implicit rule
     of `mapping` (a fixed-point map `T` or a root map `F`), or leave it to autodiff."""
     if not implicit_diff:
         return run
-    decorator = custom_fixed_point if fixed_point else custom_root
-    return decorator(mapping, has_aux=True, solve=solve)(run)
+    if fixed_point:
+        fixed_point_map = mapping
+
+        def mapping(x, *args, **kwargs):
+            return jax.tree_util.tree_map(jnp.subtract, fixed_point_map(x, *args, **kwargs), x)
+
+        mapping.__wrapped__ = fixed_point_map
+    return custom_root(linear_in_every_argument(mapping), has_aux=True, solve=solve)(run)
 
 
 def backtracking(candidate: Callable, fun_value: Callable, y, fy, grad_y, stepsize, *, shrink=0.5, max_halvings=40):
@@ -136,3 +172,37 @@ def backtracking(candidate: Callable, fun_value: Callable, y, fy, grad_y, stepsi
 
     eta, _ = jax.lax.while_loop(cond, body, (stepsize, 0))
     return eta
+
+
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_MAX = 256
+
+
+def jit_run(method: Callable) -> Callable:
+    """Run a solver's `run` under `jax.jit`, one compiled function per solver configuration.
+
+    Solvers are frozen dataclasses: equal configurations (same callables, same options)
+    share one jitted function, so re-solving with new data of the same shapes (finite
+    differences, hyperparameter sweeps) reuses the compiled loop instead of tracing and
+    compiling it again. A solver with an unhashable field (e.g. an array of step sizes) is
+    still jitted, without the cache. `jit=False` on the solver turns this off.
+    """
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        if not getattr(self, "jit", True):
+            return method(self, *args, **kwargs)
+        try:
+            compiled = _COMPILED.get(self)
+        except TypeError:  # unhashable configuration
+            return jax.jit(functools.partial(method, self))(*args, **kwargs)
+        if compiled is None:
+            compiled = jax.jit(functools.partial(method, self))
+            _COMPILED[self] = compiled
+            if len(_COMPILED) > _COMPILED_MAX:
+                _COMPILED.popitem(last=False)
+        else:
+            _COMPILED.move_to_end(self)
+        return compiled(*args, **kwargs)
+
+    return run

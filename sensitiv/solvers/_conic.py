@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..errors import InputError
 from ..optimality import ConicPoint, Cones, conic_residual, conic_solution, projection_dual_cone
-from ._base import OptStep, iterate, with_implicit_diff
+from ._base import OptStep, jit_run, iterate, with_implicit_diff
 
 __all__ = ["ConicSolver"]
 
@@ -61,11 +61,13 @@ class ConicSolver:
     alpha: float = 1.5
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def optimality_fun(self):
         """The residual map `F(point, A, b, c)`."""
         return conic_residual(self.cones)
 
+    @jit_run
     def run(self, A: jax.Array, b: jax.Array, c: jax.Array, init_params: ConicPoint | None = None) -> OptStep:
         """Solve the conic program with data `(A, b, c)`; `init_params` is an optional
         `ConicPoint` warm start for the Newton polishing."""

@@ -22,7 +22,7 @@ from ..optimality import (
 )
 from ..optimality._newton import newton_direction
 from ..prox import make_prox_from_projection, prox_none
-from ._base import OptStep, backtracking, iterate, tree_norm, tree_sub, with_implicit_diff
+from ._base import OptStep, jit_run, backtracking, iterate, tree_norm, tree_sub, with_implicit_diff
 
 __all__ = [
     "GradientDescent",
@@ -94,6 +94,7 @@ class GradientDescent:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("GradientDescent", self.fun, self.maxiter, self.tol)
@@ -103,6 +104,7 @@ class GradientDescent:
         """The mapping used for implicit differentiation: `F = ∇₁f`."""
         return stationary(self.fun)
 
+    @jit_run
     def run(self, init_params: Any, *args, **kwargs) -> OptStep:
         """Minimize from `init_params`; `*args, **kwargs` are `θ`. Returns `OptStep(params, state)`."""
         value_and_grad = jax.value_and_grad(self.fun)
@@ -217,6 +219,7 @@ class ProximalGradient:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("ProximalGradient", self.fun, self.maxiter, self.tol)
@@ -228,6 +231,7 @@ class ProximalGradient:
         """The fixed-point map `T(x, hyperparams_prox, *args)` used for implicit differentiation."""
         return proximal_gradient_fixed_point(self.fun, self.prox, stepsize=self.stepsize or 1.0)
 
+    @jit_run
     def run(self, init_params: Any, hyperparams_prox: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params`; `hyperparams_prox` is `λ`, `*args, **kwargs` are `θ`."""
         solve = _proximal_gradient_solve(
@@ -271,6 +275,7 @@ class ProjectedGradient:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("ProjectedGradient", self.fun, self.maxiter, self.tol)
@@ -282,6 +287,7 @@ class ProjectedGradient:
         """The fixed-point map `T(x, hyperparams_proj, *args)` used for implicit differentiation."""
         return projected_gradient_fixed_point(self.fun, self.projection, stepsize=self.stepsize or 1.0)
 
+    @jit_run
     def run(self, init_params: Any, hyperparams_proj: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params`; `hyperparams_proj` describes `C`, `*args, **kwargs` are `θ`."""
         prox = make_prox_from_projection(self.projection)
@@ -328,6 +334,7 @@ class MirrorDescent:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("MirrorDescent", self.fun, self.maxiter, self.tol)
@@ -337,6 +344,7 @@ class MirrorDescent:
         """The fixed-point map `T(x, hyperparams_proj, *args)` used for implicit differentiation."""
         return mirror_descent_fixed_point(self.fun, self.mirror_map, self.mirror_projection, stepsize=self.stepsize)
 
+    @jit_run
     def run(self, init_params: Any, hyperparams_proj: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params` (inside the domain of `φ`, e.g. strictly positive)."""
         T = self.optimality_fun()
@@ -393,6 +401,7 @@ class BlockCoordinateDescent:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("BlockCoordinateDescent", self.fun, self.maxiter, self.tol)
@@ -402,6 +411,7 @@ class BlockCoordinateDescent:
         """The fixed-point map `T(x, hyperparams_prox, *args)` used for implicit differentiation."""
         return block_proximal_gradient_fixed_point(self.fun, self.block_prox, stepsize=self.stepsize)
 
+    @jit_run
     def run(self, init_params: Any, hyperparams_prox: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params`; `hyperparams_prox` is `λ`, `*args, **kwargs` are `θ`."""
         grad = jax.grad(self.fun)
@@ -495,6 +505,7 @@ class Newton:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         _check_common("Newton", self.fun, self.maxiter, self.tol)
@@ -505,6 +516,7 @@ class Newton:
         """The fixed-point map `T(x, *args)` used for implicit differentiation."""
         return newton_fixed_point(self.fun, hessian_solve=self.hessian_solve)
 
+    @jit_run
     def run(self, init_params: Any, *args, **kwargs) -> OptStep:
         """Minimize from `init_params`; `*args, **kwargs` are `θ`."""
         grad = jax.grad(self.fun)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from ..errors import ImplicitDiffError, InputError
 from ..optimality import KKTSolution, kkt, projected_gradient_fixed_point
 from ..projections import projection_box
-from ._base import OptStep, SolverState, iterate, with_implicit_diff
+from ._base import OptStep, jit_run, SolverState, iterate, with_implicit_diff
 
 __all__ = ["EqualityQP", "QP", "BoxQP"]
 
@@ -100,11 +100,13 @@ class EqualityQP:
     tol: float = 1e-10
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def optimality_fun(self, with_eq: bool = True):
         """The `kkt` mapping `F(KKTSolution, params_obj, params_eq)`."""
         return kkt(_quadratic, _linear_residual if with_eq else None)
 
+    @jit_run
     def run(self, init_params: Any = None, params_obj: Any = None, params_eq: Any = None) -> OptStep:
         """Solve; `init_params` is ignored (direct method). Returns `OptStep(KKTSolution, state)`."""
         where = "EqualityQP.run"
@@ -239,11 +241,13 @@ class QP:
     alpha: float = 1.6
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def optimality_fun(self, with_eq: bool = True, with_ineq: bool = True):
         """The `kkt` mapping `F(KKTSolution, params_obj, params_eq, params_ineq)`."""
         return kkt(_quadratic, _linear_residual if with_eq else None, _linear_residual if with_ineq else None)
 
+    @jit_run
     def run(self, init_params: Any = None, params_obj: Any = None, params_eq: Any = None, params_ineq: Any = None) -> OptStep:
         """Solve from `init_params` (a `KKTSolution` warm start, or `None`).
 
@@ -332,11 +336,13 @@ class BoxQP:
     alpha: float = 1.6
     implicit_diff: bool = True
     solve: Any = None
+    jit: bool = True
 
     def optimality_fun(self):
         """The fixed-point map `T(x, params_box, params_obj)`."""
         return projected_gradient_fixed_point(_quadratic, projection_box, stepsize=self.stepsize)
 
+    @jit_run
     def run(self, init_params: Any = None, params_obj: Any = None, params_box: Any = None) -> OptStep:
         """Solve from `init_params` (array or `None`); `params_box = (lower, upper)`, arrays
         of shape `(n,)` or scalars."""

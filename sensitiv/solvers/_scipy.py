@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 from ..errors import ImplicitDiffError
 from ..optimality import projected_gradient_fixed_point, stationary
 from ..projections import projection_box
-from ._base import OptStep, SolverState, tree_norm, tree_sub, with_implicit_diff
+from ._base import OptStep, jit_run, SolverState, tree_norm, tree_sub, with_implicit_diff
 
 __all__ = ["ScipyMinimize", "ScipyBoundedMinimize"]
 
@@ -116,6 +116,7 @@ class ScipyMinimize:
     maxiter: int = 10000
     options: Any = None
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         if not callable(self.fun):
@@ -125,6 +126,7 @@ class ScipyMinimize:
         """`F = ∇₁f`."""
         return stationary(self.fun)
 
+    @jit_run
     def run(self, init_params: Any, *args, **kwargs) -> OptStep:
         """Minimize from `init_params`; `*args, **kwargs` are `θ` (arrays)."""
         grad = jax.grad(self.fun)
@@ -169,6 +171,7 @@ class ScipyBoundedMinimize:
     maxiter: int = 10000
     options: Any = None
     solve: Any = None
+    jit: bool = True
 
     def __post_init__(self):
         if not callable(self.fun):
@@ -178,6 +181,7 @@ class ScipyBoundedMinimize:
         """`T(x, bounds, *args) = clip(x − ∇₁f(x, θ), lower, upper)`."""
         return projected_gradient_fixed_point(self.fun, projection_box)
 
+    @jit_run
     def run(self, init_params: Any, bounds: Any, *args, **kwargs) -> OptStep:
         """Minimize from `init_params` over the box `bounds = (lower, upper)` (scalars or
         pytrees shaped like `init_params`)."""
