@@ -267,3 +267,59 @@ def test_frustrated_network_derivative_matches_finite_differences_of_resolving(f
 def test_bad_options_and_structures_are_named(springs, options, structure, error, match):
     with pytest.raises(error, match=match):
         springs.factory(structure, options)
+
+
+BIPYRAMID = """5
+Properties=species:S:1:pos:R:3 pbc="F F F"
+C 0.0 0.0 0.0
+C 1.02 0.05 0.03
+C 0.49 0.88 -0.04
+N 0.52 0.30 0.83
+N 0.47 0.31 -0.79
+"""
+
+CONFIG = """
+title: spring network through the pipeline
+structure: {file: net.xyz}
+model:
+  name: harmonic_springs
+  parameters:
+    stiffness: [[1.0, 0.6], [0.6, 1.0]]
+    rest_length_scale: [[1.0, 1.04], [1.04, 1.0]]
+  options: {cutoff: 1.2}
+solver: {name: fire, options: {ftol: 1.0e-10}}
+condition: {name: stationary}
+output: {path: springs.nc}
+"""
+
+
+@pytest.mark.slow
+def test_sensitiv_analyze_runs_the_third_party_model(installed, springs, tmp_path):
+    # The installed plugin composes with the others: ASE reads the file, the jax-md
+    # plugin's FIRE relaxes the springs' System, the pipeline writes dx*/dθ.
+    import xarray as xr
+
+    (tmp_path / "net.xyz").write_text(BIPYRAMID)
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(installed), env.get("PYTHONPATH")]))
+    env[ENV_PLUGINS] = "builtin,ase,jaxmd,springs"
+    done = subprocess.run([sys.executable, "-m", "sensitiv.cli", "analyze", "config.yaml"],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with xr.open_dataset(tmp_path / "springs.nc") as ds:
+        assert ds.attrs["model"] == "harmonic_springs" and int(ds["trustworthy"]) == 1
+        x_star = jnp.asarray(ds["coordinates"].values)
+        column = ds["dx_dtheta"].sel(parameter="rest_length_scale[0,1]").values
+
+    # The same column computed here at the file's equilibrium; the pipeline moves the
+    # symmetric pair [0,1] and [1,0] together.
+    lines = BIPYRAMID.splitlines()[2:]
+    structure = Structure(np.array([[float(v) for v in line.split()[1:]] for line in lines]),
+                          np.array([0, 0, 0, 1, 1]), ("C", "N"))
+    system = springs.factory(structure, {"cutoff": 1.2, "parameters": FRUSTRATION})
+    direction = {"stiffness": jnp.zeros((2, 2)), "rest_length_scale": jnp.array([[0.0, 1.0], [1.0, 0.0]])}
+    solver = sensitiv.LinearSolver("lstsq", null_space=system.null_space(x_star))
+    dx = sensitiv.root_jvp(jax.grad(system.energy), x_star, (system.params,), (direction,), solve=solver)
+    assert np.linalg.norm(dx) > 0.1
+    np.testing.assert_allclose(column, dx, rtol=0, atol=1e-6 * np.linalg.norm(dx))
