@@ -200,3 +200,68 @@ def test_variational_inequality_for_sets():
     assert_projection(lambda x: P.projection_l1_ball(x, 1.5), X * 3, ball_pts)
     cone_pts = jax.vmap(P.projection_second_order_cone)(candidates)
     assert_projection(P.projection_second_order_cone, X, cone_pts)
+
+
+def test_polyhedron_against_halfspace_and_affine_closed_forms():
+    # One active inequality: the projection is the halfspace projection; its Jacobian in
+    # x, a and b (autodiff of the closed form) is the reference for the QP's implicit one.
+    a = jnp.array([1.0, 2.0, -1.0])
+    b = 0.5
+    x = jnp.array([1.0, 1.0, 0.2])
+    G, h = a[None], jnp.array([b])
+    poly = lambda x, G, h: P.projection_polyhedron(x, (None, None, G, h))
+    np.testing.assert_allclose(poly(x, G, h), P.projection_halfspace(x, (a, b)), atol=1e-12)
+    jx, jG, jh = jax.jacfwd(poly, argnums=(0, 1, 2))(x, G, h)
+    rx, ra, rb = jax.jacfwd(lambda x, a, b: P.projection_halfspace(x, (a, b)), argnums=(0, 1, 2))(x, a, b)
+    np.testing.assert_allclose(jx, rx, atol=1e-10)
+    np.testing.assert_allclose(jG[:, 0, :], ra, atol=1e-10)
+    np.testing.assert_allclose(jh[:, 0], rb, atol=1e-10)
+    # Equality rows and an inactive inequality: the affine-set projection.
+    A = jnp.array([[1.0, 1.0, 1.0]])
+    bb = jnp.array([1.0])
+    G2, h2 = jnp.array([[0.0, 0.0, 1.0]]), jnp.array([10.0])
+    got = jax.jacrev(lambda A: P.projection_polyhedron(x, (A, bb, G2, h2)))(A)
+    ref = jax.jacrev(lambda A: P.projection_affine_set(x, (A, bb)))(A)
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+
+
+def sinkhorn_unrolled(X, a, b, eps, iterations=2000):
+    """Independent reference: plain (non log-domain) Sinkhorn, differentiated by autodiff
+    through every iteration."""
+    K = jnp.exp(X / eps)
+
+    def body(_, v):
+        u = a / (K @ v)
+        return b / (K.T @ u)
+
+    v = jax.lax.fori_loop(0, iterations, body, jnp.ones_like(b))
+    u = a / (K @ v)
+    return u[:, None] * K * v[None, :]
+
+
+def test_transport_and_birkhoff():
+    X = jax.random.normal(jax.random.PRNGKey(5), (3, 4))
+    a = jnp.array([0.2, 0.3, 0.5])
+    b = jnp.array([0.1, 0.4, 0.25, 0.25])
+    eps = 0.7
+    plan = P.projection_transport(X, (a, b), regularization=eps)
+    np.testing.assert_allclose(plan.sum(axis=1), a, atol=1e-12)
+    np.testing.assert_allclose(plan.sum(axis=0), b, atol=1e-12)
+    np.testing.assert_allclose(plan, sinkhorn_unrolled(X, a, b, eps), atol=1e-12)
+    # Implicit derivatives in X, the marginals and ε against unrolled Sinkhorn, reverse mode.
+    W = jax.random.normal(jax.random.PRNGKey(6), (3, 4))
+    loss = lambda X, a, b, eps: jnp.sum(W * P.projection_transport(X, (a, b), regularization=eps))
+    ref_loss = lambda X, a, b, eps: jnp.sum(W * sinkhorn_unrolled(X, a, b, eps))
+    # Marginal directions that keep Σa = Σb.
+    da = jnp.array([0.1, -0.05, -0.05])
+    db = jnp.array([0.05, 0.0, -0.1, 0.05])
+    tangents = (jnp.ones_like(X) * 0.3, da, db, 0.2)
+    _, jvp = jax.jvp(lambda *z: loss(*z), (X, a, b, eps), tangents)
+    _, ref = jax.jvp(lambda *z: ref_loss(*z), (X, a, b, eps), tangents)
+    np.testing.assert_allclose(jvp, ref, rtol=1e-9)
+    gX = jax.grad(loss)(X, a, b, eps)
+    np.testing.assert_allclose(gX, jax.grad(ref_loss)(X, a, b, eps), atol=1e-10)
+    # Birkhoff: doubly stochastic.
+    D = P.projection_birkhoff(X[:3, :3], regularization=0.3)
+    np.testing.assert_allclose(D.sum(axis=0), 1, atol=1e-12)
+    np.testing.assert_allclose(D.sum(axis=1), 1, atol=1e-12)

@@ -321,36 +321,6 @@ def test_qp_inequalities_active_set_closed_form_and_resolving():
     assert_close(jax.jvp(runG, (G,), (dG,))[1], fd_jvp(runG, G, dG), 1e-7)
 
 
-def test_kkt_mapping_with_pytree_primal_and_duals():
-    # min ½‖u‖² + ½‖v‖² s.t. u + v = t (dict-valued constraint), v ≤ s elementwise.
-    def f(z, p):
-        return 0.5 * jnp.sum(z["u"] ** 2) + 0.5 * jnp.sum(z["v"] ** 2)
-
-    def H(z, t):
-        return {"sum": z["u"] + z["v"] - t}
-
-    def G(z, s):
-        return (z["v"] - s,)
-
-    F = O.kkt(f, H, G)
-    t = jnp.array([2.0, 4.0])
-    s = jnp.array([0.5, 3.0])
-    # Solution: first coordinate v capped at 0.5 (active), second u = v = 2 (inactive).
-    z = {"u": jnp.array([1.5, 2.0]), "v": jnp.array([0.5, 2.0])}
-    nu = {"sum": jnp.array([-1.5, -2.0])}
-    lam = (jnp.array([1.0, 0.0]),)
-    sol = O.KKTSolution(z, nu, lam)
-    residual = F(sol, None, t, s)
-    assert tree_max_abs(residual) == 0.0
-    assert jax.tree_util.tree_structure(residual) == jax.tree_util.tree_structure(sol)
-    import sensitiv
-
-    dsol = sensitiv.root_jvp(F, sol, (None, t, s), (None, jnp.array([1.0, 0.0]), jnp.zeros(2)))
-    # Raising t₁ with v₁ capped moves u₁ only.
-    np.testing.assert_allclose(dsol.primal["u"], [1.0, 0.0], atol=1e-12)
-    np.testing.assert_allclose(dsol.primal["v"], [0.0, 0.0], atol=1e-12)
-
-
 # --- conic programs: LP, SOCP and SDP against finite differences of re-solving -----------------
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import ImplicitDiffError
-from ._oracles import gradient_oracle, require_callable
+from ._oracles import adopt_signature, gradient_oracle, require_callable
 
 __all__ = [
     "proximal_gradient_fixed_point",
@@ -65,7 +65,7 @@ def proximal_gradient_fixed_point(
         y = _gradient_step(x, gradient(x, *args, **kwargs), stepsize)
         return prox(y, hyperparams_prox, stepsize)
 
-    return proximal_gradient_map
+    return adopt_signature(proximal_gradient_map, fun if fun is not None else grad, ("hyperparams_prox",))
 
 
 def projected_gradient_fixed_point(
@@ -104,7 +104,7 @@ def projected_gradient_fixed_point(
         y = _gradient_step(x, gradient(x, *args, **kwargs), stepsize)
         return projection(y, hyperparams_proj)
 
-    return projected_gradient_map
+    return adopt_signature(projected_gradient_map, fun if fun is not None else grad, ("hyperparams_proj",))
 
 
 def mirror_descent_fixed_point(
@@ -152,7 +152,7 @@ def mirror_descent_fixed_point(
         y = _gradient_step(mirror_map(x), gradient(x, *args, **kwargs), stepsize)
         return mirror_projection(y, hyperparams_proj)
 
-    return mirror_descent_map
+    return adopt_signature(mirror_descent_map, fun if fun is not None else grad, ("hyperparams_proj",))
 
 
 def _as_sequence(value, n, name, where):
@@ -232,4 +232,4 @@ def block_proximal_gradient_fixed_point(
         y = x - steps.reshape((-1,) + (1,) * (x.ndim - 1)) * g
         return jax.vmap(block_prox, in_axes=(0, None, 0))(y, hyperparams_prox, steps)
 
-    return block_proximal_gradient_map
+    return adopt_signature(block_proximal_gradient_map, fun if fun is not None else grad, ("hyperparams_prox",))

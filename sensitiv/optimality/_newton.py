@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ..errors import ImplicitDiffError
-from ._oracles import gradient_oracle
+from ._oracles import adopt_signature, gradient_oracle
 
 __all__ = ["newton_fixed_point", "newton_direction"]
 
@@ -71,4 +71,4 @@ def newton_fixed_point(
         direction, _ = newton_direction(gradient, x, args, kwargs, hessian_solve)
         return jax.tree_util.tree_map(jnp.subtract, x, direction)
 
-    return newton_map
+    return adopt_signature(newton_map, fun if fun is not None else grad)

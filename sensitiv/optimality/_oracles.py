@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import jax
@@ -29,3 +30,33 @@ def require_callable(value, name: str, where: str) -> Callable:
     if not callable(value):
         raise ImplicitDiffError(f"{where}: {name} must be callable, got {value!r}")
     return value
+
+
+def adopt_signature(mapping: Callable, oracle: Callable | None, leading: tuple[str, ...] = ()) -> Callable:
+    """Give `mapping(x, *args, **kwargs)` the signature `(x, *leading, <oracle's arguments
+    after its first>)`, so that `custom_root` can match a solver's arguments to it by name.
+
+    Left unchanged (generic `*args`) when the oracle's signature cannot be read or merged.
+    """
+    if oracle is None:
+        return mapping
+    try:
+        params = list(inspect.signature(oracle).parameters.values())
+    except (TypeError, ValueError):
+        return mapping
+    if not params or params[0].kind not in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
+        return mapping
+    rest = []
+    for p in params[1:]:
+        if p.kind == inspect.Parameter.POSITIONAL_ONLY:
+            p = p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        rest.append(p)
+    if any(p.name in leading for p in rest):
+        return mapping
+    first = inspect.Parameter(params[0].name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    lead = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in leading]
+    try:
+        mapping.__signature__ = inspect.Signature([first, *lead, *rest])
+    except ValueError:  # e.g. a default before a non-default
+        return mapping
+    return mapping

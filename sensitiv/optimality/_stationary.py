@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._oracles import gradient_oracle
+from ._oracles import adopt_signature, gradient_oracle
 
 __all__ = ["stationary"]
 
@@ -39,4 +39,4 @@ def stationary(fun: Callable | None = None, *, grad: Callable | None = None) -> 
     def stationary_optimality(x, *args, **kwargs):
         return gradient(x, *args, **kwargs)
 
-    return stationary_optimality
+    return adopt_signature(stationary_optimality, fun if fun is not None else grad)

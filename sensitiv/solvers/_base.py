@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -127,9 +128,14 @@ def linear_in_every_argument(mapping: Callable) -> Callable:
     return anchored
 
 
-def with_implicit_diff(run: Callable, mapping: Callable, *, fixed_point: bool, implicit_diff: bool, solve: Any):
-    """Wrap `run(init_params, *args, **kwargs) -> (params, state)` with the implicit rule
-    of `mapping` (a fixed-point map `T` or a root map `F`), or leave it to autodiff."""
+def with_implicit_diff(
+    run: Callable, mapping: Callable, *, fixed_point: bool, implicit_diff: bool, solve: Any, by_name: bool = False
+):
+    """Wrap `run(init_params, *params, **kwargs) -> (params, state)` with the implicit rule
+    of `mapping` (a fixed-point map `T` or a root map `F`), or leave it to autodiff.
+
+    `by_name=True`: `run` names its arguments exactly like `mapping` (matched by name);
+    otherwise `run` takes `(init_params, *params, **kwargs)`, passed on positionally."""
     if not implicit_diff:
         return run
     if fixed_point:
@@ -139,7 +145,22 @@ def with_implicit_diff(run: Callable, mapping: Callable, *, fixed_point: bool, i
             return jax.tree_util.tree_map(jnp.subtract, fixed_point_map(x, *args, **kwargs), x)
 
         mapping.__wrapped__ = fixed_point_map
-    return custom_root(linear_in_every_argument(mapping), has_aux=True, solve=solve)(run)
+    # The solvers call `run(init_params, *params, **kwargs)`: a generic reference signature
+    # makes custom_root drop the initial guess and pass the rest positionally, whatever
+    # the names of the user's objective arguments.
+    return custom_root(
+        linear_in_every_argument(mapping),
+        has_aux=True,
+        solve=solve,
+        reference_signature=None if by_name else _GENERIC_SIGNATURE,
+    )(run)
+
+
+def _generic(x, *args, **kwargs):
+    pass
+
+
+_GENERIC_SIGNATURE = inspect.signature(_generic)
 
 
 def backtracking(candidate: Callable, fun_value: Callable, y, fy, grad_y, stepsize, *, shrink=0.5, max_halvings=40):

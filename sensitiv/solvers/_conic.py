@@ -154,6 +154,8 @@ class ConicSolver:
             )
             return unravel(carry[1]), state._replace(iterations=state.iterations * self.inner)
 
-        run = with_implicit_diff(solve, residual, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve)
+        run = with_implicit_diff(
+            solve, residual, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve, by_name=True
+        )
         point, state = run(init_params, A, b, c)
         return OptStep(conic_solution(point, cones), state)

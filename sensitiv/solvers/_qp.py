@@ -134,7 +134,9 @@ class EqualityQP:
             return sol, SolverState(jnp.asarray(1, jnp.int32), error, converged)
 
         mapping = self.optimality_fun(params_eq is not None)
-        run = with_implicit_diff(solve, mapping, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve)
+        run = with_implicit_diff(
+            solve, mapping, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve, by_name=True
+        )
         if params_eq is None:
             return OptStep(*run(init_params, params_obj))
         return OptStep(*run(init_params, params_obj, params_eq))
@@ -300,7 +302,9 @@ class QP:
             return to_solution(x, y), state
 
         mapping = self.optimality_fun(params_eq is not None, params_ineq is not None)
-        run = with_implicit_diff(solve, mapping, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve)
+        run = with_implicit_diff(
+            solve, mapping, fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve, by_name=True
+        )
         return OptStep(*run(init_params, params_obj, params_eq, params_ineq))
 
 
@@ -351,7 +355,8 @@ class BoxQP:
         if not (isinstance(params_box, (tuple, list)) and len(params_box) == 2):
             raise InputError(f"{where}: params_box must be (lower, upper)")
 
-        def solve(init_params, params_box, params_obj):
+        def solve(init_params, *params):
+            params_box, params_obj = params
             Q, c = params_obj
             dtype = jnp.result_type(Q, c)
             lower = jnp.broadcast_to(jnp.asarray(params_box[0], dtype), (n,))
