@@ -8,8 +8,9 @@ The pair functions themselves are jax-md's (`jax_md.energy.soft_sphere`,
 - the cutoffs are evaluated at call time too. Convention (`cutoff_units`):
   `"sigma"` (default) — `r_cutoff` and `r_onset` are in units of the pair's `σᵢⱼ`, so
   the cutoff moves with σ when differentiating (reduced-unit models stay the same model);
-  `"absolute"` — lengths, independent of σ (what jax-md does after building: it
-  multiplies by the largest σ *once*, when the function is built);
+  `"absolute"` — lengths, independent of σ (what jax-md does after building: its
+  `lennard_jones_pair` multiplies them by the largest σ *once*, when the function is
+  built, and its `morse_pair` takes them as absolute);
 - distances are masked *before* the pair function is evaluated (the double-`where`),
   so padded and self pairs contribute exact zeros to values and to derivatives of every
   order. jax-md's own `lennard_jones` passes `r = 0` self pairs through `nan_to_num`, which
