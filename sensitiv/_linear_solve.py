@@ -47,6 +47,14 @@ class SolveInfo(NamedTuple):
     - `iterations`: Krylov iterations taken; `0` for dense methods; `-1` where the
       underlying `jax.scipy` routine (GMRES, BiCGSTAB) does not report it.
     - `converged`: `relative_residual <= tol` (or the absolute residual `<= atol`).
+
+    **Example:**
+
+    ```python
+    x, info = sensitiv.linear_solve(lambda v: A @ v, b, "cg")
+    if not info.converged:
+        print(f"residual {info.relative_residual:.1e} after {info.iterations} iterations")
+    ```
     """
 
     relative_residual: jax.Array
@@ -64,6 +72,13 @@ def jacobi_preconditioner(diagonal: jax.Array, floor: float | None = None) -> Ca
       defaults to `sqrt(eps) * max|diag|`.
 
     **Returns:** a callable on flat vectors.
+
+    **Example:**
+
+    ```python
+    precond = sensitiv.jacobi_preconditioner(jnp.diag(A))
+    x, info = sensitiv.linear_solve(lambda v: A @ v, b, "cg", precond=precond)
+    ```
     """
     diagonal = jnp.asarray(diagonal)
     if floor is None:

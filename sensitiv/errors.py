@@ -16,24 +16,83 @@ __all__ = [
 
 
 class SensitivError(Exception):
-    """Base class of every error sensitiv raises on purpose."""
+    """Base class of every error sensitiv raises on purpose.
+
+    **Example:**
+
+    ```python
+    try:
+        sensitiv.pipeline.config.load("config.yaml")
+    except sensitiv.errors.SensitivError as error:
+        print(error)            # one line naming the file, key or argument to fix
+    ```
+    """
 
 
 class ImplicitDiffError(SensitivError, ValueError):
-    """A decorated solver or optimality function is used in a way that cannot be differentiated."""
+    """A decorated solver or optimality function is used in a way that cannot be differentiated.
+
+    **Example:**
+
+    ```python
+    F = lambda x, theta: jnp.sum(x - theta)          # a scalar, not shaped like x
+    sensitiv.root_jvp(F, jnp.zeros(3), (1.0,), (1.0,))
+    # ImplicitDiffError: optimality function '<lambda>' must return a pytree with the
+    # structure and shapes of the solution: ...
+    ```
+    """
 
 
 class ConfigError(SensitivError, ValueError):
-    """A configuration file or option is invalid; the message names the file, line and key."""
+    """A configuration file or option is invalid; the message names the file, line and key.
+
+    **Example:**
+
+    ```python
+    sensitiv.pipeline.config.load("bad.yaml")
+    # ConfigError: bad.yaml:4:3: $.model.nmae: unknown key 'nmae'; allowed keys: name,
+    # parameters, differentiate, options (did you mean 'name'?)
+    ```
+    """
 
 
 class InputError(SensitivError, ValueError):
-    """An input file (structure, trajectory) is missing, unreadable or malformed; names the path."""
+    """An input file (structure, trajectory) is missing, unreadable or malformed; names the path.
+
+    Also raised for bad array arguments outside `jit`, naming the argument.
+
+    **Example:**
+
+    ```python
+    from sensitiv.jacobian import jacobian
+    jacobian(F, x_star, jnp.arange(3))
+    # InputError: params: every leaf must be a floating-point array, got dtype int32
+    ```
+    """
 
 
 class PluginError(SensitivError):
-    """A plugin is broken (duplicate name, unknown hook) or a name is unknown; names the plugin."""
+    """A plugin is broken (duplicate name, unknown hook) or a name is unknown; names the plugin.
+
+    **Example:**
+
+    ```python
+    sensitiv.plugins.get_registry().get_energy_model("lenard_jones")
+    # PluginError: unknown energy model 'lenard_jones' (did you mean 'lennard_jones'?);
+    # known energy models: gupta, lennard_jones, morse, ...
+    ```
+    """
 
 
 class ConvergenceError(SensitivError, RuntimeError):
-    """A solver did not converge; carries the residual reached."""
+    """A solver did not converge; carries the residual reached.
+
+    **Example:**
+
+    ```python
+    try:
+        result = sensitiv.pipeline.analyze.run(cfg)
+    except sensitiv.errors.ConvergenceError as error:
+        print(error)   # "...: solver 'fire' did not converge after N steps (residual reached ...)"
+    ```
+    """

@@ -85,6 +85,13 @@ class Kind:
     - `label`, `plural`: words for messages (`"energy model"`, `"energy models"`).
     - `attribute`: the `Registry` mapping attribute (`"energy_models"`).
     - `callable_field`: the record field that must be callable (`"factory"`, `"read"`).
+
+    **Example:**
+
+    ```python
+    for kind in sensitiv.plugins.KINDS:
+        print(kind.hook, "->", sorted(getattr(registry, kind.attribute)))
+    ```
     """
 
     kind: str
@@ -123,6 +130,14 @@ class PluginInfo:
       plugin registered from code.
     - `hooks`: the hooks it implements.
     - `contributions`: hook name → the names of the records it contributed.
+
+    **Example:**
+
+    ```python
+    info = sensitiv.plugins.get_registry().plugin_info("jaxmd")
+    info.distribution, info.version           # ('sensitiv-jaxmd', '0.1.0')
+    info.contributions["sensitiv_equilibrium_solvers"]   # ('fire', 'gradient_descent')
+    ```
     """
 
     name: str

@@ -55,6 +55,13 @@ class Parameter:
     - `default`: the value used when the config gives none (broadcast to `shape`).
     - `differentiable`: whether sensitivities with respect to it are meaningful.
     - `description`: one line for `sensitiv plugins` and the docs.
+
+    **Example:**
+
+    ```python
+    Parameter("stiffness", shape=("species", "species"), units="eV/angstrom^2",
+              default=1.0, description="spring constant per species pair")
+    ```
     """
 
     name: str
@@ -81,6 +88,14 @@ class Structure:
     - `source`: where the structure came from (a path, or the generator's name).
     - `frame`: the frame index within `source`.
     - `info`: anything else the reader knows (energy, time step, ...), plain Python values.
+
+    **Example:**
+
+    ```python
+    Structure(positions=np.array([[0.0, 0.0], [1.0, 0.0]]), species=np.array([0, 0]),
+              species_names=("A",), cell=np.eye(2) * 4.0, pbc=(True, True),
+              source="dimer.xyz")
+    ```
     """
 
     positions: np.ndarray
@@ -126,6 +141,19 @@ class System:
       are known to produce NaN (jax-md issue #258); consumers then use forward mode.
     - `length_units`, `energy_units`: units of positions and of the energy.
     - `metadata`: anything else (species names, cell, cutoff convention), plain values.
+
+    **Example** (what an `EnergyModel.factory` returns):
+
+    ```python
+    def factory(structure, options):
+        k = jnp.asarray(options.get("parameters", {}).get("stiffness", 1.0))
+        x0 = jnp.asarray(structure.positions)
+        def energy(x, params):
+            return 0.5 * params["stiffness"] * jnp.sum((x - x0) ** 2)
+        return System(energy=energy, params={"stiffness": k},
+                      parameters=(Parameter("stiffness", units="eV/angstrom^2"),),
+                      positions=x0)
+    ```
     """
 
     energy: Callable[..., Any]
@@ -155,6 +183,16 @@ class EnergyModel:
     - `parameters`: the parameters the model exposes (`Parameter` records).
     - `options_schema`: a JSON Schema fragment (an `object` schema) for the model's
       options, merged into the config schema by the host.
+
+    **Example:**
+
+    ```python
+    @hookimpl
+    def sensitiv_energy_models():
+        return [EnergyModel(name="harmonic_springs", factory=spring_network,
+                            description="harmonic springs between atoms closer than a cutoff",
+                            parameters=PARAMETERS, options_schema=OPTIONS_SCHEMA)]
+    ```
     """
 
     name: str
@@ -175,6 +213,14 @@ class EquilibriumResult:
     - `iterations`: steps taken.
     - `residual`: the final stopping quantity (max |force| for FIRE).
     - `info`: anything else, plain values.
+
+    **Example** (the end of a solver's `solve`):
+
+    ```python
+    force_max = jnp.max(jnp.abs(jax.grad(system.energy)(x, params)))
+    return EquilibriumResult(positions=x, converged=force_max <= ftol,
+                             iterations=steps, residual=force_max)
+    ```
     """
 
     positions: Any
@@ -195,6 +241,17 @@ class EquilibriumSolver:
       `solve(system: System, positions, params) -> EquilibriumResult`.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for the solver's options (tolerances, steps).
+
+    **Example:**
+
+    ```python
+    @hookimpl
+    def sensitiv_equilibrium_solvers():
+        return [EquilibriumSolver(name="steepest_descent", factory=make_steepest_descent,
+                                  description="fixed-step steepest descent",
+                                  options_schema={"type": "object", "properties": {
+                                      "ftol": {"type": "number", "exclusiveMinimum": 0}}})]
+    ```
     """
 
     name: str
@@ -215,6 +272,16 @@ class OptimalityCondition:
       equilibrium.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options.
+
+    **Example:**
+
+    ```python
+    @hookimpl
+    def sensitiv_optimality_conditions():
+        gradient = lambda system, options: jax.grad(system.energy)
+        return [OptimalityCondition(name="stationary", factory=gradient,
+                                    description="F = ∇ₓE, zero at equilibrium")]
+    ```
     """
 
     name: str
@@ -235,6 +302,15 @@ class StructureReader:
     - `extensions`: file-name endings it claims for format auto-detection (`(".xyz",)`).
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options (frame selection, units).
+
+    **Example:**
+
+    ```python
+    @hookimpl
+    def sensitiv_structure_readers():
+        return [StructureReader(name="extxyz", read=read_extxyz, extensions=(".extxyz", ".xyz"),
+                                description="extended XYZ")]
+    ```
     """
 
     name: str

@@ -50,6 +50,14 @@ def rigid_body_modes(positions, dtype=None) -> jnp.ndarray:
     - `positions`: `(n_atoms, n_spatial)` with `n_spatial` 2 or 3.
 
     **Returns:** `(k, n_atoms * n_spatial)` orthonormal rows.
+
+    **Example:**
+
+    ```python
+    modes = rigid_body_modes(cluster_positions)     # (6, 3 n_atoms) for a 3-D cluster
+    result = sensitiv.jacobian.jacobian(jax.grad(energy), cluster_positions, params,
+                                        null_space=modes)
+    ```
     """
     x = np.asarray(positions, np.float64)
     n, dim = x.shape

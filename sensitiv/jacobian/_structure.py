@@ -80,6 +80,12 @@ def distance2_coloring(n: int, pairs) -> np.ndarray:
     - `pairs`: `(P, 2)` integer array of edges (interacting atom pairs).
 
     **Returns:** `(n,)` int array of colors `0 … n_colors − 1`.
+
+    **Example:**
+
+    ```python
+    distance2_coloring(4, np.array([[0, 1], [1, 2], [2, 3]]))  # array([2, 0, 1, 2])
+    ```
     """
     pairs = _as_concrete_pairs(pairs, n)
     indptr, indices = _csr(n, pairs)
@@ -125,6 +131,14 @@ class Sparsity:
     - `colors`: `(n_blocks,)` distance-2 coloring of the pair graph.
 
     Use the constructors `Sparsity.from_pairs` and `Sparsity.from_pattern`.
+
+    **Example:**
+
+    ```python
+    sparsity = Sparsity.from_pairs(system.interactions(x, params), n_atoms, 2)
+    result = sensitiv.jacobian.jacobian(F, x, params, sparsity=sparsity)
+    result.info.n_colors          # JVPs per spatial dimension instead of n_atoms
+    ```
     """
 
     n_blocks: int

@@ -21,6 +21,13 @@ class KKTSolution(NamedTuple):
     - `primal`: `z`, any pytree.
     - `eq_dual`: `ν`, shaped like the output of the equality constraint `H` (or `None`).
     - `ineq_dual`: `λ ≥ 0`, shaped like the output of the inequality constraint `G` (or `None`).
+
+    **Example:**
+
+    ```python
+    sol = sensitiv.solvers.EqualityQP().run(None, (Q, c), (A, b)).params  # a KKTSolution
+    z, nu = sol.primal, sol.eq_dual
+    ```
     """
 
     primal: Any

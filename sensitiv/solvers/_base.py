@@ -28,6 +28,13 @@ class SolverState(NamedTuple):
     - `error`: the solver's optimality measure at the end (each solver documents which:
       gradient norm, scaled fixed-point residual or KKT residual).
     - `converged`: `error <= tol` (and finite).
+
+    **Example:**
+
+    ```python
+    params, state = sensitiv.solvers.GradientDescent(f, stepsize=0.1).run(x0, theta)
+    assert state.converged, f"gradient norm {state.error:.1e} after {state.iterations} iterations"
+    ```
     """
 
     iterations: jax.Array
