@@ -75,6 +75,13 @@ def root_jvp_with_info(
     """Like `root_jvp`, also returning the linear solve's `SolveInfo`.
 
     **Returns:** `(J u, SolveInfo)`.
+
+    **Example:**
+
+    ```python
+    dx, info = sensitiv.root_jvp_with_info(F, x_star, (lam,), (1.0,), solve="cg")
+    assert info.converged, info.relative_residual
+    ```
     """
     args, tangents = tuple(args), tuple(tangents)
     _check_structure(optimality_fun, sol, args, {})
@@ -114,6 +121,12 @@ def root_vjp_with_info(
     """Like `root_vjp`, also returning the linear solve's `SolveInfo`.
 
     **Returns:** `(vᵀ J per argument, SolveInfo)`.
+
+    **Example:**
+
+    ```python
+    (dlam,), info = sensitiv.root_vjp_with_info(F, x_star, (lam,), jnp.ones_like(x_star))
+    ```
     """
     args = tuple(args)
     _check_structure(optimality_fun, sol, args, {})

@@ -73,6 +73,15 @@ class JacobianInfo:
 
     Static (decided on the host): `strategy`, `mode`, `reason`, `n_colors` (0 when no
     coloring was used), `n_products` (JVPs/VJPs spent on assembling `∂₁F` and `∂₂F`).
+
+    **Example:**
+
+    ```python
+    info = sensitiv.jacobian.jacobian(F, x_star, params).info
+    print(info.summary())              # strategy, verdict, λ_min, ‖F‖, error estimate
+    if not info.trustworthy:
+        print(info.warnings)
+    ```
     """
 
     column_residual: jax.Array

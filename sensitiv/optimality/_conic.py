@@ -113,7 +113,10 @@ def svec(matrix: jax.Array) -> jax.Array:
 
 
 def smat(vector: jax.Array) -> jax.Array:
-    """The inverse of `svec`: a symmetric matrix from its scaled upper triangle."""
+    """The inverse of `svec`: a symmetric matrix from its scaled upper triangle.
+
+    **Example:** `smat(svec(S))  # S`
+    """
     size = vector.shape[0]
     n = int(round((math.sqrt(8 * size + 1) - 1) / 2))
     if n * (n + 1) // 2 != size:
@@ -162,6 +165,13 @@ class ConicPoint(NamedTuple):
 
     By Moreau's decomposition the dual variable and slack are recovered as
     `y = Π_{K*}(w)` and `s = Π_{K*}(w) − w = Π_K(−w)` (see `conic_solution`).
+
+    **Example:**
+
+    ```python
+    F = conic_residual(cones)
+    F(conic_point(sol), A, b, c)       # ConicPoint of zeros at a solution
+    ```
     """
 
     x: jax.Array
@@ -169,7 +179,15 @@ class ConicPoint(NamedTuple):
 
 
 class ConicSolution(NamedTuple):
-    """A primal–dual solution `(x, y, s)` of a conic program."""
+    """A primal–dual solution `(x, y, s)` of a conic program.
+
+    **Example:**
+
+    ```python
+    sol, state = sensitiv.solvers.ConicSolver(cones).run(A, b, c)
+    sol.x, sol.y, sol.s                # primal, dual, slack
+    ```
+    """
 
     x: jax.Array
     y: jax.Array
@@ -181,13 +199,26 @@ def conic_solution(point: ConicPoint, cones: Cones) -> ConicSolution:
 
     Differentiable: chaining it after an implicitly differentiated `ConicPoint` gives the
     derivatives of the dual variable and of the slack.
+
+    **Example:**
+
+    ```python
+    conic_solution(conic_point(sol), cones)    # back to ConicSolution(x, y, s)
+    ```
     """
     y = projection_dual_cone(point.w, cones)
     return ConicSolution(point.x, y, y - point.w)
 
 
 def conic_point(solution: ConicSolution) -> ConicPoint:
-    """The root variable `(x, y − s)` of a primal–dual solution."""
+    """The root variable `(x, y − s)` of a primal–dual solution.
+
+    **Example:**
+
+    ```python
+    point = conic_point(sol)           # ConicPoint(x, w = y − s), the root of conic_residual
+    ```
+    """
     return ConicPoint(solution.x, solution.y - solution.s)
 
 

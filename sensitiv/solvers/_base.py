@@ -43,7 +43,15 @@ class SolverState(NamedTuple):
 
 
 class OptStep(NamedTuple):
-    """`(params, state)`: the solution and its `SolverState`. Unpacks as a tuple."""
+    """`(params, state)`: the solution and its `SolverState`. Unpacks as a tuple.
+
+    **Example:**
+
+    ```python
+    step = GradientDescent(f, stepsize=0.1).run(x0, theta)
+    x, state = step                    # or step.params, step.state
+    ```
+    """
 
     params: Any
     state: SolverState
