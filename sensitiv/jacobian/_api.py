@@ -33,6 +33,7 @@ import numpy as np
 from .._linear_solve import LinearSolver
 from ..errors import InputError
 from . import _dense, _krylov
+from . import _linalg as la
 from ._diagnostics import JacobianInfo, compute_flags
 from ._nullspace import as_null_basis
 from ._operators import Layout, ParamPlan, Problem, make_param_plan
@@ -134,8 +135,7 @@ def _as_sparsity(sparsity, sol, d) -> Sparsity | None:
 @jax.jit(static_argnums=(0, 1, 2))
 def _symmetry_probe(fun, x_layout, theta_layout, x, theta, args):
     prob = Problem(fun, x, theta, args, x_layout, theta_layout)
-    key = jax.random.PRNGKey(12345)
-    a, b = jax.random.normal(key, (2, prob.d), prob.dtype)
+    a, b = la.probe_vectors(12345, 2, prob.d, prob.dtype)
     ka, kb = prob.k_lin(a), prob.k_lin(b)
     return jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
         jnp.linalg.norm(ka) * jnp.linalg.norm(b) + jnp.finfo(prob.dtype).tiny
@@ -231,10 +231,13 @@ def _per_column_bytes(prob: Problem, k_op_sparse: BlockSparse | None) -> int:
     return int((work + 16 * prob.d) * item)
 
 
-def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, deflation, saddle_hint, project, null_basis, per_col):
-    """Solve `A x = r` for every row `r` of `rhs_rows` in memory-bounded chunks, sharded over `cfg.mesh`."""
+def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, tols, caps, deflation, saddle_hint,
+                       project, null_basis, per_col):
+    """Solve `A x = r` for every row `r` of `rhs_rows` (with its own tolerance and iteration
+    cap) in memory-bounded chunks, sharded over `cfg.mesh`."""
 
-    def solve_chunk(rows):
+    def solve_chunk(chunk):
+        rows, tol, cap = chunk
         if not cfg.symmetric:
             # one GMRES per column (vmap) through the core's LinearSolver, with its diagnostics
             solver = LinearSolver(
@@ -246,13 +249,13 @@ def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, deflation, s
             return x, _krylov.KrylovReport(info.relative_residual, info.iterations, info.converged, negative)
 
         def cg(_):
-            return _krylov.block_pcg(apply_rows, rows, precond, cfg.tol, cfg.maxiter, project, deflation)
+            return _krylov.block_pcg(apply_rows, rows, precond, tol, cfg.maxiter, project, deflation, cap)
 
         def minres(_):
-            return _krylov.block_minres(apply_rows, rows, precond, cfg.tol, cfg.maxiter, project)
+            return _krylov.block_minres(apply_rows, rows, precond, tol, cfg.maxiter, project, cap)
 
         def skipped(_):
-            zeros = jnp.zeros(rows.shape[0])
+            zeros = jnp.zeros(rows.shape[0], rows.dtype)
             report = _krylov.KrylovReport(zeros, zeros.astype(jnp.int32), zeros > 0, zeros == 0)
             return jnp.zeros_like(rows), report
 
@@ -261,55 +264,58 @@ def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, deflation, s
         return jax.lax.cond(jnp.any(rep.negative_curvature), minres, lambda _: (x, rep), None)
 
     chunk = max(1, min(rhs_rows.shape[0], cfg.memory_budget // max(per_col, 1)))
-    return map_rows(lambda rows: _krylov.in_chunks(solve_chunk, rows, chunk), rhs_rows, cfg.mesh)
+    rows = (rhs_rows, tols, caps)
+    return map_rows(lambda block: _krylov.in_chunks(solve_chunk, block, chunk), rows, cfg.mesh)
 
 
 def _compute(cfg: _Config, fun, x, theta, args, null_basis):
     prob = Problem(fun, x, theta, args, cfg.x_layout, cfg.theta_layout)
     d, n, dtype = prob.d, prob.n, prob.dtype
-    key = jax.random.PRNGKey(cfg.seed)
-    k_probe, k_u, k_lanczos, k_spec = jax.random.split(key, 4)
     residual_norm = jnp.linalg.norm(prob.residual)
     sign = cfg.sign
 
     if null_basis is not None:
-        z, _ = jnp.linalg.qr(null_basis.T.astype(dtype))
-        z = z.T
+        z = la.orthonormal_rows(null_basis.astype(dtype))
         project = lambda v: v - (v @ z.T) @ z  # rows convention (…, d)
     else:
         z = None
         project = lambda v: v
 
-    # -- K ------------------------------------------------------------------------------
-    k_sparse = prob.k_sparse(cfg.sparsity) if cfg.sparsity is not None else None
-    n_products = cfg.sparsity.n_colors * cfg.sparsity.block_size if k_sparse is not None else 0
-
-    # -- B ------------------------------------------------------------------------------
+    # -- K and B, each from one batch of JVPs that also carries the probe directions -------
+    tiny = jnp.finfo(dtype).tiny
+    rel = lambda exact, approx: jnp.linalg.norm(exact - approx) / (jnp.linalg.norm(exact) + tiny)
+    pv = la.probe_vectors(cfg.seed, 1, d, dtype)[0]
+    pu = la.probe_vectors(cfg.seed + 1, 1, n, dtype)[0]
+    a, b = la.probe_vectors(cfg.seed + 2, 2, d, dtype)
+    checks = []
+    k_sparse = k_dense = None
+    n_products = 0
+    if cfg.sparsity is not None:
+        k_sparse, probes = prob.k_sparse(cfg.sparsity, jnp.stack([pv, a, b]))
+        checks.append(rel(probes[0], k_sparse.matvec(pv)))
+        ka, kb = probes[1], probes[2]
+        n_products += cfg.sparsity.n_colors * cfg.sparsity.block_size
+        if cfg.strategy == "dense":
+            k_dense = k_sparse.todense()
+    elif cfg.strategy == "dense":
+        k_dense = prob.k_dense()
+        ka, kb = k_dense @ a, k_dense @ b
+        n_products += d
+    else:
+        ka, kb = prob.k_matvec(jnp.stack([a, b]))
+    symmetry_error = jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
+        jnp.linalg.norm(ka) * jnp.linalg.norm(b) + tiny
+    )
     observable = cfg.observable
     b_dense = None
     if cfg.b_assembly == "forward":
-        b_dense = prob.b_dense_forward(cfg.plan)
+        if cfg.plan.compressed:
+            b_dense, probes = prob.b_dense_forward(cfg.plan, pu[None, :])
+            checks.append(rel(probes[0], b_dense @ pu))
+        else:
+            b_dense = prob.b_dense_forward(cfg.plan)
         n_products += cfg.plan.n_products
-    elif cfg.b_assembly == "reverse_dense":
-        b_dense = prob.b_dense_reverse()
-        n_products += d
-
-    # -- structure probes ----------------------------------------------------------------
-    pv = jax.random.normal(k_probe, (d,), dtype)
-    pu = jax.random.normal(k_u, (n,), dtype)
-    checks = []
-    if k_sparse is not None:
-        exact = prob.k_lin(pv)
-        checks.append(jnp.linalg.norm(exact - k_sparse.matvec(pv)) / (jnp.linalg.norm(exact) + jnp.finfo(dtype).tiny))
-    if b_dense is not None and cfg.plan.compressed and cfg.b_assembly == "forward":
-        exact = prob.b_lin(pu)
-        checks.append(jnp.linalg.norm(exact - b_dense @ pu) / (jnp.linalg.norm(exact) + jnp.finfo(dtype).tiny))
     sparsity_error = jnp.max(jnp.stack(checks)) if checks else jnp.asarray(jnp.nan, dtype)
-    a, b = jax.random.normal(k_spec, (2, d), dtype)
-    ka, kb = prob.k_lin(a), prob.k_lin(b)
-    symmetry_error = jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
-        jnp.linalg.norm(ka) * jnp.linalg.norm(b) + jnp.finfo(dtype).tiny
-    )
 
     # -- what to solve -------------------------------------------------------------------
     # forward: columns -B and -F (Newton step);  reverse: rows of the requested outputs
@@ -319,9 +325,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         )
         m_g = cfg.g_layout.size
     if cfg.mode == "forward":
-        if b_dense is None:
-            b_dense = prob.b_dense_forward(cfg.plan)
-        rhs = jnp.concatenate([-b_dense, -prob.residual[:, None]], axis=1)  # (d, n+1)
+        rhs = -b_dense  # (d, n)
         n_main = n
     else:
         if observable is not None:
@@ -331,8 +335,11 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         else:
             seeds = jnp.eye(d, dtype=dtype)
         n_main = seeds.shape[0]
-        extra = [-prob.residual[None, :]] if cfg.symmetric else []
-        rhs = jnp.concatenate([seeds] + extra, axis=0).T  # (d, m)
+        rhs = seeds.T  # (d, m)
+    # The Newton step K⁻¹(−F) estimates x* − x̂ (for the error estimates); it is solved with
+    # K itself, so in reverse mode only when Kᵀ = K.
+    has_newton = cfg.mode == "forward" or cfg.symmetric
+    newton_rhs = -prob.residual
 
     # -- solve ---------------------------------------------------------------------------
     transposed = cfg.mode == "reverse"
@@ -340,10 +347,10 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
     def finish(x_cols, newton, solve_fwd, lam_min=None):
         """Build the main result and the error estimate from the solved columns."""
         if cfg.mode == "forward":
-            j_flat = x_cols[:, :n]
+            j_flat = x_cols
             ju = j_flat @ pu
         else:
-            w = x_cols[:, :n_main]  # (d, m): Kᵀ w = seed
+            w = x_cols  # (d, m): Kᵀ w = seed
             if b_dense is not None:
                 contrib = -(w.T @ b_dense)
             else:
@@ -366,13 +373,11 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             est = jnp.linalg.norm(h) / (jnp.abs(lam_min) * jnp.linalg.norm(ju) + jnp.finfo(dtype).tiny)
         return j_flat, est
 
-    has_newton = cfg.mode == "forward" or cfg.symmetric
     if cfg.strategy == "dense":
-        k_dense = k_sparse.todense() if k_sparse is not None else prob.k_dense()
         mesh = cfg.mesh
 
         factor, spectrum = _dense.factorize(
-            k_dense, z, cfg.symmetric, sign, cfg.singular_rtol, rhs, k_lanczos
+            k_dense, z, cfg.symmetric, sign, cfg.singular_rtol, rhs, cfg.seed + 3
         )
 
         def sharded(transpose):
@@ -381,8 +386,12 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
                 return single
             return lambda r: map_rows(lambda rows: single(rows.T).T, r.T, mesh).T
 
-        x_cols = sharded(transposed)(rhs)
-        newton = x_cols[:, -1] if has_newton else None
+        if has_newton and cfg.mode == "forward":
+            both = sharded(False)(jnp.concatenate([rhs, newton_rhs[:, None]], axis=1))
+            x_cols, newton = both[:, :-1], both[:, -1]
+        else:
+            x_cols = sharded(transposed)(rhs)
+            newton = _dense.solve(factor, newton_rhs[:, None])[:, 0] if has_newton else None
         j_flat, est = finish(x_cols, newton, sharded(False))
         # per-column residuals against the operator (recovered sparse one when available)
         op_t = (k_sparse.rmatvec if k_sparse is not None else (lambda v: k_dense.T @ v)) if transposed else (
@@ -421,7 +430,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         # spectrum (symmetric): Lanczos once, shared
         if cfg.symmetric:
             steps = min(cfg.lanczos_steps, max(d - (z.shape[0] if z is not None else 0), 1))
-            ritz = _krylov.lanczos(lambda v: apply_k(v), jax.random.normal(k_lanczos, (d,), dtype), steps, project)
+            ritz = _krylov.lanczos(lambda v: apply_k(v), la.probe_vectors(cfg.seed + 3, 1, d, dtype)[0], steps, project)
             lam_max = jnp.max(jnp.abs(ritz.values))
             tau = cfg.singular_rtol * lam_max
             nonzero = jnp.abs(ritz.values) > tau
@@ -451,13 +460,25 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             saddle_hint = jnp.asarray(False)
             deflation = None
             unresolved = jnp.asarray(True)
+        # The Newton step rides along as one more row with a loose tolerance and a short
+        # cap: the estimate needs a few digits, and on a singular system a noise-level F
+        # need not be consistent (it would never converge).
         rhs_rows = sign * rhs.T
+        m_main = rhs_rows.shape[0]
+        tols = jnp.full(m_main, cfg.tol, dtype)
+        caps = jnp.full(m_main, cfg.maxiter, jnp.int32)
+        if has_newton:
+            rhs_rows = jnp.concatenate([rhs_rows, sign * newton_rhs[None, :]])
+            tols = jnp.concatenate([tols, jnp.full(1, 1e-3, dtype)])
+            caps = jnp.concatenate([caps, jnp.full(1, min(cfg.maxiter, 200), jnp.int32)])
         x_rows, rep = _krylov_solve_rows(
-            cfg, apply_op, precond, rhs_rows, deflation, saddle_hint, project, z,
+            cfg, apply_op, precond, rhs_rows, tols, caps, deflation, saddle_hint, project, z,
             _per_column_bytes(prob, k_sparse),
         )
-        x_cols = project(x_rows).T
-        newton = x_cols[:, -1] if has_newton else None
+        x_rows = project(x_rows)
+        x_cols = x_rows[:m_main].T
+        newton = x_rows[m_main] if has_newton else None
+        rep = jax.tree.map(lambda a: a[:m_main], rep)
         j_flat, est = finish(x_cols, newton, None, lam_min)
         col_res, col_its, col_conv = rep.residual, rep.iterations, rep.converged
         incons = jnp.zeros((), dtype)
@@ -473,7 +494,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
 
     # -- diagnostics ----------------------------------------------------------------------
     if has_newton:
-        sol_err = jnp.linalg.norm(x_cols[:, -1])
+        sol_err = jnp.linalg.norm(newton)
     else:
         sol_err = jnp.asarray(jnp.nan, dtype)
     sol_bound = residual_norm / jnp.abs(lam_min)

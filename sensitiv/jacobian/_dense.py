@@ -22,7 +22,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
+
+from . import _linalg as la
 
 __all__ = ["Spectrum", "DenseFactor", "factorize", "solve"]
 
@@ -92,7 +93,7 @@ def _projector(z):
     return lambda v: v - z.T @ (z @ v)
 
 
-def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, rhs, key, steps: int = 40):
+def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, rhs, seed: int = 0, steps: int = 30):
     """Factorize `K` once; return `(DenseFactor, Spectrum)`.
 
     `rhs` `(d, m)` (the right-hand sides to come) is checked against any detected null space.
@@ -100,8 +101,7 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
     d = k.shape[0]
     dtype = k.dtype
     if null_basis is not None and null_basis.shape[0] > 0:
-        q, _ = jnp.linalg.qr(null_basis.astype(dtype).T)
-        z = q.T
+        z = la.orthonormal_rows(null_basis.astype(dtype))
     else:
         z = jnp.zeros((0, d), dtype)
     n_known = z.shape[0]
@@ -111,7 +111,7 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         k_p = 0.5 * (k_p + k_p.T)
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k_p))), jnp.finfo(dtype).tiny)
     m = k_p + scale * (z.T @ z)
-    v0 = jax.random.normal(key, (d,), dtype)
+    v0 = la.probe_vectors(seed, 1, d, dtype)[0]
     tiny = jnp.finfo(dtype).tiny
 
     def consistency(null_vectors, mask):
@@ -122,11 +122,11 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         return jnp.max(frac, initial=0.0)
 
     if symmetric:
-        chol = jnp.linalg.cholesky(m)
+        chol = la.cholesky(m)
         chol_ok = jnp.all(jnp.isfinite(chol))
         chol = jnp.where(chol_ok, chol, jnp.eye(d, dtype=dtype))
         primary = (chol,)
-        inv_apply = lambda v: jsl.cho_solve((chol, True), v)
+        inv_apply = lambda v: la.cho_solve(chol, v)
         # λ_min of P M P: inverse iteration (a numerically zero eigenvalue dominates at once).
         theta, theta_res = _power(inv_apply, v0, steps, project)
         lam_min_chol = 1.0 / jnp.maximum(theta, tiny)
@@ -163,12 +163,12 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         factor = DenseFactor(f, primary, v, inv, v.T, z, sign, True)
         return factor, spectrum
 
-    lu, piv = jsl.lu_factor(m)
-    lu_ok = jnp.all(jnp.isfinite(lu))
+    lu, perm = la.lu_factor(m)
+    lu_ok = jnp.all(jnp.isfinite(lu)) & jnp.all(jnp.abs(jnp.diag(lu)) > 0)
     lu = jnp.where(lu_ok, lu, jnp.eye(d, dtype=dtype))
-    primary = (lu, piv)
+    primary = (lu, perm)
     # σ_min² is the smallest eigenvalue of MᵀM: the largest of (MᵀM)⁻¹ by inverse iteration.
-    inv_apply = lambda v: jsl.lu_solve((lu, piv), jsl.lu_solve((lu, piv), v, trans=1))
+    inv_apply = lambda v: la.lu_solve(primary, la.lu_solve(primary, v, transpose=True))
     theta, theta_res = _power(inv_apply, v0, steps, project)
     sig_min_lu = 1.0 / jnp.sqrt(jnp.maximum(theta, tiny))
     sig_min_res = 0.5 * theta_res / jnp.maximum(theta, tiny) ** 1.5
@@ -215,7 +215,7 @@ def solve(factor: DenseFactor, rhs, transpose: bool = False):
 
     def by_primary(r):
         if factor.symmetric:
-            return jsl.cho_solve((factor.primary[0], True), r)
-        return jsl.lu_solve(factor.primary, r, trans=1 if transpose else 0)
+            return la.cho_solve(factor.primary[0], r)
+        return la.lu_solve(factor.primary, r, transpose)
 
     return project(jax.lax.cond(factor.fallback, by_fallback, by_primary, r))

@@ -136,15 +136,18 @@ def block_pcg(
     maxiter: int,
     project: Callable = lambda v: v,
     deflation: Deflation | None = None,
+    row_maxiter: jax.Array | None = None,
 ) -> tuple[jax.Array, KrylovReport]:
     """Preconditioned (deflated) CG on the rows of `rhs` `(m, d)`; each row stops on its own.
 
-    A column whose curvature `pᵀAp` is not positive (a saddle point) stops there and is
-    reported; the caller then switches to MINRES.
+    `tol` (relative residual) may be one number or one per row; `row_maxiter` caps
+    iterations per row. A row whose curvature `pᵀAp` is not positive (a saddle point)
+    stops there and is reported; the caller then switches to MINRES.
     """
     dtype = rhs.dtype
     m = rhs.shape[0]
     tiny = jnp.finfo(dtype).tiny
+    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
     b = project(rhs)
     bnorm = jnp.linalg.norm(b, axis=-1)
     threshold = tol * bnorm
@@ -185,7 +188,7 @@ def block_pcg(
         rz = jnp.where(step, rz_new, rz)
         rnorm = jnp.linalg.norm(r, axis=-1)
         its = its + step.astype(jnp.int32)
-        active = step & (rnorm > threshold) & jnp.isfinite(rnorm)
+        active = step & (rnorm > threshold) & jnp.isfinite(rnorm) & (its < cap)
         return x, r, p, rz, active, its, negative, k + 1
 
     x, r, _, _, _, its, negative, _ = jax.lax.while_loop(cond, body, state)
@@ -200,6 +203,7 @@ def block_minres(
     tol: float,
     maxiter: int,
     project: Callable = lambda v: v,
+    row_maxiter: jax.Array | None = None,
 ) -> tuple[jax.Array, KrylovReport]:
     """Preconditioned MINRES (Paige & Saunders) on the rows of `rhs`, for symmetric
     indefinite or singular operators; the preconditioner must be symmetric positive
@@ -208,6 +212,7 @@ def block_minres(
     dtype = rhs.dtype
     m = rhs.shape[0]
     eps = jnp.finfo(dtype).eps
+    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
     b = project(rhs)
     bnorm = jnp.linalg.norm(b, axis=-1)
     y = project(precond(b))
@@ -259,7 +264,7 @@ def block_minres(
         )
         its = s["its"] + act.astype(jnp.int32)
         # phibar is the preconditioned residual norm; beta = 0 is exact convergence.
-        active = act & (phibar > tol * beta1) & (beta > 0) & jnp.isfinite(phibar)
+        active = act & (phibar > tol * beta1) & (beta > 0) & jnp.isfinite(phibar) & (its < cap)
         new.update(active=active, its=its, k=s["k"] + 1)
         return new
 
@@ -270,14 +275,17 @@ def block_minres(
     return x, KrylovReport(rel, s["its"], rel <= 10 * tol, jnp.zeros(m, bool))
 
 
-def in_chunks(solve: Callable, rhs: jax.Array, chunk: int):
-    """Apply `solve((c, d) rows) -> (x, report)` to `rhs` `(m, d)` in chunks of `c` rows, with `lax.map`."""
-    m, d = rhs.shape
+def in_chunks(solve: Callable, rows, chunk: int):
+    """Apply `solve(rows) -> (x, report)` in chunks of `chunk` rows with `lax.map`.
+
+    `rows` is a pytree of arrays sharing their leading (row) axis; padding rows are zeros.
+    """
+    m = jax.tree.leaves(rows)[0].shape[0]
     if chunk >= m:
-        return solve(rhs)
+        return solve(rows)
     n_chunks = -(-m // chunk)
-    padded = jnp.zeros((n_chunks * chunk, d), rhs.dtype).at[:m].set(rhs)
-    xs, reports = jax.lax.map(solve, padded.reshape(n_chunks, chunk, d))
-    x = xs.reshape(n_chunks * chunk, d)[:m]
-    reports = jax.tree.map(lambda a: a.reshape((n_chunks * chunk,) + a.shape[2:])[:m], reports)
-    return x, reports
+    pad = lambda a: jnp.zeros((n_chunks * chunk,) + a.shape[1:], a.dtype).at[:m].set(a)
+    chunks = jax.tree.map(lambda a: pad(a).reshape((n_chunks, chunk) + a.shape[1:]), rows)
+    xs, reports = jax.lax.map(solve, chunks)
+    unchunk = lambda a: a.reshape((n_chunks * chunk,) + a.shape[2:])[:m]
+    return unchunk(xs), jax.tree.map(unchunk, reports)

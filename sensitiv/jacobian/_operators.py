@@ -213,28 +213,46 @@ class Problem:
 
     # -- assembly ----------------------------------------------------------------------
 
-    def k_dense(self) -> jax.Array:
+    def k_dense(self, extra=None):
         """`K` as a dense `(d, d)` matrix: `d` JVPs in one batch."""
         eye = jnp.eye(self.d, dtype=self.dtype)
         return jax.vmap(self.k_lin)(eye).T
 
-    def k_sparse(self, sparsity: Sparsity) -> BlockSparse:
-        """`K` recovered from `n_colors · block_size` JVPs of the coloring."""
-        seeds = color_seeds(sparsity, self.dtype)
-        return recover_blocks(sparsity, jax.vmap(self.k_lin)(seeds))
+    def k_sparse(self, sparsity: Sparsity, extra=None):
+        """`K` recovered from `n_colors · block_size` JVPs of the coloring.
 
-    def b_dense_forward(self, plan: ParamPlan) -> jax.Array:
-        """`B` as a dense `(d, n)` matrix from `plan.n_products` JVPs."""
-        if plan.n_products == 0:
-            return jnp.zeros((self.d, self.n), self.dtype)
-        products = jax.vmap(self.b_lin)(jnp.asarray(plan.seeds, self.dtype))  # (m, d)
+        `extra` `(e, d)` directions share the batch; with them, returns `(K, K @ extraᵀ rows)`.
+        """
+        seeds = color_seeds(sparsity, self.dtype)
+        m = seeds.shape[0]
+        if extra is not None:
+            seeds = jnp.concatenate([seeds, extra.astype(self.dtype)])
+        products = jax.vmap(self.k_lin)(seeds)
+        k = recover_blocks(sparsity, products[:m])
+        return k if extra is None else (k, products[m:])
+
+    def b_dense_forward(self, plan: ParamPlan, extra=None):
+        """`B` as a dense `(d, n)` matrix from `plan.n_products` JVPs.
+
+        `extra` `(e, n)` directions are pushed through the same (single) batch of JVPs;
+        with them, returns `(B, B @ extraᵀ rows)`.
+        """
+        seeds = jnp.asarray(plan.seeds, self.dtype)
+        if extra is not None:
+            seeds = jnp.concatenate([seeds, extra.astype(self.dtype)])
+        if seeds.shape[0] == 0:
+            products = jnp.zeros((0, self.d), self.dtype)
+        else:
+            products = jax.vmap(self.b_lin)(seeds)  # (m, d)
         b = jnp.zeros((self.d, self.n), self.dtype)
         if plan.plain_seed.size:
             b = b.at[:, jnp.asarray(plan.plain_col)].set(products[jnp.asarray(plan.plain_seed)].T)
         if plan.c_seed.size:
             rows = jnp.asarray(plan.c_row)
             b = b.at[rows, jnp.asarray(plan.c_col)].set(products[jnp.asarray(plan.c_seed), rows])
-        return b
+        if extra is None:
+            return b
+        return b, products[plan.n_products :]
 
     def b_dense_reverse(self) -> jax.Array:
         """`B` as a dense `(d, n)` matrix from `d` VJPs (cheaper when `d` is much smaller than `n`)."""

@@ -40,24 +40,31 @@ def column_mesh(shard) -> Mesh | None:
     raise InputError(f"shard: expected 'auto', True, False or a jax.sharding.Mesh, got {shard!r}")
 
 
-def map_rows(fn: Callable, rows: jax.Array, mesh: Mesh | None):
-    """Apply `fn((m_block, d)) -> pytree of (m_block, ...) arrays` with the rows sharded over `mesh`.
+def map_rows(fn: Callable, rows, mesh: Mesh | None):
+    """Apply `fn(rows) -> pytree of (m_block, ...) arrays` with the rows sharded over `mesh`.
 
-    Rows are padded with zeros to a multiple of the device count (zero right-hand sides
-    are solved trivially) and the padding is dropped from the result.
+    `rows` is an array or a pytree of arrays sharing their leading (row) axis. Rows are
+    padded with zeros to a multiple of the device count (zero right-hand sides are solved
+    trivially) and the padding is dropped from the result.
     """
     if mesh is None:
         return fn(rows)
     axes = tuple(mesh.axis_names)
     n_dev = int(np.prod([mesh.shape[a] for a in axes]))
-    m = rows.shape[0]
+    m = jax.tree.leaves(rows)[0].shape[0]
     padded_m = -(-m // n_dev) * n_dev
-    if padded_m != m:
-        rows = jnp.concatenate([rows, jnp.zeros((padded_m - m,) + rows.shape[1:], rows.dtype)])
+
+    def pad(a):
+        if padded_m == m:
+            return a
+        return jnp.concatenate([a, jnp.zeros((padded_m - m,) + a.shape[1:], a.dtype)])
+
+    rows = jax.tree.map(pad, rows)
     spec = PartitionSpec(axes if len(axes) > 1 else axes[0])
-    out_shape = jax.eval_shape(fn, jax.ShapeDtypeStruct((padded_m // n_dev,) + rows.shape[1:], rows.dtype))
-    out_specs = jax.tree.map(lambda _: spec, out_shape)
-    sharded = jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=out_specs, check_vma=False)
+    block = jax.tree.map(lambda a: jax.ShapeDtypeStruct((padded_m // n_dev,) + a.shape[1:], a.dtype), rows)
+    out_specs = jax.tree.map(lambda _: spec, jax.eval_shape(fn, block))
+    in_specs = jax.tree.map(lambda _: spec, rows)
+    sharded = jax.shard_map(fn, mesh=mesh, in_specs=(in_specs,), out_specs=out_specs, check_vma=False)
     out = sharded(rows)
     return jax.tree.map(lambda a: a[:m], out)
 

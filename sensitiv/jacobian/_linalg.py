@@ -1,0 +1,72 @@
+"""Small dense linear-algebra kernels on `lax.linalg` primitives, and cheap probe vectors.
+
+`jnp.linalg.cholesky`, `jax.scipy.linalg.cho_solve` and `jax.random` add checks and
+conversions that cost several times more XLA compile time than the primitives they wrap;
+the Jacobian engine compiles one program per problem, so it uses the primitives directly.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["probe_vectors", "cholesky", "cho_solve", "lu_factor", "lu_solve", "orthonormal_rows"]
+
+
+def probe_vectors(seed: int, count: int, size: int, dtype) -> jax.Array:
+    """`(count, size)` deterministic pseudo-random directions in `[-½, ½)` (a sine hash).
+
+    Probes only need to be generic (no structural zeros, no alignment with special
+    directions), not statistically random.
+    """
+    i = jnp.arange(count * size, dtype=dtype).reshape(count, size)
+    phase = jnp.sin(i * 12.9898 + (seed + 1) * 78.233) * 43758.5453
+    return (phase - jnp.floor(phase) - 0.5).astype(dtype)
+
+
+def cholesky(m):
+    """Lower Cholesky factor (NaN where `m` is not positive definite)."""
+    return jax.lax.linalg.cholesky(m, symmetrize_input=False)
+
+
+def cho_solve(chol, r):
+    """Solve `L Lᵀ x = r` for `r` of shape `(d,)` or `(d, m)`."""
+    vec = r.ndim == 1
+    r = r[:, None] if vec else r
+    y = jax.lax.linalg.triangular_solve(chol, r, left_side=True, lower=True)
+    x = jax.lax.linalg.triangular_solve(chol, y, left_side=True, lower=True, transpose_a=True)
+    return x[:, 0] if vec else x
+
+
+def lu_factor(m):
+    """`(lu, perm)` with `m[perm] = L U` (unit lower `L`)."""
+    lu, _, perm = jax.lax.linalg.lu(m)
+    return lu, perm
+
+
+def lu_solve(factor, r, transpose: bool = False):
+    """Solve `M x = r` (or `Mᵀ x = r`) from `lu_factor(M)`."""
+    lu, perm = factor
+    vec = r.ndim == 1
+    r = r[:, None] if vec else r
+    solve = jax.lax.linalg.triangular_solve
+    if not transpose:
+        y = solve(lu, r[perm], left_side=True, lower=True, unit_diagonal=True)
+        x = solve(lu, y, left_side=True, lower=False)
+    else:
+        y = solve(lu, r, left_side=True, lower=False, transpose_a=True)
+        z = solve(lu, y, left_side=True, lower=True, transpose_a=True, unit_diagonal=True)
+        x = jnp.zeros_like(z).at[perm].set(z)
+    return x[:, 0] if vec else x
+
+
+def orthonormal_rows(z):
+    """Orthonormalize the rows of `z` `(k, d)` (modified Gram–Schmidt, twice for stability)."""
+    rows = []
+    for i in range(z.shape[0]):
+        v = z[i]
+        for _ in range(2):
+            for q in rows:
+                v = v - jnp.vdot(q, v) * q
+        rows.append(v / jnp.linalg.norm(v))
+    return jnp.stack(rows) if rows else z
