@@ -51,6 +51,12 @@ class JacobianResult(NamedTuple):
     - `jacobian`: the derivative, structured like `jax.jacobian` would give it: output
       structure outside, parameter structure inside, leaf shapes `out.shape + param.shape`.
     - `info`: a `JacobianInfo` with the diagnostics.
+
+    **Example:**
+
+    ```python
+    J, info = sensitiv.jacobian.jacobian(jax.grad(energy), x_star, params)
+    ```
     """
 
     jacobian: Any
