@@ -91,6 +91,9 @@ def _species(ds, n_atoms: int, path: str) -> tuple[np.ndarray, tuple[str, ...]]:
     return np.array([index[n] for n in names], dtype=np.int64), unique
 
 
+_EAGER_BYTES = 64 * 2**20
+
+
 class _Frames(Sequence):
     """Frames of one file, each read from disk only when asked for."""
 
@@ -194,6 +197,7 @@ def read_amber_netcdf(path: str, options: Mapping[str, Any] | None = None) -> Se
         if tuple(coords.dims) != expected:
             raise InputError(f"{path}: coordinates has dimensions {coords.dims}, expected {expected}")
         n_atoms = int(ds.sizes["atom"])
+        coords_bytes = int(coords.size) * 8
         n_frames = int(ds.sizes["frame"]) if has_frame else 1
         species, names = _species(ds, n_atoms, path)
         units = options.get("length_units") or coords.attrs.get("units", "angstrom")
@@ -208,7 +212,12 @@ def read_amber_netcdf(path: str, options: Mapping[str, Any] | None = None) -> Se
             "pbc": pbc,
             "variables": set(map(str, ds.variables)),
         }
-    return _Frames(os.fspath(path), n_frames, has_frame, common)
+    frames = _Frames(os.fspath(path), n_frames, has_frame, common)
+    if coords_bytes <= _EAGER_BYTES:
+        # Small files are read at once, so no file handle outlives this call (HDF5 can
+        # crash when one file is opened again while another handle to it is open).
+        return [frames[i] for i in range(n_frames)]
+    return frames
 
 
 def amber_reader() -> StructureReader:

@@ -162,15 +162,16 @@ def test_lj_crystal_from_extxyz(tmp_path, capsys):
     assert code == ExitCode.OK, err
     with xr.open_dataset(out) as ds:
         assert ds.sizes["atom"] == 31 and ds.sizes["spatial"] == 3
-        assert list(ds["parameter"].values) == ["sigma", "epsilon"]
+        # Per-species-pair matrices, one species: one component each.
+        assert list(ds["parameter"].values) == ["sigma[0,0]", "epsilon[0,0]"]
         assert set(ds["species"].values) == {"Ar"}
         assert ds["coordinates"].attrs["units"] == "angstrom"
         np.testing.assert_allclose(ds["cell"].values, np.eye(3) * 10.52)
         assert "ase" in ds.attrs["source"]
         # Equal-σ scaling: the LJ minimum scales with σ at fixed ε, so dx*/dσ is bounded by
         # the cell size, and ε (an overall energy scale) does not move the minimum at all.
-        eps_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="epsilon")).max())
-        sig_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="sigma")).max())
+        eps_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="epsilon[0,0]")).max())
+        sig_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="sigma[0,0]")).max())
         assert eps_norm < 1e-6 * sig_norm
         assert ds["dstress_dtheta"].sizes["parameter"] == 2
 
@@ -208,8 +209,9 @@ def test_read_result_back_as_structure(softspheres):
     from sensitiv._amber import read_amber_netcdf
 
     _, out = softspheres
-    frames = read_amber_netcdf(str(out), {})
     with xr.open_dataset(out) as ds:
-        np.testing.assert_array_equal(frames[0].positions, ds["coordinates"].values)
-        np.testing.assert_array_equal(frames[0].cell, ds["cell"].values)
+        positions, cell = ds["coordinates"].values, ds["cell"].values
+    frames = read_amber_netcdf(str(out), {})
+    np.testing.assert_array_equal(frames[0].positions, positions)
+    np.testing.assert_array_equal(frames[0].cell, cell)
     assert frames[0].pbc == (True, True) and frames[0].species_names == ("A", "B")

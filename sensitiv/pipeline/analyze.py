@@ -695,12 +695,17 @@ def global_attributes(cfg: Config, analyses, catalog=None, argv=None) -> dict:
 
     catalog = catalog or installed()
     data = cfg.data
+    from .config import detect_format
+
     used = set()
+    structure = data["structure"]
+    files = [structure["file"]] if "file" in structure else list(structure.get("files", []))
+    formats = {structure["format"]} if structure.get("format") else {detect_format(f, catalog) for f in files}
     for kind, name in (
         ("energy_models", data["model"]["name"]),
         ("solvers", data.get("solver", {}).get("name")),
         ("conditions", data.get("condition", {}).get("name")),
-        ("readers", data["structure"].get("format")),
+        *(("readers", fmt) for fmt in formats),
     ):
         owner = catalog.owners.get((kind, name))
         if owner:
