@@ -254,3 +254,21 @@ def test_read_structures_through_registry(tmp_path, monkeypatch):
     finally:
         catalog.cache_clear()
         sensitiv.plugins.get_registry(refresh=True) if os.environ.get("SENSITIV_PLUGINS") is None else None
+
+
+def test_amber_netcdf_lazy_frames(tmp_path, monkeypatch):
+    """Large trajectories are read frame by frame, when indexed."""
+    import sensitiv._amber as amber
+
+    monkeypatch.setattr(amber, "_EAGER_BYTES", 0)
+    atoms = _crystal()
+    positions = np.stack([atoms.positions + 0.01 * k for k in range(3)])
+    path = str(tmp_path / "big.nc")
+    _write_amber(path, positions, np.tile(atoms.cell.lengths(), (3, 1)), np.tile(atoms.cell.angles(), (3, 1)),
+                 atoms.get_chemical_symbols())
+    frames = read_amber_netcdf(path, {})
+    assert isinstance(frames, amber._Frames) and len(frames) == 3
+    np.testing.assert_array_equal(frames[-1].positions, positions[2])
+    assert [f.frame for f in frames[0:3:2]] == [0, 2]
+    with pytest.raises(IndexError):
+        frames[3]
