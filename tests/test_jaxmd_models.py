@@ -214,29 +214,30 @@ def test_upstream_reverse_mode_nans_do_not_reach_this_plugin():
     Stillinger–Weber; this plugin's masked distances make them finite and exact."""
     structure = jittered_lattice(6, 2, 1.2, 0.15)
     displacement, _ = jmd_space.periodic(7.2)
-    upstream = jmd_energy.lennard_jones_pair(displacement, sigma=1.0, epsilon=1.0)
+    upstream = jmd_energy.lennard_jones_pair(displacement, sigma=jnp.asarray(1.0), epsilon=jnp.asarray(1.0))
     positions = jnp.asarray(structure.positions)
     upstream_force = lambda s: -jax.grad(upstream)(positions, sigma=s)
     probe = jnp.ones_like(positions)
-    assert np.isnan(float(jax.grad(lambda s: jnp.vdot(upstream_force(s), probe))(1.0)))  # the trap
-    assert np.isnan(float(jax.grad(lambda s: upstream(positions, sigma=s))(1.0)))
+    one = jnp.asarray(1.0)
+    assert np.isnan(float(jax.jit(jax.grad(lambda s: jnp.vdot(upstream_force(s), probe)))(one)))  # the trap
+    assert np.isnan(float(jax.jit(jax.grad(lambda s: upstream(positions, sigma=s)))(one)))
 
     ours = make("lennard_jones", structure, cutoff_units="absolute")
     p = ours.params
-    reverse = jax.grad(lambda s: jnp.vdot(jax.grad(ours.energy)(positions, dict(p, sigma=s)), probe))(p["sigma"])
-    forward = jax.jvp(lambda s: jnp.vdot(jax.grad(ours.energy)(positions, dict(p, sigma=s)), probe),
-                      (p["sigma"],), (jnp.ones_like(p["sigma"]),))[1]
+    projected_force = lambda s: jnp.vdot(jax.grad(ours.energy)(positions, dict(p, sigma=s)), probe)
+    reverse = jax.jit(jax.grad(projected_force))(p["sigma"])
+    forward = jax.jit(lambda s: jax.jvp(projected_force, (s,), (jnp.ones_like(s),))[1])(p["sigma"])
     assert np.all(np.isfinite(reverse))
     assert float(jnp.sum(reverse)) == pytest.approx(float(forward), rel=1e-10)
 
     silicon = diamond(rattle=0.05)
     displacement, _ = jmd_space.periodic(2 * 5.431)
     sw_up = lambda s: jmd_energy.stillinger_weber(displacement, sigma=s, cutoff=1.8 * s)(jnp.asarray(silicon.positions))
-    assert np.isnan(float(jax.grad(sw_up)(2.0951)))  # the trap
+    assert np.isnan(float(jax.jit(jax.grad(sw_up))(jnp.asarray(2.0951))))  # the trap
     sw = make("stillinger_weber", silicon)
     e_sigma = lambda s: sw.energy(sw.positions, dict(sw.params, sigma=s))
-    reverse = float(jax.grad(e_sigma)(sw.params["sigma"]))
-    forward = float(jax.jvp(e_sigma, (sw.params["sigma"],), (1.0,))[1])
+    reverse = float(jax.jit(jax.grad(e_sigma))(sw.params["sigma"]))
+    forward = float(jax.jit(lambda s: jax.jvp(e_sigma, (s,), (jnp.ones_like(s),))[1])(sw.params["sigma"]))
     assert np.isfinite(reverse) and reverse == pytest.approx(forward, rel=1e-10)
 
 
@@ -252,10 +253,13 @@ def test_lennard_jones_cutoff_follows_sigma_or_stays_absolute():
     absolute = make("lennard_jones", structure, cutoff_units="absolute")
     e_reduced = energy_value(reduced, params=dict(reduced.params, sigma=jnp.full((1, 1), sigma)))
     e_absolute = energy_value(absolute, params=dict(absolute.params, sigma=jnp.full((1, 1), sigma)))
-    # jax-md built at sigma: cutoffs 2.0 * 1.2 and 2.5 * 1.2, the reduced convention.
-    built_at_sigma = jmd_energy.lennard_jones_pair(displacement, sigma=sigma)(positions)
+    # jax-md built at sigma: cutoffs 2.0 * 1.2 and 2.5 * 1.2, the reduced convention. (Its
+    # builders cast Python floats to float32, `util.maybe_downcast`: pass float64 arrays.)
+    sigma64 = jnp.asarray(sigma)
+    built_at_sigma = jax.jit(jmd_energy.lennard_jones_pair(displacement, sigma=sigma64))(positions)
     # jax-md built at 1 and called with sigma=1.2: cutoffs stay 2.0 and 2.5 (absolute).
-    called_with_sigma = jmd_energy.lennard_jones_pair(displacement, sigma=1.0)(positions, sigma=sigma)
+    built_at_one = jmd_energy.lennard_jones_pair(displacement, sigma=jnp.asarray(1.0))
+    called_with_sigma = jax.jit(lambda r: built_at_one(r, sigma=sigma64))(positions)
     assert e_reduced == pytest.approx(float(built_at_sigma), rel=1e-12)
     assert e_absolute == pytest.approx(float(called_with_sigma), rel=1e-12)
     assert abs(e_reduced - e_absolute) > 1e-3 * abs(e_reduced)
@@ -269,9 +273,9 @@ def test_stillinger_weber_cutoff_is_a_sigma():
     system = make("stillinger_weber", structure, parameters={"epsilon": 2.16826})
     sigma = 2.2
     ours = energy_value(system, params=dict(system.params, sigma=sigma))
-    scaled = jmd_energy.stillinger_weber(displacement, sigma=sigma, cutoff=1.8 * sigma)(positions)
-    absolute = jmd_energy.stillinger_weber(displacement, sigma=sigma)(positions)  # 3.77118 Å
-    assert ours == pytest.approx(float(scaled), rel=1e-12)
+    scaled = jax.jit(jmd_energy.stillinger_weber(displacement, sigma=sigma, cutoff=1.8 * sigma))(positions)
+    absolute = jax.jit(jmd_energy.stillinger_weber(displacement, sigma=sigma))(positions)  # 3.77118 Å
+    assert ours == pytest.approx(float(scaled), rel=3e-9)  # jax-md's cosine: see above
     assert abs(ours - float(absolute)) > 1e-3 * abs(ours)
 
 

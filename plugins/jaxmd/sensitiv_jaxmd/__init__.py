@@ -25,13 +25,14 @@ from ._minimize import FIRE, GRADIENT_DESCENT, fire, gradient_descent
 from ._model import Model
 from ._neighbors import NeighborList, explain_status
 from ._spaces import Space, deformation, space_from_structure
-from ._system import Diagnosis, build_system, diagnose
+from ._system import Diagnosis, build_system, diagnose, ensure_neighbors
 
 __all__ = [
     "MODELS",
     "Model",
     "build_system",
     "diagnose",
+    "ensure_neighbors",
     "Diagnosis",
     "fire",
     "gradient_descent",

@@ -15,11 +15,11 @@ from sensitiv.errors import ConfigError, InputError
 from sensitiv.records import Parameter, System
 
 from ._model import Context, Model
-from ._neighbors import OK, NeighborList, explain_status
+from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
 from ._spaces import Space, deformation, describe_min_image, space_from_structure
 
-__all__ = ["build_system", "Diagnosis", "diagnose"]
+__all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors"]
 
 STRAIN = Parameter(
     "strain",
@@ -73,6 +73,23 @@ def diagnose(system: System, positions, params) -> Diagnosis:
     ```
     """
     return system.metadata["diagnose"](positions, params)
+
+
+def ensure_neighbors(system: System, positions, params) -> bool:
+    """Reallocate the system's neighbor list if it cannot hold the pairs at
+    `(positions, params)` (outside `jit`); returns whether it did.
+
+    Call it before tracing functions of the energy at parameters far from those the
+    system was built with (a larger σ, a compressive strain): traced energies cannot
+    reallocate and return NaN instead. Functions traced before a reallocation must be
+    re-traced. A cutoff beyond half the cell height cannot be fixed this way; `diagnose`
+    reports it.
+    """
+    return system.metadata["ensure_neighbors"](positions, params)
+
+
+def _concrete(*trees) -> bool:
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
 def _use_list(choice, model: Model, n: int) -> bool:
@@ -182,15 +199,26 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         # spares eager callers the op-by-op dispatch.
         key = (name, nlist.key())
         if key not in compiled:
-            compiled[key] = jax.jit(fn)
+            # A fresh function object per key: jax's trace cache is keyed on the function,
+            # so re-wrapping the same one would return the stale trace.
+            compiled[key] = jax.jit(lambda *args: fn(*args))
         return compiled[key]
 
     def energy_raw(x, p):
         return energy_with(x, p, deform(p))
 
     def energy(positions, params):
-        """Potential energy at Cartesian `positions` (reference cell) and parameters `params`."""
-        return jitted("energy", energy_raw)(positions, params)
+        """Potential energy at Cartesian `positions` (reference cell) and parameters `params`.
+
+        NaN when the neighbor list cannot hold the pairs at these arguments (see
+        `sensitiv_jaxmd.diagnose`); called outside any trace, it then reallocates the list
+        and evaluates again, so only traced calls (`jit`, `grad`) can see that NaN.
+        """
+        value = jitted("energy", energy_raw)(positions, params)
+        if nlist.enabled and _concrete(positions, params) and not np.isfinite(float(value)):
+            if ensure_fn(positions, params):
+                value = jitted("energy", energy_raw)(positions, params)
+        return value
 
     observables = {"energy": energy}
     if space.periodic:
@@ -217,6 +245,13 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         if status != OK:
             message += f" (cutoff {float(cutoff):.6g}, {n} atoms)"
         return Diagnosis(status, message, float(cutoff), nlist.max_neighbors if nlist.enabled else None)
+
+    def ensure_fn(x, p) -> bool:
+        diagnosis = diagnose_fn(x, p)
+        if nlist.enabled and diagnosis.status & REALLOCATABLE:
+            nlist.allocate(jnp.asarray(x), diagnosis.cutoff, deform(p))
+            return True
+        return False
 
     def within_cutoff(x, p):
         F = deform(p)
@@ -262,6 +297,7 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         "cutoff_convention": _cutoff_convention(model, options),
         "neighbor_list": nlist if nlist.enabled else None,
         "diagnose": diagnose_fn,
+        "ensure_neighbors": ensure_fn,
         "options": {k: v for k, v in options.items()},
     }
     return System(
