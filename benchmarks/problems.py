@@ -39,6 +39,8 @@ class Problem:
     per_atom_params: bool
     neighbor_list: bool
     fd_step: float
+    solve_traceable: Callable = None  # (x0, theta, *args) -> x, differentiable (jvp) through FIRE
+    box: float | None = None  # side of the periodic cube
     args: tuple = ()
 
     @property
@@ -130,6 +132,9 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
             x, steps, fmax = solve_jit(x0, theta)
             return x, (), int(steps), float(fmax)
 
+        def solve_traceable(x0, theta):
+            return fire(x0, sigma=sigma_of(theta))[0]
+
         @jax.jit
         def _contacts(x, theta):
             dr = space.map_product(displacement)(x, x)
@@ -152,7 +157,6 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
         def energy_fn(x, theta, nbrs):
             return nl_energy(x, nbrs, sigma=sigma_of(theta))
 
-        _, apply0 = None, None
         init_f, apply_f = minimize.fire_descent(
             lambda x, neighbor, sigma: nl_energy(x, neighbor, sigma=sigma), shift, dt_start=0.01, dt_max=0.05
         )
@@ -186,6 +190,10 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
             nbrs = nbrs.update(x)
             return x, (nbrs,), total, float(fmax)
 
+        def solve_traceable(x0, theta, nbrs):
+            # nbrs: a list with enough capacity (from a completed solve)
+            return run(x0, nbrs.update(x0), theta)[0]
+
         @jax.jit
         def _contacts(x, theta, nbrs):
             i, j = nbrs.idx
@@ -211,7 +219,7 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
         n_atoms=n_atoms, n_spatial=dim, theta=theta, theta_label=label, x0=x0,
         energy=energy_fn, solve=solve, pairs=pairs, null_space=_translations(n_atoms, dim),
         per_atom_params=per_particle, neighbor_list=neighbor_list, fd_step=1e-6,
-        args=args,
+        solve_traceable=solve_traceable, box=side, args=args,
     )
 
 
@@ -279,6 +287,9 @@ def silicon(cells: int = 2, seed: int = 0, max_force: float = 1e-10, jitter: flo
         nbrs = nbrs.update(x)
         return x, (nbrs,), total, float(fmax)
 
+    def solve_traceable(x0, theta, nbrs):
+        return run(x0, nbrs.update(x0), theta)[0]
+
     def pairs(x, theta, nbrs):
         # three-body terms couple two neighbors of a common atom: the Hessian pattern is the
         # neighbor graph and its two-hop closure
@@ -299,5 +310,6 @@ def silicon(cells: int = 2, seed: int = 0, max_force: float = 1e-10, jitter: flo
         description=f"3-D Stillinger–Weber silicon, {n_atoms} atoms (diamond, one vacancy, jittered), θ = strain (6)",
         n_atoms=n_atoms, n_spatial=3, theta=jnp.zeros(6), theta_label="strain (Voigt)", x0=x0,
         energy=energy_fn, solve=solve, pairs=pairs, null_space=_translations(n_atoms, 3),
-        per_atom_params=False, neighbor_list=True, fd_step=1e-6,
+        per_atom_params=False, neighbor_list=True, fd_step=1e-6, solve_traceable=solve_traceable,
+        box=side,
     )

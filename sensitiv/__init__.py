@@ -14,6 +14,8 @@ from ._implicit import (
 )
 from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
 from . import optimality, projections, prox, solvers  # noqa: E402  (need the core above)
+from . import jacobian  # noqa: E402  (callable: sensitiv.jacobian(F, sol, params))
+from .jacobian import JacobianInfo, JacobianResult, Sparsity, total_derivative  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -28,6 +30,11 @@ __all__ = [
     "SolveInfo",
     "linear_solve",
     "jacobi_preconditioner",
+    "jacobian",
+    "total_derivative",
+    "JacobianResult",
+    "JacobianInfo",
+    "Sparsity",
     "optimality",
     "projections",
     "prox",

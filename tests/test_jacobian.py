@@ -256,7 +256,7 @@ def test_rattler_is_detected_and_jacobian_is_minimum_norm(packing):
     assert int(dense.info.null_space_dim) == 4
     assert bool(dense.info.trustworthy) and any("zero mode" in w for w in dense.info.warnings)
     # the rattler does not move and nothing else changes (minimum norm)
-    assert np.max(np.abs(np.asarray(dense.jacobian)[-1])) == 0.0
+    assert np.max(np.abs(np.asarray(dense.jacobian)[-1])) < 1e-12 * np.max(np.abs(p["reference"]))
     assert rel_err(dense.jacobian[:N_ATOMS, :, :N_ATOMS].reshape(2 * N_ATOMS, N_ATOMS), p["reference"]) < 1e-8
     assert rel_err(krylov.jacobian, dense.jacobian) < 1e-8
 
@@ -407,7 +407,7 @@ def test_energy_total_derivative_is_the_partial_one(packing):
         distance01, F_SOFT, p["x"], p["sigma"], method="krylov", null_space=p["null"], symmetric=True,
     )
     x = p["x"]
-    d = np.asarray(x[0] - x[1])
+    d = np.array(x[0] - x[1])
     d -= SIDE * np.round(d / SIDE)
     unit = d / np.linalg.norm(d)
     ref = np.asarray(p["reference"]).reshape(N_ATOMS, 2, N_ATOMS)

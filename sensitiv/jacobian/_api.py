@@ -48,6 +48,8 @@ METHODS = ("auto", "dense", "krylov", "reverse")
 class JacobianResult(NamedTuple):
     """What `jacobian` and `total_derivative` return (a pytree).
 
+    **Arguments:**
+
     - `jacobian`: the derivative, structured like `jax.jacobian` would give it: output
       structure outside, parameter structure inside, leaf shapes `out.shape + param.shape`.
     - `info`: a `JacobianInfo` with the diagnostics.

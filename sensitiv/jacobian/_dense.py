@@ -176,7 +176,7 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
     use_fallback = ~lu_ok | ~(sig_min_lu > singular_rtol * sig_max_est) | ~jnp.isfinite(sig_min_lu)
 
     def svd(_):
-        return jnp.linalg.svd(k_p)
+        return tuple(jnp.linalg.svd(k_p))
 
     def skip(_):
         return jnp.zeros((d, d), dtype), jnp.ones(d, dtype), jnp.zeros((d, d), dtype)

@@ -37,6 +37,10 @@ _UNTRUSTED_MASK = sum(bit for bit, (_, breaks) in FLAGS.items() if breaks)
 class JacobianInfo:
     """Diagnostics of a Jacobian (or total derivative) computation.
 
+    Built by `jacobian` and `total_derivative`, not by users; its fields are listed as arguments.
+
+    **Arguments:**
+
     Per column (one per linear solve: a parameter direction in forward mode, an output in
     reverse mode; the last column is the Newton correction `K⁻¹F` when it was solved with
     the others):

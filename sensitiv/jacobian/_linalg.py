@@ -14,14 +14,17 @@ __all__ = ["probe_vectors", "cholesky", "cho_solve", "lu_factor", "lu_solve", "o
 
 
 def probe_vectors(seed: int, count: int, size: int, dtype) -> jax.Array:
-    """`(count, size)` deterministic pseudo-random directions in `[-½, ½)` (a sine hash).
+    """`(count, size)` deterministic pseudo-random directions in `[-½, ½)` (an integer hash).
 
     Probes only need to be generic (no structural zeros, no alignment with special
-    directions), not statistically random.
+    directions), not statistically random. Integer arithmetic makes them bit-identical
+    wherever XLA chooses to recompute them (a floating-point hash would not be).
     """
-    i = jnp.arange(count * size, dtype=dtype).reshape(count, size)
-    phase = jnp.sin(i * 12.9898 + (seed + 1) * 78.233) * 43758.5453
-    return (phase - jnp.floor(phase) - 0.5).astype(dtype)
+    h = jnp.arange(count * size, dtype=jnp.uint32) + jnp.uint32((seed * 0x9E3779B9 + 0x7F4A7C15) & 0xFFFFFFFF)
+    for shift, mult in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, 0x27D4EB2F)):
+        h = (h ^ (h >> shift)) * jnp.uint32(mult)
+    u = (h >> 8).astype(dtype) / (1 << 24)
+    return (u - 0.5).reshape(count, size).astype(dtype)
 
 
 def cholesky(m):
