@@ -14,8 +14,9 @@ from ._implicit import (
 )
 from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
 from . import optimality, projections, prox, solvers  # noqa: E402  (need the core above)
-from . import jacobian  # noqa: E402  (callable: sensitiv.jacobian(F, sol, params))
-from .jacobian import JacobianInfo, JacobianResult, Sparsity, total_derivative  # noqa: E402
+# The Jacobian engine's package is callable: sensitiv.jacobian(F, sol, params); its other
+# names (total_derivative, JacobianResult, Sparsity, ...) live under sensitiv.jacobian.
+from . import jacobian  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -31,10 +32,6 @@ __all__ = [
     "linear_solve",
     "jacobi_preconditioner",
     "jacobian",
-    "total_derivative",
-    "JacobianResult",
-    "JacobianInfo",
-    "Sparsity",
     "optimality",
     "projections",
     "prox",
