@@ -149,7 +149,9 @@ class _Solve:
         while True:
             x_new, steps, fmax, e = self._runner(system)(x, params)
             total_steps += int(steps)
-            fmax = float(fmax)
+            fmax, e = float(fmax), float(e)
+            if not math.isfinite(e):
+                fmax = math.nan  # an invalid energy invalidates its forces
             if math.isfinite(fmax) or diagnose is None:
                 x = x_new
                 break
@@ -171,7 +173,7 @@ class _Solve:
             reason = f"max_steps ({self.options['max_steps']}) reached"
         info = {
             "method": self.method,
-            "energy": float(e),
+            "energy": e,
             "max_force": fmax,
             "ftol": self.options["ftol"],
             "neighbor_reallocations": reallocations,

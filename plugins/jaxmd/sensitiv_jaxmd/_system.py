@@ -189,7 +189,9 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
             pair = model.pair_energy(r_safe, p, ctx, si, sj, i, safe_idx)
             e = 0.5 * jnp.sum(jnp.where(inside, pair, 0.0))
         # An overflowing list or an invalid minimum image gives NaN, never a truncated sum.
-        return jnp.where(status == OK, e, jnp.nan)
+        # Multiplying (rather than `where`) makes every derivative NaN too: a `where`
+        # would give zero forces, and a minimizer would stop there, "converged".
+        return e * jnp.where(status == OK, 1.0, jnp.nan)
 
     compiled: dict = {}
 
