@@ -119,8 +119,6 @@ KNOWN_GAPS = {
     "sensitiv.optimality.svec": "**Arguments:** (optimality/_conic.py)",
     "sensitiv.optimality.smat": "**Arguments:** (optimality/_conic.py)",
     "sensitiv.solvers.OptStep": "**Arguments:** (solvers/_base.py)",
-    "sensitiv.jacobian.JacobianResult": "**Arguments:** (jacobian/_api.py)",
-    "sensitiv.jacobian.JacobianInfo": "**Arguments:** (jacobian/_diagnostics.py)",
 }
 
 
