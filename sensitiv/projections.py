@@ -20,6 +20,7 @@ derivative returned is one of the one-sided derivatives; these points have measu
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -596,17 +597,22 @@ def projection_transport(
     P = projection_transport(scores, (a, b), regularization=0.1)
     ```
     """
+    a, b = marginals
+    return _projection_transport(x, a, b, jnp.asarray(regularization, x.dtype), tol=tol, maxiter=maxiter)
+
+
+@functools.partial(jax.jit, static_argnames=("tol", "maxiter"))
+def _projection_transport(x, a, b, regularization, *, tol, maxiter):
+    # Jitted once per (shapes, tol, maxiter): repeated projections reuse the compiled loop.
     from . import custom_root
     from .solvers._base import linear_in_every_argument
-
-    a, b = marginals
 
     @custom_root(linear_in_every_argument(_transport_optimality), solve="cg")
     def solve(scores, marginals, regularization):
         potentials, _ = _sinkhorn(scores, marginals, regularization, tol, maxiter)
         return potentials
 
-    potentials = solve(x, (a, b), jnp.asarray(regularization, x.dtype))
+    potentials = solve(x, (a, b), regularization)
     return _transport_plan(potentials, x, regularization)
 
 

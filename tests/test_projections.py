@@ -244,23 +244,21 @@ def test_transport_and_birkhoff():
     a = jnp.array([0.2, 0.3, 0.5])
     b = jnp.array([0.1, 0.4, 0.25, 0.25])
     eps = 0.7
-    plan = P.projection_transport(X, (a, b), regularization=eps)
-    np.testing.assert_allclose(plan.sum(axis=1), a, atol=1e-12)
-    np.testing.assert_allclose(plan.sum(axis=0), b, atol=1e-12)
-    np.testing.assert_allclose(plan, sinkhorn_unrolled(X, a, b, eps), atol=1e-12)
-    # Implicit derivatives in X, the marginals and ε against unrolled Sinkhorn, reverse mode.
     W = jax.random.normal(jax.random.PRNGKey(6), (3, 4))
     loss = lambda X, a, b, eps: jnp.sum(W * P.projection_transport(X, (a, b), regularization=eps))
     ref_loss = lambda X, a, b, eps: jnp.sum(W * sinkhorn_unrolled(X, a, b, eps))
-    # Marginal directions that keep Σa = Σb.
-    da = jnp.array([0.1, -0.05, -0.05])
-    db = jnp.array([0.05, 0.0, -0.1, 0.05])
-    tangents = (jnp.ones_like(X) * 0.3, da, db, 0.2)
-    _, jvp = jax.jvp(lambda *z: loss(*z), (X, a, b, eps), tangents)
-    _, ref = jax.jvp(lambda *z: ref_loss(*z), (X, a, b, eps), tangents)
+    # Implicit derivatives in X, the marginals (directions keeping Σa = Σb) and ε against
+    # autodiff through unrolled Sinkhorn; reverse mode through <∇loss, u> = jvp(u).
+    tangents = (jnp.ones_like(X) * 0.3, jnp.array([0.1, -0.05, -0.05]), jnp.array([0.05, 0.0, -0.1, 0.05]), 0.2)
+    value, jvp = jax.jvp(loss, (X, a, b, eps), tangents)
+    ref_value, ref = jax.jvp(ref_loss, (X, a, b, eps), tangents)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-10)
     np.testing.assert_allclose(jvp, ref, rtol=1e-9)
-    gX = jax.grad(loss)(X, a, b, eps)
-    np.testing.assert_allclose(gX, jax.grad(ref_loss)(X, a, b, eps), atol=1e-10)
+    grads = jax.grad(loss, argnums=(0, 1, 2, 3))(X, a, b, eps)
+    np.testing.assert_allclose(sum(jnp.vdot(g, t) for g, t in zip(grads, tangents)), ref, rtol=1e-9)
+    plan = P.projection_transport(X, (a, b), regularization=eps)
+    np.testing.assert_allclose(plan.sum(axis=1), a, atol=1e-12)
+    np.testing.assert_allclose(plan.sum(axis=0), b, atol=1e-12)
     # Birkhoff: doubly stochastic.
     D = P.projection_birkhoff(X[:3, :3], regularization=0.3)
     np.testing.assert_allclose(D.sum(axis=0), 1, atol=1e-12)
