@@ -71,7 +71,6 @@ class _Config:
 
     strategy: str
     mode: str
-    reason: str
     symmetric: bool
     sign: int
     x_layout: Layout
@@ -543,7 +542,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         trustworthy=trustworthy,
         strategy=cfg.strategy,
         mode=cfg.mode,
-        reason=cfg.reason,
+        reason="",
         n_colors=cfg.sparsity.n_colors if cfg.sparsity is not None else 0,
         n_products=n_products,
     )
@@ -707,9 +706,10 @@ def jacobian(
             reason += f"; reverse mode: {d} outputs < {n} parameters"
     reason += f"; ∂₁F symmetric: {common['symmetric']} ({sym_reason})"
     b_assembly = _b_assembly(parameter_derivatives, mode, common["plan"], d, strategy)
-    cfg = _Config(strategy=strategy, mode=mode, reason=reason, b_assembly=b_assembly, **common)
+    cfg = _Config(strategy=strategy, mode=mode, b_assembly=b_assembly, **common)
     j_flat, info = _compute_jit(cfg, optimality_fun, x, theta, tuple(args), null_basis)
-    j_flat, info = gather_to_host((j_flat, info))
+    # the reason is static text, kept out of the compile-cache key
+    j_flat, info = gather_to_host((j_flat, dataclasses.replace(info, reason=reason)))
     return JacobianResult(_unflatten(j_flat, cfg.x_layout, cfg.theta_layout), info)
 
 
@@ -780,9 +780,9 @@ def total_derivative(
     reason = f"{mode_reason}; {strategy}: {reason}; ∂₁F symmetric: {common['symmetric']} ({sym_reason})"
     b_assembly = _b_assembly(parameter_derivatives, mode, common["plan"], m_g, strategy)
     cfg = _Config(
-        strategy=strategy, mode=mode, reason=reason, b_assembly=b_assembly,
+        strategy=strategy, mode=mode, b_assembly=b_assembly,
         observable=observable, g_layout=g_layout, **common,
     )
     g_flat, info = _compute_jit(cfg, optimality_fun, x, theta, tuple(args), null_basis)
-    g_flat, info = gather_to_host((g_flat, info))
+    g_flat, info = gather_to_host((g_flat, dataclasses.replace(info, reason=reason)))
     return JacobianResult(_unflatten(g_flat, g_layout, cfg.theta_layout), info)
