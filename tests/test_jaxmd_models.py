@@ -179,7 +179,11 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+# Morse shares its code path with Lennard-Jones, and soft_sphere with soft_sphere_additive.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in ("morse", "soft_sphere") else n for n in sorted(CASES)],
+)
 def test_every_parameter_derivative_forward_reverse_and_finite_differences(name):
     system = CASES[name]()
     assert system.reverse_mode_safe

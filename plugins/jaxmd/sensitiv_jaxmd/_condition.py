@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jax
-
+from sensitiv.optimality import stationary as stationary_mapping
 from sensitiv.records import OptimalityCondition, System
 
 from ._options import validate_options
@@ -40,12 +39,10 @@ def stationary(system: System, options: Mapping[str, Any] | None = None):
     ```
     """
     validate_options("condition", "stationary", STATIONARY_SCHEMA, options)
-    energy = system.energy
-
-    def gradient(positions, params):
-        return jax.grad(energy)(positions, params)
-
-    return gradient
+    # The core's mapping: F(x, θ) = ∇₁E(x, θ) by reverse mode in x only (safe: the
+    # parameter derivatives of F are then forward-over-reverse or reverse-over-reverse,
+    # both finite for this plugin's energies).
+    return stationary_mapping(system.energy)
 
 
 STATIONARY = OptimalityCondition(
