@@ -39,6 +39,7 @@ output: {{path: out.nc}}
 """
 
 
+@pytest.mark.slow  # six separate analyses (each compiles its own Jacobian program)
 def test_trajectory_frames_and_samples(tmp_path, capsys):
     frames = [_lj_box((2, 2, 2), seed) for seed in range(3)]
     ase.io.write(tmp_path / "traj.xyz", frames, format="extxyz")
