@@ -34,6 +34,17 @@ def fd_jvp(solve, theta, direction, h=1e-6):
     return jax.tree_util.tree_map(lambda a, b: (a - b) / (2 * h), plus, minus)
 
 
+def with_solution(run):
+    """`θ ↦ (x*, (x*, state))` for `jax.jacfwd/jacrev(..., has_aux=True)`: one compiled
+    program gives the solution, its state and the Jacobian."""
+
+    def fun(*args):
+        out = run(*args)
+        return out.params, out
+
+    return fun
+
+
 def assert_close(actual, expected, rtol=1e-8):
     actual, expected = np.asarray(actual), np.asarray(expected)
     scale = max(np.abs(expected).max(), 1e-12)
@@ -54,17 +65,16 @@ def test_gradient_descent_stationary_ridge_closed_form():
 
     solver = S.GradientDescent(objective, tol=1e-11, maxiter=5000)
     lam = jnp.asarray(2.0)
-    p, state = solver.run({"w": jnp.zeros(5)}, lam, Y)
+    run = with_solution(lambda lam, y: solver.run({"w": jnp.zeros(5)}, lam, y))
+    jac, (p, state) = jax.jacrev(run, argnums=(0, 1), has_aux=True)(lam, Y)
+    dlam, dy = jac["w"]  # the Jacobian is nested: output structure, then arguments
     assert bool(state.converged)
     F = solver.optimality_fun()
     assert tree_max_abs(F(p, lam, Y)) <= 1e-11
     H = GRAM + lam * jnp.eye(5)
     w_ref = jnp.linalg.solve(H, X.T @ Y)
     assert_close(p["w"], w_ref, 1e-10)
-    # dw/dlam = −H⁻¹ w ; dw/dy = H⁻¹ Xᵀ (closed forms), forward and reverse.
-    run = lambda lam, y: solver.run({"w": jnp.zeros(5)}, lam, y).params["w"]
-    assert_close(jax.jacfwd(run)(lam, Y), -jnp.linalg.solve(H, w_ref), 1e-9)
-    dlam, dy = jax.jacrev(run, argnums=(0, 1))(lam, Y)
+    # dw/dlam = −H⁻¹ w ; dw/dy = H⁻¹ Xᵀ (closed forms), reverse mode.
     assert_close(dlam, -jnp.linalg.solve(H, w_ref), 1e-9)
     assert_close(dy, jnp.linalg.solve(H, X.T), 1e-9)
 
@@ -83,8 +93,7 @@ def test_newton_fixed_point_logistic_against_resolving():
     T = solver.optimality_fun()
     assert tree_max_abs(jax.tree_util.tree_map(jnp.subtract, T(w, lam), w)) <= 1e-12
     run = lambda lam: solver.run(jnp.zeros(5), lam).params
-    fd = fd_jvp(run, lam, 1.0, h=1e-5)
-    assert_close(jax.jacrev(run)(lam), fd, 1e-7)
+    assert_close(jax.jacfwd(run)(lam), fd_jvp(run, lam, 1.0, h=1e-5), 1e-7)
 
 
 # --- proximal gradient: lasso on its support --------------------------------------------------
@@ -97,7 +106,8 @@ def least_squares(w, X, y):
 def test_proximal_gradient_lasso_closed_form_on_support():
     solver = S.ProximalGradient(least_squares, prox.prox_lasso, stepsize=1 / L, tol=1e-12, maxiter=5000)
     lam = jnp.asarray(3.0)
-    w, state = solver.run(jnp.zeros(5), lam, X, Y)
+    run = lambda lam, y: solver.run(jnp.zeros(5), lam, X, y).params
+    jac_fwd, (w, state) = jax.jacfwd(with_solution(lambda lam: solver.run(jnp.zeros(5), lam, X, Y)), has_aux=True)(lam)
     assert bool(state.converged)
     T = solver.optimality_fun()
     assert tree_max_abs(T(w, lam, X, Y) - w) <= 1e-12
@@ -109,8 +119,7 @@ def test_proximal_gradient_lasso_closed_form_on_support():
     dlam[support] = -inv @ np.sign(np.asarray(w)[support])
     dy = np.zeros((5, 15))
     dy[support] = inv @ XS.T
-    run = lambda lam, y: solver.run(jnp.zeros(5), lam, X, y).params
-    assert_close(jax.jacfwd(run)(lam, Y), dlam, 1e-9)
+    assert_close(jac_fwd, dlam, 1e-9)
     rev_lam, rev_y = jax.jacrev(run, argnums=(0, 1))(lam, Y)
     assert_close(rev_lam, dlam, 1e-9)
     assert_close(rev_y, dy, 1e-9)
@@ -119,7 +128,7 @@ def test_proximal_gradient_lasso_closed_form_on_support():
 def test_proximal_gradient_elastic_net_line_search():
     solver = S.ProximalGradient(least_squares, prox.prox_elastic_net, tol=1e-11, maxiter=5000)
     hyper = (jnp.asarray(3.0), jnp.asarray(0.5))
-    w, state = solver.run(jnp.zeros(5), hyper, X, Y)
+    (g1, g2), (w, state) = jax.jacfwd(with_solution(lambda h: solver.run(jnp.zeros(5), h, X, Y)), has_aux=True)(hyper)
     assert bool(state.converged)
     support = np.abs(np.asarray(w)) > 0
     XS = np.asarray(X)[:, support]
@@ -128,7 +137,6 @@ def test_proximal_gradient_elastic_net_line_search():
     d1[support] = -inv @ np.sign(np.asarray(w)[support])
     d2 = np.zeros(5)
     d2[support] = -inv @ np.asarray(w)[support]
-    g1, g2 = jax.jacfwd(lambda h: solver.run(jnp.zeros(5), h, X, Y).params)(hyper)
     assert_close(g1, d1, 1e-8)
     assert_close(g2, d2, 1e-8)
 
@@ -140,7 +148,7 @@ def test_block_coordinate_descent_lasso_closed_form():
     steps = 1 / jnp.diag(GRAM)  # coordinate-wise Lipschitz constants
     solver = S.BlockCoordinateDescent(least_squares, prox.prox_lasso, stepsize=steps, tol=1e-12, maxiter=2000)
     lam = jnp.asarray(3.0)
-    w, state = solver.run(jnp.zeros(5), lam, X, Y)
+    jac, (w, state) = jax.jacrev(with_solution(lambda lam: solver.run(jnp.zeros(5), lam, X, Y)), has_aux=True)(lam)
     assert bool(state.converged)
     T = solver.optimality_fun()
     assert tree_max_abs(T(w, lam, X, Y) - w) <= 1e-11
@@ -148,7 +156,7 @@ def test_block_coordinate_descent_lasso_closed_form():
     XS = np.asarray(X)[:, support]
     dlam = np.zeros(5)
     dlam[support] = -np.linalg.solve(XS.T @ XS, np.sign(np.asarray(w)[support]))
-    assert_close(jax.jacrev(lambda lam: solver.run(jnp.zeros(5), lam, X, Y).params)(lam), dlam, 1e-9)
+    assert_close(jac, dlam, 1e-9)
 
 
 def test_block_coordinate_descent_rows_on_simplices_and_tuple_blocks():
@@ -200,22 +208,21 @@ def simplex_qp_closed_form(Q, c, support):
 def test_projected_gradient_simplex_closed_form():
     c = 2.0 * C
     solver = S.ProjectedGradient(simplex_qp, P.projection_simplex, stepsize=1 / float(jnp.linalg.eigvalsh(Q).max()), tol=1e-12, maxiter=5000)
-    x, state = solver.run(jnp.full(5, 0.2), 1.0, Q, c)
+    run = with_solution(lambda c: solver.run(jnp.full(5, 0.2), 1.0, Q, c))
+    jac, (x, state) = jax.jacrev(run, has_aux=True)(c)
     assert bool(state.converged)
     T = solver.optimality_fun()
     assert tree_max_abs(T(x, 1.0, Q, c) - x) <= 1e-12
     support = np.asarray(x) > 0
     assert 1 < support.sum() < 5
-    ref = simplex_qp_closed_form(Q, c, support)
-    run = lambda c: solver.run(jnp.full(5, 0.2), 1.0, Q, c).params
-    assert_close(jax.jacfwd(run)(c), ref, 1e-9)
-    assert_close(jax.jacrev(run)(c), ref, 1e-9)
+    assert_close(jac, simplex_qp_closed_form(Q, c, support), 1e-9)
 
 
 def test_box_qp_closed_form():
     solver = S.BoxQP(tol=1e-13)
     lower, upper = -0.15 * jnp.ones(5), 0.1 * jnp.ones(5)
-    x, state = solver.run(None, (Q, C), (lower, upper))
+    run = with_solution(lambda c, upper: solver.run(None, (Q, c), (lower, upper)))
+    (jac_c, jac_u), (x, state) = jax.jacfwd(run, argnums=(0, 1), has_aux=True)(C, upper)
     assert bool(state.converged)
     T = solver.optimality_fun()
     assert tree_max_abs(T(x, (lower, upper), (Q, C)) - x) <= 1e-12
@@ -229,9 +236,8 @@ def test_box_qp_closed_form():
     du = np.zeros((5, 5))
     du[at_upper, at_upper] = 1.0
     du[np.ix_(free, at_upper)] = -QFF_inv @ np.asarray(Q)[np.ix_(free, at_upper)]
-    run = lambda c, upper: solver.run(None, (Q, c), (lower, upper)).params
-    assert_close(jax.jacfwd(run)(C, upper), dc, 1e-9)
-    assert_close(jax.jacrev(run, argnums=1)(C, upper), du, 1e-9)
+    assert_close(jac_c, dc, 1e-9)
+    assert_close(jac_u, du, 1e-9)
 
 
 # --- mirror descent: entropic geometry on the simplex ----------------------------------------
@@ -242,14 +248,13 @@ def test_mirror_descent_matches_closed_form_interior_solution():
     # equality 1ᵀx = 1, whose KKT system gives the Jacobian in closed form.
     c = 0.2 * C
     solver = S.MirrorDescent(simplex_qp, jnp.log, P.kl_projection_simplex, stepsize=0.2, tol=1e-12, maxiter=5000)
-    x, state = solver.run(jnp.full(5, 0.2), 1.0, Q, c)
+    run = with_solution(lambda c: solver.run(jnp.full(5, 0.2), 1.0, Q, c))
+    jac, (x, state) = jax.jacrev(run, has_aux=True)(c)
     assert bool(state.converged)
     assert np.all(np.asarray(x) > 1e-3)
     T = solver.optimality_fun()
     assert tree_max_abs(T(x, 1.0, Q, c) - x) <= 1e-12
-    ref = simplex_qp_closed_form(Q, c, np.ones(5, bool))
-    run = lambda c: solver.run(jnp.full(5, 0.2), 1.0, Q, c).params
-    assert_close(jax.jacrev(run)(c), ref, 1e-8)
+    assert_close(jac, simplex_qp_closed_form(Q, c, np.ones(5, bool)), 1e-8)
 
 
 # --- KKT: equality-constrained QP through its KKT linear system, and inequalities -----------
@@ -261,27 +266,21 @@ B_EQ = jax.random.normal(KEYS[8], (2,))
 
 def test_equality_qp_kkt_closed_form():
     solver = S.EqualityQP()
-    sol, state = solver.run(None, (Q, C), (A_EQ, B_EQ))
+    run = with_solution(lambda c, b: solver.run(None, (Q, c), (A_EQ, b)))
+    jac, (sol, state) = jax.jacfwd(run, argnums=(0, 1), has_aux=True)(C, B_EQ)
+    (dc_x, db_x), (dc_nu, db_nu) = jac.primal, jac.eq_dual
     assert bool(state.converged)
     F = solver.optimality_fun()
     assert tree_max_abs(F(sol, (Q, C), (A_EQ, B_EQ))) <= 1e-13
     K = np.block([[np.asarray(Q), np.asarray(A_EQ).T], [np.asarray(A_EQ), np.zeros((2, 2))]])
     Kinv = np.linalg.inv(K)
-    run = lambda c, b: solver.run(None, (Q, c), (A_EQ, b)).params
-    dc = jax.jacfwd(run)(C, B_EQ)
-    db = jax.jacfwd(run, argnums=1)(C, B_EQ)
-    assert_close(jnp.concatenate([dc.primal, dc.eq_dual]), -Kinv[:, :5], 1e-10)
-    assert_close(jnp.concatenate([db.primal, db.eq_dual]), Kinv[:, 5:], 1e-10)
-    rc = jax.jacrev(lambda c: run(c, B_EQ).primal)(C)
-    assert_close(rc, -Kinv[:5, :5], 1e-10)
+    assert_close(jnp.concatenate([dc_x, dc_nu]), -Kinv[:, :5], 1e-10)
+    assert_close(jnp.concatenate([db_x, db_nu]), Kinv[:, 5:], 1e-10)
     # Derivative in Q (symmetric perturbation) against finite differences of re-solving.
     dQ = jax.random.normal(KEYS[9], (5, 5))
     dQ = dQ + dQ.T
     runQ = lambda Qm: solver.run(None, (Qm, C), (A_EQ, B_EQ)).params.primal
     assert_close(jax.jvp(runQ, (Q,), (dQ,))[1], fd_jvp(runQ, Q, dQ), 1e-7)
-    # Unrolled (autodiff through the dense solve) agrees.
-    unrolled = S.EqualityQP(implicit_diff=False)
-    assert_close(jax.jacrev(lambda c: unrolled.run(None, (Q, c), (A_EQ, B_EQ)).params.primal)(C), -Kinv[:5, :5], 1e-10)
 
 
 def make_inequality_qp():
@@ -295,7 +294,9 @@ def make_inequality_qp():
 def test_qp_inequalities_active_set_closed_form_and_resolving():
     G, h = make_inequality_qp()
     solver = S.QP(tol=1e-12)
-    sol, state = solver.run(None, (Q, C), (A_EQ, B_EQ), (G, h))
+    run = with_solution(lambda c, h: solver.run(None, (Q, c), (A_EQ, B_EQ), (G, h)))
+    jac, (sol, state) = jax.jacrev(run, argnums=(0, 1), has_aux=True)(C, h)
+    jac_c, jac_h = jac.primal
     assert bool(state.converged)
     F = solver.optimality_fun()
     assert tree_max_abs(F(sol, (Q, C), (A_EQ, B_EQ), (G, h))) <= 1e-12
@@ -307,15 +308,12 @@ def test_qp_inequalities_active_set_closed_form_and_resolving():
     k = E.shape[0]
     K = np.block([[np.asarray(Q), E.T], [E, np.zeros((k, k))]])
     Kinv = np.linalg.inv(K)
-    run = lambda c, h: solver.run(None, (Q, c), (A_EQ, B_EQ), (G, h)).params.primal
-    assert_close(jax.jacfwd(run)(C, h), -Kinv[:5, :5], 1e-9)
+    assert_close(jac_c, -Kinv[:5, :5], 1e-9)
     dh = np.zeros((5, 4))
     dh[:, active] = Kinv[:5, 5 + 2 :]
-    assert_close(jax.jacrev(run, argnums=1)(C, h), dh, 1e-9)
-    # Derivative in G against finite differences of re-solving.
-    dG = jax.random.normal(KEYS[11], G.shape)
-    runG = lambda Gm: solver.run(None, (Q, C), (A_EQ, B_EQ), (Gm, h)).params.primal
-    assert_close(jax.jvp(runG, (G,), (dG,))[1], fd_jvp(runG, G, dG), 1e-7)
+    assert_close(jac_h, dh, 1e-9)
+    # The derivative in G is checked against a closed form in test_projections.py
+    # (projection_polyhedron with one active row).
 
 
 # --- conic programs: LP, SOCP and SDP against finite differences of re-solving -----------------
@@ -429,8 +427,11 @@ def test_jit_and_vmap_over_hyperparameters():
     batched = jax.jit(jax.vmap(lambda lam: solver.run(jnp.zeros(5), lam, X, Y)))
     out = batched(lams)
     assert out.state.converged.shape == (3,) and bool(jnp.all(out.state.converged))
-    for i, lam in enumerate(lams):
-        assert_close(out.params[i], solver.run(jnp.zeros(5), lam, X, Y).params, 1e-10)
     grads = jax.vmap(jax.grad(lambda lam: jnp.sum(solver.run(jnp.zeros(5), lam, X, Y).params)))(lams)
-    for i, lam in enumerate(lams):
-        assert_close(grads[i], jax.grad(lambda l: jnp.sum(solver.run(jnp.zeros(5), l, X, Y).params))(lam), 1e-10)
+    for i in range(3):
+        # Each batch element against the lasso's closed form on its own support.
+        w = np.asarray(out.params[i])
+        support = w != 0
+        XS = np.asarray(X)[:, support]
+        expected = -np.sum(np.linalg.solve(XS.T @ XS, np.sign(w[support])))
+        assert_close(grads[i], expected, 1e-9)

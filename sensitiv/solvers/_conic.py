@@ -41,6 +41,7 @@ class ConicSolver:
     - `implicit_diff`: `True` (default) differentiates through `conic_residual`; `False`
       differentiates the iterations by autodiff.
     - `solve`: the linear solve of implicit differentiation (default `"auto"`: dense LU).
+    - `jit`: compile `run` with `jax.jit`, once per solver configuration (default `True`).
 
     **Returns of `run`:** `OptStep(ConicSolution(x, y, s), state)`.
 
@@ -107,21 +108,28 @@ class ConicSolver:
             def flat_residual(z):
                 return ravel_pytree(residual(unravel(z), A, b, c))[0]
 
-            def error(z):
-                r = flat_residual(z)
+            def error_of(r):
                 e = jnp.max(jnp.abs(r))
                 return jnp.where(jnp.isfinite(e), e, jnp.inf)
 
-            def newton(z):
-                def body(_, z):
-                    r = flat_residual(z)
-                    jac = jax.jacfwd(flat_residual)(z)
-                    trial = z - jnp.linalg.solve(jac, r)
+            def error(z):
+                return error_of(flat_residual(z))
+
+            def newton(z, e):
+                eye = jnp.eye(z.shape[0], dtype=dtype)
+
+                def body(_, carry):
+                    z, e = carry
+                    r, linear = jax.linearize(flat_residual, z)
+                    jac = jax.vmap(linear, out_axes=1)(eye)
+                    trial = z - jax.scipy.linalg.lu_solve(jax.scipy.linalg.lu_factor(jac), r)
+                    e_trial = error(trial)
                     # Keep the step only if it lowers the residual (the Newton model is
                     # only trusted once the active set is identified).
-                    return jnp.where(error(trial) < error(z), trial, z)
+                    better = e_trial < e
+                    return jnp.where(better, trial, z), jnp.where(better, e_trial, e)
 
-                return jax.lax.fori_loop(0, self.newton_steps, body, z)
+                return jax.lax.fori_loop(0, self.newton_steps, body, (z, e))
 
             def to_point(u, v):
                 tau = jnp.maximum(u[-1], jnp.finfo(dtype).tiny)
@@ -132,14 +140,12 @@ class ConicSolver:
                 state, best, best_error = carry
                 state = jax.lax.fori_loop(0, self.inner, admm_step, state)
                 candidate = to_point(*state)
-                if self.newton_steps:
-                    start = jnp.where(error(candidate) < best_error, candidate, best)
-                    polished = newton(start)
-                    candidate = jnp.where(error(polished) < error(candidate), polished, candidate)
                 cand_error = error(candidate)
                 better = cand_error < best_error
                 best = jnp.where(better, candidate, best)
                 best_error = jnp.where(better, cand_error, best_error)
+                if self.newton_steps:
+                    best, best_error = newton(best, best_error)
                 return (state, best, best_error), best_error
 
             u0 = jnp.zeros(size, dtype).at[-1].set(1.0)

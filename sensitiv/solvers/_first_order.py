@@ -78,6 +78,8 @@ class GradientDescent:
       over `maxiter` steps) for reverse-mode autodiff.
     - `solve`: the linear solve of implicit differentiation (method name, `LinearSolver`
       or callable; default `"auto"`). The Hessian is symmetric: `"cg"` applies.
+    - `jit`: compile `run` with `jax.jit`, once per solver configuration (default `True`).
+      Data to differentiate must be passed to `run`, not closed over by `fun`.
 
     **Example:**
 
@@ -197,7 +199,7 @@ class ProximalGradient:
     - `prox`: `prox(x, hyperparams_prox, scaling)` (see `sensitiv.prox`); default: none.
     - `stepsize`: `η > 0` (at most `1/L` for an `L`-smooth `f`), or `None` for the line search.
     - `accelerated`: FISTA momentum (default `True`).
-    - `maxiter`, `tol`, `implicit_diff`, `solve`: as in `GradientDescent`. The implicit
+    - `maxiter`, `tol`, `implicit_diff`, `solve`, `jit`: as in `GradientDescent`. The implicit
       mapping uses `η = stepsize` (1 with the line search); its fixed points do not
       depend on `η`.
 
@@ -255,7 +257,7 @@ class ProjectedGradient:
 
     - `fun`: the objective `f(x, *args, **kwargs)`.
     - `projection`: `projection(x, hyperparams_proj)`, e.g. from `sensitiv.projections`.
-    - `stepsize`, `accelerated`, `maxiter`, `tol`, `implicit_diff`, `solve`: as in
+    - `stepsize`, `accelerated`, `maxiter`, `tol`, `implicit_diff`, `solve`, `jit`: as in
       `ProximalGradient`.
 
     **Example:**
@@ -316,7 +318,7 @@ class MirrorDescent:
     - `mirror_map`: `∇φ`.
     - `mirror_projection`: `(y, hyperparams_proj) ↦ proj^φ_C(∇φ*(y))`.
     - `stepsize`: `η > 0` (fixed).
-    - `maxiter`, `tol`, `implicit_diff`, `solve`: as in `GradientDescent`.
+    - `maxiter`, `tol`, `implicit_diff`, `solve`, `jit`: as in `GradientDescent`.
 
     **Example:**
 
@@ -381,7 +383,7 @@ class BlockCoordinateDescent:
       them (tuple `x`); default none.
     - `stepsize`: `ηⱼ > 0`: a scalar, one per row (array `x`) or one per block (tuple `x`);
       typically `1 / Lⱼ` with `Lⱼ` the block Lipschitz constants.
-    - `maxiter`, `tol`, `implicit_diff`, `solve`: as in `GradientDescent` (`maxiter` counts epochs).
+    - `maxiter`, `tol`, `implicit_diff`, `solve`, `jit`: as in `GradientDescent` (`maxiter` counts epochs).
 
     **Example:**
 
@@ -406,6 +408,10 @@ class BlockCoordinateDescent:
     def __post_init__(self):
         _check_common("BlockCoordinateDescent", self.fun, self.maxiter, self.tol)
         _check_stepsize("BlockCoordinateDescent", self.stepsize, allow_none=False)
+        if hasattr(self.stepsize, "shape") and not isinstance(self.stepsize, jax.core.Tracer):
+            # A concrete vector of per-row steps is stored as a tuple: hashable, so the
+            # compiled `run` is cached for this configuration.
+            object.__setattr__(self, "stepsize", tuple(float(v) for v in np.ravel(np.asarray(self.stepsize))))
 
     def optimality_fun(self):
         """The fixed-point map `T(x, hyperparams_prox, *args)` used for implicit differentiation."""
@@ -488,7 +494,7 @@ class Newton:
     - `fun`: the objective `f(x, *args, **kwargs)`.
     - `hessian_solve`: `"dense"` (default) or `"cg"`, see `newton_fixed_point`.
     - `linesearch`: damp the step (default `True`); `False` takes full steps.
-    - `maxiter`, `tol`, `implicit_diff`, `solve`: as in `GradientDescent`.
+    - `maxiter`, `tol`, `implicit_diff`, `solve`, `jit`: as in `GradientDescent`.
 
     **Example:**
 

@@ -100,6 +100,7 @@ class ScipyMinimize:
     - `maxiter`: scipy's iteration limit.
     - `options`: extra scipy options (override the defaults).
     - `solve`: the linear solve of implicit differentiation (the Hessian is symmetric).
+    - `jit`: compile `run` with `jax.jit`, once per solver configuration (default `True`).
 
     **Example:**
 
@@ -155,7 +156,7 @@ class ScipyBoundedMinimize:
 
     - `fun`: the objective `f(x, *args, **kwargs)` in JAX.
     - `method`: a bound-constrained scipy method (default `"L-BFGS-B"`).
-    - `tol`, `maxiter`, `options`, `solve`: as in `ScipyMinimize`.
+    - `tol`, `maxiter`, `options`, `solve`, `jit`: as in `ScipyMinimize`.
 
     **Example:**
 
