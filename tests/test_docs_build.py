@@ -64,7 +64,8 @@ def test_docs_build_strict(tmp_path):
         html_path = site / "api" / ("" if page.stem == "index" else page.stem) / "index.html"
         html = html_path.read_text(encoding="utf-8")
         for path in DIRECTIVE.findall(page.read_text(encoding="utf-8")):
-            if f'id="{path}"' not in html:
+            # A module rendered without its own heading shows its members' ids instead.
+            if f'id="{path}"' not in html and f'id="{path}.' not in html:
                 missing.append(f"{page.name}: {path}")
     assert not missing, "API reference entries that rendered nothing: " + ", ".join(missing)
 
