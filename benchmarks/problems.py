@@ -133,7 +133,7 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
             return x, (), int(steps), float(fmax)
 
         def solve_traceable(x0, theta):
-            return fire(x0, sigma=sigma_of(theta))[0]
+            return fire(x0, sigma=sigma_of(theta))[0], jnp.zeros((), bool)
 
         @jax.jit
         def _contacts(x, theta):
@@ -162,8 +162,7 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
         )
 
         @jax.jit
-        def run(x0, nbrs, theta):
-            sigma = sigma_of(theta)
+        def run(x0, nbrs, sigma):
             state = init_f(x0, neighbor=nbrs, sigma=sigma)
 
             def cond(carry):
@@ -181,8 +180,9 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
         def solve(x0, theta):
             nbrs = neighbor_fn.allocate(x0)
             x, total = x0, 0
+            sigma = sigma_of(theta)
             while True:
-                x, nbrs, steps, fmax = run(x, nbrs, theta)
+                x, nbrs, steps, fmax = run(x, nbrs, sigma)
                 total += int(steps)
                 if not bool(nbrs.did_buffer_overflow):
                     break
@@ -191,8 +191,10 @@ def soft_spheres(n_atoms: int, per_particle: bool, neighbor_list: bool | None = 
             return x, (nbrs,), total, float(fmax)
 
         def solve_traceable(x0, theta, nbrs):
-            # nbrs: a list with enough capacity (from a completed solve)
-            return run(x0, nbrs.update(x0), theta)[0]
+            # nbrs: a list with enough capacity (from a completed solve); the overflow flag
+            # says whether it sufficed along the whole trajectory
+            x, nbrs_end, steps, _ = run(x0, nbrs.update(x0), sigma_of(theta))
+            return x, nbrs_end.did_buffer_overflow
 
         @jax.jit
         def _contacts(x, theta, nbrs):
@@ -288,7 +290,8 @@ def silicon(cells: int = 2, seed: int = 0, max_force: float = 1e-10, jitter: flo
         return x, (nbrs,), total, float(fmax)
 
     def solve_traceable(x0, theta, nbrs):
-        return run(x0, nbrs.update(x0), theta)[0]
+        x, nbrs_end, steps, _ = run(x0, nbrs.update(x0), theta)
+        return x, nbrs_end.did_buffer_overflow
 
     def pairs(x, theta, nbrs):
         # three-body terms couple two neighbors of a common atom: the Hessian pattern is the

@@ -281,13 +281,6 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
     residual_norm = jnp.linalg.norm(prob.residual)
     sign = cfg.sign
 
-    if null_basis is not None:
-        z = la.orthonormal_rows(null_basis.astype(dtype))
-        project = lambda v: v - (v @ z.T) @ z  # rows convention (…, d)
-    else:
-        z = None
-        project = lambda v: v
-
     # -- K and B, each from one batch of JVPs that also carries the probe directions -------
     tiny = jnp.finfo(dtype).tiny
     rel = lambda exact, approx: jnp.linalg.norm(exact - approx) / (jnp.linalg.norm(exact) + tiny)
@@ -324,6 +317,19 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         n_products += cfg.plan.n_products
     sparsity_error = jnp.max(jnp.stack(checks)) if checks else jnp.asarray(jnp.nan, dtype)
 
+    # -- zero modes: the known ones, and coordinates whose row of K vanishes (rattlers) ----
+    keep = jnp.ones(d, dtype)
+    if cfg.symmetric and k_dense is not None:
+        keep = _dense.vanishing_rows(k_dense, cfg.singular_rtol)
+    elif cfg.symmetric and k_sparse is not None:
+        block_rows = jnp.max(jnp.abs(k_sparse.blocks), axis=2)  # (P, bs): each block's rows
+        rows_max = jax.ops.segment_max(block_rows, k_sparse.rows, k_sparse.n_blocks).reshape(-1)
+        keep = (rows_max > cfg.singular_rtol * jnp.max(rows_max)).astype(dtype)
+    z = null_basis.astype(dtype) if null_basis is not None else None
+    proj = la.NullProjector(z, keep)
+    project = proj.rows  # rows convention (…, d)
+    n_masked = jnp.sum(1.0 - keep).astype(jnp.int32)
+
     # -- what to solve -------------------------------------------------------------------
     # forward: columns -B and -F (Newton step);  reverse: rows of the requested outputs
     if observable is not None:
@@ -350,6 +356,16 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
 
     # -- solve ---------------------------------------------------------------------------
     transposed = cfg.mode == "reverse"
+    # The derivative exists where ∂₂F is orthogonal to the zero modes of ∂₁F; forward-mode
+    # right-hand sides are -∂₂F itself. (Reverse-mode seeds may lie in a zero mode: the
+    # minimum-norm answer then has a zero row there, which is right.)
+    consistency_rhs = rhs if cfg.mode == "forward" else b_dense
+    if consistency_rhs is not None:
+        norms = jnp.linalg.norm(consistency_rhs, axis=0)
+        masked = jnp.linalg.norm(consistency_rhs * (1.0 - keep)[:, None], axis=0)
+        masked_inconsistency = jnp.max(jnp.where(norms > 0, masked / jnp.where(norms > 0, norms, 1.0), 0.0), initial=0.0)
+    else:
+        masked_inconsistency = jnp.zeros((), dtype)
 
     def finish(x_cols, newton, solve_fwd, lam_min=None):
         """Build the main result and the error estimate from the solved columns."""
@@ -384,11 +400,11 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         mesh = cfg.mesh
 
         factor, spectrum = _dense.factorize(
-            k_dense, z, cfg.symmetric, sign, cfg.singular_rtol, rhs, cfg.seed + 3
+            k_dense, proj, cfg.symmetric, sign, cfg.singular_rtol, consistency_rhs, cfg.seed + 3
         )
 
         def sharded(transpose):
-            single = lambda r: _dense.solve(factor, r, transpose)
+            single = lambda r: _dense.solve(factor, proj, sign, cfg.symmetric, r, transpose)
             if mesh is None:
                 return single
             return lambda r: map_rows(lambda rows: single(rows.T).T, r.T, mesh).T
@@ -398,7 +414,10 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             x_cols, newton = both[:, :-1], both[:, -1]
         else:
             x_cols = sharded(transposed)(rhs)
-            newton = _dense.solve(factor, newton_rhs[:, None])[:, 0] if has_newton else None
+            newton = (
+                _dense.solve(factor, proj, sign, cfg.symmetric, newton_rhs[:, None])[:, 0]
+                if has_newton else None
+            )
         j_flat, est = finish(x_cols, newton, sharded(False))
         # per-column residuals against the operator (recovered sparse one when available)
         op_t = (k_sparse.rmatvec if k_sparse is not None else (lambda v: k_dense.T @ v)) if transposed else (
@@ -413,7 +432,8 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         col_conv = col_res <= max(cfg.trust_rtol * 1e-2, 1e3 * float(jnp.finfo(dtype).eps))
         lam_min, lam_max, lam_res = spectrum.lambda_min, spectrum.lambda_max, spectrum.lambda_min_residual
         detected, negative, incons, verdict = (
-            spectrum.detected_null, spectrum.negative, spectrum.inconsistency, spectrum.verdict,
+            spectrum.detected_null, spectrum.negative,
+            jnp.maximum(spectrum.inconsistency, masked_inconsistency), spectrum.verdict,
         )
         unresolved = jnp.asarray(False)
     else:
@@ -436,7 +456,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             precond = cfg.precond
         # spectrum (symmetric): Lanczos once, shared
         if cfg.symmetric:
-            steps = min(cfg.lanczos_steps, max(d - (z.shape[0] if z is not None else 0), 1))
+            steps = min(cfg.lanczos_steps, max(d - proj.n_known, 1))
             ritz = _krylov.lanczos(lambda v: apply_k(v), la.probe_vectors(cfg.seed + 3, 1, d, dtype)[0], steps, project)
             lam_max = jnp.max(jnp.abs(ritz.values))
             tau = cfg.singular_rtol * lam_max
@@ -446,11 +466,11 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             lam_res = ritz.residuals[idx]
             negative = jnp.sum((ritz.values < -tau) & jnp.isfinite(ritz.residuals)).astype(jnp.int32)
             saddle_hint = negative > 0
-            # zero Ritz values are unexpected zero modes; plus atoms without any coupling
-            detected = jnp.sum(~nonzero & jnp.isfinite(ritz.residuals) & (ritz.residuals <= tau * 10)).astype(jnp.int32)
-            if k_sparse is not None:
-                empty = jnp.sum(jnp.all(jnp.abs(k_sparse.diagonal_blocks()) == 0, axis=(1, 2))) * k_sparse.block_size
-                detected = jnp.maximum(detected, empty.astype(jnp.int32))
+            # vanishing rows (projected out) plus zero Ritz values: unexpected zero modes
+            # (Lanczos sees one vector per distinct eigenvalue: a lower bound)
+            detected = n_masked + jnp.sum(
+                ~nonzero & jnp.isfinite(ritz.residuals) & (ritz.residuals <= tau * 10)
+            ).astype(jnp.int32)
             deflation = None
             if cfg.deflation > 0:
                 deflation = _krylov.Deflation.from_ritz(ritz, apply_k, min(cfg.deflation, steps), tau)
@@ -479,7 +499,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
             tols = jnp.concatenate([tols, jnp.full(1, 1e-3, dtype)])
             caps = jnp.concatenate([caps, jnp.full(1, min(cfg.maxiter, 200), jnp.int32)])
         x_rows, rep = _krylov_solve_rows(
-            cfg, apply_op, precond, rhs_rows, tols, caps, deflation, saddle_hint, project, z,
+            cfg, apply_op, precond, rhs_rows, tols, caps, deflation, saddle_hint, project, proj.z,
             _per_column_bytes(prob, k_sparse),
         )
         x_rows = project(x_rows)
@@ -488,7 +508,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         rep = jax.tree.map(lambda a: a[:m_main], rep)
         j_flat, est = finish(x_cols, newton, None, lam_min)
         col_res, col_its, col_conv = rep.residual, rep.iterations, rep.converged
-        incons = jnp.zeros((), dtype)
+        incons = masked_inconsistency
         verdict = jnp.where(
             negative > 0, _dense.VERDICT_SADDLE, jnp.where(detected > 0, _dense.VERDICT_SINGULAR, _dense.VERDICT_MINIMUM)
         ) if cfg.symmetric else jnp.asarray(_dense.VERDICT_REGULAR)
@@ -505,7 +525,7 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
     else:
         sol_err = jnp.asarray(jnp.nan, dtype)
     sol_bound = residual_norm / jnp.abs(lam_min)
-    n_known = z.shape[0] if z is not None else 0
+    n_known = proj.n_known
     flags, trustworthy = compute_flags(
         jacobian_finite=jnp.all(jnp.isfinite(j_flat)),
         column_converged=col_conv,

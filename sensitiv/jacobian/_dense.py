@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from . import _linalg as la
 
-__all__ = ["Spectrum", "DenseFactor", "factorize", "solve"]
+__all__ = ["Spectrum", "DenseFactor", "factorize", "solve", "vanishing_rows"]
 
 VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_SINGULAR, VERDICT_REGULAR = 0, 1, 2, 3
 
@@ -57,8 +57,8 @@ class DenseFactor(NamedTuple):
     """A factorization of `sign · P K P` (+ deflation), whichever branch produced it.
 
     `fallback` selects the decomposition `(left, values, right)` — eigen (`V, w, V`) or
-    singular (`U, s, Vᵀ`) with zero modes inverted to zero — over `primary` (Cholesky
-    factor, or LU factor and pivots).
+    singular (`U, s, Vᵀ`) with zero modes inverted to zero — over `primary` (the inverse
+    Cholesky factor `L⁻¹`, or LU factor and permutation).
     """
 
     fallback: jax.Array
@@ -66,9 +66,6 @@ class DenseFactor(NamedTuple):
     left: jax.Array
     inv_values: jax.Array
     right: jax.Array
-    null_basis: jax.Array
-    sign: int
-    symmetric: bool
 
 
 def _power(apply, v0, steps, project):
@@ -89,32 +86,37 @@ def _power(apply, v0, steps, project):
     return lam, res
 
 
-def _projector(z):
-    return lambda v: v - z.T @ (z @ v)
+def vanishing_rows(k, singular_rtol):
+    """Mask (1 = keep) of the coordinates whose row of `k` vanishes: isolated zero modes."""
+    row = jnp.max(jnp.abs(k), axis=1)
+    return (row > singular_rtol * jnp.max(row)).astype(k.dtype)
 
 
-def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, rhs, seed: int = 0, steps: int = 30):
+def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rtol: float, rhs,
+              seed: int = 0, steps: int = 30):
     """Factorize `K` once; return `(DenseFactor, Spectrum)`.
 
-    `rhs` `(d, m)` (the right-hand sides to come) is checked against any detected null space.
+    `proj` projects out the known zero modes and the vanishing rows; `rhs` `(d, m)` (the
+    right-hand sides to come) is checked against any further zero modes detected.
     """
     d = k.shape[0]
     dtype = k.dtype
-    if null_basis is not None and null_basis.shape[0] > 0:
-        z = la.orthonormal_rows(null_basis.astype(dtype))
-    else:
-        z = jnp.zeros((0, d), dtype)
-    n_known = z.shape[0]
-    project = _projector(z)
+    project = proj.cols
+    n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
+    n_known = proj.n_known
     k_p = sign * project(project(k).T).T  # sign · P K P
     if symmetric:
         k_p = 0.5 * (k_p + k_p.T)
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k_p))), jnp.finfo(dtype).tiny)
-    m = k_p + scale * (z.T @ z)
+    # Deflation: P K P + s (I − P) is invertible when P removes every zero mode, and its
+    # inverse agrees with the pseudo-inverse of K on range(P).
+    m = k_p + scale * proj.complement()
     v0 = la.probe_vectors(seed, 1, d, dtype)[0]
     tiny = jnp.finfo(dtype).tiny
 
     def consistency(null_vectors, mask):
+        if rhs is None:
+            return jnp.zeros((), dtype)
         r = project(rhs)
         rn = jnp.linalg.norm(r, axis=0)
         inside = jnp.linalg.norm(jnp.where(mask[:, None], null_vectors.T @ r, 0.0), axis=0)
@@ -125,8 +127,10 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         chol = la.cholesky(m)
         chol_ok = jnp.all(jnp.isfinite(chol))
         chol = jnp.where(chol_ok, chol, jnp.eye(d, dtype=dtype))
-        primary = (chol,)
-        inv_apply = lambda v: la.cho_solve(chol, v)
+        l_inv = la.lower_inverse(chol)
+        l_inv = jnp.where(jnp.all(jnp.isfinite(l_inv)), l_inv, 0.0)
+        primary = (l_inv,)
+        inv_apply = lambda v: l_inv.T @ (l_inv @ v)
         # λ_min of P M P: inverse iteration (a numerically zero eigenvalue dominates at once).
         theta, theta_res = _power(inv_apply, v0, steps, project)
         lam_min_chol = 1.0 / jnp.maximum(theta, tiny)
@@ -146,21 +150,26 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         tau = singular_rtol * lam_max_e
         null = jnp.abs(w) <= tau
         inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, w))
+        # the projected-out modes are zero eigenvalues of P K P too
         detected_e = jnp.sum(null).astype(jnp.int32) - n_known
         negative_e = jnp.sum(w < -tau).astype(jnp.int32)
         verdict_e = jnp.where(negative_e > 0, VERDICT_SADDLE, jnp.where(detected_e > 0, VERDICT_SINGULAR, VERDICT_MINIMUM))
+        verdict_c = jnp.where(n_masked > 0, VERDICT_SINGULAR, VERDICT_MINIMUM)
         f = use_fallback
         spectrum = Spectrum(
             lambda_min=jnp.where(f, jnp.min(jnp.where(null, jnp.inf, w)), lam_min_chol),
             lambda_max=jnp.where(f, lam_max_e, lam_max_est),
             lambda_min_residual=jnp.where(f, 0.0, lam_min_res),
-            detected_null=jnp.where(f, detected_e, 0).astype(jnp.int32),
+            detected_null=jnp.where(f, detected_e, n_masked).astype(jnp.int32),
             negative=jnp.where(f, negative_e, 0).astype(jnp.int32),
+            # Right-hand sides are projected off the known modes and the vanishing rows
+            # (where they vanish too when consistent: checked by the column residuals), so
+            # only further zero modes can hold any of them.
             inconsistency=jnp.where(f, consistency(v, null), 0.0),
-            verdict=jnp.where(f, verdict_e, VERDICT_MINIMUM).astype(jnp.int32),
+            verdict=jnp.where(f, verdict_e, verdict_c).astype(jnp.int32),
             factorization=jnp.where(f, 1, 0).astype(jnp.int32),
         )
-        factor = DenseFactor(f, primary, v, inv, v.T, z, sign, True)
+        factor = DenseFactor(f, primary, v, inv, v.T)
         return factor, spectrum
 
     lu, perm = la.lu_factor(m)
@@ -198,14 +207,14 @@ def factorize(k, null_basis, symmetric: bool, sign: int, singular_rtol: float, r
         factorization=jnp.where(f, 3, 2).astype(jnp.int32),
     )
     # K X = R with K = U S Vᵀ: X = V S⁺ Uᵀ R  -> left = Vᵀ.T, right = Uᵀ
-    factor = DenseFactor(f, primary, vt.T, inv, u.T, z, sign, False)
+    factor = DenseFactor(f, primary, vt.T, inv, u.T)
     return factor, spectrum
 
 
-def solve(factor: DenseFactor, rhs, transpose: bool = False):
+def solve(factor: DenseFactor, proj: la.NullProjector, sign: int, symmetric: bool, rhs, transpose: bool = False):
     """Minimum-norm solution of `K X = R` (`Kᵀ X = R` with `transpose`) for `R` `(d, m)`."""
-    project = _projector(factor.null_basis)
-    r = project(factor.sign * rhs)
+    project = proj.cols
+    r = project(sign * rhs)
 
     def by_fallback(r):
         if transpose:
@@ -214,8 +223,9 @@ def solve(factor: DenseFactor, rhs, transpose: bool = False):
         return factor.left @ (factor.inv_values[:, None] * (factor.right @ r))
 
     def by_primary(r):
-        if factor.symmetric:
-            return la.cho_solve(factor.primary[0], r)
+        if symmetric:
+            l_inv = factor.primary[0]
+            return l_inv.T @ (l_inv @ r)
         return la.lu_solve(factor.primary, r, transpose)
 
     return project(jax.lax.cond(factor.fallback, by_fallback, by_primary, r))

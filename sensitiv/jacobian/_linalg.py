@@ -10,7 +10,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["probe_vectors", "cholesky", "cho_solve", "lu_factor", "lu_solve", "orthonormal_rows"]
+__all__ = [
+    "probe_vectors", "cholesky", "cho_solve", "lower_inverse", "lu_factor", "lu_solve",
+    "orthonormal_rows", "NullProjector",
+]
 
 
 def probe_vectors(seed: int, count: int, size: int, dtype) -> jax.Array:
@@ -41,6 +44,22 @@ def cho_solve(chol, r):
     return x[:, 0] if vec else x
 
 
+def lower_inverse(chol, block: int = 128):
+    """`L⁻¹` of a lower-triangular matrix by recursive 2×2 blocks: all but the small
+    diagonal blocks are matrix products, which run at BLAS speed on CPUs and GPUs where
+    triangular solves with many right-hand sides do not."""
+    n = chol.shape[0]
+    if n <= block:
+        eye = jnp.eye(n, dtype=chol.dtype)
+        return jax.lax.linalg.triangular_solve(chol, eye, left_side=True, lower=True)
+    h = n // 2
+    a_inv = lower_inverse(chol[:h, :h], block)
+    d_inv = lower_inverse(chol[h:, h:], block)
+    lower_left = -(d_inv @ (chol[h:, :h] @ a_inv))
+    top = jnp.concatenate([a_inv, jnp.zeros((h, n - h), chol.dtype)], axis=1)
+    return jnp.concatenate([top, jnp.concatenate([lower_left, d_inv], axis=1)], axis=0)
+
+
 def lu_factor(m):
     """`(lu, perm)` with `m[perm] = L U` (unit lower `L`)."""
     lu, _, perm = jax.lax.linalg.lu(m)
@@ -64,12 +83,48 @@ def lu_solve(factor, r, transpose: bool = False):
 
 
 def orthonormal_rows(z):
-    """Orthonormalize the rows of `z` `(k, d)` (modified Gram–Schmidt, twice for stability)."""
+    """Orthonormalize the rows of `z` `(k, d)` (modified Gram–Schmidt, twice for stability);
+    a row that is (numerically) in the span of the previous ones becomes zero."""
     rows = []
     for i in range(z.shape[0]):
         v = z[i]
+        scale = jnp.linalg.norm(v)
         for _ in range(2):
             for q in rows:
                 v = v - jnp.vdot(q, v) * q
-        rows.append(v / jnp.linalg.norm(v))
+        norm = jnp.linalg.norm(v)
+        ok = norm > 1e-8 * scale
+        rows.append(jnp.where(ok, v / jnp.where(ok, norm, 1.0), 0.0))
     return jnp.stack(rows) if rows else z
+
+
+class NullProjector:
+    """Projector onto the complement of the zero modes: the known ones (rows `z`) and the
+    coordinates whose row of `∂₁F` vanishes (an atom without any interaction: a rattler).
+
+    `P v = keep ⊙ v − zₖᵀ zₖ (keep ⊙ v)`, with `zₖ` the known modes restricted to the kept
+    coordinates and re-orthonormalized. Works on `(…, d)` rows (`rows`) and `(d, m)`
+    columns (`cols`). The number of vanishing coordinates is data-dependent; a mask keeps
+    the shapes static.
+    """
+
+    def __init__(self, z, keep):
+        self.keep = keep
+        self.z = orthonormal_rows(z * keep[None, :]) if z is not None and z.shape[0] else None
+
+    @property
+    def n_known(self) -> int:
+        return 0 if self.z is None else self.z.shape[0]
+
+    def rows(self, v):
+        v = v * self.keep
+        return v if self.z is None else v - (v @ self.z.T) @ self.z
+
+    def cols(self, v):
+        v = v * (self.keep[:, None] if v.ndim == 2 else self.keep)
+        return v if self.z is None else v - self.z.T @ (self.z @ v)
+
+    def complement(self):
+        """`I − P` as a dense matrix."""
+        out = jnp.diag(1.0 - self.keep)
+        return out if self.z is None else out + self.z.T @ self.z
