@@ -153,8 +153,8 @@ class NeighborList:
         self.cell_capacity = max(1, math.ceil(occupancy * self.capacity_multiplier))
         if int(np.prod(grid)) == 1:
             self.cell_capacity = n
-        self.max_neighbors = max(n - 1, 1)  # provisional: no overflow while counting
-        _, _, counts = jax.jit(self._build)(jnp.asarray(positions), cutoff, jnp.asarray(F))
+        count = jax.jit(lambda x, c, f: self._hits(x, c, f)[2])
+        counts = count(jnp.asarray(positions), cutoff, jnp.asarray(F))
         most = int(np.asarray(counts).max()) if n > 1 else 0
         self.max_neighbors = int(min(max(n - 1, 1), max(1, math.ceil(most * self.capacity_multiplier))))
         return self
@@ -227,15 +227,20 @@ class NeighborList:
         candidates = jnp.where(inside[:, :, None], buffer[flat], n)  # (n, K, capacity)
         return candidates.reshape(n, -1), overflow
 
-    def _build(self, positions, cutoff, F):
-        n, dim = positions.shape
+    def _hits(self, positions, cutoff, F):
+        """Candidates, which of them lie within `cutoff`, per-atom counts, cell overflow."""
+        n = positions.shape[0]
         candidates, cell_overflow = self._candidates(positions)
         safe = jnp.minimum(candidates, n - 1)
         dR = self.space.displacement(positions[:, None, :], positions[safe], F)
         within = jnp.sum(dR**2, axis=-1) < cutoff**2
         self_pair = candidates == jnp.arange(n)[:, None]
         mask = within & (candidates < n) & ~self_pair
-        counts = jnp.sum(mask, axis=1)
+        return candidates, mask, jnp.sum(mask, axis=1), cell_overflow
+
+    def _build(self, positions, cutoff, F):
+        n = positions.shape[0]
+        candidates, mask, counts, cell_overflow = self._hits(positions, cutoff, F)
         capacity = self.max_neighbors
         # Compact the hits to the front, in candidate order: scatter each hit to its rank
         # (a cumulative sum); hits beyond the capacity go to a dropped extra column.

@@ -17,7 +17,7 @@ from sensitiv.records import Parameter, System
 from ._model import Context, Model
 from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
-from ._spaces import Space, deformation, describe_min_image, space_from_structure
+from ._spaces import deformation, describe_min_image, space_from_structure
 
 __all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors"]
 
