@@ -132,10 +132,10 @@ def sensitiv_method(p: Problem, x, args, method, repeats):
     first, best, result = timed(run, repeats)
     info = result.info
     sparsity = Sparsity.from_pairs(p.pairs(x, p.theta, *args), p.n_atoms, p.n_spatial)
-    jitted = jax.jit(lambda xx, tt, *aa: sensitiv.jacobian(
-        F, xx, tt, *aa, method=method, null_space=p.null_space, sparsity=sparsity,
+    jitted = jax.jit(lambda xx, tt, zz, *aa: sensitiv.jacobian(
+        F, xx, tt, *aa, method=method, null_space=zz, sparsity=sparsity,
         per_atom_params=p.per_atom_params, symmetric=True).jacobian)
-    peak = compiled_peak_bytes(jitted, x, p.theta, *args)
+    peak = compiled_peak_bytes(jitted, x, p.theta, p.null_space, *args)
     note = (
         f"{info.strategy}/{info.mode}, {info.n_colors} colors, {info.n_products} JVPs; "
         f"trustworthy={bool(info.trustworthy)}, verdict {info.verdict}, "
