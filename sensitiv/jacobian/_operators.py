@@ -213,7 +213,7 @@ class Problem:
 
     # -- assembly ----------------------------------------------------------------------
 
-    def k_dense(self, extra=None):
+    def k_dense(self):
         """`K` as a dense `(d, d)` matrix: `d` JVPs in one batch."""
         eye = jnp.eye(self.d, dtype=self.dtype)
         return jax.vmap(self.k_lin)(eye).T
@@ -253,8 +253,3 @@ class Problem:
         if extra is None:
             return b
         return b, products[plan.n_products :]
-
-    def b_dense_reverse(self) -> jax.Array:
-        """`B` as a dense `(d, n)` matrix from `d` VJPs (cheaper when `d` is much smaller than `n`)."""
-        eye = jnp.eye(self.d, dtype=self.dtype)
-        return self.b_rmatvec(eye)  # row i is Bᵀ eᵢ
