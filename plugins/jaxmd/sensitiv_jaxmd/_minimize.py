@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax_md import minimize
 
 from sensitiv.errors import InputError
@@ -80,9 +79,9 @@ def _shift(x, dx, **unused):
 
 def _make_runner(system: System, method: str, options: Mapping[str, Any]):
     energy = system.energy
-    ftol, max_steps = options["ftol"], options["max_steps"]
+    ftol = options["ftol"]
 
-    def run(x0, params):
+    def run(x0, params, max_steps):
         def force(x, **unused):
             return -jax.grad(energy)(x, params)
 
@@ -144,10 +143,10 @@ class _Solve:
         x = jnp.asarray(system.positions if positions is None else positions)
         params = dict(system.params if params is None else params)
         diagnose = system.metadata.get("diagnose")
-        nlist = system.metadata.get("neighbor_list")
         total_steps, reallocations, reason = 0, 0, ""
         while True:
-            x_new, steps, fmax, e = self._runner(system)(x, params)
+            budget = jnp.asarray(self.options["max_steps"] - total_steps, jnp.int32)
+            x_new, steps, fmax, e = self._runner(system)(x, params, budget)
             total_steps += int(steps)
             fmax, e = float(fmax), float(e)
             if not math.isfinite(e):
@@ -158,10 +157,9 @@ class _Solve:
             diagnosis = diagnose(x_new, params)
             if diagnosis.status & MINIMUM_IMAGE:
                 raise InputError(f"{self.method}: {diagnosis.message}; use a larger cell")
-            if (diagnosis.status & REALLOCATABLE and nlist is not None
-                    and reallocations < self.options["max_reallocations"]):
-                F = _deformation(system, params)
-                nlist.allocate(x_new, diagnosis.cutoff, F)
+            ensure = system.metadata.get("ensure_neighbors")
+            if (diagnosis.status & REALLOCATABLE and ensure is not None
+                    and reallocations < self.options["max_reallocations"] and ensure(x_new, params)):
                 reallocations += 1
                 x = x_new
                 continue
@@ -182,15 +180,6 @@ class _Solve:
         return EquilibriumResult(
             positions=x, converged=converged, iterations=total_steps, residual=fmax, info=info
         )
-
-
-def _deformation(system: System, params):
-    strain = params.get("strain")
-    dim = np.shape(system.positions)[1]
-    if strain is None:
-        return np.eye(dim)
-    strain = np.asarray(strain)
-    return np.eye(dim) + 0.5 * (strain + strain.T)
 
 
 def fire(options: Mapping[str, Any] | None = None) -> _Solve:

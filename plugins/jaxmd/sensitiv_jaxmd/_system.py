@@ -155,7 +155,7 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
                          options["neighbor_capacity_multiplier"])
 
     def deform(p):
-        return deformation(p["strain"], dim) if space.periodic else jnp.eye(dim)
+        return deformation(p.get("strain"), dim) if space.periodic else jnp.eye(dim)
 
     cutoff0 = float(model.max_cutoff(params, ctx))
     problem = describe_min_image(space, cutoff0, deform(params))
@@ -272,7 +272,10 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         Pair models: pairs within their cutoff. Many-body models: those, plus pairs sharing
         a neighbor (the three-body / embedding terms couple them).
         """
-        within, safe_idx, status = jitted("within", within_cutoff)(jnp.asarray(x), p)
+        x = jnp.asarray(x)
+        within, safe_idx, status = jitted("within", within_cutoff)(x, p)
+        if int(status) != OK and ensure_fn(x, p):
+            within, safe_idx, status = jitted("within", within_cutoff)(x, p)
         if int(status) != OK:
             raise InputError(f"model {model.name!r}: cannot list interactions: {explain_status(int(status))}")
         within = np.asarray(within)
