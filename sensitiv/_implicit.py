@@ -19,6 +19,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.flatten_util import ravel_pytree
 
 from ._linear_solve import SolveInfo, as_linear_solver, solve_reporting, solve_with_info
 from .errors import ImplicitDiffError
@@ -64,9 +65,36 @@ def _tangent_solve(optimality_fun, sol, args, kwargs, rhs, solve, has_aux):
     _, matvec = jax.linearize(lambda x: optimality_fun(x, *args, **kwargs), sol)
     if has_aux:
         run = lambda mv, b: solve_with_info(solve, mv, b)
-        return jax.lax.custom_linear_solve(matvec, rhs, run, transpose_solve=run, has_aux=True)
-    run = solve_reporting(solve)
-    return jax.lax.custom_linear_solve(matvec, rhs, run, transpose_solve=run)
+        return _transposable_solve(matvec, rhs, run, has_aux=True)
+    return _transposable_solve(matvec, rhs, solve_reporting(solve))
+
+
+def _transposable_solve(matvec, rhs, run, has_aux=False):
+    """`jax.lax.custom_linear_solve` on the flattened system, `run` still seeing pytrees.
+
+    JAX transposes `custom_linear_solve` leaf by leaf and fails when some leaf of the
+    right-hand side is a symbolic zero (a block of F that does not depend on the
+    differentiated argument, such as the stationarity block of a KKT system with respect
+    to the equality right-hand side). One flat leaf has no such blocks.
+    """
+    rhs_flat, unravel = ravel_pytree(rhs)
+    flatten = lambda tree: ravel_pytree(tree)[0]
+
+    def flat_matvec(v):
+        return flatten(matvec(unravel(v)))
+
+    def flat_run(mv, b):
+        out = run(lambda t: unravel(mv(flatten(t))), unravel(b))
+        if has_aux:
+            return flatten(out[0]), out[1]
+        return flatten(out)
+
+    out = jax.lax.custom_linear_solve(
+        flat_matvec, rhs_flat, flat_run, transpose_solve=flat_run, has_aux=has_aux
+    )
+    if has_aux:
+        return unravel(out[0]), out[1]
+    return unravel(out)
 
 
 def root_jvp_with_info(
@@ -196,7 +224,12 @@ class _ArgumentMap:
         named = {}
         positional = []
         extra_kw = {}
-        for name, value in arguments.items():
+        # In the solver's own order: `arguments` comes back from jax.tree.unflatten,
+        # whose dict keys are sorted, which would scramble positional matching.
+        for name in sig:
+            if name not in arguments:
+                continue
+            value = arguments[name]
             kind = sig[name].kind
             if kind == _P.VAR_POSITIONAL:
                 positional.extend(value)
@@ -230,7 +263,12 @@ class _ArgumentMap:
         extra = {k: v for k, v in extra_kw.items() if self.f_varkw or k in self.f_names}
         n_f = len(self.f_positional)
         if self.f_varpos:
-            return positional[1:], extra
+            # F(x, *args) does not say how many arguments it takes: pass them all, except
+            # a first one named as an initial guess.
+            first = next(iter(sig), "")
+            if first in named and _names_initial_guess(first):
+                return positional[1:], extra
+            return positional, extra
         if len(positional) == n_f + 1:
             return positional[1:], extra
         if len(positional) == n_f:
@@ -241,6 +279,14 @@ class _ArgumentMap:
             "argument names in both, or give the solver either the same positional arguments "
             "or an initial guess followed by them; or pass reference_signature=."
         )
+
+
+def _names_initial_guess(name: str) -> bool:
+    lowered = name.lower()
+    return lowered.startswith("init") or lowered in _INITIAL_GUESS_NAMES
+
+
+_INITIAL_GUESS_NAMES = {"x0", "x_init", "guess", "initial_guess", "params0", "sol0"}
 
 
 def _check_no_closed_over_tracers(fun, role, where):
@@ -292,8 +338,10 @@ def custom_root(
 
     The solver's arguments are matched to `F`'s by name; if no names match, by position,
     where a solver with one positional argument more than `F`'s parameters takes an
-    initial guess first (jaxopt's convention). Solver arguments `F` does not take (initial
-    guesses, tolerances) are not differentiated.
+    initial guess first (jaxopt's convention). When `F` takes `*args`, every positional
+    solver argument is passed on, except a first one named as an initial guess (`init…`,
+    `x0`, `guess`, `params0`); pass `reference_signature=` to say otherwise. Solver
+    arguments `F` does not take (initial guesses, tolerances) are not differentiated.
 
     **Returns:** a decorator.
 
@@ -367,12 +415,7 @@ def custom_root(
                 _check_structure(fun, sol, (), {})
                 _, b_u = jax.jvp(lambda d: call_optimality(sol, d), (dyn,), (dyn_dot,))
                 _, matvec = jax.linearize(fun, sol)
-                sol_dot = jax.lax.custom_linear_solve(
-                    matvec,
-                    _negate(b_u),
-                    solve_reporting(linear_solve),
-                    transpose_solve=solve_reporting(linear_solve),
-                )
+                sol_dot = _transposable_solve(matvec, _negate(b_u), solve_reporting(linear_solve))
                 if has_aux:
                     aux_dot = jax.tree.map(_float0_like, out[1])
                     return out, (sol_dot, aux_dot)

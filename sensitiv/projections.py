@@ -605,9 +605,8 @@ def projection_transport(
 def _projection_transport(x, a, b, regularization, *, tol, maxiter):
     # Jitted once per (shapes, tol, maxiter): repeated projections reuse the compiled loop.
     from . import custom_root
-    from .solvers._base import linear_in_every_argument
 
-    @custom_root(linear_in_every_argument(_transport_optimality), solve="cg")
+    @custom_root(_transport_optimality, solve="cg")
     def solve(scores, marginals, regularization):
         potentials, _ = _sinkhorn(scores, marginals, regularization, tol, maxiter)
         return potentials

@@ -322,3 +322,57 @@ def test_unmatchable_arguments_error():
 def test_unknown_method_error():
     with pytest.raises(ImplicitDiffError, match="unknown linear solve method 'cgg'"):
         sensitiv.LinearSolver("cgg")
+
+
+def test_reverse_mode_when_a_block_of_f_ignores_the_parameter():
+    # The second block of F does not depend on h: its right-hand side in the tangent
+    # system is a symbolic zero, which JAX's leaf-wise transpose of custom_linear_solve
+    # used to reject. Closed form: a = h², b = 2a − 1.
+    def F(x, h):
+        a, b = x
+        return (a - h**2, b - 2.0 * a + 1.0)
+
+    @sensitiv.custom_root(F)
+    def solver(init, h):
+        return (h**2, 2.0 * h**2 - 1.0)
+
+    init = (jnp.zeros(3), jnp.zeros(3))
+    h = jnp.array([0.5, 1.0, 2.0])
+    expected = (jnp.diag(2.0 * h), jnp.diag(4.0 * h))
+    for jac in (jax.jacfwd, jax.jacrev):
+        got = jac(lambda h: solver(init, h))(h)
+        np.testing.assert_allclose(got[0], expected[0], rtol=1e-12)
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
+    # Second order through reverse mode: d²b/dh² = 4 on the diagonal.
+    hess = jax.hessian(lambda h: solver(init, h)[1].sum())(h)
+    np.testing.assert_allclose(hess, 4.0 * jnp.eye(3), atol=1e-12)
+
+
+def test_positional_matching_follows_the_solver_order_not_alphabetical():
+    # Solver argument names unrelated to F's and not in alphabetical order.
+    def F(x, scale, shift):
+        return x - (scale * 2.0 + shift)
+
+    @sensitiv.custom_root(F)
+    def solver(x0, zeta, alpha):
+        return zeta * 2.0 + alpha
+
+    dzeta, dalpha = jax.grad(lambda z, a: solver(0.0, z, a), argnums=(0, 1))(3.0, 5.0)
+    assert (float(dzeta), float(dalpha)) == (2.0, 1.0)
+
+
+def test_var_positional_f_keeps_every_solver_argument_unless_named_as_a_guess():
+    def F(x, *args):
+        return x - args[0] * args[1]
+
+    @sensitiv.custom_root(F)
+    def product(p, q):
+        return p * q
+
+    @sensitiv.custom_root(F)
+    def product_from_guess(init_x, p, q):
+        return p * q + 0.0 * init_x
+
+    assert float(jax.grad(product)(2.0, 3.0)) == 3.0
+    assert float(jax.grad(product_from_guess, argnums=1)(7.0, 2.0, 3.0)) == 3.0
+    assert float(jax.grad(product_from_guess, argnums=0)(7.0, 2.0, 3.0)) == 0.0

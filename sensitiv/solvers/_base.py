@@ -115,34 +115,6 @@ def iterate(step: Callable, carry: Any, *, maxiter: int, tol: float, unroll: boo
     return carry, SolverState(k, error, converged)
 
 
-def linear_in_every_argument(mapping: Callable) -> Callable:
-    """`mapping` plus an exact zero that depends (linearly) on every array argument.
-
-    Workaround: when an output leaf of `F` does not depend on the differentiated
-    arguments (e.g. the stationarity block of the KKT map with respect to `h`), the
-    right-hand side handed to `lax.custom_linear_solve` by `custom_root` has a constant
-    leaf, which JAX's transpose rule rejects (reverse mode fails with an AssertionError).
-    Adding `0 · Σ θ` to every leaf makes each leaf linear in the tangents without
-    changing any value (non-finite entries of `θ`, e.g. infinite bounds, are masked).
-    """
-
-    def anchored(x, *args, **kwargs):
-        out = mapping(x, *args, **kwargs)
-        leaves = [
-            leaf
-            for leaf in jax.tree_util.tree_leaves((args, kwargs))
-            if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jnp.inexact)
-        ]
-        if not leaves:
-            return out
-        anchor = sum(jnp.sum(jnp.where(jnp.isfinite(leaf), leaf, 0.0)).real for leaf in leaves)
-        return jax.tree_util.tree_map(lambda r: r + (0.0 * anchor).astype(r.dtype), out)
-
-    anchored.__name__ = getattr(mapping, "__name__", "optimality_fun")
-    anchored.__wrapped__ = mapping  # custom_root reads the signature through __wrapped__
-    return anchored
-
-
 def with_implicit_diff(
     run: Callable, mapping: Callable, *, fixed_point: bool, implicit_diff: bool, solve: Any, by_name: bool = False
 ):
@@ -164,7 +136,7 @@ def with_implicit_diff(
     # makes custom_root drop the initial guess and pass the rest positionally, whatever
     # the names of the user's objective arguments.
     return custom_root(
-        linear_in_every_argument(mapping),
+        mapping,
         has_aux=True,
         solve=solve,
         reference_signature=None if by_name else _GENERIC_SIGNATURE,
