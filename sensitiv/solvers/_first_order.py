@@ -60,6 +60,22 @@ def _axpy(a, x, y):
     return jax.tree_util.tree_map(lambda u, v: a * u + v, x, y)
 
 
+def _run_with_implicit_diff(solver, solve, mapping, fixed_point, init_params, *args, **kwargs) -> OptStep:
+    """Run `solve(init_params, *args, **kwargs)` with `solver`'s implicit (or unrolled) rule."""
+    run = with_implicit_diff(
+        solve, mapping, fixed_point=fixed_point, implicit_diff=solver.implicit_diff, solve=solver.solve
+    )
+    return OptStep(*run(init_params, *args, **kwargs))
+
+
+def _run_proximal(solver, prox, init_params, hyperparams, *args, **kwargs) -> OptStep:
+    """ProximalGradient and ProjectedGradient: one loop, one fixed-point map."""
+    solve = _proximal_gradient_solve(
+        solver.fun, prox, solver.stepsize, solver.accelerated, solver.maxiter, solver.tol, not solver.implicit_diff
+    )
+    return _run_with_implicit_diff(solver, solve, solver.optimality_fun(), True, init_params, hyperparams, *args, **kwargs)
+
+
 @dataclasses.dataclass(frozen=True)
 class GradientDescent:
     r"""Gradient descent on `min_x f(x, θ)`, differentiated through `stationary(f)`.
@@ -132,10 +148,7 @@ class GradientDescent:
             )
             return carry[0], state
 
-        run = with_implicit_diff(
-            solve, self.optimality_fun(), fixed_point=False, implicit_diff=self.implicit_diff, solve=self.solve
-        )
-        return OptStep(*run(init_params, *args, **kwargs))
+        return _run_with_implicit_diff(self, solve, self.optimality_fun(), False, init_params, *args, **kwargs)
 
 
 def _proximal_gradient_solve(fun, prox, stepsize, accelerated, maxiter, tol, unroll):
@@ -236,13 +249,7 @@ class ProximalGradient:
     @jit_run
     def run(self, init_params: Any, hyperparams_prox: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params`; `hyperparams_prox` is `λ`, `*args, **kwargs` are `θ`."""
-        solve = _proximal_gradient_solve(
-            self.fun, self.prox, self.stepsize, self.accelerated, self.maxiter, self.tol, not self.implicit_diff
-        )
-        run = with_implicit_diff(
-            solve, self.optimality_fun(), fixed_point=True, implicit_diff=self.implicit_diff, solve=self.solve
-        )
-        return OptStep(*run(init_params, hyperparams_prox, *args, **kwargs))
+        return _run_proximal(self, self.prox, init_params, hyperparams_prox, *args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -293,13 +300,7 @@ class ProjectedGradient:
     def run(self, init_params: Any, hyperparams_proj: Any = None, *args, **kwargs) -> OptStep:
         """Solve from `init_params`; `hyperparams_proj` describes `C`, `*args, **kwargs` are `θ`."""
         prox = make_prox_from_projection(self.projection)
-        solve = _proximal_gradient_solve(
-            self.fun, prox, self.stepsize, self.accelerated, self.maxiter, self.tol, not self.implicit_diff
-        )
-        run = with_implicit_diff(
-            solve, self.optimality_fun(), fixed_point=True, implicit_diff=self.implicit_diff, solve=self.solve
-        )
-        return OptStep(*run(init_params, hyperparams_proj, *args, **kwargs))
+        return _run_proximal(self, prox, init_params, hyperparams_proj, *args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -360,8 +361,7 @@ class MirrorDescent:
 
             return iterate(step, init_params, maxiter=self.maxiter, tol=self.tol, unroll=not self.implicit_diff)
 
-        run = with_implicit_diff(solve, T, fixed_point=True, implicit_diff=self.implicit_diff, solve=self.solve)
-        return OptStep(*run(init_params, hyperparams_proj, *args, **kwargs))
+        return _run_with_implicit_diff(self, solve, T, True, init_params, hyperparams_proj, *args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -435,10 +435,7 @@ class BlockCoordinateDescent:
 
             return iterate(step, init_params, maxiter=self.maxiter, tol=self.tol, unroll=not self.implicit_diff)
 
-        run = with_implicit_diff(
-            solve, self.optimality_fun(), fixed_point=True, implicit_diff=self.implicit_diff, solve=self.solve
-        )
-        return OptStep(*run(init_params, hyperparams_prox, *args, **kwargs))
+        return _run_with_implicit_diff(self, solve, self.optimality_fun(), True, init_params, hyperparams_prox, *args, **kwargs)
 
     def _array_epoch(self, grad, x0, hyperparams, args, kwargs):
         if not callable(self.block_prox):
@@ -542,10 +539,7 @@ class Newton:
 
             return iterate(step, init_params, maxiter=self.maxiter, tol=self.tol, unroll=not self.implicit_diff)
 
-        run = with_implicit_diff(
-            solve, self.optimality_fun(), fixed_point=True, implicit_diff=self.implicit_diff, solve=self.solve
-        )
-        return OptStep(*run(init_params, *args, **kwargs))
+        return _run_with_implicit_diff(self, solve, self.optimality_fun(), True, init_params, *args, **kwargs)
 
 
 def _armijo(fun_value, x, g, direction, c=1e-4, shrink=0.5, max_halvings=40):
