@@ -140,7 +140,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.ERROR if args.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
         args.verbose, logging.DEBUG
     )
-    logging.basicConfig(level=level, format="sensitiv: %(levelname)s: %(message)s")
+    # -v raises sensitiv's own loggers (and its plugins'); the libraries' loggers stay at
+    # WARNING so that -v does not fill the terminal with JAX's backend probing.
+    verbose = getattr(args, "verbose", 0) or 0
+    logging.basicConfig(level=logging.WARNING if verbose < 2 else level,
+                        format="%(name)s: %(levelname)s: %(message)s")
     logging.getLogger("sensitiv").setLevel(level)
 
 
