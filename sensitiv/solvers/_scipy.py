@@ -121,7 +121,7 @@ class ScipyMinimize:
 
     def __post_init__(self):
         if not callable(self.fun):
-            raise ImplicitDiffError(f"ScipyMinimize: fun must be callable, got {self.fun!r}")
+            raise ImplicitDiffError(f"{type(self).__name__}: fun must be callable, got {self.fun!r}")
 
     def optimality_fun(self):
         """`F = ∇₁f`."""
@@ -145,7 +145,7 @@ class ScipyMinimize:
 
 
 @dataclasses.dataclass(frozen=True)
-class ScipyBoundedMinimize:
+class ScipyBoundedMinimize(ScipyMinimize):
     r"""`scipy.optimize.minimize` with bounds on `min_{lower ≤ x ≤ upper} f(x, θ)`,
     differentiated implicitly through `projected_gradient_fixed_point(f, projection_box)`,
     so also with respect to the bounds.
@@ -166,17 +166,7 @@ class ScipyBoundedMinimize:
     ```
     """
 
-    fun: Callable
-    method: str = "L-BFGS-B"
-    tol: float = 1e-10
-    maxiter: int = 10000
-    options: Any = None
-    solve: Any = None
-    jit: bool = True
-
-    def __post_init__(self):
-        if not callable(self.fun):
-            raise ImplicitDiffError(f"ScipyBoundedMinimize: fun must be callable, got {self.fun!r}")
+    # Same fields as ScipyMinimize; only the mapping and the scipy call differ.
 
     def optimality_fun(self):
         """`T(x, bounds, *args) = clip(x − ∇₁f(x, θ), lower, upper)`."""
