@@ -102,6 +102,18 @@ def root_jvp_with_info(
 ) -> tuple[Any, SolveInfo]:
     """Like `root_jvp`, also returning the linear solve's `SolveInfo`.
 
+    Use it where a derivative must not be trusted blindly: the info says how well the
+    linear system `∂₁F · (J u) = −∂₂F · u` was solved (residual, iterations, converged),
+    as arrays that survive `jit` and `vmap`.
+
+    **Arguments:**
+
+    - `optimality_fun`: `F(x, *args)`, returning a pytree shaped like `x`.
+    - `sol`: the root `x*` (any pytree).
+    - `args`: the tuple `θ` of the remaining arguments of `F`.
+    - `tangents`: a tuple shaped like `args`: the direction `u`.
+    - `solve`: method name, `LinearSolver` or callable (default `LinearSolver("auto")`).
+
     **Returns:** `(J u, SolveInfo)`.
 
     **Example:**
@@ -147,6 +159,16 @@ def root_vjp_with_info(
     optimality_fun: Callable, sol: Any, args: tuple, cotangent: Any, solve: Any = None
 ) -> tuple[tuple, SolveInfo]:
     """Like `root_vjp`, also returning the linear solve's `SolveInfo`.
+
+    The info describes the transposed solve `(∂₁F)ᵀ w = v`.
+
+    **Arguments:**
+
+    - `optimality_fun`: `F(x, *args)`, returning a pytree shaped like `x`.
+    - `sol`: the root `x*`.
+    - `args`: the tuple `θ` of the remaining arguments of `F`.
+    - `cotangent`: `v`, shaped like `sol`.
+    - `solve`: method name, `LinearSolver` or callable (default `LinearSolver("auto")`).
 
     **Returns:** `(vᵀ J per argument, SolveInfo)`.
 

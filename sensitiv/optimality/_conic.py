@@ -104,7 +104,19 @@ def svec(matrix: jax.Array) -> jax.Array:
     r"""The isometric vectorization of a symmetric matrix: its upper triangle, row by row,
     off-diagonal entries multiplied by `√2`, so that `⟨svec S, svec T⟩ = tr(S T)`.
 
-    **Example:** `svec(jnp.eye(2))  # [1., 0., 1.]`
+    This is how a PSD cone block of a `Cones` stores its matrix.
+
+    **Arguments:**
+
+    - `matrix`: a symmetric `(n, n)` array (only its upper triangle is read).
+
+    **Returns:** a vector of `n(n+1)/2` entries.
+
+    **Example:**
+
+    ```python
+    svec(jnp.array([[1.0, 2.0], [2.0, 3.0]]))   # [1., 2√2, 3.]
+    ```
     """
     n = matrix.shape[0]
     i, j = _triu_indices(n)
@@ -115,7 +127,19 @@ def svec(matrix: jax.Array) -> jax.Array:
 def smat(vector: jax.Array) -> jax.Array:
     """The inverse of `svec`: a symmetric matrix from its scaled upper triangle.
 
-    **Example:** `smat(svec(S))  # S`
+    **Arguments:**
+
+    - `vector`: `n(n+1)/2` entries, as `svec` writes them; any other length raises
+      `InputError`.
+
+    **Returns:** the symmetric `(n, n)` matrix.
+
+    **Example:**
+
+    ```python
+    S = jnp.array([[1.0, 2.0], [2.0, 3.0]])
+    smat(svec(S))                                # S again
+    ```
     """
     size = vector.shape[0]
     n = int(round((math.sqrt(8 * size + 1) - 1) / 2))
@@ -147,7 +171,22 @@ def _project(w: jax.Array, cones: Cones, dual: bool) -> jax.Array:
 def projection_cone(w: jax.Array, cones: Cones) -> jax.Array:
     """Euclidean projection onto `K` (the zero cone projects to 0).
 
-    **Example:** `projection_cone(jnp.array([3.0, -1.0]), Cones(zero=1, nonnegative=1))  # [0, 0]`
+    Block by block: zero rows to 0, non-negative rows clipped at 0, second-order cones
+    and PSD cones (eigenvalues clipped at 0, through `smat`/`svec`) by their closed forms.
+    Differentiable almost everywhere.
+
+    **Arguments:**
+
+    - `w`: a vector of `cones.dim` rows.
+    - `cones`: the `Cones` describing the rows.
+
+    **Returns:** `Π_K(w)`, shaped like `w`.
+
+    **Example:**
+
+    ```python
+    projection_cone(jnp.array([3.0, -1.0]), Cones(zero=1, nonnegative=1))   # [0., 0.]
+    ```
     """
     return _project(w, cones, dual=False)
 
@@ -155,7 +194,21 @@ def projection_cone(w: jax.Array, cones: Cones) -> jax.Array:
 def projection_dual_cone(w: jax.Array, cones: Cones) -> jax.Array:
     """Euclidean projection onto the dual cone `K*` (the zero cone's dual is everything).
 
-    **Example:** `projection_dual_cone(jnp.array([3.0, -1.0]), Cones(zero=1, nonnegative=1))  # [3, 0]`
+    Identical to `projection_cone` on the self-dual blocks; zero-cone rows pass unchanged.
+    By Moreau's decomposition `w = Π_{K*}(w) − Π_K(−w)`.
+
+    **Arguments:**
+
+    - `w`: a vector of `cones.dim` rows.
+    - `cones`: the `Cones` describing the rows.
+
+    **Returns:** `Π_{K*}(w)`, shaped like `w`.
+
+    **Example:**
+
+    ```python
+    projection_dual_cone(jnp.array([3.0, -1.0]), Cones(zero=1, nonnegative=1))   # [3., 0.]
+    ```
     """
     return _project(w, cones, dual=True)
 
@@ -165,6 +218,11 @@ class ConicPoint(NamedTuple):
 
     By Moreau's decomposition the dual variable and slack are recovered as
     `y = Π_{K*}(w)` and `s = Π_{K*}(w) − w = Π_K(−w)` (see `conic_solution`).
+
+    **Arguments:**
+
+    - `x`: the primal variable, shape `(n,)`.
+    - `w`: `y − s`, shape `(m,)` with `m = cones.dim`.
 
     **Example:**
 
@@ -180,6 +238,12 @@ class ConicPoint(NamedTuple):
 
 class ConicSolution(NamedTuple):
     """A primal–dual solution `(x, y, s)` of a conic program.
+
+    **Arguments:**
+
+    - `x`: the primal variable, shape `(n,)`.
+    - `y`: the dual variable, in `K*`, shape `(m,)`.
+    - `s`: the primal slack `b − A x`, in `K`, shape `(m,)`; `yᵀs = 0` at a solution.
 
     **Example:**
 
@@ -200,6 +264,13 @@ def conic_solution(point: ConicPoint, cones: Cones) -> ConicSolution:
     Differentiable: chaining it after an implicitly differentiated `ConicPoint` gives the
     derivatives of the dual variable and of the slack.
 
+    **Arguments:**
+
+    - `point`: a `ConicPoint` `(x, w)`.
+    - `cones`: the `Cones` of the program's rows.
+
+    **Returns:** the `ConicSolution` `(x, y, s)`.
+
     **Example:**
 
     ```python
@@ -212,6 +283,14 @@ def conic_solution(point: ConicPoint, cones: Cones) -> ConicSolution:
 
 def conic_point(solution: ConicSolution) -> ConicPoint:
     """The root variable `(x, y − s)` of a primal–dual solution.
+
+    The inverse of `conic_solution` on solutions (`y ∈ K*`, `s ∈ K`, `yᵀs = 0`).
+
+    **Arguments:**
+
+    - `solution`: a `ConicSolution` `(x, y, s)`.
+
+    **Returns:** the `ConicPoint` `(x, y − s)`.
 
     **Example:**
 

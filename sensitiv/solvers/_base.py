@@ -45,6 +45,12 @@ class SolverState(NamedTuple):
 class OptStep(NamedTuple):
     """`(params, state)`: the solution and its `SolverState`. Unpacks as a tuple.
 
+    **Arguments:**
+
+    - `params`: the solution (a pytree shaped like the solver's initial guess; a
+      `ConicSolution` for `ConicSolver`, a `KKTSolution` for the QP solvers).
+    - `state`: the `SolverState` (iterations, error, converged) of the run.
+
     **Example:**
 
     ```python
