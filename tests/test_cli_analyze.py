@@ -166,6 +166,8 @@ def test_lj_crystal_from_extxyz(tmp_path, capsys):
         assert list(ds["parameter"].values) == ["sigma[0,0]", "epsilon[0,0]"]
         assert set(ds["species"].values) == {"Ar"}
         assert ds["coordinates"].attrs["units"] == "angstrom"
+        # σ takes the structure's length units, ε the model's energy units.
+        assert list(ds["parameter_units"].values) == ["angstrom", "eV"]
         np.testing.assert_allclose(ds["cell"].values, np.eye(3) * 10.52)
         assert "ase" in ds.attrs["source"]
         # Equal-σ scaling: the LJ minimum scales with σ at fixed ε, so dx*/dσ is bounded by

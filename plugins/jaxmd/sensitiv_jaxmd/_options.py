@@ -51,6 +51,11 @@ def resolve_shape(shape, n_species: int, n_atoms: int, dim: int) -> tuple[int, .
     return tuple(sizes[s] if isinstance(s, str) else int(s) for s in shape)
 
 
+def resolve_units(units: str, length_units: str, energy_units: str) -> str:
+    """UDUNITS text for a declared unit: `"length"`, `"energy"`, `"1/length"` or literal."""
+    return {"length": length_units, "energy": energy_units, "1/length": f"{length_units}-1"}.get(units, units)
+
+
 def resolve_parameters(
     model: str,
     declared: tuple[Parameter, ...],
@@ -59,9 +64,14 @@ def resolve_parameters(
     n_species: int,
     n_atoms: int,
     dim: int,
+    length_units: str = "1",
+    energy_units: str = "1",
 ) -> tuple[dict, tuple[Parameter, ...]]:
     """Bind parameter values: overrides (from the config) over `defaults`, broadcast to the
     resolved shapes.
+
+    Pair models are unit-agnostic: they declare units as `"length"`, `"energy"` or
+    `"1/length"`, bound here to the structure's length units and the model's energy units.
 
     **Returns:** `(params, parameters)`: a dict of float arrays and the `Parameter` records
     with integer shapes and the bound defaults.
@@ -91,5 +101,6 @@ def resolve_parameters(
         if not np.all(np.isfinite(array)):
             raise ConfigError(f"model {model!r}: parameter {p.name!r} has non-finite values")
         params[p.name] = jnp.asarray(array)
-        records.append(Parameter(p.name, shape, p.units, array, p.differentiable, p.description))
+        units = resolve_units(p.units, length_units, energy_units)
+        records.append(Parameter(p.name, shape, units, array, p.differentiable, p.description))
     return params, tuple(records)

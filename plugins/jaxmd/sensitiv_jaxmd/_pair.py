@@ -167,10 +167,10 @@ SOFT_SPHERE = _SoftSphere(
     description="Harmonic (alpha=2) soft-sphere repulsion eps/alpha (1 - r/sigma)^alpha for r < sigma "
     "(jax-md energy.soft_sphere), per-species sigma and epsilon matrices.",
     parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True,
+        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True,
                   "Contact distance (pair diameter)." + _PAIR_MATRIX_NOTE
                   + " Default: additive mixing of the structure's info['diameters'] when present."),
-        Parameter("epsilon", _SPECIES_MATRIX, "1", 1.0, True, "Energy scale." + _PAIR_MATRIX_NOTE),
+        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Energy scale." + _PAIR_MATRIX_NOTE),
         Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
     ),
     options_schema={},
@@ -181,10 +181,10 @@ SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive(
     description="Soft spheres with per-atom diameters d_i, sigma_ij = (d_i + d_j)/2 (jax-md "
     "energy.soft_sphere); the polydisperse / bidisperse jamming model.",
     parameters=(
-        Parameter("diameter", ("atoms",), "1", 1.0, True,
+        Parameter("diameter", ("atoms",), "length", 1.0, True,
                   "Per-atom diameter. Default from the option 'diameters' (per species), else the "
                   "structure's info['diameters'], else 1."),
-        Parameter("epsilon", (), "1", 1.0, True, "Energy scale."),
+        Parameter("epsilon", (), "energy", 1.0, True, "Energy scale."),
         Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
     ),
     options_schema={
@@ -204,8 +204,8 @@ LENNARD_JONES = _LennardJones(
     description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) with a "
     "C1 switch between r_onset and r_cutoff; per-species sigma and epsilon matrices.",
     parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "1", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
+        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
+        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
     ),
     options_schema=_cutoff_schema(2.0, 2.5),
 )
@@ -215,9 +215,9 @@ MORSE = _Morse(
     description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse) with a C1 switch "
     "between r_onset and r_cutoff; per-species sigma, epsilon and alpha matrices.",
     parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "1", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "1", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
-        Parameter("alpha", _SPECIES_MATRIX, "1", 5.0, True, "Inverse width." + _PAIR_MATRIX_NOTE),
+        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
+        Parameter("epsilon", _SPECIES_MATRIX, "energy", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
+        Parameter("alpha", _SPECIES_MATRIX, "1/length", 5.0, True, "Inverse width." + _PAIR_MATRIX_NOTE),
     ),
     options_schema=_cutoff_schema(2.0, 2.5),
 )

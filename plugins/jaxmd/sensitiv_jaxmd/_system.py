@@ -147,7 +147,9 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
 
     declared = model.parameters + ((STRAIN,) if space.periodic else ())
     params, records = resolve_parameters(
-        model.name, declared, model.defaults(structure, options), overrides, n_species, n, dim
+        model.name, declared, model.defaults(structure, options), overrides, n_species, n, dim,
+        length_units=structure.length_units,
+        energy_units=options.get("energy_units") or model.energy_units,
     )
     ctx = Context(jnp.asarray(species, jnp.int32), n_species, present, options, dim)
     use_list = _use_list(options["neighbor_list"], model, n)
