@@ -2,7 +2,8 @@
 
 `config-reference.md` is generated at build time from `schemas/config.schema.json`, the
 schema `sensitiv analyze` validates against, so the reference cannot drift from the
-validator. Nothing is written into `docs/`; the page exists only in the built site.
+validator. The example gallery's figures are served from `examples/*/output/`. Nothing is
+written into `docs/`; the page and the figures exist only in the built site.
 
 The renderer is a plain function of the schema (`render_config_reference`), tested on its
 own in `tests/test_docs_build.py`.
@@ -18,6 +19,7 @@ from typing import Any
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "config.schema.json"
 PAGE = "config-reference.md"
+EXAMPLES_PATH = Path(__file__).resolve().parent.parent / "examples"
 
 _TOP_SECTIONS = (
     "structure", "model", "solver", "condition", "observables", "jacobian", "ensemble", "output"
@@ -269,4 +271,10 @@ def on_files(files, config):
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     files.append(File.generated(config, PAGE, content=render_config_reference(schema)))
+    # The gallery shows the figures the examples wrote (examples/<name>/output/*.png) as
+    # gallery/<name>/<figure>.png: served from where the scripts put them, never copied
+    # into docs/, so a re-run example updates its picture on the site.
+    for figure in sorted(EXAMPLES_PATH.glob("*/output/*.png")):
+        src_uri = f"gallery/{figure.parent.parent.name}/{figure.name}"
+        files.append(File.generated(config, src_uri, abs_src_path=str(figure)))
     return files

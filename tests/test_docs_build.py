@@ -115,3 +115,17 @@ def test_config_reference_table_cells_never_split():
         if line.startswith("| `"):
             # key | type | default | description: exactly 5 unescaped pipes
             assert line.count("|") == 5, line
+
+
+def test_gallery_shows_every_example_figure():
+    # The gallery's images are served from examples/<name>/output/ by docs/_hooks.py.
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    gallery = (root / "docs" / "gallery.md").read_text(encoding="utf-8")
+    shown = set(re.findall(r"\]\(gallery/([\w-]+/[\w.-]+\.png)\)", gallery))
+    figures = {f"{p.parent.parent.name}/{p.name}" for p in (root / "examples").glob("*/output/*.png")}
+    assert shown <= figures, f"gallery shows figures no example writes: {sorted(shown - figures)}"
+    examples_with_figures = {f.split("/")[0] for f in figures}
+    assert examples_with_figures <= {s.split("/")[0] for s in shown}, "an example's figure is missing from the gallery"
