@@ -27,6 +27,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -372,23 +373,50 @@ def main(argv=None):
                         help="comma-separated method families to run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--problem-json", default=None, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     methods = set(args.methods.split(","))
     device = jax.devices()[0]
     on_gpu = device.platform == "gpu"
+    problems = [(name, build, budget) for name, build, budget in problem_set(args.full)
+                if not args.only or args.only in name]
+    if args.problem_json:
+        # Child: one problem per process (jax-md's cached traces of neighbor lists of equal
+        # shapes collide across problems, and each method's memory then starts clean).
+        (name, build, budget), = problems
+        result = run_problem(build, budget, methods, args.repeats, on_gpu)
+        with open(args.problem_json, "w") as fh:
+            json.dump(result, fh, default=float)
+        return
     report = dict(
         mode="full" if args.full else "reduced",
         date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         device=f"{device.platform}: {getattr(device, 'device_kind', '')} ×{jax.device_count()}, "
                f"{os.cpu_count()} CPU cores, {platform.machine()}",
-        jax=jax.__version__, command="python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        jax=jax.__version__, command="python benchmarks/run.py " + " ".join(argv),
         problems=[],
     )
-    for name, build, budget in problem_set(args.full):
-        if args.only and args.only not in name:
-            continue
-        report["problems"].append(run_problem(build, budget, methods, args.repeats, on_gpu))
     os.makedirs(args.out, exist_ok=True)
+    for name, _, _ in problems:
+        fragment = os.path.join(args.out, f".{name}.json")
+        child, skip = [], False
+        for a in argv:
+            if skip:
+                skip = False
+            elif a == "--only":
+                skip = True
+            elif not a.startswith("--only="):
+                child.append(a)
+        cmd = [sys.executable, os.path.abspath(__file__), *child, "--only", name, "--problem-json", fragment]
+        code = subprocess.call(cmd)
+        if code != 0 or not os.path.exists(fragment):
+            report["problems"].append(dict(problem=name, description=f"failed (exit code {code})", d=0, n=0,
+                                           fire_steps=0, fire_max_force=0, reference="—", rows=[]))
+            continue
+        with open(fragment) as fh:
+            report["problems"].append(json.load(fh))
+        os.remove(fragment)
     tag = f"{'full' if args.full else 'reduced'}-{device.platform}"
     with open(os.path.join(args.out, f"jacobian-{tag}.json"), "w") as fh:
         json.dump(report, fh, indent=1, default=float)

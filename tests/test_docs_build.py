@@ -119,11 +119,8 @@ def test_config_reference_table_cells_never_split():
 
 def test_gallery_shows_every_example_figure():
     # The gallery's images are served from examples/<name>/output/ by docs/_hooks.py.
-    import re
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
-    gallery = (root / "docs" / "gallery.md").read_text(encoding="utf-8")
+    root = ROOT
+    gallery = (DOCS / "gallery.md").read_text(encoding="utf-8")
     shown = set(re.findall(r"\]\(gallery/([\w-]+/[\w.-]+\.png)\)", gallery))
     figures = {f"{p.parent.parent.name}/{p.name}" for p in (root / "examples").glob("*/output/*.png")}
     assert shown <= figures, f"gallery shows figures no example writes: {sorted(shown - figures)}"
