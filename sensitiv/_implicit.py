@@ -362,7 +362,8 @@ def custom_root(
     where a solver with one positional argument more than `F`'s parameters takes an
     initial guess first (jaxopt's convention). When `F` takes `*args`, every positional
     solver argument is passed on, except a first one named as an initial guess (`init…`,
-    `x0`, `guess`, `params0`); pass `reference_signature=` to say otherwise. Solver
+    `x0`, `x_init`, `guess`, `initial_guess`, `params0`, `sol0`); pass
+    `reference_signature=` to say otherwise. Solver
     arguments `F` does not take (initial guesses, tolerances) are not differentiated.
 
     **Returns:** a decorator.

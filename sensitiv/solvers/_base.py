@@ -48,7 +48,8 @@ class OptStep(NamedTuple):
     **Arguments:**
 
     - `params`: the solution (a pytree shaped like the solver's initial guess; a
-      `ConicSolution` for `ConicSolver`, a `KKTSolution` for the QP solvers).
+      `ConicSolution` for `ConicSolver`, a `KKTSolution` for `EqualityQP` and `QP`, the
+      primal `x` alone for `BoxQP`).
     - `state`: the `SolverState` (iterations, error, converged) of the run.
 
     **Example:**
