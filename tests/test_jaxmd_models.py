@@ -300,6 +300,21 @@ def test_parameters_resolve_to_structure_shapes():
     assert make("lennard_jones", three, parameters={"sigma": huge}).metadata["cutoff"] == pytest.approx(2.5)
 
 
+def test_pair_parameter_units_are_the_structures_length_and_the_models_energy():
+    # sigma is a length (Å for an extxyz structure), epsilon an energy, Morse alpha an
+    # inverse length; they were declared dimensionless ('1') before.
+    angstrom = Structure(**{**jittered_lattice(5, 2, 3.4, 0.2).__dict__, "length_units": "angstrom"})
+    units = {p.name: p.units for p in make("lennard_jones", angstrom, energy_units="eV").parameters}
+    assert units["sigma"] == "angstrom" and units["epsilon"] == "eV"
+    units = {p.name: p.units for p in make("morse", angstrom, energy_units="eV").parameters}
+    assert (units["sigma"], units["epsilon"], units["alpha"]) == ("angstrom", "eV", "angstrom-1")
+    units = {p.name: p.units for p in make("soft_sphere_additive", angstrom).parameters}
+    assert (units["diameter"], units["epsilon"], units["alpha"]) == ("angstrom", "1", "1")
+    # Reduced (Lennard-Jones) units stay dimensionless.
+    reduced = jittered_lattice(5, 2, 1.0, 0.2)
+    assert {p.units for p in make("lennard_jones", reduced).parameters if p.name != "strain"} == {"1"}
+
+
 @pytest.mark.parametrize(
     "options, match",
     [
