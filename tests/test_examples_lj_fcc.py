@@ -1,21 +1,12 @@
 """examples/lj_fcc: LJ fcc elastic constants against analytic lattice sums; a vacancy's
 sensitivities against finite differences of re-minimization."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / name / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load_example
 
 
 lj = load_example("lj_fcc")

@@ -1,22 +1,13 @@
 """examples/md_sensitivity: the paper's soft-sphere experiment through `sensitiv analyze`,
 checked against finite differences of re-minimization."""
 
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
 import xarray as xr
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def load_example(name):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / name / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from example_loader import load_example
 
 
 md = load_example("md_sensitivity")
