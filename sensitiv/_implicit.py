@@ -248,11 +248,9 @@ class _ArgumentMap:
         extra_kw = {}
         # In the solver's own order: `arguments` comes back from jax.tree.unflatten,
         # whose dict keys are sorted, which would scramble positional matching.
-        for name in sig:
-            if name not in arguments:
-                continue
-            value = arguments[name]
-            kind = sig[name].kind
+        for name, param in sig.items():
+            value = arguments[name]  # every name is bound: the caller applied the defaults
+            kind = param.kind
             if kind == _P.VAR_POSITIONAL:
                 positional.extend(value)
             elif kind == _P.VAR_KEYWORD:
@@ -303,12 +301,12 @@ class _ArgumentMap:
         )
 
 
+_INITIAL_GUESS_NAMES = {"x0", "x_init", "guess", "initial_guess", "params0", "sol0"}
+
+
 def _names_initial_guess(name: str) -> bool:
     lowered = name.lower()
     return lowered.startswith("init") or lowered in _INITIAL_GUESS_NAMES
-
-
-_INITIAL_GUESS_NAMES = {"x0", "x_init", "guess", "initial_guess", "params0", "sol0"}
 
 
 def _check_no_closed_over_tracers(fun, role, where):
@@ -437,8 +435,7 @@ def custom_root(
                 fun = lambda x: call_optimality(x, dyn)
                 _check_structure(fun, sol, (), {})
                 _, b_u = jax.jvp(lambda d: call_optimality(sol, d), (dyn,), (dyn_dot,))
-                _, matvec = jax.linearize(fun, sol)
-                sol_dot = _transposable_solve(matvec, _negate(b_u), solve_reporting(linear_solve))
+                sol_dot = _tangent_solve(fun, sol, (), {}, _negate(b_u), linear_solve, has_aux=False)
                 if has_aux:
                     aux_dot = jax.tree.map(_float0_like, out[1])
                     return out, (sol_dot, aux_dot)
