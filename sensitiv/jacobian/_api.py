@@ -140,7 +140,9 @@ def _as_sparsity(sparsity, sol, d) -> Sparsity | None:
 
 
 @jax.jit(static_argnums=(0, 1, 2))
-def _symmetry_probe(fun, x_layout, theta_layout, x, theta, args):
+def _symmetry_probe(fun, x_layout, theta_layout, sol, params, args):
+    dtype = jnp.result_type(*jax.tree.leaves(sol))
+    x, theta = x_layout.ravel(sol, dtype), theta_layout.ravel(params, dtype)
     prob = Problem(fun, x, theta, args, x_layout, theta_layout)
     a, b = la.probe_vectors(12345, 2, prob.d, prob.dtype)
     ka, kb = prob.k_lin(a), prob.k_lin(b)
@@ -153,12 +155,12 @@ def _is_traced(*trees) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
-def _decide_symmetric(symmetric, fun, x_layout, theta_layout, x, theta, args, structure_rtol):
+def _decide_symmetric(symmetric, fun, x_layout, theta_layout, sol, params, args, structure_rtol):
     if symmetric is not None:
         return bool(symmetric), "given"
-    if _is_traced(x, theta, args):
+    if _is_traced(sol, params, args):
         return False, "not probed under jit (pass symmetric=True to use Cholesky/CG)"
-    err = float(_symmetry_probe(fun, x_layout, theta_layout, x, theta, args))
+    err = float(_symmetry_probe(fun, x_layout, theta_layout, sol, params, args))
     return err <= structure_rtol, f"probed (asymmetry {err:.1e})"
 
 
@@ -280,7 +282,11 @@ def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, tols, caps, 
     return map_rows(lambda block: _krylov.in_chunks(solve_chunk, block, chunk), rows, cfg.mesh)
 
 
-def _compute(cfg: _Config, fun, x, theta, args, null_basis):
+def _compute(cfg: _Config, fun, sol, params, args, null_basis):
+    # raveled and (at the end) unflattened inside the compiled program: on the host each
+    # reshape and slice would be a dispatch of its own
+    dtype = jnp.result_type(*jax.tree.leaves(sol))
+    x, theta = cfg.x_layout.ravel(sol, dtype), cfg.theta_layout.ravel(params, dtype)
     prob = Problem(fun, x, theta, args, cfg.x_layout, cfg.theta_layout)
     d, n, dtype = prob.d, prob.n, prob.dtype
     residual_norm = jnp.linalg.norm(prob.residual)
@@ -426,10 +432,12 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         j_flat, est = finish(x_cols, newton, sharded(False))
         # per-column residuals against K as assembled (from the sparse recovery, whose
         # agreement with exact JVPs is `sparsity_error`): one matrix product
-        applied = (x_cols.T @ k_dense) if transposed else (x_cols.T @ k_dense.T)
-        target = project(rhs.T)
-        col_res = jnp.linalg.norm(project(applied) - target, axis=1) / jnp.where(
-            jnp.linalg.norm(target, axis=1) > 0, jnp.linalg.norm(target, axis=1), 1.0
+        # ((d, d) @ (d, m): XLA's CPU emitter runs transposed operands several times slower)
+        applied = (k_dense.T @ x_cols) if transposed else (k_dense @ x_cols)
+        target = proj.cols(rhs)
+        target_norm = jnp.linalg.norm(target, axis=0)
+        col_res = jnp.linalg.norm(proj.cols(applied) - target, axis=0) / jnp.where(
+            target_norm > 0, target_norm, 1.0
         )
         col_its = jnp.zeros(rhs.shape[1], jnp.int32)
         col_conv = col_res <= max(cfg.trust_rtol * 1e-2, 1e3 * float(jnp.finfo(dtype).eps))
@@ -569,7 +577,8 @@ def _compute(cfg: _Config, fun, x, theta, args, null_basis):
         n_colors=cfg.sparsity.n_colors if cfg.sparsity is not None else 0,
         n_products=n_products,
     )
-    return j_flat, info
+    out_layout = cfg.g_layout if observable is not None else cfg.x_layout
+    return _unflatten(j_flat, out_layout, cfg.theta_layout), info
 
 
 _compute_jit = jax.jit(_compute, static_argnums=(0, 1))
@@ -589,14 +598,12 @@ def _prepare(optimality_fun, sol, params, args, *, method, null_space, sparsity,
     x_layout = Layout.of(sol)
     theta_layout = Layout.of(params)
     dtype = jnp.result_type(*jax.tree.leaves(sol))
-    x = x_layout.ravel(sol, dtype)
-    theta = theta_layout.ravel(params, dtype)
-    d, n = x.shape[0], theta.shape[0]
+    d, n = x_layout.size, theta_layout.size
     sp = _as_sparsity(sparsity, sol, d)
     plan = make_param_plan(theta_layout, sp, per_atom_params)
     tol, singular_rtol, trust_rtol, structure_rtol = _defaults(dtype, tol, singular_rtol, trust_rtol, d)
     sym, sym_reason = _decide_symmetric(
-        symmetric, optimality_fun, x_layout, theta_layout, x, theta, tuple(args), structure_rtol
+        symmetric, optimality_fun, x_layout, theta_layout, sol, params, tuple(args), structure_rtol
     )
     budget = int(memory_budget) if memory_budget is not None else _device_memory()
     null_basis = as_null_basis(null_space, d, dtype)
@@ -608,7 +615,7 @@ def _prepare(optimality_fun, sol, params, args, *, method, null_space, sparsity,
         memory_budget=budget, mesh=column_mesh(shard), singular_rtol=float(singular_rtol),
         trust_rtol=float(trust_rtol), structure_rtol=float(structure_rtol), seed=int(seed),
     )
-    return x, theta, d, n, dtype, null_basis, common, sym_reason
+    return d, n, dtype, null_basis, common, sym_reason
 
 
 def _b_assembly(parameter_derivatives, mode, plan, m_rows, strategy):
@@ -707,7 +714,7 @@ def jacobian(
     result.info.trustworthy, result.info.verdict, result.info.warnings
     ```
     """
-    x, theta, d, n, dtype, null_basis, common, sym_reason = _prepare(
+    d, n, dtype, null_basis, common, sym_reason = _prepare(
         optimality_fun, sol, params, args, method=method, null_space=null_space,
         sparsity=sparsity, per_atom_params=per_atom_params, symmetric=symmetric,
         gradient_sign=gradient_sign, tol=tol, maxiter=maxiter, precond=precond,
@@ -730,10 +737,10 @@ def jacobian(
     reason += f"; ∂₁F symmetric: {common['symmetric']} ({sym_reason})"
     b_assembly = _b_assembly(parameter_derivatives, mode, common["plan"], d, strategy)
     cfg = _Config(strategy=strategy, mode=mode, b_assembly=b_assembly, **common)
-    j_flat, info = _compute_jit(cfg, optimality_fun, x, theta, tuple(args), null_basis)
+    jac, info = _compute_jit(cfg, optimality_fun, sol, params, tuple(args), null_basis)
     # the reason is static text, kept out of the compile-cache key
-    j_flat, info = gather_to_host((j_flat, dataclasses.replace(info, reason=reason)))
-    return JacobianResult(_unflatten(j_flat, cfg.x_layout, cfg.theta_layout), info)
+    jac, info = gather_to_host((jac, dataclasses.replace(info, reason=reason)))
+    return JacobianResult(jac, info)
 
 
 def total_derivative(
@@ -784,7 +791,7 @@ def total_derivative(
     if unknown:
         raise InputError(f"total_derivative: unknown option(s) {', '.join(sorted(unknown))}")
     defaults.update(options)
-    x, theta, d, n, dtype, null_basis, common, sym_reason = _prepare(
+    d, n, dtype, null_basis, common, sym_reason = _prepare(
         optimality_fun, sol, params, args, method=method, **defaults
     )
     g_shape = jax.eval_shape(observable, sol, params, *args)
@@ -806,6 +813,6 @@ def total_derivative(
         strategy=strategy, mode=mode, b_assembly=b_assembly,
         observable=observable, g_layout=g_layout, **common,
     )
-    g_flat, info = _compute_jit(cfg, optimality_fun, x, theta, tuple(args), null_basis)
-    g_flat, info = gather_to_host((g_flat, dataclasses.replace(info, reason=reason)))
-    return JacobianResult(_unflatten(g_flat, g_layout, cfg.theta_layout), info)
+    deriv, info = _compute_jit(cfg, optimality_fun, sol, params, tuple(args), null_basis)
+    deriv, info = gather_to_host((deriv, dataclasses.replace(info, reason=reason)))
+    return JacobianResult(deriv, info)

@@ -152,9 +152,9 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     project = proj.cols
     n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
     n_known = proj.n_known
-    k_p = sign * project(project(k).T).T  # sign · P K P
-    if symmetric:
-        k_p = 0.5 * (k_p + k_p.T)
+    # sign · P K P. Not symmetrized: Cholesky reads one triangle, `eigh` symmetrizes, and an
+    # asymmetry beyond rounding is reported by the caller's symmetry probe.
+    k_p = sign * proj.sandwich(k, symmetric)
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k_p))), jnp.finfo(dtype).tiny)
     # Deflation: P K P + s (I − P) is invertible when P removes every zero mode, and its
     # inverse agrees with the pseudo-inverse of K on range(P).

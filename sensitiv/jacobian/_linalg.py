@@ -124,6 +124,18 @@ class NullProjector:
         v = v * (self.keep[:, None] if v.ndim == 2 else self.keep)
         return v if self.z is None else v - self.z.T @ (self.z @ v)
 
+    def sandwich(self, k, symmetric: bool = False):
+        """`P K P` of a dense `(d, d)` matrix: the masked `K` plus rank-`k` corrections
+        (`P = D − zᵀz` with `D` the mask, `z` supported on the kept coordinates), cheaper
+        than projecting the columns and then the rows of `K`."""
+        k = k * self.keep[:, None] * self.keep[None, :]
+        if self.z is None:
+            return k
+        z = self.z
+        kz = k @ z.T  # (d, q)
+        zk = kz.T if symmetric else z @ k  # (q, d)
+        return k - kz @ z - z.T @ zk + z.T @ ((z @ kz) @ z)
+
     def complement(self):
         """`I − P` as a dense matrix."""
         out = jnp.diag(1.0 - self.keep)
