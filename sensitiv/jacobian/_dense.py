@@ -154,11 +154,14 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     n_known = proj.n_known
     # sign · P K P. Not symmetrized: Cholesky reads one triangle, `eigh` symmetrizes, and an
     # asymmetry beyond rounding is reported by the caller's symmetry probe.
-    k_p = sign * proj.sandwich(k, symmetric)
-    scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k_p))), jnp.finfo(dtype).tiny)
     # Deflation: P K P + s (I − P) is invertible when P removes every zero mode, and its
-    # inverse agrees with the pseudo-inverse of K on range(P).
-    m = k_p + scale * proj.complement()
+    # inverse agrees with the pseudo-inverse of K on range(P). `s` only needs K's scale, taken
+    # from K's diagonal so that `M` is one pass over d × d (`P K P` is rebuilt from `M` in
+    # the fallback, the only place that needs it).
+    scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k)) * proj.keep), jnp.finfo(dtype).tiny)
+    complement = proj.complement()
+    m = sign * proj.sandwich(k, symmetric) + scale * complement
+    k_p_of_m = lambda: m - scale * complement
     width = max(1, min(block, (d - n_known) // 2))
     v0 = la.probe_vectors(seed, width, d, dtype).T
     tiny = jnp.finfo(dtype).tiny
@@ -174,8 +177,8 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
 
     if symmetric:
         chol = la.cholesky(m)
-        chol_ok = jnp.all(jnp.isfinite(chol))
-        chol = jnp.where(chol_ok, chol, jnp.eye(d, dtype=dtype))
+        # a failed factorization is NaN throughout; the fallback then replaces every use of it
+        chol_ok = jnp.all(jnp.isfinite(jnp.diag(chol)))
         if _prefer_inverse():
             l_inv = la.lower_inverse(chol)
             l_inv = jnp.where(jnp.all(jnp.isfinite(l_inv)), l_inv, 0.0)
@@ -191,7 +194,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
         use_fallback = ~chol_ok | ~(lam_min_chol > tau_est) | ~jnp.isfinite(lam_min_chol)
 
         def eig(_):
-            w, v = jnp.linalg.eigh(k_p)
+            w, v = jnp.linalg.eigh(k_p_of_m())
             lam_max = jnp.max(jnp.abs(w))
             tau = singular_rtol * lam_max
             null = jnp.abs(w) <= tau
@@ -233,7 +236,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     use_fallback = ~lu_ok | ~(sig_min_lu > tau_est) | ~jnp.isfinite(sig_min_lu)
 
     def svd(_):
-        return tuple(jnp.linalg.svd(k_p))
+        return tuple(jnp.linalg.svd(k_p_of_m()))
 
     def skip(_):
         return jnp.zeros((d, d), dtype), jnp.ones(d, dtype), jnp.zeros((d, d), dtype)
