@@ -103,6 +103,28 @@ def test_distance2_coloring_is_valid():
     assert colors.max() + 1 <= max(len(s) for s in neighbors) ** 2 + 1
 
 
+def test_block_sparse_products_by_row_slots_match_the_dense_matrix():
+    """The gather-only products (row slots) against the block-COO ones and the dense matrix,
+    with rows of different widths, an isolated atom (padding only) and 3 coordinates per atom."""
+    from sensitiv.jacobian._structure import BlockSparse
+
+    rng = np.random.default_rng(1)
+    n, bs = 40, 3
+    pairs = rng.integers(0, n - 1, size=(90, 2))  # atom n - 1 interacts with nothing
+    sparsity = Sparsity.from_pairs(pairs, n, bs)
+    rows, cols = sparsity.block_pattern()
+    blocks = jnp.asarray(rng.standard_normal((rows.size, bs, bs)))
+    coo = BlockSparse(jnp.asarray(rows), jnp.asarray(cols), blocks, n)
+    slotted = BlockSparse(coo.rows, coo.cols, blocks, n, *(jnp.asarray(a) for a in sparsity.row_slots()))
+    dense = np.asarray(coo.todense())
+    v = rng.standard_normal((n * bs, 5))
+    for transpose, reference in ((False, dense @ v), (True, dense.T @ v)):
+        assert np.allclose(slotted.matmat(jnp.asarray(v), transpose), reference, rtol=0, atol=1e-13)
+        assert np.allclose(coo.matmat(jnp.asarray(v), transpose), reference, rtol=0, atol=1e-13)
+    assert np.allclose(slotted.matvec(jnp.asarray(v[:, 0])), dense @ v[:, 0], rtol=0, atol=1e-13)
+    assert np.allclose(slotted.rmatvec(jnp.asarray(v[:, 0])), dense.T @ v[:, 0], rtol=0, atol=1e-13)
+
+
 def test_sparsity_inputs_are_checked():
     with pytest.raises(InputError, match="outside"):
         Sparsity.from_pairs(np.array([[0, 5]]), n_atoms=3, n_spatial=2)

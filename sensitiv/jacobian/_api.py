@@ -454,8 +454,8 @@ def _compute(cfg: _Config, fun, sol, params, args, null_basis):
     else:
         # -- matrix-free -------------------------------------------------------------------
         if k_sparse is not None:
-            fwd_rows = jax.vmap(k_sparse.matvec)
-            rev_rows = jax.vmap(k_sparse.rmatvec)
+            fwd_rows = lambda v: k_sparse.matmat(v.T).T
+            rev_rows = lambda v: k_sparse.matmat(v.T, transpose=True).T
         else:
             fwd_rows = prob.k_matvec
             rev_rows = prob.k_rmatvec
@@ -464,7 +464,7 @@ def _compute(cfg: _Config, fun, sol, params, args, null_basis):
         apply_op = apply_kt if (transposed and not cfg.symmetric) else apply_k
         # preconditioner
         if cfg.precond == "auto":
-            precond = block_jacobi(BlockSparse(k_sparse.rows, k_sparse.cols, sign * k_sparse.blocks, k_sparse.n_blocks)) if k_sparse is not None else (lambda r: r)
+            precond = block_jacobi(dataclasses.replace(k_sparse, blocks=sign * k_sparse.blocks)) if k_sparse is not None else (lambda r: r)
         elif cfg.precond is None:
             precond = lambda r: r
         else:

@@ -228,6 +228,39 @@ class Sparsity:
         cols = np.concatenate([diag, self.pairs[:, 1], self.pairs[:, 0]])
         return rows, cols
 
+    def row_slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blocks of `block_pattern()` grouped by block row, padded to the widest row.
+
+        Returns `(slots, slot_cols, slots_t)`, each `(n_blocks, width)`: `slots[i, s]` is the
+        index in `block_pattern()` of row `i`'s `s`-th block (`P`, one past the end, for
+        padding), `slot_cols[i, s]` its block column, and `slots_t[i, s]` the index of the
+        mirrored block `(slot_cols[i, s], i)` (the pattern is symmetric). Products then
+        gather instead of scatter, which is several times faster on CPUs and avoids atomics on
+        GPUs. Cached: computed once per `Sparsity`.
+        """
+        cached = self.__dict__.get("_row_slots")
+        if cached is not None:
+            return cached
+        rows, cols = self.block_pattern()
+        n, count = self.n_blocks, rows.size
+        order = np.lexsort((cols, rows))
+        r_sorted = rows[order]
+        starts = np.searchsorted(r_sorted, np.arange(n))
+        pos = np.arange(count) - starts[r_sorted]
+        width = int(pos.max(initial=0)) + 1
+        slots = np.full((n, width), count, np.int64)
+        slot_cols = np.tile(np.arange(n)[:, None], (1, width))  # padding points at the diagonal
+        slots[r_sorted, pos] = order
+        slot_cols[r_sorted, pos] = cols[order]
+        key = rows.astype(np.int64) * n + cols
+        by_key = np.argsort(key, kind="stable")
+        mirrored = slot_cols.astype(np.int64) * n + np.arange(n)[:, None]
+        found = by_key[np.clip(np.searchsorted(key[by_key], mirrored), 0, count - 1)]
+        slots_t = np.where(slots < count, found, count)
+        cached = (slots, slot_cols, slots_t)
+        object.__setattr__(self, "_row_slots", cached)
+        return cached
+
     def __repr__(self) -> str:
         return (
             f"Sparsity(n_blocks={self.n_blocks}, block_size={self.block_size}, "
@@ -250,22 +283,50 @@ class BlockSparse:
     cols: jax.Array
     blocks: jax.Array
     n_blocks: int = dataclasses.field(metadata=dict(static=True))
+    slots: jax.Array | None = None
+    slot_cols: jax.Array | None = None
+    slots_t: jax.Array | None = None
 
     @property
     def block_size(self) -> int:
         return self.blocks.shape[-1]
 
+    def _row_blocks(self, transpose: bool):
+        """`(n_blocks, width, bs, bs)` blocks of each block row (of `Aᵀ` with `transpose`)."""
+        padded = jnp.concatenate([self.blocks, jnp.zeros((1,) + self.blocks.shape[1:], self.blocks.dtype)])
+        if transpose:
+            return jnp.swapaxes(padded[self.slots_t], 2, 3)
+        return padded[self.slots]
+
+    def matmat(self, v: jax.Array, transpose: bool = False) -> jax.Array:
+        """`A V` (`Aᵀ V` with `transpose`) for `V` of shape `(d, m)`.
+
+        With row slots (see `Sparsity.row_slots`): a gather of `V`'s rows and one
+        contraction, no scatter; otherwise the block-COO form, column by column.
+        """
+        n, bs = self.n_blocks, self.block_size
+        if self.slots is None:
+            single = self._rmatvec_coo if transpose else self._matvec_coo
+            return jax.vmap(single, in_axes=1, out_axes=1)(v)
+        m = v.shape[1]
+        gathered = v.reshape(n, bs, m)[self.slot_cols]  # (n, width, bs, m)
+        return jnp.einsum("nsab,nsbm->nam", self._row_blocks(transpose), gathered).reshape(n * bs, m)
+
     def matvec(self, v: jax.Array) -> jax.Array:
         """`A v` for a flat `v` of length `n_blocks * block_size`."""
-        bs = self.block_size
-        vb = v.reshape(self.n_blocks, bs)
-        contrib = jnp.einsum("pab,pb->pa", self.blocks, vb[self.cols])
-        return jax.ops.segment_sum(contrib, self.rows, self.n_blocks).reshape(-1)
+        return self.matmat(v[:, None])[:, 0] if self.slots is not None else self._matvec_coo(v)
 
     def rmatvec(self, v: jax.Array) -> jax.Array:
         """`Aᵀ v`."""
-        bs = self.block_size
-        vb = v.reshape(self.n_blocks, bs)
+        return self.matmat(v[:, None], True)[:, 0] if self.slots is not None else self._rmatvec_coo(v)
+
+    def _matvec_coo(self, v):
+        vb = v.reshape(self.n_blocks, self.block_size)
+        contrib = jnp.einsum("pab,pb->pa", self.blocks, vb[self.cols])
+        return jax.ops.segment_sum(contrib, self.rows, self.n_blocks).reshape(-1)
+
+    def _rmatvec_coo(self, v):
+        vb = v.reshape(self.n_blocks, self.block_size)
         contrib = jnp.einsum("pab,pa->pb", self.blocks, vb[self.rows])
         return jax.ops.segment_sum(contrib, self.cols, self.n_blocks).reshape(-1)
 
@@ -308,7 +369,8 @@ def recover_blocks(sparsity: Sparsity, products: jax.Array) -> BlockSparse:
     rows_j, cols_j = jnp.asarray(rows), jnp.asarray(cols)
     gathered = y[col_colors, :, rows_j, :]  # [p, a, b]
     blocks = jnp.swapaxes(gathered, 1, 2)  # [p, b, a] = A[(k, b), (i, a)]
-    return BlockSparse(rows_j, cols_j, blocks, n)
+    slots, slot_cols, slots_t = (jnp.asarray(a, jnp.int32) for a in sparsity.row_slots())
+    return BlockSparse(rows_j, cols_j, blocks, n, slots, slot_cols, slots_t)
 
 
 def block_jacobi(matrix: BlockSparse, floor_rtol: float | None = None):
