@@ -174,12 +174,13 @@ def _choose_strategy(method, d, m, itemsize, budget, sparsity, symmetric):
             f"d = {d}: a dense ∂₁F needs {dense_bytes / 2**30:.1f} GiB > budget "
             f"{budget / 2**30:.1f} GiB: matrix-free"
         )
-    # What the dense strategy really costs: Cholesky (d³/3), the triangular inverse that turns
-    # the solves into matrix products (d³/3, twice the work in products), the solves (2d²m),
-    # and the spectral diagnostics (~90 power/inverse-iteration steps on d × d: 180 d²).
-    # Counting only d³/3 made `auto` take dense for n = 2 at d = 1024, where it measured ~4×
-    # slower than matrix-free (benchmarks, soft-spheres-sp-512).
-    dense_flops = d**3 + 2 * d * d * m + 180 * d * d
+    # What the dense strategy really costs: Cholesky (d³/3, at a fraction of product speed),
+    # on GPUs the triangular inverse that turns the solves into matrix products (d³/3), the
+    # solves (2d²m), and the spectral diagnostics (block inverse iteration: ~10 steps of
+    # triangular solves with 8 right-hand sides, ~300 d²). Counting only d³/3 made `auto`
+    # take dense for n = 2 at d = 1024, where it measured ~4× slower than matrix-free
+    # (benchmarks, soft-spheres-sp-512).
+    dense_flops = d**3 + 2 * d * d * m + 300 * d * d
     if sparsity is not None and symmetric:
         nnz = (sparsity.n_blocks + 2 * len(sparsity.pairs)) * sparsity.block_size**2
         # CG iteration counts are unknown before solving; 300 is typical for jammed packings
