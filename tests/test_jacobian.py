@@ -182,6 +182,20 @@ def test_strategies_give_the_minimum_norm_jacobian(packing, strategy_results, me
         assert float(info.sparsity_error) < 1e-12
 
 
+def test_dense_strategy_through_the_inverse_factor_as_on_gpus(packing, monkeypatch):
+    """GPUs solve with `L⁻¹` (products) instead of triangular solves: the same answer here."""
+    from sensitiv.jacobian import _dense
+
+    monkeypatch.setattr(_dense, "_prefer_inverse", lambda: True)
+    p = packing
+    # a seed of its own: a new configuration, so the program is traced with the patch
+    result = jacobian(F_SOFT, p["x"], p["sigma"], method="dense", null_space=p["null"],
+                      sparsity=p["sparsity"], per_atom_params=True, symmetric=True, seed=7)
+    assert rel_err(result.jacobian.reshape(2 * N_ATOMS, N_ATOMS), p["reference"]) < 1e-8
+    assert bool(result.info.trustworthy) and result.info.verdict == "minimum"
+    assert float(result.info.jacobian_error_estimate) < 1e-9
+
+
 def test_auto_records_choice(packing):
     p = packing
     result = jacobian(F_SOFT, p["x"], p["sigma"], null_space=p["null"], symmetric=True)
