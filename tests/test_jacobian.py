@@ -125,6 +125,34 @@ def test_block_sparse_products_by_row_slots_match_the_dense_matrix():
     assert np.allclose(slotted.rmatvec(jnp.asarray(v[:, 0])), dense.T @ v[:, 0], rtol=0, atol=1e-13)
 
 
+def test_block_cg_solves_dependent_and_zero_rows_and_reports_negative_curvature():
+    """Block CG against a dense solve: rows that are equal (the block loses rank), a zero
+    row, per-row tolerances and caps; an indefinite matrix stops the rows and says so."""
+    from sensitiv.jacobian._krylov import block_cg
+
+    rng = np.random.default_rng(4)
+    d = 60
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    spd = (q * np.geomspace(1e-3, 1.0, d)) @ q.T
+    rhs = rng.standard_normal((5, d))
+    rhs[3] = rhs[1]  # dependent: the block loses rank after the first step
+    rhs[4] = 0.0
+    a = jnp.asarray(spd)
+    x, report = block_cg(lambda v: v @ a, jnp.asarray(rhs), lambda v: v, 1e-12, 500)
+    expected = np.linalg.solve(spd, rhs.T).T
+    assert np.max(np.abs(np.asarray(x) - expected)) < 1e-8 * np.max(np.abs(expected))
+    assert bool(np.all(report.converged)) and not bool(np.any(report.negative_curvature))
+    assert int(report.iterations[4]) == 0 and np.all(np.asarray(x)[4] == 0.0)
+    # a cap of one iteration for row 0: reported as not converged, the others unaffected
+    x, report = block_cg(lambda v: v @ a, jnp.asarray(rhs), lambda v: v, 1e-12, 500,
+                         row_maxiter=jnp.array([1, 500, 500, 500, 500]))
+    assert int(report.iterations[0]) == 1 and not bool(report.converged[0])
+    assert bool(np.all(report.converged[1:]))
+    indefinite = jnp.asarray((q * np.linspace(-0.5, 1.0, d)) @ q.T)
+    _, report = block_cg(lambda v: v @ indefinite, jnp.asarray(rhs[:3]), lambda v: v, 1e-12, 500)
+    assert bool(np.all(report.negative_curvature))
+
+
 def test_sparsity_inputs_are_checked():
     with pytest.raises(InputError, match="outside"):
         Sparsity.from_pairs(np.array([[0, 5]]), n_atoms=3, n_spatial=2)

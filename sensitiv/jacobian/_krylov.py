@@ -12,7 +12,9 @@ Here the right-hand sides are the rows of one `(m, d)` array and the solvers sha
   warm start of every column,
 
 and each column stops on its own (its update is masked once converged), with its own
-iteration count and residual.
+iteration count and residual. Without deflation, the columns of a chunk also share their
+Krylov space (`block_cg`): each iteration searches along every column's preconditioned
+residual at once, which with many columns cuts the iteration count from hundreds to a few.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-__all__ = ["lanczos", "Ritz", "Deflation", "block_pcg", "block_minres", "KrylovReport"]
+__all__ = ["lanczos", "Ritz", "Deflation", "block_pcg", "block_cg", "block_minres", "KrylovReport"]
 
 
 def _dot(a, b):
@@ -192,6 +194,80 @@ def block_pcg(
         return x, r, p, rz, active, its, negative, k + 1
 
     x, r, _, _, _, its, negative, _ = jax.lax.while_loop(cond, body, state)
+    rel = jnp.linalg.norm(r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
+    return x, KrylovReport(rel, its, rel <= tol, negative)
+
+
+def _orthonormal_rows(w):
+    """Orthonormal rows spanning the rows of `w` `(m, d)`, by the eigendecomposition of the
+    Gram matrix; directions that are (numerically) dependent become zero rows, so the
+    shape stays static when the block loses rank."""
+    g = w @ w.T
+    lam, v = jnp.linalg.eigh(0.5 * (g + g.T))
+    keep = lam > jnp.finfo(w.dtype).eps * w.shape[0] * jnp.max(lam, initial=0.0)
+    scale = jnp.where(keep, 1.0 / jnp.sqrt(jnp.where(keep, lam, 1.0)), 0.0)
+    return (v * scale[None, :]).T @ w
+
+
+def block_cg(
+    matvec_batch: Callable,
+    rhs: jax.Array,
+    precond: Callable,
+    tol: float,
+    maxiter: int,
+    project: Callable = lambda v: v,
+    row_maxiter: jax.Array | None = None,
+) -> tuple[jax.Array, KrylovReport]:
+    """Block preconditioned CG on the rows of `rhs` `(m, d)`: one Krylov space for all rows.
+
+    Each iteration extends the shared search space by up to `m` directions (the
+    preconditioned residuals of every row), so a row is solved in the space built by all of
+    them: with many right-hand sides the iteration count drops far below single-vector CG's
+    (jammed packing, d = 1024: 3 iterations for 512 rows instead of ~330 each). Rank loss
+    of the block — rows that converge or whose residuals become dependent — is handled as in
+    breakdown-free block CG (Ji & Li, Comput. Math. Appl. 74, 2017): the new block is
+    orthonormalized and dependent directions dropped, and `Pᵀ A P` is inverted on its
+    range only. Rows stop on their own (converged, or past their cap in `row_maxiter`);
+    negative curvature in `Pᵀ A P` (a saddle point) stops the active rows and is reported,
+    as in `block_pcg`. Costs `O(d m²)` per iteration besides the products.
+    """
+    dtype = rhs.dtype
+    m = rhs.shape[0]
+    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
+    b = project(rhs)
+    bnorm = jnp.linalg.norm(b, axis=-1)
+    threshold = tol * bnorm
+    active = (bnorm > threshold) & jnp.isfinite(bnorm) & (cap > 0)
+    p = _orthonormal_rows(project(precond(b)) * active[:, None])
+    zeros_i = jnp.zeros(m, jnp.int32)
+    state = (jnp.zeros_like(b), b, p, active, zeros_i, jnp.zeros(m, bool), jnp.zeros((), jnp.int32))
+
+    def cond(state):
+        *_, active, _, _, k = state
+        return jnp.any(active) & (k < maxiter)
+
+    def body(state):
+        x, r, p, active, its, negative, k = state
+        q = project(matvec_batch(p))
+        ptq = p @ q.T
+        lam, v = jnp.linalg.eigh(0.5 * (ptq + ptq.T))
+        top = jnp.max(jnp.abs(lam), initial=0.0)
+        curved = lam > 1e2 * jnp.finfo(dtype).eps * top
+        bent = jnp.any(lam < -1e2 * jnp.finfo(dtype).eps * top)
+        inv = (v * jnp.where(curved, 1.0 / jnp.where(curved, lam, 1.0), 0.0)[None, :]) @ v.T
+        negative = negative | (active & bent)
+        step = active & ~bent
+        alpha = ((r @ p.T) @ inv) * step[:, None]  # (rows, directions)
+        x = x + alpha @ p
+        r = r - alpha @ q
+        rnorm = jnp.linalg.norm(r, axis=-1)
+        its = its + step.astype(jnp.int32)
+        active = step & (rnorm > threshold) & jnp.isfinite(rnorm) & (its < cap)
+        z = project(precond(r)) * active[:, None]
+        beta = -(z @ q.T) @ inv
+        return x, r, _orthonormal_rows(z + beta @ p), active, its, negative, k + 1
+
+    x, r, _, _, its, negative, _ = jax.lax.while_loop(cond, body, state)
     rel = jnp.linalg.norm(r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
     return x, KrylovReport(rel, its, rel <= tol, negative)
 
