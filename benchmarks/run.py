@@ -151,7 +151,10 @@ def sensitiv_method(p: Problem, x, args, method, repeats):
         )
         return result
 
-    first, best, result = timed(run, repeats)
+    try:
+        first, best, result = timed(run, repeats)
+    except sensitiv.errors.InputError as err:  # e.g. a dense matrix beyond the memory budget
+        return dict(skipped=str(err))
     info = result.info
     sparsity = Sparsity.from_pairs(p.pairs(x, p.theta, *args), p.n_atoms, p.n_spatial)
     jitted = jax.jit(lambda xx, tt, zz, *aa: sensitiv.jacobian(

@@ -406,6 +406,9 @@ def test_bad_arguments_raise_clear_errors(packing):
         jacobian(F_SOFT, p["x"], jnp.arange(3))
     with pytest.raises(InputError, match="sparsity"):
         jacobian(F_SOFT, p["x"], p["sigma"], sparsity=Sparsity.from_pairs(np.array([[0, 1]]), 5, 2))
+    # an explicit dense request beyond the memory budget is refused, not attempted
+    with pytest.raises(InputError, match="memory_budget"):
+        jacobian(F_SOFT, p["x"], p["sigma"], method="dense", memory_budget=1000)
 
 
 # -- observables --------------------------------------------------------------------------------

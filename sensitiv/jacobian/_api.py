@@ -167,6 +167,12 @@ def _decide_symmetric(symmetric, fun, x_layout, theta_layout, sol, params, args,
 def _choose_strategy(method, d, m, itemsize, budget, sparsity, symmetric):
     """Dense or matrix-free for `m` right-hand sides of size `d`; returns (strategy, reason)."""
     dense_bytes = (3 * d * d + 2 * d * m) * itemsize
+    if method == "dense" and dense_bytes > budget:
+        raise InputError(
+            f"method: 'dense' needs {dense_bytes / 2**30:.1f} GiB for d = {d} (∂₁F, its factor and "
+            f"the right-hand sides), over memory_budget {budget / 2**30:.1f} GiB: use method='krylov' "
+            "or 'auto', or raise memory_budget"
+        )
     if method in ("dense", "krylov"):
         return method, "requested"
     if dense_bytes > budget:
