@@ -303,14 +303,14 @@ def run_problem(build, budget, methods, repeats, on_gpu):
         t = time.perf_counter()
         x, args, steps, fmax = p.solve(p.x0, p.theta)
         solve_time = min(solve_time, time.perf_counter() - t)
-    print(f"FIRE: {steps} steps, max|force| {fmax:.1e}, {solve_time:.2f} s", flush=True)
+    print(f"FIRE: {steps} steps, max‖force‖ {fmax:.1e}, {solve_time:.2f} s", flush=True)
     ref, ref_kind = reference_jacobian(p, x, args)
     keep_rows = contact_rows(p, x, args)
     n_rattlers = p.n_atoms - int(keep_rows.sum()) // p.n_spatial
     if n_rattlers:
         ref_kind += f"; errors exclude the {n_rattlers} rattler(s)' rows"
     rows = [dict(method="FIRE minimization", time=solve_time, first=first_solve, error=None,
-                 peak=None, note=f"{steps} steps to max|force| < {fmax:.0e}")]
+                 peak=None, note=f"{steps} steps to max‖force‖ < {fmax:.0e}")]
 
     def record(name, fn):
         if name.split(" ")[0] not in methods:
