@@ -139,11 +139,18 @@ def _as_sparsity(sparsity, sol, d) -> Sparsity | None:
     return sparsity
 
 
-@jax.jit(static_argnums=(0, 1, 2))
-def _symmetry_probe(fun, x_layout, theta_layout, sol, params, args):
+def _flat_problem(fun, x_layout: Layout, theta_layout: Layout, sol, params, args) -> Problem:
+    """`F` linearized at the raveled `(sol, params)` (both in the solution's dtype); called
+    inside compiled programs, where raveling costs nothing (on the host every reshape and
+    slice is a dispatch of its own)."""
     dtype = jnp.result_type(*jax.tree.leaves(sol))
     x, theta = x_layout.ravel(sol, dtype), theta_layout.ravel(params, dtype)
-    prob = Problem(fun, x, theta, args, x_layout, theta_layout)
+    return Problem(fun, x, theta, args, x_layout, theta_layout)
+
+
+@jax.jit(static_argnums=(0, 1, 2))
+def _symmetry_probe(fun, x_layout, theta_layout, sol, params, args):
+    prob = _flat_problem(fun, x_layout, theta_layout, sol, params, args)
     a, b = la.probe_vectors(12345, 2, prob.d, prob.dtype)
     ka, kb = prob.k_lin(a), prob.k_lin(b)
     return jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
@@ -296,11 +303,9 @@ def _krylov_solve_rows(cfg: _Config, apply_rows, precond, rhs_rows, tols, caps, 
 
 
 def _compute(cfg: _Config, fun, sol, params, args, null_basis):
-    # raveled and (at the end) unflattened inside the compiled program: on the host each
-    # reshape and slice would be a dispatch of its own
-    dtype = jnp.result_type(*jax.tree.leaves(sol))
-    x, theta = cfg.x_layout.ravel(sol, dtype), cfg.theta_layout.ravel(params, dtype)
-    prob = Problem(fun, x, theta, args, cfg.x_layout, cfg.theta_layout)
+    # raveled here and unflattened at the end, inside the compiled program
+    prob = _flat_problem(fun, cfg.x_layout, cfg.theta_layout, sol, params, args)
+    x, theta = prob.x, prob.theta
     d, n, dtype = prob.d, prob.n, prob.dtype
     residual_norm = jnp.linalg.norm(prob.residual)
     sign = cfg.sign
@@ -320,7 +325,7 @@ def _compute(cfg: _Config, fun, sol, params, args, null_basis):
         # The recovered K is the operator itself (its blocks (i, j) and (j, i) come from
         # different products), checked along `pv` above: its asymmetry is the operator's,
         # measured without two more JVPs.
-        ka, kb = k_sparse.matvec(a), k_sparse.matvec(b)
+        ka, kb = k_sparse.matmat(jnp.stack([a, b], axis=1)).T
         n_products += cfg.sparsity.n_colors * cfg.sparsity.block_size
         if cfg.strategy == "dense":
             k_dense = k_sparse.todense()

@@ -97,7 +97,7 @@ def _ritz(apply, v):
 
 def lowest_eigenvalue(apply, apply_inverse, v0, project, tau, rtol: float = 1e-3, max_steps: int = 60):
     """Smallest eigenvalue of a symmetric positive definite operator on `range(project)`, by
-    block inverse (subspace) iteration with Rayleigh–Ritz; returns `(λ, ‖residual‖, steps)`.
+    block inverse (subspace) iteration with Rayleigh–Ritz; returns `(λ, ‖residual‖)`.
 
     A block of `k` vectors converges at the rate `λ₁/λₖ₊₁` per step instead of `λ₁/λ₂`,
     which matters in the dense low spectra of jammed packings; each step costs two
@@ -118,8 +118,8 @@ def lowest_eigenvalue(apply, apply_inverse, v0, project, tau, rtol: float = 1e-3
 
     v0 = _orthonormal_columns(project(v0))
     theta, vecs, res = _ritz(apply, v0)
-    _, lam, res, steps = jax.lax.while_loop(unconverged, step, step((vecs, theta[0], res[0], 0)))
-    return lam, res, steps
+    _, lam, res, _ = jax.lax.while_loop(unconverged, step, step((vecs, theta[0], res[0], 0)))
+    return lam, res
 
 
 def largest_eigenvalue(apply, v0, project, steps: int = 4):
@@ -152,12 +152,12 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     project = proj.cols
     n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
     n_known = proj.n_known
-    # sign · P K P. Not symmetrized: Cholesky reads one triangle, `eigh` symmetrizes, and an
-    # asymmetry beyond rounding is reported by the caller's symmetry probe.
-    # Deflation: P K P + s (I − P) is invertible when P removes every zero mode, and its
+    # Deflation: sign · P K P + s (I − P) is invertible when P removes every zero mode, and its
     # inverse agrees with the pseudo-inverse of K on range(P). `s` only needs K's scale, taken
     # from K's diagonal so that `M` is one pass over d × d (`P K P` is rebuilt from `M` in
-    # the fallback, the only place that needs it).
+    # the fallback, the only place that needs it). Not symmetrized: Cholesky reads one
+    # triangle, `eigh` symmetrizes, and an asymmetry beyond rounding is reported by the
+    # caller's symmetry probe.
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k)) * proj.keep), jnp.finfo(dtype).tiny)
     complement = proj.complement()
     m = sign * proj.sandwich(k, symmetric) + scale * complement
@@ -190,7 +190,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
         lam_max_est = largest_eigenvalue(lambda v: m @ v, v0, project)
         tau_est = singular_rtol * lam_max_est
         # λ_min of P M P by block inverse iteration: a numerically zero eigenvalue dominates at once.
-        lam_min_chol, lam_min_res, _ = lowest_eigenvalue(lambda v: m @ v, inv_apply, v0, project, tau_est)
+        lam_min_chol, lam_min_res = lowest_eigenvalue(lambda v: m @ v, inv_apply, v0, project, tau_est)
         use_fallback = ~chol_ok | ~(lam_min_chol > tau_est) | ~jnp.isfinite(lam_min_chol)
 
         def eig(_):
@@ -230,7 +230,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     inv_apply = lambda v: la.lu_solve(primary, la.lu_solve(primary, v, transpose=True))
     sig_max_est = jnp.sqrt(jnp.abs(largest_eigenvalue(gram, v0, project)))
     tau_est = singular_rtol * sig_max_est
-    lam, lam_res, _ = lowest_eigenvalue(gram, inv_apply, v0, project, tau_est**2)
+    lam, lam_res = lowest_eigenvalue(gram, inv_apply, v0, project, tau_est**2)
     sig_min_lu = jnp.sqrt(jnp.maximum(lam, 0.0))
     sig_min_res = 0.5 * lam_res / jnp.maximum(sig_min_lu, tiny)
     use_fallback = ~lu_ok | ~(sig_min_lu > tau_est) | ~jnp.isfinite(sig_min_lu)

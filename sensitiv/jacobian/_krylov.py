@@ -130,6 +130,20 @@ class KrylovReport(NamedTuple):
     negative_curvature: jax.Array
 
 
+def _start(rhs, project, maxiter, row_maxiter):
+    """What every solver here starts from: per-row iteration caps, the projected right-hand
+    sides and their norms."""
+    m = rhs.shape[0]
+    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
+    b = project(rhs)
+    return cap, b, jnp.linalg.norm(b, axis=-1)
+
+
+def _relative(r, bnorm):
+    """Per-row relative residual (0-norm rows count as solved by zero)."""
+    return jnp.linalg.norm(r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
+
+
 def block_pcg(
     matvec_batch: Callable,
     rhs: jax.Array,
@@ -149,9 +163,7 @@ def block_pcg(
     dtype = rhs.dtype
     m = rhs.shape[0]
     tiny = jnp.finfo(dtype).tiny
-    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
-    b = project(rhs)
-    bnorm = jnp.linalg.norm(b, axis=-1)
+    cap, b, bnorm = _start(rhs, project, maxiter, row_maxiter)
     threshold = tol * bnorm
     if deflation is not None:
         x = project(deflation.coarse(b))
@@ -194,7 +206,7 @@ def block_pcg(
         return x, r, p, rz, active, its, negative, k + 1
 
     x, r, _, _, _, its, negative, _ = jax.lax.while_loop(cond, body, state)
-    rel = jnp.linalg.norm(r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
+    rel = _relative(r, bnorm)
     return x, KrylovReport(rel, its, rel <= tol, negative)
 
 
@@ -233,9 +245,7 @@ def block_cg(
     """
     dtype = rhs.dtype
     m = rhs.shape[0]
-    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
-    b = project(rhs)
-    bnorm = jnp.linalg.norm(b, axis=-1)
+    cap, b, bnorm = _start(rhs, project, maxiter, row_maxiter)
     threshold = tol * bnorm
     active = (bnorm > threshold) & jnp.isfinite(bnorm) & (cap > 0)
     p = _orthonormal_rows(project(precond(b)) * active[:, None])
@@ -268,7 +278,7 @@ def block_cg(
         return x, r, _orthonormal_rows(z + beta @ p), active, its, negative, k + 1
 
     x, r, _, _, its, negative, _ = jax.lax.while_loop(cond, body, state)
-    rel = jnp.linalg.norm(r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
+    rel = _relative(r, bnorm)
     return x, KrylovReport(rel, its, rel <= tol, negative)
 
 
@@ -288,9 +298,7 @@ def block_minres(
     dtype = rhs.dtype
     m = rhs.shape[0]
     eps = jnp.finfo(dtype).eps
-    cap = jnp.full(m, maxiter, jnp.int32) if row_maxiter is None else jnp.minimum(row_maxiter, maxiter)
-    b = project(rhs)
-    bnorm = jnp.linalg.norm(b, axis=-1)
+    cap, b, bnorm = _start(rhs, project, maxiter, row_maxiter)
     y = project(precond(b))
     beta1 = jnp.sqrt(jnp.maximum(_dot(b, y), 0.0))
     zeros = jnp.zeros_like(b)
@@ -347,7 +355,7 @@ def block_minres(
     s = jax.lax.while_loop(cond, body, state)
     x = project(s["x"])
     true_r = b - project(matvec_batch(x))
-    rel = jnp.linalg.norm(true_r, axis=-1) / jnp.where(bnorm > 0, bnorm, 1.0)
+    rel = _relative(true_r, bnorm)
     return x, KrylovReport(rel, s["its"], rel <= 10 * tol, jnp.zeros(m, bool))
 
 
