@@ -14,9 +14,26 @@ from ._implicit import (
 )
 from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
 from . import optimality, projections, prox, solvers  # noqa: E402  (need the core above)
-# The Jacobian engine's package is callable: sensitiv.jacobian(F, sol, params); its other
-# names (total_derivative, JacobianResult, Sparsity, ...) live under sensitiv.jacobian.
-from . import jacobian  # noqa: E402
+# The Jacobian engine lives in sensitiv.engine; its names are on this face.
+from . import engine  # noqa: E402
+from .engine import (  # noqa: E402
+    JacobianInfo,
+    JacobianResult,
+    KrylovOptions,
+    Sparsity,
+    distance2_coloring,
+    jacobian,
+    rigid_body_modes,
+    total_derivative,
+    translation_modes,
+)
+
+# the module path of earlier releases (`from sensitiv.jacobian import Sparsity`), deprecated
+import sys as _sys  # noqa: E402
+
+from . import _moved  # noqa: E402
+
+_sys.modules.setdefault(__name__ + ".jacobian", _moved.jacobian_module())
 
 __version__ = "0.1.0"
 
@@ -31,7 +48,8 @@ __all__ = [
     "SolveInfo",
     "linear_solve",
     "jacobi_preconditioner",
-    "jacobian",
+    *engine.__all__,
+    "engine",
     "optimality",
     "projections",
     "prox",

@@ -232,7 +232,7 @@ def _interrupt(*args, **kwargs):
 
 
 def test_interrupt_mid_run(capsys, workdir, monkeypatch):
-    engine = sys.modules["sensitiv.jacobian"]  # the package (sensitiv.jacobian may be the function)
+    engine = sys.modules["sensitiv.engine"]
     monkeypatch.setattr(engine, "jacobian", _interrupt)
     code, err, before, after = _analyze(capsys, workdir, BASE, "-o", workdir / "existing.nc", "--force")
     assert code == ExitCode.INTERRUPTED and "interrupted" in err

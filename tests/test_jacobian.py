@@ -15,7 +15,7 @@ import pytest
 
 import sensitiv
 from sensitiv.errors import InputError
-from sensitiv.jacobian import Sparsity, distance2_coloring, jacobian, total_derivative, translation_modes
+from sensitiv.engine import Sparsity, distance2_coloring, jacobian, total_derivative, translation_modes
 
 N_ATOMS = 16
 DIAMETERS = np.where(np.arange(N_ATOMS) < N_ATOMS // 2, 1.0, 1.4)
@@ -106,7 +106,7 @@ def test_distance2_coloring_is_valid():
 def test_block_sparse_products_by_row_slots_match_the_dense_matrix():
     """The gather-only products (row slots) against the block-COO ones and the dense matrix,
     with rows of different widths, an isolated atom (padding only) and 3 coordinates per atom."""
-    from sensitiv.jacobian._structure import BlockSparse
+    from sensitiv.engine._structure import BlockSparse
 
     rng = np.random.default_rng(1)
     n, bs = 40, 3
@@ -128,7 +128,7 @@ def test_block_sparse_products_by_row_slots_match_the_dense_matrix():
 def test_block_cg_solves_dependent_and_zero_rows_and_reports_negative_curvature():
     """Block CG against a dense solve: rows that are equal (the block loses rank), a zero
     row, per-row tolerances and caps; an indefinite matrix stops the rows and says so."""
-    from sensitiv.jacobian._krylov import block_cg
+    from sensitiv.engine._block_krylov import block_cg
 
     rng = np.random.default_rng(4)
     d = 60
@@ -212,7 +212,7 @@ def test_strategies_give_the_minimum_norm_jacobian(packing, strategy_results, me
 
 def test_dense_strategy_through_the_inverse_factor_as_on_gpus(packing, monkeypatch):
     """GPUs solve with `L⁻¹` (products) instead of triangular solves: the same answer here."""
-    from sensitiv.jacobian import _dense
+    from sensitiv.engine import _dense
 
     monkeypatch.setattr(_dense, "_prefer_inverse", lambda: True)
     p = packing

@@ -337,7 +337,7 @@ def analyze_structure(
     import jax
     import jax.numpy as jnp
 
-    from ..jacobian import jacobian as engine_jacobian
+    from ..engine import KrylovOptions, jacobian as engine_jacobian
     from ._registry import catalog as installed
 
     data = cfg.data if isinstance(cfg, Config) else cfg
@@ -411,10 +411,12 @@ def analyze_structure(
     engine_options = dict(
         null_space=null_space,
         sparsity=sparsity,
-        tol=jac_cfg.get("tol"),
-        maxiter=jac_cfg.get("maxiter"),
-        precond="auto" if jac_cfg.get("preconditioner", "auto") == "auto" else None,
-        lanczos_steps=int(jac_cfg.get("lanczos_steps", 64)),
+        krylov=KrylovOptions(
+            tol=jac_cfg.get("tol"),
+            maxiter=jac_cfg.get("maxiter"),
+            precond="auto" if jac_cfg.get("preconditioner", "auto") == "auto" else None,
+            lanczos_steps=int(jac_cfg.get("lanczos_steps", 64)),
+        ),
         memory_budget=_memory(jac_cfg),
         trust_rtol=jac_cfg.get("trust_rtol"),
         parameter_derivatives=(

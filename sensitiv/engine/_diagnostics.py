@@ -12,10 +12,33 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from typing import NamedTuple
 
-__all__ = ["JacobianInfo", "FLAGS", "VERDICTS"]
+__all__ = ["JacobianInfo", "FLAGS", "VERDICTS", "Spectrum"]
 
 VERDICTS = ("minimum", "saddle", "singular", "regular")
+VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_SINGULAR, VERDICT_REGULAR = range(4)
+
+
+class Spectrum(NamedTuple):
+    """What a strategy found out about `sign · K` on the complement of the known null space.
+
+    - `lambda_min`: smallest eigenvalue (symmetric) or smallest singular value
+      (nonsymmetric), zero modes excluded; `lambda_max`: the largest in magnitude.
+    - `lambda_min_residual`: how far `lambda_min` may be from the true value (0 when exact).
+    - `detected_null`: zero modes found beyond the known ones.
+    - `negative`: number of negative eigenvalues (a saddle when positive).
+    - `inconsistency`: largest fraction of a right-hand side inside the detected null space.
+    - `verdict`: one of the `VERDICT_*` codes (index into `VERDICTS`).
+    """
+
+    lambda_min: jax.Array
+    lambda_max: jax.Array
+    lambda_min_residual: jax.Array
+    detected_null: jax.Array
+    negative: jax.Array
+    inconsistency: jax.Array
+    verdict: jax.Array
 
 # bit -> (name, breaks trust)
 FLAGS = {
@@ -81,7 +104,7 @@ class JacobianInfo:
     **Example:**
 
     ```python
-    info = sensitiv.jacobian.jacobian(F, x_star, params).info
+    info = sensitiv.jacobian(F, x_star, params).info
     print(info.summary())              # strategy, verdict, λ_min, ‖F‖, error estimate
     if not info.trustworthy:
         print(info.warnings)

@@ -55,7 +55,7 @@ def rigid_body_modes(positions, dtype=None) -> jnp.ndarray:
 
     ```python
     modes = rigid_body_modes(cluster_positions)     # (6, 3 n_atoms) for a 3-D cluster
-    result = sensitiv.jacobian.jacobian(jax.grad(energy), cluster_positions, params,
+    result = sensitiv.jacobian(jax.grad(energy), cluster_positions, params,
                                         null_space=modes)
     ```
     """
