@@ -318,7 +318,10 @@ def test_rattler_is_detected_and_jacobian_is_minimum_norm(packing):
     krylov = jacobian(F_SOFT, x_r, sigma_r, method="krylov", null_space=null, symmetric=True)
     assert dense.info.verdict == "singular" and int(dense.info.detected_null_dim) == 2
     assert int(dense.info.null_space_dim) == 4
-    assert bool(dense.info.trustworthy) and any("zero mode" in w for w in dense.info.warnings)
+    # a rattler's position is not a function of θ: flagged (the rest of the answer is exact)
+    for result in (dense, krylov):
+        assert not bool(result.info.trustworthy) and any("zero mode" in w for w in result.info.warnings)
+        assert int(result.info.detected_null_dim) == 2
     # the rattler does not move and nothing else changes (minimum norm)
     assert np.max(np.abs(np.asarray(dense.jacobian)[-1])) < 1e-12 * np.max(np.abs(p["reference"]))
     assert rel_err(dense.jacobian[:N_ATOMS, :, :N_ATOMS].reshape(2 * N_ATOMS, N_ATOMS), p["reference"]) < 1e-8

@@ -118,11 +118,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     right-hand sides to come) is checked against any further zero modes detected. The
     spectral diagnostics use a block of `block` vectors (see `lowest_eigenvalue`).
     """
-    d = k.shape[0]
-    dtype = k.dtype
-    project = proj.cols
-    n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
-    n_known = proj.n_known
+    d, dtype = k.shape[0], k.dtype
     # Deflation: sign · P K P + s (I − P) is invertible when P removes every zero mode, and its
     # inverse agrees with the pseudo-inverse of K on range(P). `s` only needs K's scale, taken
     # from K's diagonal so that `M` is one pass over d × d (`P K P` is rebuilt from `M` in
@@ -132,66 +128,81 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     scale = jnp.maximum(jnp.max(jnp.abs(jnp.diag(k)) * proj.keep), jnp.finfo(dtype).tiny)
     complement = proj.complement()
     m = sign * proj.sandwich(k, symmetric) + scale * complement
-    k_p_of_m = lambda: m - scale * complement
-    width = max(1, min(block, (d - n_known) // 2))
+    k_p = lambda: m - scale * complement
+    width = max(1, min(block, (d - proj.n_known) // 2))
     v0 = la.probe_vectors(seed, width, d, dtype).T
-    tiny = jnp.finfo(dtype).tiny
 
     def consistency(null_vectors, mask):
         if rhs is None:
             return jnp.zeros((), dtype)
-        r = project(rhs)
+        r = proj.cols(rhs)
         rn = jnp.linalg.norm(r, axis=0)
         inside = jnp.linalg.norm(jnp.where(mask[:, None], null_vectors.T @ r, 0.0), axis=0)
         frac = jnp.where(rn > 0, inside / jnp.where(rn > 0, rn, 1.0), 0.0)
         return jnp.max(frac, initial=0.0)
 
     if symmetric:
-        chol = la.cholesky(m)
-        # a failed factorization is NaN throughout; the fallback then replaces every use of it
-        chol_ok = jnp.all(jnp.isfinite(jnp.diag(chol)))
-        if _prefer_inverse():
-            l_inv = la.lower_inverse(chol)
-            l_inv = jnp.where(jnp.all(jnp.isfinite(l_inv)), l_inv, 0.0)
-            primary = (l_inv,)
-            inv_apply = lambda v: l_inv.T @ (l_inv @ v)
-        else:
-            primary = (chol,)
-            inv_apply = lambda v: la.cho_solve(chol, v)
-        lam_max_est = largest_eigenvalue(lambda v: m @ v, v0, project)
-        tau_est = singular_rtol * lam_max_est
-        # λ_min of P M P by block inverse iteration: a numerically zero eigenvalue dominates at once.
-        lam_min_chol, lam_min_res = lowest_eigenvalue(lambda v: m @ v, inv_apply, v0, project, tau_est)
-        use_fallback = ~chol_ok | ~(lam_min_chol > tau_est) | ~jnp.isfinite(lam_min_chol)
+        return _factorize_symmetric(m, k_p, proj, singular_rtol, v0, consistency)
+    return _factorize_general(m, k_p, proj, singular_rtol, v0, consistency)
 
-        def eig(_):
-            w, v = jnp.linalg.eigh(k_p_of_m())
-            lam_max = jnp.max(jnp.abs(w))
-            tau = singular_rtol * lam_max
-            null = jnp.abs(w) <= tau
-            inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, w))
-            # the projected-out modes are zero eigenvalues of P K P too
-            detected = jnp.sum(null).astype(jnp.int32) - n_known
-            negative = jnp.sum(w < -tau).astype(jnp.int32)
-            verdict = jnp.where(negative > 0, VERDICT_SADDLE, jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM))
-            found = (jnp.min(jnp.where(null, jnp.inf, w)), lam_max, jnp.zeros((), dtype), detected,
-                     negative, consistency(v, null), verdict.astype(jnp.int32))
-            return found, v, inv
 
-        def cholesky_spectrum(_):
-            # Right-hand sides are projected off the known modes and the vanishing rows
-            # (where they vanish too when consistent: checked by the column residuals), so
-            # only further zero modes could hold any of them, and there are none.
-            verdict = jnp.where(n_masked > 0, VERDICT_SINGULAR, VERDICT_MINIMUM).astype(jnp.int32)
-            found = (lam_min_chol, lam_max_est, lam_min_res, n_masked, jnp.zeros((), jnp.int32),
-                     jnp.zeros((), dtype), verdict)
-            return found, jnp.zeros((d, d), dtype), jnp.ones(d, dtype)
+def _factorize_symmetric(m, k_p, proj, singular_rtol, v0, consistency, rtol: float = 1e-3):
+    """Cholesky of `M`; its spectrum by block inverse iteration, or by `eigh` of `P K P` when
+    Cholesky fails (a saddle), finds a numerically zero eigenvalue (a zero mode) or does
+    not resolve `λ_min` to `rtol` (clustered low spectra): exact then."""
+    d, dtype, project = m.shape[0], m.dtype, proj.cols
+    n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
+    chol = la.cholesky(m)
+    # a failed factorization is NaN throughout; the fallback then replaces every use of it
+    chol_ok = jnp.all(jnp.isfinite(jnp.diag(chol)))
+    if _prefer_inverse():
+        l_inv = la.lower_inverse(chol)
+        l_inv = jnp.where(jnp.all(jnp.isfinite(l_inv)), l_inv, 0.0)
+        primary = (l_inv,)
+        inv_apply = lambda v: l_inv.T @ (l_inv @ v)
+    else:
+        primary = (chol,)
+        inv_apply = lambda v: la.cho_solve(chol, v)
+    lam_max_est = largest_eigenvalue(lambda v: m @ v, v0, project)
+    tau_est = singular_rtol * lam_max_est
+    # λ_min of P M P by block inverse iteration: a numerically zero eigenvalue dominates at once.
+    lam_chol, res_chol = lowest_eigenvalue(lambda v: m @ v, inv_apply, v0, project, tau_est, rtol)
+    resolved = res_chol <= rtol * lam_chol
+    use_fallback = ~chol_ok | ~(lam_chol > tau_est) | ~jnp.isfinite(lam_chol) | ~resolved
 
-        found, v, inv = jax.lax.cond(use_fallback, eig, cholesky_spectrum, None)
-        spectrum = Spectrum(*found)
-        factor = DenseFactor(use_fallback, primary, v, inv, None)
-        return factor, spectrum
+    def eig(_):
+        w, v = jnp.linalg.eigh(k_p())
+        lam_max = jnp.max(jnp.abs(w))
+        tau = singular_rtol * lam_max
+        null = jnp.abs(w) <= tau
+        inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, w))
+        # the projected-out modes are zero eigenvalues of P K P too
+        detected = jnp.sum(null).astype(jnp.int32) - proj.n_known
+        negative = jnp.sum(w < -tau).astype(jnp.int32)
+        verdict = jnp.where(negative > 0, VERDICT_SADDLE, jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM))
+        found = (jnp.min(jnp.where(null, jnp.inf, w)), lam_max, jnp.zeros((), dtype), detected,
+                 negative, consistency(v, null), verdict.astype(jnp.int32))
+        return found, v, inv
 
+    def cholesky_spectrum(_):
+        # Right-hand sides are projected off the known modes and the vanishing rows
+        # (where they vanish too when consistent: checked by the column residuals), so
+        # only further zero modes could hold any of them, and there are none.
+        verdict = jnp.where(n_masked > 0, VERDICT_SINGULAR, VERDICT_MINIMUM).astype(jnp.int32)
+        found = (lam_chol, lam_max_est, res_chol, n_masked, jnp.zeros((), jnp.int32),
+                 jnp.zeros((), dtype), verdict)
+        return found, jnp.zeros((d, d), dtype), jnp.ones(d, dtype)
+
+    found, v, inv = jax.lax.cond(use_fallback, eig, cholesky_spectrum, None)
+    return DenseFactor(use_fallback, primary, v, inv, None), Spectrum(*found)
+
+
+def _factorize_general(m, k_p, proj, singular_rtol, v0, consistency, rtol: float = 1e-3):
+    """LU of `M`; the smallest singular value by block inverse iteration on `MᵀM`, or the
+    SVD of `P K P` when LU fails, finds a numerically zero singular value or does not
+    resolve it to `rtol`."""
+    d, dtype, project = m.shape[0], m.dtype, proj.cols
+    tiny = jnp.finfo(dtype).tiny
     lu, perm = la.lu_factor(m)
     lu_ok = jnp.all(jnp.isfinite(lu)) & jnp.all(jnp.abs(jnp.diag(lu)) > 0)
     lu = jnp.where(lu_ok, lu, jnp.eye(d, dtype=dtype))
@@ -201,13 +212,14 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     inv_apply = lambda v: la.lu_solve(primary, la.lu_solve(primary, v, transpose=True))
     sig_max_est = jnp.sqrt(jnp.abs(largest_eigenvalue(gram, v0, project)))
     tau_est = singular_rtol * sig_max_est
-    lam, lam_res = lowest_eigenvalue(gram, inv_apply, v0, project, tau_est**2)
+    lam, lam_res = lowest_eigenvalue(gram, inv_apply, v0, project, tau_est**2, rtol)
     sig_min_lu = jnp.sqrt(jnp.maximum(lam, 0.0))
     sig_min_res = 0.5 * lam_res / jnp.maximum(sig_min_lu, tiny)
-    use_fallback = ~lu_ok | ~(sig_min_lu > tau_est) | ~jnp.isfinite(sig_min_lu)
+    resolved = lam_res <= rtol * lam
+    use_fallback = ~lu_ok | ~(sig_min_lu > tau_est) | ~jnp.isfinite(sig_min_lu) | ~resolved
 
     def svd(_):
-        return tuple(jnp.linalg.svd(k_p_of_m()))
+        return tuple(jnp.linalg.svd(k_p()))
 
     def skip(_):
         return jnp.zeros((d, d), dtype), jnp.ones(d, dtype), jnp.zeros((d, d), dtype)
@@ -216,7 +228,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
     tau = singular_rtol * jnp.max(s)
     null = s <= tau
     inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, s))
-    detected_s = jnp.sum(null).astype(jnp.int32) - n_known
+    detected_s = jnp.sum(null).astype(jnp.int32) - proj.n_known
     f = use_fallback
     spectrum = Spectrum(
         lambda_min=jnp.where(f, jnp.min(jnp.where(null, jnp.inf, s)), sig_min_lu),
@@ -228,8 +240,7 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
         verdict=jnp.where(f & (detected_s > 0), VERDICT_SINGULAR, VERDICT_REGULAR).astype(jnp.int32),
     )
     # K X = R with K = U S Vᵀ: X = V S⁺ Uᵀ R  -> left = Vᵀ.T, right = Uᵀ
-    factor = DenseFactor(f, primary, vt.T, inv, u.T)
-    return factor, spectrum
+    return DenseFactor(f, primary, vt.T, inv, u.T), spectrum
 
 
 def solve(factor: DenseFactor, proj: la.NullProjector, sign: int, symmetric: bool, rhs, transpose: bool = False):

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from .._linear_solve import LinearSolver
 from . import _block_krylov as bk
+from . import _dense
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems
 from ._diagnostics import VERDICT_MINIMUM, VERDICT_REGULAR, VERDICT_SADDLE, VERDICT_SINGULAR, Spectrum
@@ -51,9 +52,10 @@ def _preconditioner(plan, asm: Assembly):
     return precond
 
 
-def _lanczos_spectrum(plan, apply_k, proj: la.NullProjector, n_masked, d, dtype):
-    """Spectrum of a symmetric `K` from one Lanczos run; returns `(Spectrum, unresolved,
-    deflation or None)`."""
+def _lanczos_spectrum(plan, apply_k, proj: la.NullProjector, n_masked, d, dtype, rtol: float = 1e-3):
+    """Spectrum of a symmetric `K` from one Lanczos run; returns `(Spectrum, conclusive,
+    deflation or None)`. Conclusive: `λ_min` resolved to `rtol` (Ritz residual) and no
+    Ritz value that could be a zero or negative eigenvalue (then no dense check is needed)."""
     steps = min(plan.krylov.lanczos_steps, max(d - proj.n_known, 1))
     ritz = bk.lanczos(apply_k, la.probe_vectors(plan.seed + 3, 1, d, dtype)[0], steps, proj.rows)
     lam_max = jnp.max(jnp.abs(ritz.values))
@@ -61,14 +63,20 @@ def _lanczos_spectrum(plan, apply_k, proj: la.NullProjector, n_masked, d, dtype)
     nonzero = jnp.abs(ritz.values) > tau
     lam_min = jnp.min(jnp.where(nonzero, ritz.values, jnp.inf))
     lam_res = ritz.residuals[jnp.argmin(jnp.where(nonzero, ritz.values, jnp.inf))]
-    negative = jnp.sum((ritz.values < -tau) & jnp.isfinite(ritz.residuals)).astype(jnp.int32)
-    # vanishing rows (projected out) plus zero Ritz values: unexpected zero modes
+    finite = jnp.isfinite(ritz.residuals)
+    negative = jnp.sum((ritz.values < -tau) & finite).astype(jnp.int32)
+    # vanishing rows (projected out) plus converged zero Ritz values: unexpected zero modes
     # (Lanczos sees one vector per distinct eigenvalue: a lower bound)
-    detected = n_masked + jnp.sum(
-        ~nonzero & jnp.isfinite(ritz.residuals) & (ritz.residuals <= tau * 10)
-    ).astype(jnp.int32)
+    zero_ritz = jnp.sum(~nonzero & finite & (ritz.residuals <= tau * 10)).astype(jnp.int32)
+    detected = n_masked + zero_ritz
     verdict = jnp.where(negative > 0, VERDICT_SADDLE, jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM))
     spectrum = Spectrum(lam_min, lam_max, lam_res, detected, negative, jnp.zeros((), dtype), verdict.astype(jnp.int32))
+    # a Ritz value whose interval [θ − r, θ + r] reaches down to the zero threshold may be a
+    # zero or negative eigenvalue not yet resolved: not conclusive
+    conclusive = (
+        (negative == 0) & (zero_ritz == 0) & (lam_res <= rtol * jnp.abs(lam_min))
+        & (jnp.min(jnp.where(finite, ritz.values - ritz.residuals, jnp.inf)) > tau)
+    )
     deflation = None
     if plan.krylov.deflation > 0:
         deflation = bk.Deflation.from_ritz(ritz, apply_k, min(plan.krylov.deflation, steps), tau)
@@ -78,7 +86,33 @@ def _lanczos_spectrum(plan, apply_k, proj: la.NullProjector, n_masked, d, dtype)
             jnp.eye(deflation.e_inv.shape[0], dtype=dtype),
         )
         deflation = jax.lax.cond(negative > 0, lambda _: empty, lambda _: deflation, None)
-    return spectrum, ~(lam_res <= 0.1 * jnp.abs(lam_min)), deflation
+    return spectrum, conclusive, deflation
+
+
+def _spectrum(plan, asm: Assembly, apply_k, proj: la.NullProjector, n_masked, sys: Systems):
+    """Lanczos first; where it is not conclusive and the dense matrix fits the memory
+    budget, the dense strategy's own spectral analysis decides (Cholesky and inverse
+    iteration, exact eigendecomposition when needed): then the verdict is the dense one.
+    Returns `(Spectrum, unresolved, deflation)`."""
+    d, dtype = asm.prob.d, asm.prob.dtype
+    if plan.symmetric:
+        spectrum, conclusive, deflation = _lanczos_spectrum(plan, apply_k, proj, n_masked, d, dtype)
+    else:
+        nan, zero = jnp.asarray(jnp.nan, dtype), jnp.zeros((), jnp.int32)
+        spectrum = Spectrum(nan, nan, nan, zero, zero, jnp.zeros((), dtype), jnp.asarray(VERDICT_REGULAR, jnp.int32))
+        conclusive, deflation = jnp.asarray(False), None
+    if not plan.dense_spectrum:
+        return spectrum._replace(inconsistency=sys.masked_inconsistency), ~conclusive, deflation
+
+    def dense(_):
+        k = asm.k_sparse.todense() if asm.k_sparse is not None else asm.prob.k_dense()
+        _, found = _dense.factorize(k, proj, plan.symmetric, plan.sign, plan.singular_rtol,
+                                    sys.consistency_rhs, plan.seed + 3)
+        return found
+
+    spectrum = jax.lax.cond(conclusive, lambda _: spectrum, dense, None)
+    spectrum = spectrum._replace(inconsistency=jnp.maximum(spectrum.inconsistency, sys.masked_inconsistency))
+    return spectrum, jnp.asarray(False), deflation
 
 
 def _per_column_bytes(asm: Assembly) -> int:
@@ -131,37 +165,41 @@ def _solve_rows(plan, apply_rows, precond, rhs_rows, tols, caps, deflation, sadd
 
 
 def solve_all(plan, asm: Assembly, proj: la.NullProjector, n_masked, sys: Systems) -> Solved:
-    """The matrix-free strategy's whole solve path: spectrum by Lanczos (symmetric `K`),
-    then every column and the Newton step as rows of one chunked block solve."""
-    d, dtype, sign = asm.prob.d, asm.prob.dtype, plan.sign
+    """The matrix-free strategy's whole solve path: the spectrum (`_spectrum`), then every
+    column and the Newton step as rows of one chunked block solve; further forward solves
+    (the error estimate) by the same solver."""
+    dtype, sign, opts = asm.prob.dtype, plan.sign, plan.krylov
     apply_k, apply_kt = _operators(plan, asm)
     transposed = plan.mode == "reverse"
     apply_op = apply_kt if (transposed and not plan.symmetric) else apply_k
-    if plan.symmetric:
-        spectrum, unresolved, deflation = _lanczos_spectrum(plan, apply_k, proj, n_masked, d, dtype)
-    else:
-        nan, zero = jnp.asarray(jnp.nan, dtype), jnp.zeros((), jnp.int32)
-        spectrum = Spectrum(nan, nan, nan, zero, zero, jnp.zeros((), dtype), jnp.asarray(VERDICT_REGULAR, jnp.int32))
-        unresolved, deflation = jnp.asarray(True), None
-    spectrum = spectrum._replace(inconsistency=sys.masked_inconsistency)
+    spectrum, unresolved, deflation = _spectrum(plan, asm, apply_k, proj, n_masked, sys)
+    saddle = spectrum.negative > 0
+    precond = _preconditioner(plan, asm)
+    per_col = _per_column_bytes(asm)
     # The Newton step rides along as one more row with a loose tolerance and a short
     # cap: the estimate needs a few digits, and on a singular system a noise-level F
     # need not be consistent (it would never converge).
     rhs_rows = sign * sys.rhs.T
     m_main = rhs_rows.shape[0]
-    tols = jnp.full(m_main, plan.krylov.tol, dtype)
-    caps = jnp.full(m_main, plan.krylov.maxiter, jnp.int32)
+    tols = jnp.full(m_main, opts.tol, dtype)
+    caps = jnp.full(m_main, opts.maxiter, jnp.int32)
     if sys.newton_rhs is not None:
         rhs_rows = jnp.concatenate([rhs_rows, sign * sys.newton_rhs[None, :]])
         tols = jnp.concatenate([tols, jnp.full(1, 1e-3, dtype)])
-        caps = jnp.concatenate([caps, jnp.full(1, min(plan.krylov.maxiter, 200), jnp.int32)])
-    x_rows, rep = _solve_rows(
-        plan, apply_op, _preconditioner(plan, asm), rhs_rows, tols, caps, deflation,
-        spectrum.negative > 0, proj, _per_column_bytes(asm),
-    )
+        caps = jnp.concatenate([caps, jnp.full(1, min(opts.maxiter, 200), jnp.int32)])
+    x_rows, rep = _solve_rows(plan, apply_op, precond, rhs_rows, tols, caps, deflation, saddle, proj, per_col)
     x_rows = proj.rows(x_rows)
     newton = x_rows[m_main] if sys.newton_rhs is not None else None
     rep = jax.tree.map(lambda a: a[:m_main], rep)
+
+    def solve_forward(r_cols):
+        k = r_cols.shape[1]
+        x, _ = _solve_rows(
+            plan, apply_k, precond, sign * r_cols.T, jnp.full(k, opts.tol, dtype),
+            jnp.full(k, opts.maxiter, jnp.int32), deflation, saddle, proj, per_col,
+        )
+        return proj.rows(x).T
+
     return Solved(
-        x_rows[:m_main].T, newton, None, rep.residual, rep.iterations, rep.converged, spectrum, unresolved,
+        x_rows[:m_main].T, newton, solve_forward, rep.residual, rep.iterations, rep.converged, spectrum, unresolved,
     )

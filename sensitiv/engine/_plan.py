@@ -49,6 +49,7 @@ class Plan:
     trust_rtol: float
     structure_rtol: float
     seed: int
+    dense_spectrum: bool  # the dense matrix fits the budget: its spectrum settles the verdict
     observable: Any = None
     g_layout: Layout | None = None
 
@@ -278,6 +279,6 @@ def make_plan(optimality_fun, sol, params, args, *, observable, mode, method, nu
         b_assembly=_b_assembly(parameter_derivatives, mode, param_plan, d if m_out is None else m_out),
         krylov=krylov, memory_budget=budget, mesh=column_mesh(shard), singular_rtol=singular_rtol,
         trust_rtol=trust_rtol, structure_rtol=structure_rtol, seed=int(seed),
-        observable=observable, g_layout=g_layout,
+        dense_spectrum=dense_bytes(d, 8, itemsize) <= budget, observable=observable, g_layout=g_layout,
     )
     return plan, null_basis, reason

@@ -42,29 +42,33 @@ def _derivative(plan, asm: Assembly, sys: Systems, x_cols):
     return contrib if plan.observable is None else sys.g_theta + contrib
 
 
+def _jacobian_scale(prob: Problem):
+    """A scale of `∂x*/∂θ` that does not vanish with the answer: the spread of the solution
+    (standard deviation of its entries: for positions, a length of the size of the
+    structure) per unit of `θ` (or per rms of `θ` where that exceeds 1). A Jacobian that is
+    zero by symmetry (a Bravais lattice under strain) has errors measured against it."""
+    theta_rms = jnp.sqrt(jnp.mean(prob.theta**2)) if prob.n else jnp.ones((), prob.dtype)
+    return jnp.std(prob.x) / jnp.maximum(theta_rms, 1.0)
+
+
 def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved):
-    """Relative error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1):
-    the first-order change of `J u` along the Newton step, in the random direction `u`;
-    solved with the dense factor, bounded with `λ_min` by the matrix-free strategy."""
+    """Error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1): the
+    first-order change `ΔJ u = −K⁻¹ h` of `J u` along the Newton step, in the random
+    direction `u`, solved by the strategy; relative to `max(‖J u‖, scale · ‖u‖)`
+    (`_jacobian_scale`), so that it stays meaningful where `J` vanishes."""
     prob, pu, dtype = asm.prob, asm.probe_u, asm.prob.dtype
-    tiny = jnp.finfo(dtype).tiny
-    nan = jnp.asarray(jnp.nan, dtype)
-    if solved.newton is None:
-        return nan
+    if solved.newton is None or solved.solve_forward is None:
+        return jnp.asarray(jnp.nan, dtype)
     if plan.mode == "reverse" and plan.observable is not None:
         # total derivative in reverse mode: J u needs one forward solve
-        if solved.solve_forward is None:
-            return nan
         bu = asm.b_dense @ pu if asm.b_dense is not None else prob.b_lin(pu)
         ju = solved.solve_forward(-bu[:, None])[:, 0]
     else:
         ju = j_flat @ pu
     h = _second_order(prob, solved.newton, ju, pu)
-    if solved.solve_forward is not None:
-        dju = solved.solve_forward(-h[:, None])[:, 0]
-        return jnp.linalg.norm(dju) / (jnp.linalg.norm(ju) + tiny)
-    lam_min = solved.spectrum.lambda_min
-    return jnp.linalg.norm(h) / (jnp.abs(lam_min) * jnp.linalg.norm(ju) + tiny)
+    dju = solved.solve_forward(-h[:, None])[:, 0]
+    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_scale(prob) * jnp.linalg.norm(pu))
+    return jnp.linalg.norm(dju) / jnp.maximum(scale, jnp.finfo(dtype).tiny)
 
 
 def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est) -> JacobianInfo:
@@ -110,6 +114,7 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est) -> JacobianInf
         reason="",
         n_colors=plan.sparsity.n_colors if plan.sparsity is not None else 0,
         n_products=asm.n_products,
+        trust_rtol=plan.trust_rtol,
     )
 
 
