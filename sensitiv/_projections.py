@@ -1,26 +1,13 @@
-"""Euclidean projections onto convex sets, differentiable in the point and in the set.
+"""Closed-form Euclidean projections: the ones `solvers/` and `optimality/` build on.
 
-Every projection has the signature `projection(x, hyperparams)` (the second argument
-describes the set and may have a default), so any of them can be handed to
-`sensitiv.optimality.projected_gradient_fixed_point`, `sensitiv.solvers.ProjectedGradient`
-or `sensitiv.prox.make_prox_from_projection`. Each one is differentiable with
-respect to both `x` and `hyperparams` by `jax.jvp`, `jax.grad`, `jax.jacfwd`, ...:
-
-- closed-form, piecewise-smooth projections are differentiated by autodiff of the formula,
-  with the few divisions by a norm guarded so that no `NaN` leaks out of an unused branch;
-- where autodiff of the algorithm would be wrong or wasteful (the sorting-based simplex
-  projection, the eigendecomposition of the PSD projection) a closed-form custom JVP is
-  given;
-- projections computed by an iterative solver (polyhedron, transport polytope) are
-  differentiated implicitly through `sensitiv.custom_root`.
-
-At points where a projection is not differentiable (a kink of a piecewise formula) the
-derivative returned is one of the one-sided derivatives; these points have measure zero.
+This module imports no solver, so the solvers can use these projections without an import
+circle; `sensitiv.projections` is the public face that re-exports them next to the
+projections computed by a solver (polyhedron, transport and Birkhoff polytopes). See that
+module for the conventions shared by all of them.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -38,11 +25,8 @@ __all__ = [
     "projection_hyperplane",
     "projection_halfspace",
     "projection_affine_set",
-    "projection_polyhedron",
     "projection_second_order_cone",
     "projection_psd_cone",
-    "projection_transport",
-    "projection_birkhoff",
     "kl_projection_simplex",
 ]
 
@@ -63,6 +47,12 @@ def _safe_norm(sq):
     """`sqrt(sq)` whose derivative is 0 (not NaN) at `sq = 0`."""
     positive = sq > 0
     return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def _or_default(value, default):
+    """`None` stands for a projection's default set (as in jaxopt, and as
+    `make_prox_from_projection` and the solvers pass it when no hyperparameters are given)."""
+    return default if value is None else value
 
 
 def _broadcast_tree(value, like):
@@ -127,7 +117,7 @@ def projection_l2_ball(x: Any, radius: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
+    - `radius`: the radius (scalar, differentiable; `None` means 1).
 
     **Returns:** a pytree like `x`.
 
@@ -137,6 +127,7 @@ def projection_l2_ball(x: Any, radius: Any = 1.0) -> Any:
     projection_l2_ball(jnp.array([3.0, 4.0]), 1.0)  # [0.6, 0.8]
     ```
     """
+    radius = _or_default(radius, 1.0)
     norm = _safe_norm(_tree_sq_norm(x))
     outside = norm > radius
     scale = jnp.where(outside, radius / jnp.where(outside, norm, 1.0), 1.0)
@@ -149,7 +140,7 @@ def projection_linf_ball(x: Any, radius: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, or pytree shaped like `x`).
+    - `radius`: the radius (scalar, or pytree shaped like `x`; `None` means 1).
 
     **Returns:** a pytree like `x`.
 
@@ -159,7 +150,7 @@ def projection_linf_ball(x: Any, radius: Any = 1.0) -> Any:
     projection_linf_ball(jnp.array([-2.0, 0.5]), 1.0)  # [-1., 0.5]
     ```
     """
-    radius = _broadcast_tree(radius, x)
+    radius = _broadcast_tree(_or_default(radius, 1.0), x)
     return jax.tree_util.tree_map(lambda v, r: jnp.minimum(jnp.maximum(v, -r), r), x, radius)
 
 
@@ -173,7 +164,7 @@ def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
+    - `radius`: the radius (scalar, differentiable; `None` means 1).
 
     **Returns:** a pytree like `x`.
 
@@ -183,6 +174,7 @@ def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
     projection_l2_sphere(jnp.array([3.0, 4.0]), 10.0)  # [6., 8.]
     ```
     """
+    radius = _or_default(radius, 1.0)
     norm = _safe_norm(_tree_sq_norm(x))
     nonzero = norm > 0
     scale = radius / jnp.where(nonzero, norm, 1.0)
@@ -197,14 +189,20 @@ def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
 @jax.custom_jvp
 def _simplex(x, value):
     # Sorting-based algorithm (Held, Wolfe, Crowder 1974; Duchi et al. 2008): find the
-    # threshold tau with sum(max(x - tau, 0)) = value.
+    # threshold tau with sum(max(x - tau, 0)) = value. The projection commutes with
+    # shifts, so x is shifted to max(x) = 0 first: the largest entry is then exactly 0,
+    # the first candidate support (the largest entry alone) is always accepted
+    # (0 - (0 - value)/1 = value > 0), and the cancellation x - tau happens between
+    # numbers of the size of the spread of x, not of its magnitude: [1e9, 0] in float32
+    # projects to [1, 0] instead of losing the 1 in 1e9 + 1.
     n = x.shape[0]
-    u = jnp.sort(x)[::-1]
+    shifted = x - jnp.max(x)
+    u = jnp.sort(shifted)[::-1]
     cumulative = jnp.cumsum(u) - value
     index = jnp.arange(1, n + 1, dtype=x.dtype)
-    support_size = jnp.sum(u - cumulative / index > 0)
+    support_size = jnp.maximum(jnp.sum(u - cumulative / index > 0), 1)
     tau = cumulative[support_size - 1] / support_size.astype(x.dtype)
-    return jnp.maximum(x - tau, 0)
+    return jnp.maximum(shifted - tau, 0)
 
 
 @_simplex.defjvp
@@ -231,7 +229,7 @@ def projection_simplex(x: jax.Array, value: Any = 1.0) -> jax.Array:
     **Arguments:**
 
     - `x`: a 1-D array. For the rows of a matrix, use `jax.vmap(projection_simplex)`.
-    - `value`: the sum of the simplex (scalar > 0, differentiable).
+    - `value`: the sum of the simplex (scalar > 0, differentiable; `None` means 1).
 
     **Returns:** a 1-D array like `x`.
 
@@ -249,7 +247,7 @@ def projection_simplex(x: jax.Array, value: Any = 1.0) -> jax.Array:
         raise InputError(
             f"projection_simplex: x must be 1-D, got shape {x.shape}; use jax.vmap for rows"
         )
-    return _simplex(x, jnp.asarray(value, x.dtype))
+    return _simplex(x, jnp.asarray(_or_default(value, 1.0), x.dtype))
 
 
 def projection_l1_ball(x: Any, radius: Any = 1.0) -> Any:
@@ -262,7 +260,7 @@ def projection_l1_ball(x: Any, radius: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
+    - `radius`: the radius (scalar, differentiable; `None` means 1).
 
     **Returns:** a pytree like `x`.
 
@@ -273,7 +271,7 @@ def projection_l1_ball(x: Any, radius: Any = 1.0) -> Any:
     ```
     """
     flat, unravel = ravel_pytree(x)
-    radius = jnp.asarray(radius, flat.dtype)
+    radius = jnp.asarray(_or_default(radius, 1.0), flat.dtype)
     inside = jnp.sum(jnp.abs(flat)) <= radius
     projected = jnp.sign(flat) * _simplex(jnp.abs(flat), radius)
     return unravel(jnp.where(inside, flat, projected))
@@ -290,7 +288,7 @@ def kl_projection_simplex(y: jax.Array, value: Any = 1.0) -> jax.Array:
     **Arguments:**
 
     - `y`: a 1-D array, a point of the mirror (dual) space.
-    - `value`: the sum of the simplex.
+    - `value`: the sum of the simplex (`None` means 1).
 
     **Returns:** a 1-D array on the simplex.
 
@@ -300,7 +298,7 @@ def kl_projection_simplex(y: jax.Array, value: Any = 1.0) -> jax.Array:
     kl_projection_simplex(jnp.log(jnp.array([1.0, 3.0])))  # [0.25, 0.75]
     ```
     """
-    return value * jax.nn.softmax(y)
+    return _or_default(value, 1.0) * jax.nn.softmax(y)
 
 
 # --- hyperplane, halfspace, affine set -------------------------------------------------------
@@ -371,56 +369,6 @@ def projection_affine_set(x: jax.Array, hyperparams: tuple[jax.Array, jax.Array]
     gram = A @ A.T
     factor = jax.scipy.linalg.cho_factor(gram)
     return x - A.T @ jax.scipy.linalg.cho_solve(factor, A @ x - b)
-
-
-def projection_polyhedron(
-    x: jax.Array,
-    hyperparams: tuple[Any, Any, Any, Any],
-    *,
-    tol: float = 1e-12,
-    maxiter: int = 5000,
-    check: bool = False,
-) -> jax.Array:
-    r"""Projection onto the polyhedron `{y : A y = b, G y ≤ h}` by a QP solve.
-
-    Solves `min_y ½‖y − x‖² s.t. A y = b, G y ≤ h` with `sensitiv.solvers.QP`; derivatives
-    with respect to `x`, `A`, `b`, `G`, `h` are implicit, through the QP's KKT conditions
-    (exact when strict complementarity holds at the solution).
-
-    **Arguments:**
-
-    - `x`: a 1-D array of size `n`.
-    - `hyperparams`: `(A, b, G, h)`; `A`, `b` may be `None` (no equality), as may `G`, `h`.
-    - `tol`, `maxiter`: passed to the QP solver.
-    - `check`: if `True` (outside `jit` only), raise `ConvergenceError` when the QP did not
-      converge. Under `jit` use `sensitiv.solvers.QP` directly to get its state.
-
-    **Returns:** a 1-D array like `x`.
-
-    **Example:**
-
-    ```python
-    G = jnp.array([[1.0, 1.0]]); h = jnp.array([1.0])
-    projection_polyhedron(jnp.array([1.0, 1.0]), (None, None, G, h))  # [0.5, 0.5]
-    ```
-    """
-    from .solvers import QP  # the solvers build on projections, not the other way round
-
-    A, b, G, h = hyperparams
-    n = x.shape[0]
-    solver = QP(tol=tol, maxiter=maxiter)
-    eye = jnp.eye(n, dtype=x.dtype)
-    params_eq = None if A is None else (A, b)
-    params_ineq = None if G is None else (G, h)
-    sol, state = solver.run(None, (eye, -x), params_eq, params_ineq)
-    if check:
-        from .errors import ConvergenceError
-
-        if not bool(state.converged):
-            raise ConvergenceError(
-                f"projection_polyhedron: QP did not converge (KKT residual {float(state.error):.3e})"
-            )
-    return sol.primal
 
 
 # --- cones -----------------------------------------------------------------------------------
@@ -512,130 +460,3 @@ def projection_psd_cone(x: jax.Array, hyperparams: Any = None) -> jax.Array:
     return _psd((x + x.T) / 2)
 
 
-# --- transport polytope / Birkhoff polytope (entropic) -------------------------------------
-
-
-def _transport_plan(potentials, scores, regularization):
-    f, g_head = potentials
-    g = jnp.concatenate([g_head, jnp.zeros((1,), g_head.dtype)])
-    return jnp.exp((scores + f[:, None] + g[None, :]) / regularization)
-
-
-def _transport_optimality(potentials, scores, marginals, regularization):
-    # Gradient of the concave dual  <f, a> + <g, b> − ε Σ exp((X + f ⊕ g)/ε), with the
-    # gauge g_last = 0 removing its one-dimensional null space (f + c, g − c). The
-    # negative Jacobian is then symmetric positive definite: conjugate gradients apply.
-    a, b = marginals
-    plan = _transport_plan(potentials, scores, regularization)
-    return a - jnp.sum(plan, axis=1), b[:-1] - jnp.sum(plan, axis=0)[:-1]
-
-
-def _sinkhorn(scores, marginals, regularization, tol, maxiter):
-    a, b = marginals
-    log_a, log_b = jnp.log(a), jnp.log(b)
-    eps = regularization
-    lse = jax.scipy.special.logsumexp
-
-    def update(f, g):
-        f = eps * (log_a - lse((scores + g[None, :]) / eps, axis=1))
-        g = eps * (log_b - lse((scores + f[:, None]) / eps, axis=0))
-        return f, g
-
-    def error(f, g):
-        plan = jnp.exp((scores + f[:, None] + g[None, :]) / eps)
-        return jnp.sum(jnp.abs(jnp.sum(plan, axis=1) - a))
-
-    def cond(carry):
-        _, _, err, k = carry
-        return (err > tol) & (k < maxiter)
-
-    def body(carry):
-        f, g, _, k = carry
-        f, g = update(f, g)
-        return f, g, error(f, g), k + 1
-
-    f0 = jnp.zeros_like(a)
-    g0 = jnp.zeros_like(b)
-    f, g, err, k = jax.lax.while_loop(cond, body, (f0, g0, jnp.asarray(jnp.inf, a.dtype), 0))
-    # Fix the gauge: shift so that g_last = 0 (the plan is unchanged).
-    shift = g[-1]
-    return (f + shift, g[:-1] - shift), (err, k)
-
-
-def projection_transport(
-    x: jax.Array,
-    marginals: tuple[jax.Array, jax.Array],
-    *,
-    regularization: float = 1.0,
-    tol: float = 1e-12,
-    maxiter: int = 10000,
-) -> jax.Array:
-    r"""Entropic projection onto the transport polytope `U(a, b) = {P ≥ 0 : P1 = a, Pᵀ1 = b}`.
-
-    Returns the KL projection of the Gibbs kernel `exp(X/ε)` onto `U(a, b)`:
-
-    `P = argmax_{P ∈ U(a, b)} ⟨P, X⟩ − ε Σᵢⱼ Pᵢⱼ (log Pᵢⱼ − 1)`,
-
-    computed by log-domain Sinkhorn iterations and differentiated implicitly (through
-    `sensitiv.custom_root` on the dual optimality conditions, with a gauge fixed so that the
-    linear system is symmetric positive definite) with respect to `X`, `a`, `b` and `ε`.
-    As `ε → 0` it tends to a solution of the linear program `max ⟨P, X⟩ over U(a, b)`.
-
-    **Arguments:**
-
-    - `x`: the score matrix `X`, shape `(m, n)`.
-    - `marginals`: `(a, b)`, positive arrays of shapes `(m,)`, `(n,)` with equal sums.
-    - `regularization`: the entropic regularization `ε > 0`.
-    - `tol`, `maxiter`: Sinkhorn stops when `‖P1 − a‖₁ ≤ tol` or after `maxiter` sweeps.
-
-    **Returns:** the plan `P`, shape `(m, n)`.
-
-    **Example:**
-
-    ```python
-    a = jnp.full(3, 1 / 3); b = jnp.full(2, 1 / 2)
-    P = projection_transport(scores, (a, b), regularization=0.1)
-    ```
-    """
-    a, b = marginals
-    return _projection_transport(x, a, b, jnp.asarray(regularization, x.dtype), tol=tol, maxiter=maxiter)
-
-
-@functools.partial(jax.jit, static_argnames=("tol", "maxiter"))
-def _projection_transport(x, a, b, regularization, *, tol, maxiter):
-    # Jitted once per (shapes, tol, maxiter): repeated projections reuse the compiled loop.
-    from . import custom_root
-
-    @custom_root(_transport_optimality, solve="cg")
-    def solve(scores, marginals, regularization):
-        potentials, _ = _sinkhorn(scores, marginals, regularization, tol, maxiter)
-        return potentials
-
-    potentials = solve(x, (a, b), regularization)
-    return _transport_plan(potentials, x, regularization)
-
-
-def projection_birkhoff(x: jax.Array, hyperparams: Any = None, *, regularization: float = 1.0, **kwargs) -> jax.Array:
-    r"""Entropic projection onto the Birkhoff polytope of doubly stochastic matrices.
-
-    `projection_transport(x, (1, 1), regularization=ε)` for a square `x`: rows and columns
-    of the result sum to one.
-
-    **Arguments:**
-
-    - `x`: a square score matrix `(n, n)`.
-    - `hyperparams`: ignored.
-    - `regularization`, `**kwargs`: see `projection_transport`.
-
-    **Returns:** a doubly stochastic matrix `(n, n)`.
-
-    **Example:**
-
-    ```python
-    P = projection_birkhoff(scores, regularization=0.05)  # ≈ a permutation matrix
-    ```
-    """
-    del hyperparams
-    n = x.shape[0]
-    ones = jnp.ones(n, x.dtype)
-    return projection_transport(x, (ones, ones), regularization=regularization, **kwargs)
