@@ -397,9 +397,12 @@ def custom_root(
     - `reference_signature`: a function (or `inspect.Signature`) whose signature stands
       for `optimality_fun`'s when that one hides it (e.g. `*args` wrappers).
 
-    The solver's arguments are matched to `F`'s by name; if no names match, by position,
-    where a solver with one positional argument more than `F`'s parameters takes an
-    initial guess first (jaxopt's convention). When `F` takes `*args`, every positional
+    The solver's arguments (its `**kwargs` entries included) are matched to `F`'s by
+    name; if no names match, or the names cover only part of `F`'s required arguments,
+    by position, where a solver with one positional argument more than `F`'s parameters
+    takes an initial guess first (jaxopt's convention). Matched arguments are passed to
+    `F` by position wherever its (read or reference) signature allows, so an `F(x, *args)`
+    carrying another signature through `functools.wraps` receives them as in jaxopt. When `F` takes `*args`, every positional
     solver argument is passed on, except a first one named as an initial guess (`init…`,
     `x0`, `x_init`, `guess`, `initial_guess`, `params0`, `sol0`); pass
     `reference_signature=` to say otherwise. Solver
