@@ -27,12 +27,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
-import yaml
 
 from ..errors import ConfigError
 from ..plugins import Registry, get_registry
 from ._schema import SOLVER_NONE, ConfigIssue, _json_path, base_schema, full_schema, validate
-from ._yaml import Marks, load_yaml_with_marks, parse_yaml_text
+from ._yaml import Marks, dump_yaml, load_yaml_with_marks, parse_scalar, parse_yaml_text
 from .theta import parse_parameter_label
 
 __all__ = [
@@ -293,7 +292,7 @@ class Config:
 
     def to_yaml(self) -> str:
         """The resolved configuration as YAML text (stored in the output)."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return dump_yaml(self.to_dict())
 
 
 # -- defaults and resolution ------------------------------------------------------------
@@ -413,7 +412,8 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:
-    """Parse a `--set key.path=value` override (value as YAML): `(("a", "b"), value)`."""
+    """Parse a `--set key.path=value` override (value as YAML 1.2): `(("a", "b"), value)`;
+    `solver.options.ftol=1e-9` gives the number 1e-09."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: write KEY.PATH=VALUE, e.g. structure.generator.n_atoms=32")
     key, _, raw = text.partition("=")
@@ -422,11 +422,7 @@ def parse_override(text: str) -> tuple[tuple, Any]:
         if not part:
             raise ConfigError(f"--set {text!r}: empty key in {key!r}")
         parts.append(int(part) if part.isdigit() else part)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: malformed YAML value: {err}") from None
-    return tuple(parts), value
+    return tuple(parts), parse_scalar(raw, f"--set {text!r}")
 
 
 def _apply_override(data: dict, marks: Marks, path: tuple, value: Any, text: str) -> None:
