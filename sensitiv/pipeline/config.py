@@ -290,6 +290,21 @@ class Config:
         """The resolved configuration as plain dicts and lists (a copy)."""
         return copy.deepcopy(dict(self.resolved))
 
+    def with_output(self, path: str | None = None, overwrite: bool | None = None) -> "Config":
+        """This config with `output.path` (made absolute) and/or `output.overwrite` replaced,
+        as `-o` and `--force` do: the resolved config (`to_yaml`, the dry run, the stored
+        copy) then names the file actually written."""
+        changes: dict[str, Any] = {}
+        if path is not None:
+            changes["path"] = os.path.abspath(os.fspath(path))
+        if overwrite is not None:
+            changes["overwrite"] = bool(overwrite)
+        if not changes:
+            return self
+        resolved = copy.deepcopy(dict(self.resolved))
+        resolved["output"] = {**resolved["output"], **changes}
+        return dataclasses.replace(self, output=dataclasses.replace(self.output, **changes), resolved=resolved)
+
     def to_yaml(self) -> str:
         """The resolved configuration as YAML text (stored in the output)."""
         return dump_yaml(self.to_dict())
