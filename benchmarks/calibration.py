@@ -286,7 +286,7 @@ CASES = [
     Case("fcc-lj-sheared", "perfect LJ fcc under 3% shear, θ = strain (zero Jacobian)", TRUSTED,
          lambda r: _lattice_case("fcc", A_FCC, strain=SHEAR, reduced=r)),
     Case("bcc-lj", "perfect LJ bcc at the fcc density, θ = strain", TRUSTED,
-         lambda r: _lattice_case("bcc", A_FCC * 0.5 ** (1 / 3) * 2 ** (1 / 3) * 0.7937 * 1.26, reduced=r)),
+         lambda r: _lattice_case("bcc", A_FCC * 0.5 ** (1 / 3), reduced=r)),
     Case("fcc-lj-vacancy", "LJ fcc with a vacancy, relaxed, θ = strain", TRUSTED,
          lambda r: _lattice_case("fcc", A_FCC, vacancy=True, reduced=r)),
     Case("diamond-sw", "SW silicon (diamond) under a general strain: internal relaxation", TRUSTED, case_silicon),
