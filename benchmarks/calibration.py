@@ -18,8 +18,8 @@ Jacobian J_ref = −(P K P)⁺ B. A case whose truth disagrees with its label st
 Per strategy, a confusion matrix (truth trusted/flagged × reported trusted/flagged, and
 flagged for the expected reason or not); per case, the reported λ_min against the
 reference (target: within 1e-3 relative, or an interval containing it), and the error
-estimate against the measured error ‖J − J_ref‖_F / max(‖J_ref‖_F, s√n), s the spread of
-x̂ per unit θ — the engine's own measure (target: within 10× where either exceeds the
+estimate against the measured error ‖J − J_ref‖_F / max(‖J_ref‖_F, √eps·s√n), s the spread
+of x̂ per unit θ — the engine's own measure (target: within 10× where either exceeds the
 round-off floor).
 """
 
@@ -344,7 +344,8 @@ def truth(setup: Setup) -> Truth:
     j_ref = -(q[:, ~null] / w[~null]) @ (q[:, ~null].T @ (p @ b))
     j_ref = j_ref - z.T @ (z @ j_ref)
     rms = float(np.sqrt(np.mean(np.asarray(flat_theta) ** 2)))
-    s = float(np.std(np.asarray(setup.x_hat if setup.x_hat is not None else setup.x_star))) / max(rms, 1.0)
+    eps = np.finfo(setup.dtype).eps
+    s = math.sqrt(eps) * float(np.std(np.asarray(setup.x_hat if setup.x_hat is not None else setup.x_star))) / max(rms, 1.0)
     return Truth(float(nonzero.min()) if nonzero.size else math.inf, float(lam_max),
                  int(null.sum()) - z.shape[0], int((w < -tau).sum()), j_ref, s * math.sqrt(flat_theta.size))
 

@@ -95,8 +95,9 @@ class JacobianInfo:
     - `jacobian_error_estimate`: error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al.
       2022, Theorem 1): the first-order change `ΔJ u` of the Jacobian along the Newton step
       in one random direction `u`, solved like the columns, relative to
-      `max(‖J u‖, s ‖u‖)` where `s` is the spread of `x̂` per unit of `θ` (so that a
-      Jacobian that vanishes by symmetry is not divided by zero); compared with `trust_rtol`;
+      `max(‖J u‖, √eps · s ‖u‖)` where `s` is the spread of `x̂` per unit of `θ` (so that a
+      Jacobian that vanishes by symmetry is not divided by its own round-off); compared
+      with `trust_rtol`;
     - `sparsity_error`: relative mismatch of the recovered sparse `∂₁F`/`∂₂F` against
       exact JVPs in a random direction (NaN when no structure was used);
     - `symmetry_error`: relative asymmetry `|aᵀKb − bᵀKa|` measured in random directions;

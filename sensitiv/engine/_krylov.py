@@ -193,12 +193,19 @@ def solve_all(plan, asm: Assembly, proj: la.NullProjector, n_masked, sys: System
     rep = jax.tree.map(lambda a: a[:m_main], rep)
 
     def solve_forward(r_cols):
-        k = r_cols.shape[1]
-        x, _ = _solve_rows(
-            plan, apply_k, precond, sign * r_cols.T, jnp.full(k, opts.tol, dtype),
-            jnp.full(k, opts.maxiter, jnp.int32), deflation, saddle, proj, per_col,
-        )
+        # one or two columns (the error estimate): MINRES alone serves minima and saddles
+        # (the preconditioner is positive definite at a minimum; at a saddle block-Jacobi
+        # may not be, so none), GMRES a nonsymmetric K; a compiled solver less than CG + MINRES
+        rows = sign * r_cols.T
+        if plan.symmetric:
+            x, _ = bk.block_minres(apply_k, rows, precond_spd, opts.tol, opts.maxiter, proj.rows)
+        else:
+            solver = LinearSolver("gmres", tol=opts.tol, maxiter=max(opts.maxiter // 20, 10),
+                                  precond=precond, null_space=proj.z)
+            x = jax.vmap(lambda r: solver.solve(apply_k, r)[0])(rows)
         return proj.rows(x).T
+
+    precond_spd = lambda r: jnp.where(saddle, r, precond(r))
 
     return Solved(
         x_rows[:m_main].T, newton, solve_forward, rep.residual, rep.iterations, rep.converged, spectrum, unresolved,

@@ -42,20 +42,22 @@ def _derivative(plan, asm: Assembly, sys: Systems, x_cols):
     return contrib if plan.observable is None else sys.g_theta + contrib
 
 
-def _jacobian_scale(prob: Problem):
-    """A scale of `∂x*/∂θ` that does not vanish with the answer: the spread of the solution
+def _jacobian_floor(prob: Problem):
+    """The size below which `‖J u‖` counts as zero: `√eps` of the spread of the solution
     (standard deviation of its entries: for positions, a length of the size of the
-    structure) per unit of `θ` (or per rms of `θ` where that exceeds 1). A Jacobian that is
-    zero by symmetry (a Bravais lattice under strain) has errors measured against it."""
+    structure) per unit of `θ` (per rms of `θ` where that exceeds 1). A Jacobian that
+    vanishes by symmetry (a Bravais lattice under strain) has its error measured against
+    this floor instead of against its own round-off."""
     theta_rms = jnp.sqrt(jnp.mean(prob.theta**2)) if prob.n else jnp.ones((), prob.dtype)
-    return jnp.std(prob.x) / jnp.maximum(theta_rms, 1.0)
+    eps = jnp.finfo(prob.dtype).eps
+    return jnp.sqrt(eps) * jnp.std(prob.x) / jnp.maximum(theta_rms, 1.0)
 
 
 def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved):
     """Error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1): the
     first-order change `ΔJ u = −K⁻¹ h` of `J u` along the Newton step, in the random
-    direction `u`, solved by the strategy; relative to `max(‖J u‖, scale · ‖u‖)`
-    (`_jacobian_scale`), so that it stays meaningful where `J` vanishes."""
+    direction `u`, solved by the strategy; relative to `max(‖J u‖, floor · ‖u‖)`
+    (`_jacobian_floor`), so that it stays meaningful where `J` vanishes."""
     prob, pu, dtype = asm.prob, asm.probe_u, asm.prob.dtype
     if solved.newton is None or solved.solve_forward is None:
         return jnp.asarray(jnp.nan, dtype)
@@ -67,7 +69,7 @@ def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved):
         ju = j_flat @ pu
     h = _second_order(prob, solved.newton, ju, pu)
     dju = solved.solve_forward(-h[:, None])[:, 0]
-    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_scale(prob) * jnp.linalg.norm(pu))
+    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_floor(prob) * jnp.linalg.norm(pu))
     return jnp.linalg.norm(dju) / jnp.maximum(scale, jnp.finfo(dtype).tiny)
 
 
