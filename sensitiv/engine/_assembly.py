@@ -104,27 +104,35 @@ def assemble(plan, prob: Problem) -> Assembly:
     return Assembly(prob, k_sparse, k_dense, b_dense, sparsity_error, symmetry_error, n_products, pu)
 
 
+def _keep_mask(row_max, singular_rtol, dtype):
+    """Mask (1 = keep) of the coordinates whose row of K vanishes (isolated zero modes).
+    When all of K vanishes (one atom in a box, atoms out of each other's reach) nothing is
+    masked: the zero modes are then judged against the known ones by the spectrum."""
+    top = jnp.max(row_max)
+    return jnp.where(top > 0, row_max > singular_rtol * top, True).astype(dtype)
+
+
 def vanishing_rows(k, singular_rtol):
     """Mask (1 = keep) of the coordinates whose row of `k` vanishes: isolated zero modes."""
-    row = jnp.max(jnp.abs(k), axis=1)
-    return (row > singular_rtol * jnp.max(row)).astype(k.dtype)
+    return _keep_mask(jnp.max(jnp.abs(k), axis=1), singular_rtol, k.dtype)
 
 
 def zero_mode_projector(plan, asm: Assembly, null_basis) -> tuple[la.NullProjector, jax.Array]:
     """The known zero modes, and coordinates whose row of K vanishes (rattlers); returns the
-    projector onto their complement and the number of vanishing coordinates."""
+    projector onto their complement and the number of zero modes the vanishing rows add
+    beyond the known ones."""
     d, dtype = asm.prob.d, asm.prob.dtype
     keep = jnp.ones(d, dtype)
     if plan.symmetric and asm.k_sparse is not None:  # from the blocks: no pass over d × d
         k_sparse = asm.k_sparse
         block_rows = jnp.max(jnp.abs(k_sparse.blocks), axis=2)  # (P, bs): each block's rows
         rows_max = jax.ops.segment_max(block_rows, k_sparse.rows, k_sparse.n_blocks).reshape(-1)
-        keep = (rows_max > plan.singular_rtol * jnp.max(rows_max)).astype(dtype)
+        keep = _keep_mask(rows_max, plan.singular_rtol, dtype)
     elif plan.symmetric and asm.k_dense is not None:
         keep = vanishing_rows(asm.k_dense, plan.singular_rtol)
     z = null_basis.astype(dtype) if null_basis is not None else None
     proj = la.NullProjector(z, keep)
-    return proj, jnp.sum(1.0 - keep).astype(jnp.int32)
+    return proj, proj.masked_beyond_known()
 
 
 def systems(plan, asm: Assembly, proj: la.NullProjector) -> Systems:

@@ -141,6 +141,15 @@ def factorize(k, proj: la.NullProjector, symmetric: bool, sign: int, singular_rt
         frac = jnp.where(rn > 0, inside / jnp.where(rn > 0, rn, 1.0), 0.0)
         return jnp.max(frac, initial=0.0)
 
+    if proj.n_known >= d:  # every mode is a known zero mode: M = s I, nothing to analyse
+        if symmetric:
+            chol = la.cholesky(m)
+            primary = (la.lower_inverse(chol),) if _prefer_inverse() else (chol,)
+        else:
+            primary = la.lu_factor(m)
+        zeros = jnp.zeros((d, d), dtype)
+        factor = DenseFactor(jnp.asarray(False), primary, zeros, jnp.ones(d, dtype), None if symmetric else zeros)
+        return factor, Spectrum.without_free_modes(dtype)
     if symmetric:
         return _factorize_symmetric(m, k_p, proj, singular_rtol, v0, consistency)
     return _factorize_general(m, k_p, proj, singular_rtol, v0, consistency)
@@ -151,7 +160,7 @@ def _factorize_symmetric(m, k_p, proj, singular_rtol, v0, consistency, rtol: flo
     Cholesky fails (a saddle), finds a numerically zero eigenvalue (a zero mode) or does
     not resolve `λ_min` to `rtol` (clustered low spectra): exact then."""
     d, dtype, project = m.shape[0], m.dtype, proj.cols
-    n_masked = jnp.sum(1.0 - proj.keep).astype(jnp.int32)
+    n_masked = proj.masked_beyond_known()
     chol = la.cholesky(m)
     # a failed factorization is NaN throughout; the fallback then replaces every use of it
     chol_ok = jnp.all(jnp.isfinite(jnp.diag(chol)))

@@ -40,6 +40,14 @@ class Spectrum(NamedTuple):
     inconsistency: jax.Array
     verdict: jax.Array
 
+    @classmethod
+    def without_free_modes(cls, dtype, detected=0):
+        """Every mode is a known zero mode (one atom in a periodic box): no λ_min (`+inf`)."""
+        zero = jnp.zeros((), jnp.int32)
+        verdict = jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM).astype(jnp.int32)
+        return cls(jnp.asarray(jnp.inf, dtype), jnp.zeros((), dtype), jnp.zeros((), dtype),
+                   zero + detected, zero, jnp.zeros((), dtype), verdict)
+
 # bit -> (name, breaks trust). Every flag but the last is an alarm: the result is not
 # trustworthy. An unresolved λ_min (Lanczos where the dense spectrum does not fit the
 # memory budget) is a note: λ_min is then reported as an interval, and no verdict or error

@@ -95,6 +95,8 @@ def _spectrum(plan, asm: Assembly, apply_k, proj: la.NullProjector, n_masked, sy
     iteration, exact eigendecomposition when needed): then the verdict is the dense one.
     Returns `(Spectrum, unresolved, deflation)`."""
     d, dtype = asm.prob.d, asm.prob.dtype
+    if proj.n_known >= d:  # every mode is a known zero mode
+        return Spectrum.without_free_modes(dtype), jnp.asarray(False), None
     if plan.symmetric:
         spectrum, conclusive, deflation = _lanczos_spectrum(plan, apply_k, proj, n_masked, d, dtype)
     else:
