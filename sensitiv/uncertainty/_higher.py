@@ -112,15 +112,16 @@ def _shifted(fun):
 
 def _solve_many(fun, sol, params, args, rhs, options):
     """`−K⁺ rhs` for the columns of `rhs (d, k)` through the Jacobian engine, and its info."""
-    from .. import jacobian as engine
+    # `sensitiv.jacobian` is callable (the engine's function), whatever its module layout
+    from .. import jacobian as engine_jacobian
 
     k = rhs.shape[1]
     opts = dict(options)
     opts.pop("per_atom_params", None)
-    eta = jnp.zeros((k,), rhs.dtype)
-    result = engine.jacobian(_shifted(fun), sol, eta, rhs, params, *args, **opts)
-    cols = jax.tree.leaves(result.jacobian)
-    flat = jnp.concatenate([jnp.reshape(c, (-1, k)) for c in cols], axis=0)
+    eta = np.zeros((k,), rhs.dtype)
+    result = engine_jacobian(_shifted(fun), sol, eta, rhs, params, *args, **opts)
+    cols = [np.asarray(c) for c in jax.tree.leaves(result.jacobian)]
+    flat = np.concatenate([c.reshape(-1, k) for c in cols], axis=0)
     return flat, result.info
 
 
@@ -166,12 +167,6 @@ def _gradient_row_norms(fun, sol, params, args):
     out, vjp = jax.vjp(lambda xx: f(xx, theta), x)
     rows = jnp.eye(out.shape[0], dtype=out.dtype)
     return jax.lax.map(lambda e: jnp.linalg.norm(vjp(e)[0]), rows, batch_size=64)
-
-
-def _project(r, basis):
-    if basis is None:
-        return r
-    return r - basis.T @ (basis @ r)
 
 
 def directional_derivatives(
@@ -220,74 +215,76 @@ def directional_derivatives(
     if third_order not in THIRD_ORDER:
         raise InputError(f"third_order: expected one of {', '.join(THIRD_ORDER)}, got {third_order!r}")
     observables = dict(observables or {})
-    x_flat, unravel_x = ravel_pytree(sol)
-    theta_flat, unravel_theta = ravel_pytree(params)
-    dtype = x_flat.dtype
-    theta_flat = theta_flat.astype(dtype)
-    n, d = theta_flat.shape[0], x_flat.shape[0]
+    # host glue in numpy (one transfer per array); every derivative is a compiled program
+    sol_leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(sol)]
+    dtype = np.result_type(*sol_leaves)
+    d = sum(leaf.size for leaf in sol_leaves)
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     _, cols = jacobian_columns(jacobian, _structure(params))
-    j_flat = jnp.concatenate([jnp.reshape(c, (-1, n)) for c in cols], axis=0).astype(dtype)
+    j_flat = np.concatenate([np.reshape(np.asarray(c), (-1, n)) for c in cols], axis=0).astype(dtype)
     if j_flat.shape[0] != d:
         raise InputError(f"jacobian: has {j_flat.shape[0]} rows for a solution of {d} entries")
-    v = jnp.eye(n, dtype=dtype) if directions is None else jnp.atleast_2d(jnp.asarray(directions, dtype))
+    v = np.eye(n, dtype=dtype) if directions is None else np.atleast_2d(np.asarray(directions, dtype))
     if v.ndim != 2 or v.shape[1] != n:
         raise InputError(f"directions: expected (k, {n}) rows in flattened θ, got shape {tuple(v.shape)}")
     k = v.shape[0]
 
     args = tuple(args)
-    a1 = (j_flat @ v.T).T  # (k, d)
-    r2 = _coefficients(optimality_fun, 2, sol, params, args, (a1,), v)
+    a1 = v @ j_flat.T  # (k, d)
+    r2 = np.asarray(_coefficients(optimality_fun, 2, sol, params, args, (a1,), v))
     a2_cols, info2 = _solve_many(optimality_fun, sol, params, args, r2.T, options)
     a2 = a2_cols.T
-    r3 = _coefficients(optimality_fun, 3, sol, params, args, (a1, a2), v) if third_order != "none" else None
+    r3 = (np.asarray(_coefficients(optimality_fun, 3, sol, params, args, (a1, a2), v))
+          if third_order != "none" else None)
 
-    basis = options.get("null_space")
-    if basis is not None:
-        basis = jnp.asarray(basis, dtype)
-        basis = jnp.atleast_2d(basis)
-        basis = jnp.linalg.qr(basis.T)[0].T
     a3 = info3 = None
     if third_order == "solve":
         a3_cols, info3 = _solve_many(optimality_fun, sol, params, args, r3.T, options)
         a3 = a3_cols.T
-        third_bound = jnp.linalg.norm(a3, axis=1)
+        third_bound = np.linalg.norm(a3, axis=1)
     elif third_order == "bound":
-        lam = jnp.abs(jnp.asarray(info2.lambda_min if lambda_min is None else lambda_min, dtype))
-        r3p = jax.vmap(_project, in_axes=(0, None))(r3, basis)
-        third_bound = jnp.linalg.norm(r3p, axis=1) / lam
+        lam = abs(float(np.asarray(info2.lambda_min if lambda_min is None else lambda_min)))
+        basis = options.get("null_space")
+        if basis is not None:
+            basis = np.linalg.qr(np.atleast_2d(np.asarray(basis, dtype)).T)[0].T
+            r3 = r3 - (r3 @ basis.T) @ basis  # ‖K a₃‖ = ‖r₃‖ on the complement of the zero modes
+        third_bound = np.linalg.norm(r3, axis=1) / lam
     else:
-        third_bound = jnp.full((k,), jnp.nan, dtype)
+        third_bound = np.full((k,), np.nan, dtype)
 
-    def to_sol(rows):
+    def rows_to(rows, like):
+        """`(k, size)` rows → a pytree shaped like `like` with a trailing direction axis."""
         if rows is None:
             return None
-        return jax.tree.map(lambda leaf: jnp.moveaxis(leaf, 0, -1), jax.vmap(unravel_x)(rows))
+        leaves, treedef = jax.tree.flatten(like)
+        out, offset = [], 0
+        for leaf in leaves:
+            shape = tuple(np.shape(leaf))
+            size = int(np.prod(shape))
+            out.append(np.moveaxis(rows[:, offset:offset + size].reshape((k,) + shape), 0, -1))
+            offset += size
+        return jax.tree.unflatten(treedef, out)
 
     obs_first, obs_second, obs_third, obs_bound = {}, {}, ({} if a3 is not None else None), {}
     for name, g in observables.items():
-        shape_tree = jax.eval_shape(g, sol, params, *args)
-        _, unravel_g = ravel_pytree(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape_tree))
-
-        def to_g(rows, unravel_g=unravel_g):
-            return jax.tree.map(lambda leaf: jnp.moveaxis(leaf, 0, -1), jax.vmap(unravel_g)(rows))
-
-        g1 = _coefficients(g, 1, sol, params, args, (a1,), v)
-        g2 = _coefficients(g, 2, sol, params, args, (a1, a2), v)
-        obs_first[name], obs_second[name] = to_g(g1), to_g(g2)
+        like = jax.eval_shape(g, sol, params, *args)
+        g1 = np.asarray(_coefficients(g, 1, sol, params, args, (a1,), v))
+        g2 = np.asarray(_coefficients(g, 2, sol, params, args, (a1, a2), v))
+        obs_first[name], obs_second[name] = rows_to(g1, like), rows_to(g2, like)
         if a3 is not None:
-            g3 = _coefficients(g, 3, sol, params, args, (a1, a2, a3), v)
-            obs_third[name] = to_g(g3)
-            obs_bound[name] = to_g(jnp.abs(g3))
+            g3 = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2, a3), v))
+            obs_third[name] = rows_to(g3, like)
+            obs_bound[name] = rows_to(np.abs(g3), like)
         elif third_order == "bound":
             # g₃ = (what the quadratic path gives) + ∂₁g a₃, and |∂₁gᵢ a₃| ≤ ‖∇ₓgᵢ‖ ‖a₃‖
-            g3_quad = _coefficients(g, 3, sol, params, args, (a1, a2), v)
-            grad_norm = _gradient_row_norms(g, sol, params, args)
-            obs_bound[name] = to_g(jnp.abs(g3_quad) + grad_norm[None, :] * third_bound[:, None])
+            g3_quad = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2), v))
+            grad_norm = np.asarray(_gradient_row_norms(g, sol, params, args))
+            obs_bound[name] = rows_to(np.abs(g3_quad) + grad_norm[None, :] * third_bound[:, None], like)
         else:
-            obs_bound[name] = to_g(jnp.full_like(g2, jnp.nan))
+            obs_bound[name] = rows_to(np.full_like(g2, np.nan), like)
 
     return DirectionalDerivatives(
-        np.asarray(v), to_sol(a1), to_sol(a2), to_sol(a3), third_bound,
+        v, rows_to(a1, sol), rows_to(a2, sol), rows_to(a3, sol), third_bound,
         obs_first, obs_second, obs_third, obs_bound, info2, info3,
     )
 

@@ -95,6 +95,18 @@ def power_units(units: str | None, power: int) -> str | None:
 # -- reading Jacobians shaped like jax.jacobian's --------------------------------------------
 
 
+def _backend(*trees):
+    """numpy for concrete inputs (host algebra, no per-operation dispatch), jax.numpy when
+    traced (under `jit`/`vmap`): the same code serves both."""
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
+    return jnp if traced else np
+
+
+def _host(tree):
+    """Concrete jax arrays as numpy (one transfer each); tracers unchanged."""
+    return jax.tree.map(lambda x: x if isinstance(x, jax.core.Tracer) else np.asarray(x), tree)
+
+
 def _structure(covariance_or_params):
     if isinstance(covariance_or_params, ParameterCovariance):
         return covariance_or_params.treedef, covariance_or_params.shapes
@@ -120,7 +132,8 @@ def jacobian_columns(jacobian: Any, structure) -> tuple[Any, list[jax.Array]]:
             np.ndim(x) >= len(s) and tuple(np.shape(x)[np.ndim(x) - len(s):]) == s for x, s in zip(leaves, shapes)
         )
 
-    inners, out_def = jax.tree.flatten(jacobian, is_leaf=is_inner)
+    xp = _backend(jacobian)
+    inners, out_def = jax.tree.flatten(_host(jacobian), is_leaf=is_inner)
     cols = []
     for inner in inners:
         if not is_inner(inner):
@@ -131,7 +144,7 @@ def jacobian_columns(jacobian: Any, structure) -> tuple[Any, list[jax.Array]]:
             )
         leaves = jax.tree.leaves(inner)
         out_shape = tuple(np.shape(leaves[0])[: np.ndim(leaves[0]) - len(shapes[0])])
-        cols.append(jnp.concatenate([jnp.reshape(x, out_shape + (-1,)) for x in leaves], axis=-1))
+        cols.append(xp.concatenate([xp.reshape(x, out_shape + (-1,)) for x in leaves], axis=-1))
     return out_def, cols
 
 
@@ -162,7 +175,8 @@ class FieldCovariance(NamedTuple):
     @property
     def rms(self) -> jax.Array:
         """Root-mean-square displacement of each atom, `sqrt(trace covariance)` (`N`,)."""
-        return jnp.sqrt(jnp.clip(jnp.trace(self.covariance, axis1=-2, axis2=-1), 0.0))
+        xp = _backend(self.covariance)
+        return xp.sqrt(xp.clip(xp.trace(self.covariance, axis1=-2, axis2=-1), 0.0, None))
 
 
 class ObservableCovariance(NamedTuple):
@@ -192,13 +206,13 @@ class ObservableCovariance(NamedTuple):
     units: Any = None
 
 
-def _matrix(covariance: ParameterCovariance, dtype) -> jax.Array:
+def _matrix(covariance: ParameterCovariance, dtype, xp=jnp) -> jax.Array:
     if not isinstance(covariance, ParameterCovariance):
         raise InputError(
             "covariance: expected a sensitiv.uncertainty.ParameterCovariance (from_std, "
             f"from_matrix, from_correlation or from_samples), got {type(covariance).__name__}"
         )
-    return jnp.asarray(covariance.matrix, dtype=dtype)
+    return xp.asarray(covariance.matrix, dtype=dtype)
 
 
 def per_atom_covariance(dx_dtheta: Any, covariance: ParameterCovariance, *, units: str | None = None
@@ -231,9 +245,10 @@ def per_atom_covariance(dx_dtheta: Any, covariance: ParameterCovariance, *, unit
     a = cols[0]
     if a.ndim < 2:
         raise InputError(f"dx_dtheta: a per-atom field needs shape (N, s) outside the parameters, got {a.shape[:-1]}")
-    sigma = _matrix(covariance, a.dtype)
-    cov = jnp.einsum("...in,nm,...jm->...ij", a, sigma, a)
-    std = jnp.sqrt(jnp.clip(jnp.diagonal(cov, axis1=-2, axis2=-1), 0.0))
+    xp = _backend(a)
+    sigma = _matrix(covariance, a.dtype, xp)
+    cov = xp.einsum("...in,nm,...jm->...ij", a, sigma, a)
+    std = xp.sqrt(xp.clip(xp.diagonal(cov, axis1=-2, axis2=-1), 0.0, None))
     return FieldCovariance(std, cov, units)
 
 
@@ -267,19 +282,21 @@ def observable_covariance(dg_dtheta: Any, covariance: ParameterCovariance, *, la
     """
     out_def, cols = jacobian_columns(dg_dtheta, _structure(covariance))
     n = covariance.size
-    flat = jnp.concatenate([c.reshape(-1, n) for c in cols], axis=0) if cols else jnp.zeros((0, n))
-    sigma = _matrix(covariance, flat.dtype)
+    xp = _backend(cols)
+    flat = xp.concatenate([xp.reshape(c, (-1, n)) for c in cols], axis=0) if cols else xp.zeros((0, n))
+    sigma = _matrix(covariance, flat.dtype, xp)
     cov = flat @ sigma @ flat.T
     cov = 0.5 * (cov + cov.T)
-    var = jnp.clip(jnp.diagonal(cov), 0.0)
-    std_flat = jnp.sqrt(var)
-    safe = jnp.where(std_flat > 0, std_flat, 1.0)
-    corr = jnp.where(std_flat[:, None] * std_flat[None, :] > 0, cov / safe[:, None] / safe[None, :], 0.0)
-    corr = corr.at[jnp.diag_indices(corr.shape[0])].set(jnp.where(std_flat > 0, 1.0, 0.0))
+    var = xp.clip(xp.diagonal(cov), 0.0, None)
+    std_flat = xp.sqrt(var)
+    safe = xp.where(std_flat > 0, std_flat, 1.0)
+    corr = xp.where(std_flat[:, None] * std_flat[None, :] > 0, cov / safe[:, None] / safe[None, :], 0.0)
+    eye = xp.eye(corr.shape[0], dtype=bool)
+    corr = xp.where(eye, xp.where(std_flat > 0, 1.0, 0.0)[:, None], corr)
     pieces, offset = [], 0
     for c in cols:
         size = math.prod(c.shape[:-1])
-        pieces.append(std_flat[offset : offset + size].reshape(c.shape[:-1]))
+        pieces.append(xp.reshape(std_flat[offset : offset + size], c.shape[:-1]))
         offset += size
     labs = _component_labels(out_def, cols, labels)
     if len(labs) != flat.shape[0]:
@@ -317,9 +334,11 @@ def log_sensitivity(jacobian: Any, params: Any) -> Any:
     theta = jax.tree.leaves(params)
     out_def, _ = jacobian_columns(jacobian, (treedef, shapes))
 
+    xp = _backend(jacobian, params)
+
     def scale(inner):
         return jax.tree.unflatten(
-            treedef, [x * jnp.asarray(t, jnp.result_type(x)) for x, t in zip(jax.tree.leaves(inner), theta)]
+            treedef, [x * xp.asarray(t, dtype=x.dtype) for x, t in zip(jax.tree.leaves(inner), theta)]
         )
 
     def is_inner(t):
@@ -328,7 +347,7 @@ def log_sensitivity(jacobian: Any, params: Any) -> Any:
         except Exception:  # noqa: BLE001
             return False
 
-    inners = jax.tree.flatten(jacobian, is_leaf=is_inner)[0]
+    inners = jax.tree.flatten(_host(jacobian), is_leaf=is_inner)[0]
     return jax.tree.unflatten(out_def, [scale(inner) for inner in inners])
 
 
@@ -508,11 +527,12 @@ def importance(jacobian: Any, covariance: ParameterCovariance | None = None, *, 
 
     out_def, cols = jacobian_columns(jacobian, _structure(covariance))
     variances, per_param, per_group = [], [], []
+    xp = _backend(cols)
     for a in cols:
         dtype = a.dtype
-        variances.append(jnp.einsum("...n,nm,...m->...", a, jnp.asarray(sigma, dtype), a))
-        per_param.append(jnp.einsum("...n,pnm,...m->...p", a, jnp.asarray(w_param, dtype), a))
-        per_group.append(jnp.einsum("...n,pnm,...m->...p", a, jnp.asarray(w_group, dtype), a))
+        variances.append(xp.einsum("...n,nm,...m->...", a, xp.asarray(sigma, dtype=dtype), a))
+        per_param.append(xp.einsum("...n,pnm,...m->...p", a, xp.asarray(w_param, dtype=dtype), a))
+        per_group.append(xp.einsum("...n,pnm,...m->...p", a, xp.asarray(w_group, dtype=dtype), a))
     return Importance(
         jax.tree.unflatten(out_def, variances),
         jax.tree.unflatten(out_def, per_param),

@@ -121,9 +121,9 @@ def _as_jacobian(flat_cols, out_tree, params):
 def _flat_jacobian(jac, params, d):
     from ._linear import _structure, jacobian_columns
 
-    n = ravel_pytree(params)[0].shape[0]
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
     _, cols = jacobian_columns(jac, _structure(params))
-    flat = jnp.concatenate([jnp.reshape(c, (-1, n)) for c in cols], axis=0)
+    flat = np.concatenate([np.reshape(np.asarray(c), (-1, n)) for c in cols], axis=0)
     if flat.shape[0] != d:
         raise InputError(f"jacobian: has {flat.shape[0]} rows for a solution of {d} entries")
     return flat
@@ -150,12 +150,12 @@ def observable_derivatives(observables: dict, sol: Any, params: Any, *args: Any,
     dC = observable_derivatives({"C": elastic}, x_star, params, jacobian=J)["C"]
     ```
     """
-    d = ravel_pytree(sol)[0].shape[0]
+    d = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(sol))
     j_rows = _flat_jacobian(jacobian, params, d).T
     out = {}
     for name, g in observables.items():
         shape = jax.eval_shape(g, sol, params, *args)
-        cols = _forward_total(g, sol, params, tuple(args), j_rows)
+        cols = np.asarray(_forward_total(g, sol, params, tuple(args), j_rows))
         out[name] = _as_jacobian(cols, shape, params)
     return out
 
@@ -209,7 +209,7 @@ def propagate(
     res.positions.std.max(), res.importance["x"].ranking()
     ```
     """
-    from .. import jacobian as engine
+    from .. import jacobian as engine_jacobian
 
     if not isinstance(covariance, ParameterCovariance):
         raise InputError("covariance: expected a sensitiv.uncertainty.ParameterCovariance")
@@ -218,15 +218,15 @@ def propagate(
         raise InputError("observables: the name 'x' is reserved for the solution")
     units = dict(units or {})
     atol = {name: float(v) for name, v in (atol or {}).items()}
-    theta_flat = ravel_pytree(params)[0]
-    if theta_flat.shape[0] != covariance.size or jax.tree.structure(params) != covariance.treedef:
+    n_theta = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    if n_theta != covariance.size or jax.tree.structure(params) != covariance.treedef:
         raise InputError(
             f"covariance: describes {covariance.size} parameter entries ({', '.join(covariance.labels[:6])}"
-            f"{', ...' if covariance.size > 6 else ''}), params has {theta_flat.shape[0]} with another "
+            f"{', ...' if covariance.size > 6 else ''}), params has {n_theta} with another "
             "structure; build it from a pytree shaped like params"
         )
     if jacobian is None:
-        jacobian = engine.jacobian(optimality_fun, sol, params, *args, **options)
+        jacobian = engine_jacobian(optimality_fun, sol, params, *args, **options)
     jac, info = jacobian.jacobian, jacobian.info
     derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
 
@@ -267,9 +267,9 @@ def propagate(
                         third_bound=a3b[..., sl], rtol=rtol, atol=atol.get(name, 0.0), reduce="component"),
                     f1, f2, b3, *(() if f3 is None else (f3,)),
                 )
-        shift["x"] = jax.tree.map(lambda a: 0.5 * jnp.sum(a[..., principal], axis=-1), dd.second)
+        shift["x"] = jax.tree.map(lambda a: 0.5 * np.sum(a[..., principal], axis=-1), dd.second)
         for name in observables:
-            shift[name] = jax.tree.map(lambda a: 0.5 * jnp.sum(a[..., principal], axis=-1),
+            shift[name] = jax.tree.map(lambda a: 0.5 * np.sum(a[..., principal], axis=-1),
                                        dd.observables_second[name])
     return UncertaintyResult(
         covariance, jac, info, derivs, positions, obs, imp, lam, steps, dd, validity, validity_p, shift,
@@ -281,4 +281,4 @@ def _stack(tree):
     """A solution pytree with trailing direction axes → one `(d, k)` array (whole-field norm)."""
     leaves = jax.tree.leaves(tree)
     k = np.shape(leaves[0])[-1]
-    return jnp.concatenate([jnp.reshape(a, (-1, k)) for a in leaves], axis=0)
+    return np.concatenate([np.reshape(a, (-1, k)) for a in leaves], axis=0)
