@@ -25,7 +25,7 @@ from ._minimize import FIRE, GRADIENT_DESCENT, fire, gradient_descent
 from ._model import Model
 from ._neighbors import NeighborList, explain_status
 from ._spaces import Space, deformation, space_from_structure
-from ._system import Diagnosis, build_system, diagnose, ensure_neighbors
+from ._system import Diagnosis, build_system, diagnose, ensure_neighbors, neighbor_list
 
 __all__ = [
     "MODELS",
@@ -33,6 +33,7 @@ __all__ = [
     "build_system",
     "diagnose",
     "ensure_neighbors",
+    "neighbor_list",
     "Diagnosis",
     "fire",
     "gradient_descent",

@@ -1,0 +1,97 @@
+"""What the models read from LAMMPS potential files share: the `potential_file` and
+`elements` options, the species → element map of `pair_coeff * * FILE El1 El2 …`, the
+metal-units check, and a per-process cache of parsed files."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping, Sequence
+
+from sensitiv.errors import ConfigError, InputError
+
+from ._model import Model
+from ._potential_files import find_potential_file
+
+__all__ = ["FileModel", "ELEMENTS_OPTION", "cached"]
+
+#: Length units LAMMPS `metal` potentials are written in.
+_ANGSTROM = {"angstrom", "Angstrom", "Å", "A", "angstroms"}
+
+ELEMENTS_OPTION = {
+    "description": "The element of the potential file each species of the structure is, as in "
+    "LAMMPS 'pair_coeff * * FILE El1 El2 ...': a mapping species name -> element, or a list in the "
+    "order of the structure's species names. Default: the species names themselves.",
+    "oneOf": [
+        {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+    ],
+}
+
+
+def cached(reader):
+    """Cache a file parser on (path, size, modification time): a file is parsed once per
+    process however many structures or ensemble members bind it."""
+
+    @functools.lru_cache(maxsize=16)
+    def by_stamp(path, size, mtime, *args):
+        return reader(path, *args)
+
+    @functools.wraps(reader)
+    def read(path, *args):
+        stat = os.stat(path)
+        return by_stamp(path, stat.st_size, stat.st_mtime_ns, *args)
+
+    return read
+
+
+class FileModel(Model):
+    """A model whose functions or parameters come from a LAMMPS potential file (metal units)."""
+
+    many_body = True
+
+    def full_options_schema(self) -> dict:
+        schema = super().full_options_schema()
+        schema["required"] = ["potential_file"]
+        return schema
+
+    def element_map(self, structure, options) -> tuple[str, ...]:
+        """The file element of each species of the structure (in species order)."""
+        names = tuple(structure.species_names) or ("X",)
+        chosen = options.get("elements")
+        if chosen is None:
+            return names
+        if isinstance(chosen, Mapping):
+            missing = [n for n in names if n not in chosen]
+            if missing:
+                raise ConfigError(
+                    f"model {self.name!r}: option elements has no element for species {missing[0]!r} "
+                    f"(the structure's species are {list(names)})"
+                )
+            return tuple(str(chosen[n]) for n in names)
+        if len(chosen) != len(names):
+            raise ConfigError(
+                f"model {self.name!r}: option elements lists {len(chosen)} element(s) for the "
+                f"structure's {len(names)} species {list(names)}; give one per species, or a mapping"
+            )
+        return tuple(str(e) for e in chosen)
+
+    def check_units(self, structure) -> None:
+        if structure.length_units not in _ANGSTROM:
+            raise InputError(
+                f"model {self.name!r}: LAMMPS potential files are in metal units (eV, angstrom) but "
+                f"{structure.source or 'the structure'} is in {structure.length_units!r}; read it in "
+                "angstrom (structure.options.units: metal for LAMMPS files)"
+            )
+
+    def locate(self, name: str) -> str:
+        return find_potential_file(name, "model.options.potential_file")
+
+    @staticmethod
+    def missing_elements(wanted: Sequence[str], available: Sequence[str], path: str) -> None:
+        missing = [e for e in dict.fromkeys(wanted) if e not in available]
+        if missing:
+            raise InputError(
+                f"{path}: no element {missing[0]!r} in this potential file (it has "
+                f"{', '.join(available)}); map the structure's species with model.options.elements"
+            )
