@@ -262,7 +262,6 @@ def _tersoff_with(source, target, name, value_of):
 def test_dx_dtheta_matches_lammps_central_differences_of_reminimization(name, minima):
     m = minima(name)
     h = 1e-4
-    minimum = m["minimum"]["positions"]
     moved = []
     for sign in (1.0, -1.0):
         if m["model"] == "eam":
@@ -291,3 +290,69 @@ def test_dx_dtheta_matches_lammps_central_differences_of_reminimization(name, mi
     implicit = np.asarray(dx) - np.asarray(dx).mean(axis=0)
     assert np.abs(lammps_dx).max() > 1e-3  # a real response
     assert lmp_ref.relative_error(implicit, lammps_dx) < 1e-5
+
+
+# -- through the CLI -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_analyze_a_lammps_minimum_with_a_tersoff_file(tmp_path):
+    """`sensitiv analyze` on a LAMMPS data file LAMMPS relaxed (solver none), θ named by
+    element triplet as LAMMPS names the file's entries; the model's provenance in the output."""
+    import xarray as xr
+
+    from sensitiv.cli import ExitCode, main
+
+    positions, cell = crystal(DIAMOND, 4.36, 1, vacancy=5, rattle=0.03, seed=2)
+    types = [1 if k % 8 < 4 else 2 for k in range(8) if k != 5]
+    start = str(tmp_path / "start.data")
+    lmp_ref.write_data(start, positions, cell, types, [MASSES["Si"], MASSES["C"]])
+    with lmp_ref.Lammps(start, lammps_pair("tersoff", "SiC.tersoff", ("Si", "C"))) as lmp:
+        minimum = lmp.minimize(ftol=1e-12)
+        lmp.write(data=str(tmp_path / "relaxed.data"))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "structure: {file: relaxed.data, options: {species: [Si, C]}}\n"
+        "model:\n  name: tersoff\n  options: {potential_file: SiC.tersoff}\n"
+        "  differentiate: ['B[Si,Si,Si]', 'A[C,C,C]', 'costheta0[Si,C,C]', 'R[0,1,1]']\n"
+        "solver: {name: none}\nobservables: [energy]\n")
+    out = tmp_path / "out.nc"
+    assert main(["analyze", str(config), "-o", str(out), "-q"]) == ExitCode.OK
+    with xr.open_dataset(out) as ds:
+        assert list(ds["parameter"].values) == ["B[Si,Si,Si]", "A[C,C,C]", "costheta0[Si,C,C]", "R[Si,C,C]"]
+        assert float(ds["energy"]) == pytest.approx(minimum["energy"], rel=1e-9)
+        assert ds.attrs["model_potential_file"].endswith("SiC.tersoff")
+        assert ds.attrs["model_pair_style"] == "tersoff"
+        assert "R + D" in ds.attrs["model_cutoff_convention"]
+        assert np.isfinite(ds["dx_dtheta"].values).all() and bool(ds["trustworthy"])
+
+
+def test_theta_labels_by_element_and_config_errors(tmp_path, capsys):
+    """θ of file models is labelled by species name, LAMMPS' way (`A[Si,Si,C]`); names and
+    numbers select the same component; bad labels and a missing file are one-line errors."""
+    from sensitiv.cli import ExitCode, main
+    from sensitiv.errors import ConfigError
+    from sensitiv.pipeline.theta import theta_components
+
+    positions, cell = crystal(DIAMOND, 4.36, 1)
+    st = structure(positions, cell, [1 + (k % 8 >= 4) for k in range(8)], ("Si", "C"))
+    system = sj.MODELS["tersoff"].record().factory(st, {"potential_file": "SiC.tersoff"})
+    declared = sj.MODELS["tersoff"].parameters
+    labels = [c.label for c in theta_components(system, st, ["B[Si,Si,Si]", "R[0,1,1]", "A[C,Si,Si]"], declared)]
+    assert labels == ["B[Si,Si,Si]", "R[Si,C,C]", "A[C,Si,Si]"]
+    every = theta_components(system, st, "all", declared)
+    assert len(every) == 13 * 8 + 6 and every[0].label == "gamma[Si,Si,Si]"  # m is not a θ; + strain
+    with pytest.raises(ConfigError, match="'Ge' is not a species"):
+        theta_components(system, st, ["A[C,C,Ge]"], declared)
+    lj = sj.MODELS["lennard_jones"].record().factory(st, {})  # others keep numeric labels
+    assert [c.label for c in theta_components(lj, st, ["sigma[Si,C]"], sj.MODELS["lennard_jones"].parameters)] == ["sigma[0,1]"]
+
+    config = tmp_path / "config.yaml"
+    config.write_text("structure: {generator: {name: diamond, lattice_constant: 5.43, species: Si}}\n"
+                      "model: {name: tersoff, differentiate: ['B[Si,Si,Si]']}\n")
+    assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
+    assert "potential_file" in capsys.readouterr().err
+    config.write_text("structure: {generator: {name: diamond, lattice_constant: 5.43, species: Si}}\n"
+                      "model: {name: tersoff, options: {potential_file: Si.tersoff}, differentiate: ['m[Si,Si,Si]']}\n")
+    assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
+    assert "not differentiable" in capsys.readouterr().err

@@ -126,13 +126,9 @@ class _Eam(FileModel):
             raise ConfigError(f"model {self.name!r}: option potential_file must be one {self.style} file")
         return _read_setfl(self.locate(source), self.style == "eam/fs")
 
-    def describe(self, options, ctx) -> dict:
+    def provenance(self, ctx):
         data: _EamData = ctx.data
-        return {
-            "potential_file": data.tables.path,
-            "pair_style": data.tables.style,
-            "elements": [data.tables.elements[k] for k in data.element_of_species],
-        }
+        return data.tables.path, data.tables.style, [data.tables.elements[k] for k in data.element_of_species]
 
     def cutoff_convention(self, options) -> str:
         return ("the file's cutoff times radial_scale, for every pair (LAMMPS: pairs with r < cutoff); "

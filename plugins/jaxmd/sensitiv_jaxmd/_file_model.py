@@ -39,6 +39,21 @@ class FileModel(Model):
 
     many_body = True
 
+    def provenance(self, ctx) -> tuple[str, str, Sequence[str]]:
+        """`(potential file, LAMMPS pair style, element of each species)` of a binding."""
+        return ctx.data["path"], ctx.data["pair_style"], ctx.data["elements"]
+
+    def describe(self, options, ctx) -> dict:
+        path, style, elements = self.provenance(ctx)
+        return {
+            "potential_file": path,
+            "pair_style": style,
+            "elements": list(elements),
+            # θ components along species dimensions are labelled by species name
+            # (`A[Si,Si,C]`), as LAMMPS names the file's entries.
+            "index_labels": "species",
+        }
+
     def element_map(self, structure, options) -> tuple[str, ...]:
         """The file element of each species of the structure (in species order)."""
         names = tuple(structure.species_names) or ("X",)

@@ -46,15 +46,12 @@ class _StillingerWeberFile(FileModel):
     def prepare(self, structure, options):
         self.check_units(structure)
         path = self.locate(options["potential_file"])
-        return {"path": path, "elements": self.element_map(structure, options)}
+        return {"path": path, "pair_style": "sw", "elements": self.element_map(structure, options)}
 
     def defaults(self, structure, options) -> dict:
         path = self.locate(options["potential_file"])
         elements = self.element_map(structure, options)
         return triplet_arrays(_read(path), elements, SW_FIELDS, path)
-
-    def describe(self, options, ctx) -> dict:
-        return {"potential_file": ctx.data["path"], "pair_style": "sw", "elements": list(ctx.data["elements"])}
 
     def cutoff_convention(self, options) -> str:
         return ("a*sigma of entry (i, j, j) for the pair i-j (shortened by sigma/ln(tol) when tol > 0, "

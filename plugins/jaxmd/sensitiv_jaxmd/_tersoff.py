@@ -70,16 +70,12 @@ class _Tersoff(FileModel):
     def prepare(self, structure, options):
         self.check_units(structure)
         path = self.locate(options["potential_file"])
-        return {"path": path, "elements": self.element_map(structure, options)}
+        return {"path": path, "pair_style": "tersoff", "elements": self.element_map(structure, options)}
 
     def defaults(self, structure, options) -> dict:
         path = self.locate(options["potential_file"])
         elements = self.element_map(structure, options)
         return triplet_arrays(_read(path), elements, TERSOFF_FIELDS, path)
-
-    def describe(self, options, ctx) -> dict:
-        return {"potential_file": ctx.data["path"], "pair_style": "tersoff",
-                "elements": list(ctx.data["elements"])}
 
     def cutoff_convention(self, options) -> str:
         return ("R + D of entry (i, j, j) for the pair i-j and of entry (i, j, k) for r_ik in the "
