@@ -54,9 +54,9 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        import yaml
+        from ._yaml import dump_yaml
 
-        return yaml.safe_dump(_to_plain(value), sort_keys=False).strip()
+        return dump_yaml(_to_plain(value)).strip()
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
     if isinstance(value, (list, tuple)):
