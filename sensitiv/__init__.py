@@ -1,24 +1,54 @@
 """sensitiv: exact sensitivities of equilibrium and optimization problems.
 
 The public API is re-exported here; modules starting with an underscore are private.
+
+The face is lazy (PEP 562): `import sensitiv` imports neither jax nor the numerical core;
+each name below is imported on first use (`sensitiv.custom_root`, `from sensitiv import
+jacobian`). So the plugin host and the commands that only need it (`sensitiv plugins`,
+`validate`, `schema`, `inspect`) start in a fraction of a second.
 """
 
-from . import errors, records
-from ._implicit import (
-    custom_fixed_point,
-    custom_root,
-    root_jvp,
-    root_jvp_with_info,
-    root_vjp,
-    root_vjp_with_info,
-)
-from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
-from . import optimality, projections, prox, solvers  # noqa: E402  (need the core above)
-# The Jacobian engine's package is callable: sensitiv.jacobian(F, sol, params); its other
-# names (total_derivative, JacobianResult, Sparsity, ...) live under sensitiv.jacobian.
-from . import jacobian  # noqa: E402
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+#: public name -> (module relative to this package, attribute or None for the module).
+_SOURCES: dict[str, tuple[str, str | None]] = {
+    "custom_root": ("._implicit", "custom_root"),
+    "custom_fixed_point": ("._implicit", "custom_fixed_point"),
+    "root_jvp": ("._implicit", "root_jvp"),
+    "root_vjp": ("._implicit", "root_vjp"),
+    "root_jvp_with_info": ("._implicit", "root_jvp_with_info"),
+    "root_vjp_with_info": ("._implicit", "root_vjp_with_info"),
+    "LinearSolver": ("._linear_solve", "LinearSolver"),
+    "SolveInfo": ("._linear_solve", "SolveInfo"),
+    "linear_solve": ("._linear_solve", "linear_solve"),
+    "jacobi_preconditioner": ("._linear_solve", "jacobi_preconditioner"),
+    # The Jacobian engine's package is callable: sensitiv.jacobian(F, sol, params); its other
+    # names (total_derivative, JacobianResult, Sparsity, ...) live under sensitiv.jacobian.
+    "jacobian": (".jacobian", None),
+    "optimality": (".optimality", None),
+    "projections": (".projections", None),
+    "prox": (".prox", None),
+    "solvers": (".solvers", None),
+    "errors": (".errors", None),
+    "records": (".records", None),
+}
+
+if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
+    from . import errors, jacobian, optimality, projections, prox, records, solvers
+    from ._implicit import (
+        custom_fixed_point,
+        custom_root,
+        root_jvp,
+        root_jvp_with_info,
+        root_vjp,
+        root_vjp_with_info,
+    )
+    from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
 
 __all__ = [
     "custom_root",
@@ -40,3 +70,18 @@ __all__ = [
     "records",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    module = importlib.import_module(module_name, __name__)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -237,8 +237,26 @@ class _ArgumentMap:
         ]
         self.f_varpos = any(p.kind == _P.VAR_POSITIONAL for p in self.f_params)
         self.f_varkw = any(p.kind == _P.VAR_KEYWORD for p in self.f_params)
+        self.optimality_sig = optimality_sig
         self.solver_sig = solver_sig
         self.where = where
+
+    def _positional(self, args: list, kwargs: dict) -> tuple[list, dict]:
+        """Pass by position every argument the optimality signature lets through by position.
+
+        The signature read from F may not be the one its code accepts: `functools.wraps`
+        copies a wrapped function's signature onto a `F(x, *args)` wrapper, and
+        `reference_signature=` describes an `*args` function by design. Such an F takes
+        its arguments by position only (as in jaxopt), so names are resolved here against
+        the signature and only keyword-only or catch-all arguments stay keywords.
+        """
+        if not kwargs:
+            return args, kwargs
+        try:
+            bound = self.optimality_sig.bind(_SOLUTION, *args, **kwargs)
+        except TypeError:
+            return args, kwargs
+        return list(bound.args[1:]), dict(bound.kwargs)
 
     def select(self, arguments: dict) -> tuple[list, dict]:
         """Split the solver's arguments into the optimality function's `(args, kwargs)`."""
@@ -260,39 +278,38 @@ class _ArgumentMap:
                 if kind in (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD):
                     positional.append(value)
 
+        # Names first: the solver's named parameters and the keywords it received through
+        # `**kwargs` (jaxopt's `solver(init_params, **kw)` style) that F also names.
         matched = [n for n in named if n in self.f_names]
+        matched += [k for k in extra_kw if k in self.f_names and k not in named]
         if matched or not positional or (not self.f_positional and not self.f_varpos):
-            kwargs = {n: named[n] for n in matched}
+            kwargs = {n: named[n] for n in matched if n in named}
+            missing = []
             for p in self.f_params:
                 if p.kind in _NAMED and p.name not in kwargs:
                     if p.name in extra_kw:
                         kwargs[p.name] = extra_kw[p.name]
                     elif p.default is _P.empty:
-                        raise ImplicitDiffError(
-                            f"{self.where}: the optimality function needs argument {p.name!r}, "
-                            f"which the solver does not take (solver arguments: "
-                            f"{', '.join(sig)}). Give both functions the same argument names."
-                        )
+                        missing.append(p.name)
+            if missing:
+                fallback = self._by_position(named, positional, extra_kw)
+                if fallback is not None:
+                    # The names cover only part of F's arguments (a solver naming them
+                    # differently): jaxopt's positional convention decides.
+                    return fallback
+                raise ImplicitDiffError(
+                    f"{self.where}: the optimality function needs argument {missing[0]!r}, "
+                    f"which the solver does not take (solver arguments: "
+                    f"{', '.join(sig)}). Give both functions the same argument names."
+                )
             if self.f_varkw:
                 for key, value in extra_kw.items():
                     kwargs.setdefault(key, value)
-            return [], kwargs
+            return self._positional([], kwargs)
 
-        # No names in common: match positionally. A solver with one positional argument
-        # more than F's parameters takes an initial guess first (jaxopt's convention).
-        extra = {k: v for k, v in extra_kw.items() if self.f_varkw or k in self.f_names}
-        n_f = len(self.f_positional)
-        if self.f_varpos:
-            # F(x, *args) does not say how many arguments it takes: pass them all, except
-            # a first one named as an initial guess.
-            first = next(iter(sig), "")
-            if first in named and _names_initial_guess(first):
-                return positional[1:], extra
-            return positional, extra
-        if len(positional) == n_f + 1:
-            return positional[1:], extra
-        if len(positional) == n_f:
-            return positional, extra
+        fallback = self._by_position(named, positional, extra_kw)
+        if fallback is not None:
+            return fallback
         raise ImplicitDiffError(
             f"{self.where}: cannot match the solver's arguments ({', '.join(sig)}) to the "
             f"optimality function's ({', '.join(p.name for p in self.f_params)}). Use the same "
@@ -300,6 +317,30 @@ class _ArgumentMap:
             "or an initial guess followed by them; or pass reference_signature=."
         )
 
+    def _by_position(self, named: dict, positional: list, extra_kw: dict) -> tuple[list, dict] | None:
+        """jaxopt's convention: the solver's positional arguments are F's, after an
+        optional initial guess; `None` when the counts do not fit."""
+        sig = self.solver_sig.parameters
+
+        # A solver with one positional argument more than F's parameters takes an initial
+        # guess first (jaxopt's convention).
+        extra = {k: v for k, v in extra_kw.items() if self.f_varkw or k in self.f_names}
+        n_f = len(self.f_positional)
+        if self.f_varpos:
+            # F(x, *args) does not say how many arguments it takes: pass them all, except
+            # a first one named as an initial guess.
+            first = next(iter(sig), "")
+            if first in named and _names_initial_guess(first):
+                return self._positional(positional[1:], extra)
+            return self._positional(positional, extra)
+        if len(positional) == n_f + 1:
+            return self._positional(positional[1:], extra)
+        if len(positional) == n_f:
+            return self._positional(positional, extra)
+        return None
+
+
+_SOLUTION = object()  # stands for the solution when binding F's signature
 
 _INITIAL_GUESS_NAMES = {"x0", "x_init", "guess", "initial_guess", "params0", "sol0"}
 
@@ -356,9 +397,12 @@ def custom_root(
     - `reference_signature`: a function (or `inspect.Signature`) whose signature stands
       for `optimality_fun`'s when that one hides it (e.g. `*args` wrappers).
 
-    The solver's arguments are matched to `F`'s by name; if no names match, by position,
-    where a solver with one positional argument more than `F`'s parameters takes an
-    initial guess first (jaxopt's convention). When `F` takes `*args`, every positional
+    The solver's arguments (its `**kwargs` entries included) are matched to `F`'s by
+    name; if no names match, or the names cover only part of `F`'s required arguments,
+    by position, where a solver with one positional argument more than `F`'s parameters
+    takes an initial guess first (jaxopt's convention). Matched arguments are passed to
+    `F` by position wherever its (read or reference) signature allows, so an `F(x, *args)`
+    carrying another signature through `functools.wraps` receives them as in jaxopt. When `F` takes `*args`, every positional
     solver argument is passed on, except a first one named as an initial guess (`init…`,
     `x0`, `x_init`, `guess`, `initial_guess`, `params0`, `sol0`); pass
     `reference_signature=` to say otherwise. Solver

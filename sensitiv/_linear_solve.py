@@ -108,8 +108,9 @@ class LinearSolver:
           above `tol` (singular systems); CG (if `symmetric`) or GMRES beyond that size;
         - `"cg"`: preconditioned conjugate gradients (symmetric positive semi-definite `A`);
         - `"gmres"`, `"bicgstab"`: `jax.scipy.sparse.linalg` solvers for general `A`;
-        - `"normal_cg"`: CG on the normal equations `AᵀA x = Aᵀb` (any `A`; from a zero
-          initial guess it converges to the minimum-norm least-squares solution);
+        - `"normal_cg"`: CG on the normal equations `AᵀA x = Aᵀb` (any `A`, also
+          rectangular — then `init` gives the solution's shape; from a zero initial guess
+          it converges to the minimum-norm least-squares solution);
         - `"cholesky"`, `"lu"`: dense factorizations of the materialized matrix;
         - `"lstsq"`: dense minimum-norm least squares (SVD pseudo-inverse), exact on
           singular consistent systems.
@@ -119,8 +120,10 @@ class LinearSolver:
     - `precond`: `None`, `"jacobi"` (diagonal of `A`, probed with `d` matrix-vector
       products in one batch — for large systems pass a callable built with
       `jacobi_preconditioner` from a known diagonal), or a callable `M(v) ≈ A⁻¹v` on flat vectors.
-    - `ridge`: solve `(A + ridge·I) x = b` instead.
-    - `init`: initial guess (pytree like `b`, or flat) for Krylov methods.
+    - `ridge`: solve `(A + ridge·I) x = b` instead; for `"normal_cg"`, the regularized
+      normal equations `(AᵀA + ridge·I) x = Aᵀb` (Tikhonov, as jaxopt's `solve_normal_cg`).
+    - `init`: initial guess for Krylov methods (pytree like `b`, or flat; for
+      `"normal_cg"` on a rectangular `A`, a pytree shaped like the solution, required).
     - `null_space`: `(k, d)` array of orthonormal rows spanning known zero modes of `A`
       (and of `Aᵀ`; true for the symmetric Jacobians of stationarity conditions), e.g.
       rigid translations. They are projected out of `b` and `x`, so the answer is the
@@ -172,6 +175,8 @@ class LinearSolver:
 
     def solve(self, matvec: Callable, b: Any) -> tuple[Any, SolveInfo]:
         """Solve `A x = b` with `A` given by `matvec`; returns `(x, SolveInfo)`."""
+        if self.method == "normal_cg":
+            return self._normal_cg(matvec, b)
         b_flat, unravel = ravel_pytree(b)
         dtype = b_flat.dtype
         d = b_flat.shape[0]
@@ -190,7 +195,7 @@ class LinearSolver:
         rhs = project(b_flat)
         tol = self.tol if self.tol is not None else _default_tol(dtype)
         method = self.method
-        least_squares = method in ("lstsq", "normal_cg")
+        least_squares = method == "lstsq"
         iterations = jnp.array(0, jnp.int32)
         residual_op = op
         if method == "auto":
@@ -240,14 +245,6 @@ class LinearSolver:
         if method == "cg":
             maxiter = self.maxiter if self.maxiter is not None else 10 * d
             return _cg(op, rhs, x0, precond, tol, self.atol, maxiter)
-        if method == "normal_cg":
-            rop = jax.linear_transpose(op, rhs)
-            normal = lambda v: rop(op(v))[0]
-            maxiter = self.maxiter if self.maxiter is not None else 10 * d
-            # The preconditioner of A does not precondition AᵀA; run plain CG.
-            # The normal equations square the condition number: ask them for a tighter
-            # residual; SolveInfo then reports the residual of the original system.
-            return _cg(normal, rop(rhs)[0], x0, lambda v: v, tol * 1e-2, self.atol, maxiter)
         if method == "gmres":
             maxiter = self.maxiter if self.maxiter is not None else d // self.restart + 10
             x, _ = jssl.gmres(
@@ -260,6 +257,42 @@ class LinearSolver:
             x, _ = jssl.bicgstab(op, rhs, x0, tol=tol, atol=self.atol, maxiter=maxiter, M=precond)
             return x, jnp.array(-1, jnp.int32)
         raise AssertionError(method)
+
+    def _normal_cg(self, matvec, b):
+        """CG on `(AᵀA + ridge·I) x = Aᵀb`; `A` may map a space other than `b`'s."""
+        b_flat, _ = ravel_pytree(b)
+        dtype = b_flat.dtype
+        if self.init is not None:
+            x0, unravel_x = ravel_pytree(self.init)
+            x0 = x0.astype(dtype)
+        else:
+            _check_square(matvec, b)
+            x0, unravel_x = ravel_pytree(jax.tree_util.tree_map(jnp.zeros_like, b))
+        d = x0.shape[0]
+        square = d == b_flat.shape[0]
+        project = _projector(self.null_space, d, dtype)
+        # Known zero modes live in the solution's space; for a square A they are also
+        # those of Aᵀ (symmetric Jacobians), and are removed from b as in the other methods.
+        project_b = project if square else (lambda v: v)
+
+        def op(v):
+            out, _ = ravel_pytree(matvec(unravel_x(project(v))))
+            return project_b(out.astype(dtype))
+
+        rhs = project_b(b_flat)
+        rop = jax.linear_transpose(op, x0)
+        ridge = self.ridge
+        normal = lambda v: rop(op(v))[0] + ridge * v
+        normal_rhs = rop(rhs)[0]
+        tol = self.tol if self.tol is not None else _default_tol(dtype)
+        maxiter = self.maxiter if self.maxiter is not None else 10 * d
+        # The preconditioner of A does not precondition AᵀA; run plain CG. The normal
+        # equations square the condition number: ask them for a tighter residual;
+        # SolveInfo reports the residual of the normal equations actually solved.
+        x, iterations = _cg(normal, normal_rhs, x0, lambda v: v, tol * 1e-2, self.atol, maxiter)
+        x = project(x)
+        info = _info(normal, x, normal_rhs, tol, self.atol, iterations)
+        return unravel_x(x), info
 
     def _preconditioner(self, op, d, dtype):
         if self.precond is None:
@@ -284,6 +317,25 @@ def _projector(null_space, d, dtype):
             f"null_space has shape {basis.shape}; expected (k, {d}) rows on the flattened solution"
         )
     return lambda v: v - basis.T @ (basis @ v)
+
+
+def _check_square(matvec, b):
+    from .errors import ImplicitDiffError
+
+    message = (
+        "normal_cg: the operator does not map b's shape to itself, so the solution's shape "
+        "is unknown; pass init= shaped like the solution, e.g. LinearSolver('normal_cg', "
+        "init=jnp.zeros(n))"
+    )
+    try:
+        out = jax.eval_shape(matvec, b)
+    except (TypeError, ValueError) as err:
+        raise ImplicitDiffError(f"{message} ({err})") from None
+    same = jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(b) and all(
+        o.shape == jnp.shape(v) for o, v in zip(jax.tree_util.tree_leaves(out), jax.tree_util.tree_leaves(b))
+    )
+    if not same:
+        raise ImplicitDiffError(message)
 
 
 def _materialize(op, d, dtype):

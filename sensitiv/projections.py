@@ -1,21 +1,26 @@
-"""Euclidean projections onto convex sets, differentiable in the point and in the set.
+"""Projections onto convex sets, differentiable in the point and in the set.
 
 Every projection has the signature `projection(x, hyperparams)` (the second argument
-describes the set and may have a default), so any of them can be handed to
-`sensitiv.optimality.projected_gradient_fixed_point`, `sensitiv.solvers.ProjectedGradient`
-or `sensitiv.prox.make_prox_from_projection`. Each one is differentiable with
-respect to both `x` and `hyperparams` by `jax.jvp`, `jax.grad`, `jax.jacfwd`, ...:
+describes the set and may have a default; `None` stands for that default), so any of them
+can be handed to `sensitiv.optimality.projected_gradient_fixed_point`,
+`sensitiv.solvers.ProjectedGradient` or `sensitiv.prox.make_prox_from_projection`. Each one
+is differentiable with respect to both `x` and `hyperparams` by `jax.jvp`, `jax.grad`,
+`jax.jacfwd`, ...:
 
 - closed-form, piecewise-smooth projections are differentiated by autodiff of the formula,
   with the few divisions by a norm guarded so that no `NaN` leaks out of an unused branch;
 - where autodiff of the algorithm would be wrong or wasteful (the sorting-based simplex
   projection, the eigendecomposition of the PSD projection) a closed-form custom JVP is
   given;
-- projections computed by an iterative solver (polyhedron, transport polytope) are
-  differentiated implicitly through `sensitiv.custom_root`.
+- projections computed by an iterative solver (polyhedron, transport and Birkhoff
+  polytopes) are differentiated implicitly through `sensitiv.custom_root`.
 
-At points where a projection is not differentiable (a kink of a piecewise formula) the
-derivative returned is one of the one-sided derivatives; these points have measure zero.
+Every Euclidean projection leaves the points of its set unchanged. At points where a
+projection is not differentiable (a kink of a piecewise formula) the derivative returned
+is one of the one-sided derivatives; these points have measure zero.
+
+The closed-form projections live in `sensitiv._projections` (which the solvers import);
+this module re-exports them next to the solver-backed ones.
 """
 
 from __future__ import annotations
@@ -25,7 +30,28 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.flatten_util import ravel_pytree
+import numpy as np
+
+from ._implicit import custom_root
+from ._linear_solve import LinearSolver
+from ._projections import (
+    _simplex,
+    kl_projection_simplex,
+    projection_affine_set,
+    projection_box,
+    projection_halfspace,
+    projection_hyperplane,
+    projection_l1_ball,
+    projection_l2_ball,
+    projection_l2_sphere,
+    projection_linf_ball,
+    projection_non_negative,
+    projection_psd_cone,
+    projection_second_order_cone,
+    projection_simplex,
+)
+from .errors import ConvergenceError, InputError
+from .solvers import QP
 
 __all__ = [
     "projection_non_negative",
@@ -44,333 +70,12 @@ __all__ = [
     "projection_transport",
     "projection_birkhoff",
     "kl_projection_simplex",
+    "kl_projection_transport",
+    "kl_projection_birkhoff",
 ]
 
 
-# --- small pytree helpers (kept private; the projections accept pytrees where natural) -----
-
-
-def _tree_vdot(a, b):
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda u, v: jnp.vdot(u, v), a, b))
-    return sum(leaves)
-
-
-def _tree_sq_norm(a):
-    return sum(jnp.vdot(u, u).real for u in jax.tree_util.tree_leaves(a))
-
-
-def _safe_norm(sq):
-    """`sqrt(sq)` whose derivative is 0 (not NaN) at `sq = 0`."""
-    positive = sq > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
-
-
-def _broadcast_tree(value, like):
-    """`value` as a pytree shaped like `like`: a scalar is repeated over the leaves."""
-    if jax.tree_util.tree_structure(value) == jax.tree_util.tree_structure(like):
-        return value
-    return jax.tree_util.tree_map(lambda _: value, like)
-
-
-# --- orthant, box, balls, sphere --------------------------------------------------------------
-
-
-def projection_non_negative(x: Any, hyperparams: Any = None) -> Any:
-    r"""Projection onto the non-negative orthant, `max(x, 0)` elementwise.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `hyperparams`: ignored (present so that every projection has the same signature).
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_non_negative(jnp.array([-1.0, 2.0]))  # [0., 2.]
-    ```
-    """
-    del hyperparams
-    return jax.tree_util.tree_map(lambda v: jnp.maximum(v, 0), x)
-
-
-def projection_box(x: Any, hyperparams: tuple[Any, Any]) -> Any:
-    r"""Projection onto the box `{y : lower ≤ y ≤ upper}`, i.e. `clip(x, lower, upper)`.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `hyperparams`: `(lower, upper)`, each a scalar or a pytree shaped like `x`
-      (`±jnp.inf` for a missing bound).
-
-    **Returns:** a pytree like `x`. The derivative with respect to `lower` (`upper`) is
-    one exactly where the lower (upper) bound is active.
-
-    **Example:**
-
-    ```python
-    projection_box(jnp.array([-2.0, 0.5, 3.0]), (0.0, 1.0))  # [0., 0.5, 1.]
-    ```
-    """
-    lower, upper = hyperparams
-    lower = _broadcast_tree(lower, x)
-    upper = _broadcast_tree(upper, x)
-    return jax.tree_util.tree_map(lambda v, lo, hi: jnp.minimum(jnp.maximum(v, lo), hi), x, lower, upper)
-
-
-def projection_l2_ball(x: Any, radius: Any = 1.0) -> Any:
-    r"""Projection onto the Euclidean ball `{y : ‖y‖₂ ≤ radius}`: `x · min(1, radius/‖x‖₂)`.
-
-    The norm is taken over the whole pytree.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_l2_ball(jnp.array([3.0, 4.0]), 1.0)  # [0.6, 0.8]
-    ```
-    """
-    norm = _safe_norm(_tree_sq_norm(x))
-    outside = norm > radius
-    scale = jnp.where(outside, radius / jnp.where(outside, norm, 1.0), 1.0)
-    return jax.tree_util.tree_map(lambda v: scale * v, x)
-
-
-def projection_linf_ball(x: Any, radius: Any = 1.0) -> Any:
-    r"""Projection onto the ℓ∞ ball `{y : max|yᵢ| ≤ radius}`, i.e. `clip(x, −radius, radius)`.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, or pytree shaped like `x`).
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_linf_ball(jnp.array([-2.0, 0.5]), 1.0)  # [-1., 0.5]
-    ```
-    """
-    radius = _broadcast_tree(radius, x)
-    return jax.tree_util.tree_map(lambda v, r: jnp.minimum(jnp.maximum(v, -r), r), x, radius)
-
-
-def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
-    r"""Projection onto the sphere `{y : ‖y‖₂ = radius}`: `radius · x / ‖x‖₂`.
-
-    The sphere is not convex; the projection is unique except at `x = 0`, where every
-    point of the sphere is a projection. There this function returns `radius · e₁`
-    (first entry of the first leaf) with a zero derivative.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_l2_sphere(jnp.array([3.0, 4.0]), 10.0)  # [6., 8.]
-    ```
-    """
-    norm = _safe_norm(_tree_sq_norm(x))
-    nonzero = norm > 0
-    scale = radius / jnp.where(nonzero, norm, 1.0)
-    flat, unravel = ravel_pytree(x)
-    e1 = jnp.zeros_like(flat).at[0].set(1.0)
-    return unravel(jnp.where(nonzero, scale * flat, radius * e1))
-
-
-# --- simplex and l1 ball ---------------------------------------------------------------------
-
-
-@jax.custom_jvp
-def _simplex(x, value):
-    # Sorting-based algorithm (Held, Wolfe, Crowder 1974; Duchi et al. 2008): find the
-    # threshold tau with sum(max(x - tau, 0)) = value.
-    n = x.shape[0]
-    u = jnp.sort(x)[::-1]
-    cumulative = jnp.cumsum(u) - value
-    index = jnp.arange(1, n + 1, dtype=x.dtype)
-    support_size = jnp.sum(u - cumulative / index > 0)
-    tau = cumulative[support_size - 1] / support_size.astype(x.dtype)
-    return jnp.maximum(x - tau, 0)
-
-
-@_simplex.defjvp
-def _simplex_jvp(primals, tangents):
-    # On the support S, y_S = x_S - tau with sum(y_S) = value, so
-    # dy_S = dx_S - (sum(dx_S) - dvalue) / |S|, and dy = 0 off the support.
-    # Autodiff of the sort would give the same numbers through a gather of
-    # sorted indices; this is exact, O(n), and free of sort derivatives.
-    x, value = primals
-    dx, dvalue = tangents
-    y = _simplex(x, value)
-    support = (y > 0).astype(x.dtype)
-    size = jnp.sum(support)
-    dtau = (jnp.vdot(support, dx) - dvalue) / size
-    return y, support * (dx - dtau)
-
-
-def projection_simplex(x: jax.Array, value: Any = 1.0) -> jax.Array:
-    r"""Projection onto the simplex `{y ≥ 0 : Σᵢ yᵢ = value}` of a 1-D array.
-
-    Sorting-based, `O(n log n)`, with a closed-form JVP: on the support `S` of the
-    result, `J = I_S − 1_S 1_Sᵀ / |S|` with respect to `x` and `∂y/∂value = 1_S / |S|`.
-
-    **Arguments:**
-
-    - `x`: a 1-D array. For the rows of a matrix, use `jax.vmap(projection_simplex)`.
-    - `value`: the sum of the simplex (scalar > 0, differentiable).
-
-    **Returns:** a 1-D array like `x`.
-
-    **Example:**
-
-    ```python
-    projection_simplex(jnp.array([0.5, 2.0, -1.0]))  # [0., 1., 0.]
-    jax.vmap(projection_simplex)(scores)             # one simplex per row
-    ```
-    """
-    x = jnp.asarray(x)
-    if x.ndim != 1:
-        from .errors import InputError
-
-        raise InputError(
-            f"projection_simplex: x must be 1-D, got shape {x.shape}; use jax.vmap for rows"
-        )
-    return _simplex(x, jnp.asarray(value, x.dtype))
-
-
-def projection_l1_ball(x: Any, radius: Any = 1.0) -> Any:
-    r"""Projection onto the ℓ1 ball `{y : ‖y‖₁ ≤ radius}`.
-
-    Inside the ball this is the identity; outside, `sign(x) · proj_simplex(|x|, radius)`
-    (Duchi et al. 2008). Derivatives go through the simplex projection's closed-form JVP.
-    The ℓ1 norm is taken over the whole pytree.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `radius`: the radius (scalar, differentiable).
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_l1_ball(jnp.array([2.0, -1.0]), 1.0)  # [1., 0.]
-    ```
-    """
-    flat, unravel = ravel_pytree(x)
-    radius = jnp.asarray(radius, flat.dtype)
-    inside = jnp.sum(jnp.abs(flat)) <= radius
-    projected = jnp.sign(flat) * _simplex(jnp.abs(flat), radius)
-    return unravel(jnp.where(inside, flat, projected))
-
-
-def kl_projection_simplex(y: jax.Array, value: Any = 1.0) -> jax.Array:
-    r"""Bregman (KL) projection onto the simplex of the point `∇φ*(y)` of the mirror space.
-
-    With the entropy mirror map `φ(x) = Σ xᵢ log xᵢ`, `∇φ(x) = 1 + log x`, the KL projection
-    of `exp(y − 1)` onto `{x ≥ 0 : Σ xᵢ = value}` is `value · softmax(y)`. This is the
-    `mirror_projection` oracle of `sensitiv.optimality.mirror_descent_fixed_point` for the
-    exponentiated-gradient (entropic mirror descent) method on the simplex.
-
-    **Arguments:**
-
-    - `y`: a 1-D array, a point of the mirror (dual) space.
-    - `value`: the sum of the simplex.
-
-    **Returns:** a 1-D array on the simplex.
-
-    **Example:**
-
-    ```python
-    kl_projection_simplex(jnp.log(jnp.array([1.0, 3.0])))  # [0.25, 0.75]
-    ```
-    """
-    return value * jax.nn.softmax(y)
-
-
-# --- hyperplane, halfspace, affine set -------------------------------------------------------
-
-
-def projection_hyperplane(x: Any, hyperparams: tuple[Any, Any]) -> Any:
-    r"""Projection onto the hyperplane `{y : ⟨a, y⟩ = b}`: `x − (⟨a, x⟩ − b) / ‖a‖² · a`.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `hyperparams`: `(a, b)`: `a` a non-zero pytree shaped like `x`, `b` a scalar.
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_hyperplane(jnp.zeros(2), (jnp.array([1.0, 1.0]), 2.0))  # [1., 1.]
-    ```
-    """
-    a, b = hyperparams
-    step = (_tree_vdot(a, x) - b) / _tree_sq_norm(a)
-    return jax.tree_util.tree_map(lambda v, w: v - step * w, x, a)
-
-
-def projection_halfspace(x: Any, hyperparams: tuple[Any, Any]) -> Any:
-    r"""Projection onto the halfspace `{y : ⟨a, y⟩ ≤ b}`: `x − max(⟨a, x⟩ − b, 0) / ‖a‖² · a`.
-
-    **Arguments:**
-
-    - `x`: a pytree of arrays.
-    - `hyperparams`: `(a, b)`: `a` a non-zero pytree shaped like `x`, `b` a scalar.
-
-    **Returns:** a pytree like `x`.
-
-    **Example:**
-
-    ```python
-    projection_halfspace(jnp.array([2.0, 2.0]), (jnp.array([1.0, 1.0]), 2.0))  # [1., 1.]
-    ```
-    """
-    a, b = hyperparams
-    step = jnp.maximum(_tree_vdot(a, x) - b, 0) / _tree_sq_norm(a)
-    return jax.tree_util.tree_map(lambda v, w: v - step * w, x, a)
-
-
-def projection_affine_set(x: jax.Array, hyperparams: tuple[jax.Array, jax.Array]) -> jax.Array:
-    r"""Projection onto the affine set `{y : A y = b}`: `x − Aᵀ (A Aᵀ)⁻¹ (A x − b)`.
-
-    **Arguments:**
-
-    - `x`: a 1-D array of size `n`.
-    - `hyperparams`: `(A, b)` with `A` of shape `(m, n)`, full row rank (`m ≤ n`), and `b`
-      of shape `(m,)`.
-
-    **Returns:** a 1-D array like `x`. Differentiable in `x`, `A` and `b` (autodiff of a
-    Cholesky solve of the Gram matrix).
-
-    **Example:**
-
-    ```python
-    A = jnp.array([[1.0, 1.0, 0.0]]); b = jnp.array([1.0])
-    projection_affine_set(jnp.zeros(3), (A, b))  # [0.5, 0.5, 0.]
-    ```
-    """
-    A, b = hyperparams
-    gram = A @ A.T
-    factor = jax.scipy.linalg.cho_factor(gram)
-    return x - A.T @ jax.scipy.linalg.cho_solve(factor, A @ x - b)
+# --- polyhedron (a QP solve) ------------------------------------------------------------------
 
 
 def projection_polyhedron(
@@ -404,8 +109,6 @@ def projection_polyhedron(
     projection_polyhedron(jnp.array([1.0, 1.0]), (None, None, G, h))  # [0.5, 0.5]
     ```
     """
-    from .solvers import QP  # the solvers build on projections, not the other way round
-
     A, b, G, h = hyperparams
     n = x.shape[0]
     solver = QP(tol=tol, maxiter=maxiter)
@@ -414,8 +117,6 @@ def projection_polyhedron(
     params_ineq = None if G is None else (G, h)
     sol, state = solver.run(None, (eye, -x), params_eq, params_ineq)
     if check:
-        from .errors import ConvergenceError
-
         if not bool(state.converged):
             raise ConvergenceError(
                 f"projection_polyhedron: QP did not converge (KKT residual {float(state.error):.3e})"
@@ -423,96 +124,224 @@ def projection_polyhedron(
     return sol.primal
 
 
-# --- cones -----------------------------------------------------------------------------------
+# --- transport and Birkhoff polytopes, Euclidean projections --------------------------------
 
 
-def projection_second_order_cone(x: jax.Array, hyperparams: Any = None) -> jax.Array:
-    r"""Projection onto the second-order (Lorentz) cone `{(t, v) : ‖v‖₂ ≤ t}`.
+def _column_plan(alpha, x, b):
+    """Column `j` of the plan for row prices `alpha`: `proj_{Δ(b_j)}(x[:, j] + alpha)`."""
+    return jax.vmap(_simplex, in_axes=(1, 0), out_axes=1)(x + alpha[:, None], b)
 
-    `x = (t, v)` is one 1-D array whose first entry is `t`. The projection is `x` inside the
-    cone, `0` inside the polar cone (`‖v‖ ≤ −t`), and `(t + ‖v‖)/2 · (1, v/‖v‖)` otherwise.
+
+def _transport_row_residual(alpha, x, a, b):
+    # The gradient of the (negated, concave) semi-dual of min ½‖P − X‖² over U(a, b)
+    # (Blondel, Seguy, Rolet 2018, eq. 10): the columns of P meet their marginals b
+    # exactly by construction, the rows meet a where this vanishes. Its Jacobian in
+    # alpha, Σⱼ (diag(sⱼ) − sⱼsⱼᵀ/|Sⱼ|) with sⱼ the support of column j, is symmetric
+    # positive semi-definite and annihilates the constant vector (prices are defined up
+    # to a common shift).
+    return jnp.sum(_column_plan(alpha, x, b), axis=1) - a
+
+
+def _semi_dual(alpha, x, a, b):
+    # −(semi-dual objective), convex in alpha: Σⱼ max_{p ∈ Δ(bⱼ)} ⟨alpha, p⟩ − ½‖p − Xⱼ‖² − ⟨alpha, a⟩.
+    plan = _column_plan(alpha, x, b)
+    return jnp.sum(alpha[:, None] * plan - 0.5 * (plan - x) ** 2) - jnp.vdot(alpha, a)
+
+
+def _transport_newton(x, a, b, tol, maxiter, alpha0):
+    """Prices `alpha` with `P(alpha) 1 = a`, by a regularized semismooth Newton method.
+
+    The residual is piecewise linear in alpha: once the supports of the columns are
+    right, one Newton step is exact. A Levenberg–Marquardt shift `μ = ‖r‖` keeps the
+    step defined where the Jacobian is singular beyond the constant vector (plans whose
+    support graph is disconnected, e.g. permutation matrices), and a backtracking search
+    on the convex semi-dual makes the method converge from any start. It stops when the
+    row residual is within `tol · Σa`, or when no step improves the semi-dual or the
+    residual any more (round-off).
+    """
+    m = x.shape[0]
+    dtype = x.dtype
+    scale = jnp.sum(a)
+
+    def residual_and_jacobian(alpha):
+        plan = _column_plan(alpha, x, b)
+        support = (plan > 0).astype(dtype)
+        counts = jnp.maximum(jnp.sum(support, axis=0), 1.0)
+        jac = jnp.diag(jnp.sum(support, axis=1)) - (support / counts) @ support.T
+        return jnp.sum(plan, axis=1) - a, jac
+
+    def cond(state):
+        _, r, _, k, stalled = state
+        return (k < maxiter) & (jnp.sum(jnp.abs(r)) > tol * scale) & ~stalled
+
+    def body(state):
+        alpha, r, jac, k, _ = state
+        rnorm = jnp.linalg.norm(r)
+        step = jnp.linalg.solve(jac + rnorm * jnp.eye(m, dtype=dtype), r)
+        value = _semi_dual(alpha, x, a, b)
+        slope = jnp.vdot(r, step)
+
+        def search_cond(s):
+            _, accepted, halvings = s
+            return ~accepted & (halvings < 40)
+
+        def search_body(s):
+            t, _, halvings = s
+            t = jnp.where(halvings == 0, t, t / 2)
+            trial = alpha - t * step
+            decrease = _semi_dual(trial, x, a, b) <= value - 1e-4 * t * slope
+            smaller = jnp.linalg.norm(_transport_row_residual(trial, x, a, b)) <= 0.5 * rnorm
+            return t, decrease | smaller, halvings + 1
+
+        t, accepted, _ = jax.lax.while_loop(search_cond, search_body, (jnp.ones((), dtype), False, 0))
+        alpha_new = jnp.where(accepted, alpha - t * step, alpha)
+        r_new, jac_new = residual_and_jacobian(alpha_new)
+        better = jnp.linalg.norm(r_new) <= rnorm
+        # Round-off: a failed search, or accepted steps that no longer shrink the
+        # residual, end the run.
+        stalled = ~accepted | (~better & (k > 0))
+        return (
+            jnp.where(better, alpha_new, alpha),
+            jnp.where(better, r_new, r),
+            jnp.where(better, jac_new, jac),
+            k + 1,
+            stalled,
+        )
+
+    r0, jac0 = residual_and_jacobian(alpha0)
+    alpha, r, _, k, _ = jax.lax.while_loop(cond, body, (alpha0, r0, jac0, 0, False))
+    return alpha, r, k
+
+
+def _transport_prices(x, a, b, tol, maxiter):
+    """Prices for `x`, through a continuation in the scale of `x` when its entries spread
+    over much more than the marginals.
+
+    The plan of `λX` is dense for small `λ` and tends to a vertex (an optimal transport
+    plan of the linear program) as `λ` grows; prices grow like `λ`. Newton's method from
+    zero prices needs one step per support change, so entries of size 1e9 would take
+    steps of size 1 towards prices of size 1e9. Solving for `λₖX`, `λₖ = 10^(k−K)`, each
+    from the previous prices times ten, keeps every stage a few Newton steps long;
+    `K = 0` (a single stage) when the spread of `x` is within ten times the marginals'.
+    """
+    spread = (jnp.max(x) - jnp.min(x)) / jnp.maximum(jnp.max(a), jnp.max(b))
+    stages = jnp.maximum(jnp.ceil(jnp.log10(jnp.maximum(spread, 1.0))) - 1, 0).astype(jnp.int32)
+
+    def stage(carry):
+        alpha, k = carry
+        factor = jnp.asarray(10.0, x.dtype) ** (k - stages).astype(x.dtype)
+        alpha, _, _ = _transport_newton(factor * x, a, b, tol, maxiter, alpha)
+        return alpha * 10, k + 1
+
+    alpha, _ = jax.lax.while_loop(lambda c: c[1] < stages, stage, (jnp.zeros(x.shape[0], x.dtype), 0))
+    alpha, _, _ = _transport_newton(x, a, b, tol, maxiter, alpha)
+    return alpha
+
+
+def _check_marginals(x, a, b, where):
+    if x.ndim != 2 or a.shape != (x.shape[0],) or b.shape != (x.shape[1],):
+        raise InputError(
+            f"{where}: x must be a matrix (m, n) and the marginals (a, b) of shapes (m,), (n,); "
+            f"got x {x.shape}, a {a.shape}, b {b.shape}"
+        )
+
+
+def projection_transport(
+    x: jax.Array,
+    marginals: tuple[jax.Array, jax.Array],
+    *,
+    tol: float | None = None,
+    maxiter: int = 100,
+) -> jax.Array:
+    r"""Euclidean projection onto the transport polytope `U(a, b) = {P ≥ 0 : P1 = a, Pᵀ1 = b}`.
+
+    `P = argmin_{P ∈ U(a, b)} ½‖P − X‖²`, jaxopt's `projection_transport` (the optimal
+    transport plan with quadratic regularization, Blondel, Seguy, Rolet 2018). Computed on
+    the semi-dual: each column is a simplex projection `Pⱼ = proj_{Δ(bⱼ)}(Xⱼ + α)`, with
+    row prices `α` found by a semismooth Newton method (exact once the supports are
+    right, usually a handful of steps). Plans are sparse. Derivatives with respect to `X`,
+    `a` and `b` are implicit, through the prices' optimality condition `P(α)1 = a` (the
+    minimum-norm solution where the plan's support graph is disconnected, which gives
+    the derivative of `P`: prices are not unique there, the plan is). A matrix already in
+    `U(a, b)` is returned unchanged. For the entropic (KL) projection see
+    `kl_projection_transport`.
 
     **Arguments:**
 
-    - `x`: a 1-D array of size `≥ 1`.
-    - `hyperparams`: ignored.
+    - `x`: the matrix `X`, shape `(m, n)`.
+    - `marginals`: `(a, b)`, positive arrays of shapes `(m,)`, `(n,)` with equal sums.
+      Derivatives in `a` and `b` are meaningful along directions keeping `Σa = Σb`.
+    - `tol`: stop when `‖P1 − a‖₁ ≤ tol · Σa` (default `10 · eps` of the dtype); the
+      columns meet `b` to round-off whatever `tol`.
+    - `maxiter`: maximum number of Newton steps.
 
-    **Returns:** a 1-D array like `x`.
+    **Returns:** the plan `P`, shape `(m, n)`.
 
     **Example:**
 
     ```python
-    projection_second_order_cone(jnp.array([0.0, 2.0]))  # [1., 1.]
+    a = jnp.full(3, 1 / 3); b = jnp.full(2, 1 / 2)
+    P = projection_transport(scores, (a, b))   # rows sum to a, columns to b
     ```
     """
-    del hyperparams
-    t, v = x[0], x[1:]
-    norm = _safe_norm(jnp.vdot(v, v))
-    in_cone = norm <= t
-    in_polar = norm <= -t
-    scale = (t + norm) / 2
-    unit = v / jnp.where(norm > 0, norm, 1.0)
-    boundary = jnp.concatenate([scale[None], scale * unit])
-    return jnp.where(in_cone, x, jnp.where(in_polar, jnp.zeros_like(x), boundary))
+    x = jnp.asarray(x)
+    a, b = (jnp.asarray(v, x.dtype) for v in marginals)
+    _check_marginals(x, a, b, "projection_transport")
+    if tol is None:
+        tol = 10 * float(jnp.finfo(x.dtype).eps)
+    return _projection_transport(x, a, b, tol=float(tol), maxiter=int(maxiter))
 
 
-@jax.custom_jvp
-def _psd(matrix):
-    eigenvalues, vectors = jnp.linalg.eigh(matrix)
-    return (vectors * jnp.maximum(eigenvalues, 0)) @ vectors.T
+@functools.partial(jax.jit, static_argnames=("tol", "maxiter"))
+def _projection_transport(x, a, b, *, tol, maxiter):
+    # One null direction is known (a common shift of the prices); any other (a plan whose
+    # support graph splits) leaves LU ill-conditioned and "auto" takes the minimum-norm
+    # answer, whose plan derivative is the right one.
+    m = x.shape[0]
+    shift = np.full((1, m), 1 / np.sqrt(m), dtype=x.dtype)  # a constant, not a traced array
+    solve = LinearSolver("auto", null_space=shift, symmetric=True)
+
+    @custom_root(_transport_row_residual, solve=solve)
+    def prices(x, a, b):
+        return _transport_prices(x, a, b, tol, maxiter)
+
+    return _column_plan(prices(x, a, b), x, b)
 
 
-@_psd.defjvp
-def _psd_jvp(primals, tangents):
-    # Daleckii–Krein: for f applied to the spectrum of a symmetric X = V diag(λ) Vᵀ,
-    # df(X)[dX] = V (Γ ∘ (Vᵀ dX V)) Vᵀ with Γᵢⱼ = (f(λᵢ) − f(λⱼ)) / (λᵢ − λⱼ), and f'(λᵢ)
-    # on (near-)ties. Autodiff of eigh divides by λᵢ − λⱼ and is NaN on repeated
-    # eigenvalues (e.g. several zero eigenvalues); this formula is finite everywhere.
-    (matrix,) = primals
-    (dmatrix,) = tangents
-    eigenvalues, vectors = jnp.linalg.eigh(matrix)
-    clipped = jnp.maximum(eigenvalues, 0)
-    out = (vectors * clipped) @ vectors.T
-    diff = eigenvalues[:, None] - eigenvalues[None, :]
-    scale = jnp.max(jnp.abs(eigenvalues)) + 1.0
-    tie = jnp.abs(diff) <= 1e-12 * scale
-    slope = (eigenvalues > 0).astype(matrix.dtype)
-    divided = (clipped[:, None] - clipped[None, :]) / jnp.where(tie, 1.0, diff)
-    # On ties use the average slope of the two eigenvalues (they agree except at 0).
-    gamma = jnp.where(tie, (slope[:, None] + slope[None, :]) / 2, divided)
-    rotated = vectors.T @ dmatrix @ vectors
-    return out, vectors @ (gamma * rotated) @ vectors.T
+def projection_birkhoff(
+    x: jax.Array, hyperparams: Any = None, *, tol: float | None = None, maxiter: int = 100
+) -> jax.Array:
+    r"""Euclidean projection onto the Birkhoff polytope of doubly stochastic matrices.
 
-
-def projection_psd_cone(x: jax.Array, hyperparams: Any = None) -> jax.Array:
-    r"""Projection onto the cone of symmetric positive semi-definite matrices.
-
-    `V max(Λ, 0) Vᵀ` from the eigendecomposition of the symmetric part `(X + Xᵀ)/2`, with
-    a closed-form (Daleckii–Krein) JVP that stays finite on repeated eigenvalues.
+    `projection_transport(x, (1, 1))` for a square `x`: the closest matrix (in Frobenius
+    norm) with non-negative entries whose rows and columns sum to one. A doubly
+    stochastic `x` is returned unchanged. jaxopt's `projection_birkhoff`; for the
+    entropic (KL) projection see `kl_projection_birkhoff`.
 
     **Arguments:**
 
     - `x`: a square matrix `(n, n)`.
     - `hyperparams`: ignored.
+    - `tol`, `maxiter`: see `projection_transport`.
 
-    **Returns:** a symmetric PSD matrix `(n, n)`.
+    **Returns:** a doubly stochastic matrix `(n, n)`.
 
     **Example:**
 
     ```python
-    projection_psd_cone(jnp.diag(jnp.array([1.0, -2.0])))  # diag(1, 0)
+    projection_birkhoff(jnp.array([[0.6, 0.4], [0.4, 0.6]]))  # unchanged
+    projection_birkhoff(jnp.array([[2.0, 0.0], [0.0, 1.0]]))  # [[1., 0.], [0., 1.]]
     ```
     """
     del hyperparams
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[0] != x.shape[1]:
-        from .errors import InputError
+        raise InputError(f"projection_birkhoff: x must be a square matrix, got shape {x.shape}")
+    ones = jnp.ones(x.shape[0], x.dtype)
+    return projection_transport(x, (ones, ones), tol=tol, maxiter=maxiter)
 
-        raise InputError(f"projection_psd_cone: x must be a square matrix, got shape {x.shape}")
-    return _psd((x + x.T) / 2)
 
-
-# --- transport polytope / Birkhoff polytope (entropic) -------------------------------------
+# --- transport and Birkhoff polytopes, entropic (KL) projections ---------------------------
 
 
 def _transport_plan(potentials, scores, regularization):
@@ -562,7 +391,7 @@ def _sinkhorn(scores, marginals, regularization, tol, maxiter):
     return (f + shift, g[:-1] - shift), (err, k)
 
 
-def projection_transport(
+def kl_projection_transport(
     x: jax.Array,
     marginals: tuple[jax.Array, jax.Array],
     *,
@@ -570,9 +399,10 @@ def projection_transport(
     tol: float = 1e-12,
     maxiter: int = 10000,
 ) -> jax.Array:
-    r"""Entropic projection onto the transport polytope `U(a, b) = {P ≥ 0 : P1 = a, Pᵀ1 = b}`.
+    r"""Entropic (KL) projection onto the transport polytope `U(a, b) = {P ≥ 0 : P1 = a, Pᵀ1 = b}`.
 
-    Returns the KL projection of the Gibbs kernel `exp(X/ε)` onto `U(a, b)`:
+    Returns the KL projection of the Gibbs kernel `exp(X/ε)` onto `U(a, b)`, jaxopt's
+    `kl_projection_transport` for `ε = 1`:
 
     `P = argmax_{P ∈ U(a, b)} ⟨P, X⟩ − ε Σᵢⱼ Pᵢⱼ (log Pᵢⱼ − 1)`,
 
@@ -594,18 +424,16 @@ def projection_transport(
 
     ```python
     a = jnp.full(3, 1 / 3); b = jnp.full(2, 1 / 2)
-    P = projection_transport(scores, (a, b), regularization=0.1)
+    P = kl_projection_transport(scores, (a, b), regularization=0.1)
     ```
     """
     a, b = marginals
-    return _projection_transport(x, a, b, jnp.asarray(regularization, x.dtype), tol=tol, maxiter=maxiter)
+    return _kl_projection_transport(x, a, b, jnp.asarray(regularization, x.dtype), tol=tol, maxiter=maxiter)
 
 
 @functools.partial(jax.jit, static_argnames=("tol", "maxiter"))
-def _projection_transport(x, a, b, regularization, *, tol, maxiter):
+def _kl_projection_transport(x, a, b, regularization, *, tol, maxiter):
     # Jitted once per (shapes, tol, maxiter): repeated projections reuse the compiled loop.
-    from . import custom_root
-
     @custom_root(_transport_optimality, solve="cg")
     def solve(scores, marginals, regularization):
         potentials, _ = _sinkhorn(scores, marginals, regularization, tol, maxiter)
@@ -615,27 +443,30 @@ def _projection_transport(x, a, b, regularization, *, tol, maxiter):
     return _transport_plan(potentials, x, regularization)
 
 
-def projection_birkhoff(x: jax.Array, hyperparams: Any = None, *, regularization: float = 1.0, **kwargs) -> jax.Array:
+def kl_projection_birkhoff(
+    x: jax.Array, hyperparams: Any = None, *, regularization: float = 1.0, tol: float = 1e-12, maxiter: int = 10000
+) -> jax.Array:
     r"""Entropic projection onto the Birkhoff polytope of doubly stochastic matrices.
 
-    `projection_transport(x, (1, 1), regularization=ε)` for a square `x`: rows and columns
-    of the result sum to one.
+    `kl_projection_transport(x, (1, 1), regularization=ε)` for a square `x`: rows and
+    columns of the result sum to one. Not a Euclidean projection (a doubly stochastic `x`
+    is moved towards the Gibbs kernel's plan); `projection_birkhoff` is.
 
     **Arguments:**
 
     - `x`: a square score matrix `(n, n)`.
     - `hyperparams`: ignored.
-    - `regularization`, `**kwargs`: see `projection_transport`.
+    - `regularization`, `tol`, `maxiter`: see `kl_projection_transport`.
 
     **Returns:** a doubly stochastic matrix `(n, n)`.
 
     **Example:**
 
     ```python
-    P = projection_birkhoff(scores, regularization=0.05)  # ≈ a permutation matrix
+    P = kl_projection_birkhoff(scores, regularization=0.05)  # ≈ a permutation matrix
     ```
     """
     del hyperparams
     n = x.shape[0]
     ones = jnp.ones(n, x.dtype)
-    return projection_transport(x, (ones, ones), regularization=regularization, **kwargs)
+    return kl_projection_transport(x, (ones, ones), regularization=regularization, tol=tol, maxiter=maxiter)

@@ -26,6 +26,7 @@ __all__ = [
     "prox_lasso",
     "prox_non_negative_lasso",
     "prox_elastic_net",
+    "prox_elastic_net_jaxopt",
     "prox_group_lasso",
     "prox_ridge",
     "prox_non_negative_ridge",
@@ -105,15 +106,22 @@ def prox_non_negative_lasso(x: Any, l1reg: Any = 1.0, scaling: Any = 1.0) -> Any
     return jax.tree_util.tree_map(lambda v, lam: jnp.maximum(v - scaling * lam, 0), x, l1reg)
 
 
-def prox_elastic_net(x: Any, hyperparams: tuple[Any, Any] = (1.0, 1.0), scaling: Any = 1.0) -> Any:
+def prox_elastic_net(x: Any, hyperparams: tuple[Any, Any] | None = (1.0, 1.0), scaling: Any = 1.0) -> Any:
     r"""The proximal operator of the elastic net `g(y) = λ₁ ‖y‖₁ + ½ λ₂ ‖y‖₂²`.
 
     `prox(x) = soft_threshold(x, scaling · λ₁) / (1 + scaling · λ₂)`.
 
+    Two independent strengths, as in glmnet's penalty written out: each can be
+    differentiated and tuned on its own. **jaxopt's `prox_elastic_net` takes the same
+    arguments with another meaning**: its `(λ, γ)` is `g(y) = λ ‖y‖₁ + ½ λγ ‖y‖₂²`.
+    Convert with `(λ₁, λ₂) = (λ, λ·γ)`, or call `prox_elastic_net_jaxopt`, which keeps
+    jaxopt's convention.
+
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `hyperparams`: `(λ₁, λ₂)`, each a scalar or a pytree shaped like `x`.
+    - `hyperparams`: `(λ₁, λ₂)`, each a scalar or a pytree shaped like `x` (`None` means
+      `(1, 1)`).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`.
@@ -122,9 +130,10 @@ def prox_elastic_net(x: Any, hyperparams: tuple[Any, Any] = (1.0, 1.0), scaling:
 
     ```python
     prox_elastic_net(jnp.array([3.0, -0.5]), (1.0, 1.0))  # [1., 0.]
+    prox_elastic_net(jnp.array([2.0]), (0.5, 0.1))        # [1.3636...] = 1.5 / 1.1
     ```
     """
-    l1reg, l2reg = hyperparams
+    l1reg, l2reg = (1.0, 1.0) if hyperparams is None else hyperparams
     l1reg = _broadcast_tree(l1reg, x)
     l2reg = _broadcast_tree(l2reg, x)
     return jax.tree_util.tree_map(
@@ -133,6 +142,35 @@ def prox_elastic_net(x: Any, hyperparams: tuple[Any, Any] = (1.0, 1.0), scaling:
         l1reg,
         l2reg,
     )
+
+
+def prox_elastic_net_jaxopt(x: Any, hyperparams: tuple[Any, Any] | None = None, scaling: Any = 1.0) -> Any:
+    r"""The elastic net's proximal operator in jaxopt's convention: `g(y) = λ (‖y‖₁ + ½ γ ‖y‖₂²)`.
+
+    `prox(x) = soft_threshold(x, scaling · λ) / (1 + scaling · λ · γ)`, exactly jaxopt's
+    `prox_elastic_net(x, (λ, γ), scaling)`: a drop-in replacement when porting jaxopt
+    code. Equal to `prox_elastic_net(x, (λ, λ·γ), scaling)`.
+
+    **Arguments:**
+
+    - `x`: a pytree of arrays.
+    - `hyperparams`: `(λ, γ)`, each a scalar or a pytree shaped like `x` (`None` means
+      `(1, 1)`, as in jaxopt).
+    - `scaling`: the step size `η`.
+
+    **Returns:** a pytree like `x`.
+
+    **Example:**
+
+    ```python
+    prox_elastic_net_jaxopt(jnp.array([2.0]), (0.5, 0.1))  # [1.4286...] = 1.5 / 1.05
+    ```
+    """
+    lam, gamma = (1.0, 1.0) if hyperparams is None else hyperparams
+    lam = _broadcast_tree(lam, x)
+    gamma = _broadcast_tree(gamma, x)
+    l2reg = jax.tree_util.tree_map(lambda u, v: u * v, lam, gamma)
+    return prox_elastic_net(x, (lam, l2reg), scaling)
 
 
 def prox_group_lasso(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any:
@@ -214,18 +252,24 @@ def make_prox_from_projection(projection: Callable) -> Callable:
 
     - `projection`: a function `projection(x, hyperparams)`, e.g. from `sensitiv.projections`.
 
-    **Returns:** a function `prox(x, hyperparams, scaling=1.0)`.
+    **Returns:** a function `prox(x, hyperparams=None, scaling=1.0)`. With `hyperparams`
+    left at `None` the projection is called as `projection(x)`, so that its own default
+    set applies (the unit simplex for `projection_simplex`); a projection without a
+    default then says which argument is missing.
 
     **Example:**
 
     ```python
     prox = make_prox_from_projection(sensitiv.projections.projection_box)
     prox(x, (0.0, 1.0), 0.1)  # == projection_box(x, (0.0, 1.0))
+    make_prox_from_projection(sensitiv.projections.projection_simplex)(x)  # unit simplex
     ```
     """
 
     def prox(x, hyperparams=None, scaling=1.0):
         del scaling
+        if hyperparams is None:
+            return projection(x)
         return projection(x, hyperparams)
 
     prox.__name__ = f"prox_from_{getattr(projection, '__name__', 'projection')}"

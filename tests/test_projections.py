@@ -246,13 +246,13 @@ def sinkhorn_unrolled(X, a, b, eps, iterations=2000):
     return u[:, None] * K * v[None, :]
 
 
-def test_transport_and_birkhoff():
+def test_kl_transport_and_birkhoff():
     X = jax.random.normal(jax.random.PRNGKey(5), (3, 4))
     a = jnp.array([0.2, 0.3, 0.5])
     b = jnp.array([0.1, 0.4, 0.25, 0.25])
     eps = 0.7
     W = jax.random.normal(jax.random.PRNGKey(6), (3, 4))
-    loss = lambda X, a, b, eps: jnp.sum(W * P.projection_transport(X, (a, b), regularization=eps))
+    loss = lambda X, a, b, eps: jnp.sum(W * P.kl_projection_transport(X, (a, b), regularization=eps))
     ref_loss = lambda X, a, b, eps: jnp.sum(W * sinkhorn_unrolled(X, a, b, eps))
     # Implicit derivatives in X, the marginals (directions keeping Σa = Σb) and ε against
     # autodiff through unrolled Sinkhorn; reverse mode through <∇loss, u> = jvp(u).
@@ -263,10 +263,10 @@ def test_transport_and_birkhoff():
     np.testing.assert_allclose(jvp, ref, rtol=1e-9)
     grads = jax.grad(loss, argnums=(0, 1, 2, 3))(X, a, b, eps)
     np.testing.assert_allclose(sum(jnp.vdot(g, t) for g, t in zip(grads, tangents)), ref, rtol=1e-9)
-    plan = P.projection_transport(X, (a, b), regularization=eps)
+    plan = P.kl_projection_transport(X, (a, b), regularization=eps)
     np.testing.assert_allclose(plan.sum(axis=1), a, atol=1e-12)
     np.testing.assert_allclose(plan.sum(axis=0), b, atol=1e-12)
     # Birkhoff: doubly stochastic.
-    D = P.projection_birkhoff(X[:3, :3], regularization=0.3)
+    D = P.kl_projection_birkhoff(X[:3, :3], regularization=0.3)
     np.testing.assert_allclose(D.sum(axis=0), 1, atol=1e-12)
     np.testing.assert_allclose(D.sum(axis=1), 1, atol=1e-12)

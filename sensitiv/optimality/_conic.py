@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import InputError
-from ..projections import projection_psd_cone, projection_second_order_cone
+from .._projections import projection_psd_cone, projection_second_order_cone
 
 __all__ = [
     "Cones",

@@ -107,6 +107,38 @@ def projected_gradient_fixed_point(
     return adopt_signature(projected_gradient_map, fun if fun is not None else grad, ("hyperparams_proj",))
 
 
+def _boundary_safe(mirror_map: Callable) -> Callable:
+    """`∇φ` whose tangent is zero where `∇φ(x)` is infinite, i.e. on the boundary of dom φ.
+
+    With the entropy, `∇φ(x) = log x` is `−∞` at an exact zero of `x` and its derivative
+    `1/x` is infinite there; the Bregman projection multiplies it by the zero weight of
+    that coordinate, and autodiff returns `0 · ∞ = NaN` in every entry of the Jacobian.
+    A coordinate at the boundary stays there under mirror descent (multiplicative
+    updates keep zeros), so its tangent is zero; masking it before and after the JVP of
+    `∇φ` keeps NaNs out of both forward and transposed products (for separable mirror
+    maps, whose JVP acts coordinate by coordinate).
+    """
+
+    @jax.custom_jvp
+    def safe_mirror_map(x):
+        return mirror_map(x)
+
+    @safe_mirror_map.defjvp
+    def safe_mirror_map_jvp(primals, tangents):
+        (x,), (dx,) = primals, tangents
+        y = mirror_map(x)
+        finite = jax.tree_util.tree_map(jnp.isfinite, y)
+        if jax.tree_util.tree_structure(y) == jax.tree_util.tree_structure(x) and all(
+            jnp.shape(u) == jnp.shape(v) for u, v in zip(jax.tree_util.tree_leaves(y), jax.tree_util.tree_leaves(x))
+        ):
+            dx = jax.tree_util.tree_map(lambda f, t: jnp.where(f, t, jnp.zeros_like(t)), finite, dx)
+        _, dy = jax.jvp(mirror_map, (x,), (dx,))
+        dy = jax.tree_util.tree_map(lambda f, t: jnp.where(f, t, jnp.zeros_like(t)), finite, dy)
+        return y, dy
+
+    return safe_mirror_map
+
+
 def mirror_descent_fixed_point(
     fun: Callable | None = None,
     mirror_map: Callable | None = None,
@@ -126,10 +158,18 @@ def mirror_descent_fixed_point(
 
     Needs the **primal** solution. Oracles: `∇₁f`, `∇φ` and `proj^φ_C ∘ ∇φ*`.
 
+    Solutions on the boundary of the domain of `φ` (exact zeros with the entropy, where
+    `log 0 = −∞`) are supported: the tangent of `∇φ` is taken as zero wherever `∇φ(x)` is
+    infinite, so those coordinates keep a zero derivative. When the constraint is
+    strictly active there (the gradient of `f` on that coordinate exceeds the support's),
+    the zero stays a zero under small perturbations and this is the derivative (both
+    one-sided limits); derivatives stay finite instead of `NaN` in every case.
+
     **Arguments:**
 
     - `fun`: the objective `f(x, *args, **kwargs)`; or `grad=`: its gradient.
-    - `mirror_map`: `∇φ(x)`, e.g. `jnp.log` (the `+1` of the entropy cancels in softmax).
+    - `mirror_map`: `∇φ(x)`, e.g. `jnp.log` (the `+1` of the entropy cancels in softmax);
+      separable (coordinate by coordinate) for the boundary rule above.
     - `mirror_projection`: `(y, hyperparams_proj) ↦ proj^φ_C(∇φ*(y))`.
     - `stepsize`: `η > 0`.
 
@@ -147,6 +187,7 @@ def mirror_descent_fixed_point(
     gradient = gradient_oracle(fun, grad, "mirror_descent_fixed_point")
     require_callable(mirror_map, "mirror_map", "mirror_descent_fixed_point")
     require_callable(mirror_projection, "mirror_projection", "mirror_descent_fixed_point")
+    mirror_map = _boundary_safe(mirror_map)
 
     def mirror_descent_map(x, hyperparams_proj, *args, **kwargs):
         y = _gradient_step(mirror_map(x), gradient(x, *args, **kwargs), stepsize)

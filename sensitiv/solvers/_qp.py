@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ..errors import ImplicitDiffError, InputError
 from ..optimality import KKTSolution, kkt, projected_gradient_fixed_point
-from ..projections import projection_box
+from .._projections import projection_box
 from ._base import OptStep, jit_run, SolverState, iterate, with_implicit_diff
 
 __all__ = ["EqualityQP", "QP", "BoxQP"]

@@ -14,7 +14,7 @@ from jax.flatten_util import ravel_pytree
 
 from ..errors import ImplicitDiffError
 from ..optimality import projected_gradient_fixed_point, stationary
-from ..projections import projection_box
+from .._projections import projection_box
 from ._base import OptStep, jit_run, SolverState, tree_norm, tree_sub, with_implicit_diff
 
 __all__ = ["ScipyMinimize", "ScipyBoundedMinimize"]

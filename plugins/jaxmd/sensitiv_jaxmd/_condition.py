@@ -8,11 +8,11 @@ from typing import Any
 from sensitiv.optimality import stationary as stationary_mapping
 from sensitiv.records import OptimalityCondition, System
 
+from ._declarations import STATIONARY_DESCRIPTION, STATIONARY_SCHEMA
 from ._options import validate_options
 
 __all__ = ["STATIONARY", "stationary"]
 
-STATIONARY_SCHEMA = {"type": "object", "additionalProperties": False, "properties": {}}
 
 
 def stationary(system: System, options: Mapping[str, Any] | None = None):
@@ -48,6 +48,6 @@ def stationary(system: System, options: Mapping[str, Any] | None = None):
 STATIONARY = OptimalityCondition(
     name="stationary",
     factory=stationary,
-    description="Stationary gradient F(x, theta) = grad_x E(x, theta) (zero at equilibrium).",
+    description=STATIONARY_DESCRIPTION,
     options_schema=STATIONARY_SCHEMA,
 )

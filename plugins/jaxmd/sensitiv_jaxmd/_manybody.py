@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from sensitiv.records import Parameter
-
+from . import _declarations as declarations
 from ._model import Model, smooth_switch
 
 __all__ = ["STILLINGER_WEBER", "GUPTA"]
@@ -33,7 +32,11 @@ class _StillingerWeber(Model):
     def max_cutoff(self, params, ctx):
         return params["a"] * params["sigma"]
 
-    def energy(self, params, ctx, dR, r, inside):
+    def cutoff_convention(self, options) -> str:
+        return "cutoff a*sigma (both parameters), evaluated at call time"
+
+    def energy(self, params, ctx, nb):
+        dR, r, inside = nb.dR, nb.r, nb.inside
         eps, sigma, a = params["epsilon"], params["sigma"], params["a"]
         cutoff = a * sigma
         # Safe distances: masked entries sit strictly inside the cutoff, away from 0.
@@ -73,7 +76,11 @@ class _Gupta(Model):
         if onset is not None and onset >= options["cutoff"]:
             self.config_error(f"r_onset ({onset}) must be below cutoff ({options['cutoff']})")
 
-    def energy(self, params, ctx, dR, r, inside):
+    def cutoff_convention(self, options) -> str:
+        return "absolute cutoff option" + (" with C1 switch from r_onset" if options.get("r_onset") else "")
+
+    def energy(self, params, ctx, nb):
+        r, inside = nb.r, nb.inside
         cutoff = ctx.options["cutoff"]
         r = jnp.where(inside, r, 0.5 * cutoff)
         reduced = r / params["r_0"] - 1.0
@@ -88,44 +95,5 @@ class _Gupta(Model):
         return 0.5 * params["U_n"] * jnp.sum(repulsive - bonding)
 
 
-STILLINGER_WEBER = _StillingerWeber(
-    name="stillinger_weber",
-    description="Stillinger-Weber three-body potential for silicon (original 1985 parameters), every "
-    "parameter differentiable; cutoff a*sigma.",
-    parameters=(
-        Parameter("epsilon", (), "eV", 2.1683, True, "Energy scale."),
-        Parameter("sigma", (), "angstrom", 2.0951, True, "Length scale; the cutoff is a*sigma."),
-        Parameter("a", (), "1", 1.80, True, "Reduced cutoff."),
-        Parameter("lambda", (), "1", 21.0, True, "Three-body strength."),
-        Parameter("gamma", (), "1", 1.20, True, "Three-body radial decay."),
-        Parameter("A", (), "1", 7.049556277, True, "Two-body strength."),
-        Parameter("B", (), "1", 0.6022245584, True, "Two-body repulsion coefficient."),
-        Parameter("p", (), "1", 4.0, True, "Repulsive exponent."),
-        Parameter("q", (), "1", 0.0, True, "Attractive exponent."),
-    ),
-    options_schema={},
-    energy_units="eV",
-    many_body=True,
-)
-
-GUPTA = _Gupta(
-    name="gupta",
-    description="Gupta / second-moment tight-binding many-body potential (jax-md's form; defaults: "
-    "Au55 parameters of Garzon and Posada-Amarillas), every parameter differentiable.",
-    parameters=(
-        Parameter("p", (), "1", 10.15, True, "Repulsive decay."),
-        Parameter("q", (), "1", 4.13, True, "Bonding decay."),
-        Parameter("r_0", (), "angstrom", 2.96, True, "Reference distance."),
-        Parameter("U_n", (), "eV", 3.454, True, "Energy scale."),
-        Parameter("A", (), "1", 0.118428, True, "Repulsion relative to bonding."),
-    ),
-    options_schema={
-        "cutoff": {"type": "number", "exclusiveMinimum": 0, "default": 8.0,
-                   "description": "Absolute cutoff (length units of the structure)."},
-        "r_onset": {"type": "number", "exclusiveMinimum": 0,
-                    "description": "If given, switch every term off smoothly (C1) between r_onset and "
-                    "cutoff; default: sharp truncation as in jax-md."},
-    },
-    energy_units="eV",
-    many_body=True,
-)
+STILLINGER_WEBER = _StillingerWeber.declared(declarations.STILLINGER_WEBER)
+GUPTA = _Gupta.declared(declarations.GUPTA)

@@ -18,56 +18,14 @@ import jax
 import jax.numpy as jnp
 from jax_md import minimize
 
-from sensitiv.errors import InputError
 from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
 
-from ._neighbors import MINIMUM_IMAGE, REALLOCATABLE
+from ._declarations import FIRE_SCHEMA, GRADIENT_DESCENT_SCHEMA, SOLVER_DESCRIPTIONS
+from ._neighbors import REALLOCATABLE
 from ._options import validate_options
+from ._system import binding_of
 
 __all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent"]
-
-_STOPPING = {
-    "ftol": {"type": "number", "exclusiveMinimum": 0, "default": 1e-10,
-             "description": "Stop when the largest per-atom force norm max_i |f_i| is at most this "
-             "(energy / length units)."},
-    "max_steps": {"type": "integer", "minimum": 1, "default": 100000,
-                  "description": "Step limit; reaching it reports converged = false."},
-    "max_reallocations": {"type": "integer", "minimum": 0, "default": 8,
-                          "description": "How many times a neighbor-list overflow may be fixed by "
-                          "reallocating and resuming."},
-}
-
-FIRE_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **_STOPPING,
-        "dt_start": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
-                     "description": "Initial time step (unit masses)."},
-        "dt_max": {"type": "number", "exclusiveMinimum": 0, "default": 0.05,
-                   "description": "Largest time step."},
-        "n_min": {"type": "integer", "minimum": 0, "default": 5,
-                  "description": "Downhill steps before the time step may grow."},
-        "f_inc": {"type": "number", "minimum": 1, "default": 1.1, "description": "Time-step growth factor."},
-        "f_dec": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.5,
-                  "description": "Time-step cut on an uphill step."},
-        "alpha_start": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.1,
-                        "description": "Initial velocity mixing."},
-        "f_alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.99,
-                    "description": "Velocity mixing decay."},
-    },
-}
-
-GRADIENT_DESCENT_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        **_STOPPING,
-        "step_size": {"type": "number", "exclusiveMinimum": 0, "default": 0.01,
-                      "description": "Fixed step: x <- x + step_size * force."},
-    },
-}
-
 
 def _max_force(force):
     return jnp.max(jnp.linalg.norm(force, axis=-1))
@@ -127,8 +85,8 @@ class _Solve:
         self._cache: collections.OrderedDict = collections.OrderedDict()
 
     def _runner(self, system: System):
-        nlist = system.metadata.get("neighbor_list")
-        key = (id(system.energy), None if nlist is None else nlist.key())
+        binding = binding_of(system)
+        key = (id(system.energy), None if binding is None else binding.nlist.key())
         hit = self._cache.get(key)
         if hit is not None and hit[0] is system.energy:
             self._cache.move_to_end(key)
@@ -142,7 +100,7 @@ class _Solve:
     def __call__(self, system: System, positions=None, params=None) -> EquilibriumResult:
         x = jnp.asarray(system.positions if positions is None else positions)
         params = dict(system.params if params is None else params)
-        diagnose = system.metadata.get("diagnose")
+        binding = binding_of(system)
         total_steps, reallocations, reason = 0, 0, ""
         while True:
             budget = jnp.asarray(self.options["max_steps"] - total_steps, jnp.int32)
@@ -151,15 +109,12 @@ class _Solve:
             fmax, e = float(fmax), float(e)
             if not math.isfinite(e):
                 fmax = math.nan  # an invalid energy invalidates its forces
-            if math.isfinite(fmax) or diagnose is None:
+            if math.isfinite(fmax) or binding is None:
                 x = x_new
                 break
-            diagnosis = diagnose(x_new, params)
-            if diagnosis.status & MINIMUM_IMAGE:
-                raise InputError(f"{self.method}: {diagnosis.message}; use a larger cell")
-            ensure = system.metadata.get("ensure_neighbors")
-            if (diagnosis.status & REALLOCATABLE and ensure is not None
-                    and reallocations < self.options["max_reallocations"] and ensure(x_new, params)):
+            diagnosis = binding.diagnose(x_new, params)
+            if (diagnosis.status & REALLOCATABLE
+                    and reallocations < self.options["max_reallocations"] and binding.ensure(x_new, params)):
                 reallocations += 1
                 x = x_new
                 continue
@@ -223,13 +178,13 @@ def gradient_descent(options: Mapping[str, Any] | None = None) -> _Solve:
 FIRE = EquilibriumSolver(
     name="fire",
     factory=fire,
-    description="FIRE minimization (jax-md fire_descent) until max |force| <= ftol.",
+    description=SOLVER_DESCRIPTIONS["fire"],
     options_schema=FIRE_SCHEMA,
 )
 
 GRADIENT_DESCENT = EquilibriumSolver(
     name="gradient_descent",
     factory=gradient_descent,
-    description="Fixed-step gradient descent (jax-md gradient_descent) until max |force| <= ftol.",
+    description=SOLVER_DESCRIPTIONS["gradient_descent"],
     options_schema=GRADIENT_DESCENT_SCHEMA,
 )

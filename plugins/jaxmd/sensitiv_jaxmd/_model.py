@@ -2,7 +2,8 @@
 
 A `Model` knows the physics only: its parameters, its cutoffs, and its energy given the
 displacements to each atom's neighbors. `_system.build_system` binds it to a structure
-(space, strain, neighbor list, observables, null space, interactions).
+(space, strain, neighbor list, observables, null space, interactions); `_system` does not
+import this module, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -12,43 +13,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
 from sensitiv.errors import ConfigError
-from sensitiv.records import EnergyModel, Parameter
+from sensitiv.records import EnergyModel
+
+from ._context import Context
+from ._declarations import COMMON_OPTIONS, ModelDeclaration
+from ._system import build_system
 
 __all__ = ["Model", "Context", "pair_lookup", "present_max", "smooth_switch", "COMMON_OPTIONS"]
-
-
-COMMON_OPTIONS: dict[str, Any] = {
-    "space": {
-        "enum": ["auto", "free", "periodic"],
-        "default": "auto",
-        "description": "'auto': periodic along the structure's pbc directions when it has a cell, "
-        "free otherwise; 'free': no periodicity; 'periodic': periodic in every direction.",
-    },
-    "neighbor_list": {
-        "enum": ["auto", True, False],
-        "default": "auto",
-        "description": "Use a cell-list neighbor list (rebuilt at every energy call, static "
-        "capacity, overflow detected and reallocated by the solvers). 'auto': on for many-body "
-        "models above 32 atoms and for pair models above 1024 atoms; off means all pairs.",
-    },
-    "neighbor_skin": {
-        "type": "number", "minimum": 0, "default": 0.25,
-        "description": "Relative margin on the cutoff when sizing grid cells, so that parameters "
-        "or strain may grow the cutoff by this much before a reallocation is needed.",
-    },
-    "neighbor_capacity_multiplier": {
-        "type": "number", "minimum": 1, "default": 1.5,
-        "description": "Margin on the per-atom neighbor count and per-cell atom count at allocation.",
-    },
-    "energy_units": {
-        "type": "string",
-        "description": "Units of the energy (UDUNITS string); default '1' for reduced-unit models, "
-        "'eV' for Stillinger-Weber and Gupta.",
-    },
-}
 
 
 def pair_lookup(matrix, si, sj):
@@ -78,33 +51,25 @@ def smooth_switch(r, r_onset, r_cutoff):
     return jnp.where(r < r_onset, 1.0, jnp.where(r < r_cutoff, inner, 0.0))
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What a model needs to know about the structure it is bound to (static)."""
-
-    species: Any  # (n,) int array
-    n_species: int
-    present: np.ndarray  # (S, S) bool: species pairs that occur
-    options: Mapping[str, Any]
-    dim: int
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Model:
+class Model(ModelDeclaration):
     """An energy model: parameters, cutoffs and energy from neighbor displacements.
+
+    Its declaration (name, parameters, options) is a `ModelDeclaration` from
+    `_declarations`, so that the host can list it without importing jax-md; build an
+    instance with `Model.declared(declaration)`.
 
     Pair models implement `pair_energy(r, params, ctx, si, sj, i, j)` (energies of the
     `(n, m)` pairs, evaluated on safe distances) and `pair_cutoff`; many-body models
-    implement `energy(params, ctx, dR, r, inside)` and `pair_cutoff`. All implement
-    `max_cutoff(params, ctx)` (traceable; the neighbor-list radius at θ).
+    implement `energy(params, ctx, neighbors)` (a `Neighbors` record) and `pair_cutoff`.
+    All implement `max_cutoff(params, ctx)` (traceable; the neighbor-list radius at θ)
+    and `cutoff_convention(options)` (one line for the output's metadata).
     """
 
-    name: str
-    description: str
-    parameters: tuple[Parameter, ...]
-    options_schema: Mapping[str, Any]
-    energy_units: str = "1"
-    many_body: bool = False
+    @classmethod
+    def declared(cls, declaration: ModelDeclaration) -> "Model":
+        """The model of this class with the fields of `declaration`."""
+        fields = dataclasses.fields(ModelDeclaration)
+        return cls(**{f.name: getattr(declaration, f.name) for f in fields})
 
     def config_error(self, message: str):
         raise ConfigError(f"model {self.name!r}: {message}")
@@ -112,30 +77,28 @@ class Model:
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Cross-field checks JSON Schema cannot express."""
 
+    def prepare(self, structure, options):
+        """Static data the energy needs for this structure (`Context.data`): potential
+        tables, element maps. Called once per binding, before `defaults`."""
+        return None
+
     def defaults(self, structure, options) -> dict:
         """Structure-dependent default parameter values (override `Parameter.default`)."""
         return {}
 
-    def full_options_schema(self) -> dict:
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {**COMMON_OPTIONS, **self.options_schema},
-        }
+    def cutoff_convention(self, options) -> str:
+        """One line stating how the cutoff is defined (recorded in `System.metadata`)."""
+        return "model-specific"
+
+    def describe(self, options, ctx) -> dict:
+        """Extra plain-valued metadata about the bound model (potential file, elements)."""
+        return {}
 
     def record(self) -> EnergyModel:
-        from ._system import build_system
-
         def factory(structure, options=None):
             return build_system(self, structure, options)
 
         factory.__doc__ = (
             f"Bind the {self.name!r} model to a `Structure`; see `sensitiv_jaxmd.build_system`."
         )
-        return EnergyModel(
-            name=self.name,
-            factory=factory,
-            description=self.description,
-            parameters=self.parameters,
-            options_schema=self.full_options_schema(),
-        )
+        return super().record(factory)

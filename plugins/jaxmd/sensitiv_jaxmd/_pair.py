@@ -5,6 +5,11 @@ The pair functions themselves are jax-md's (`jax_md.energy.soft_sphere`,
 
 - per-pair parameters are looked up at *call* time from `(species, species)` matrices
   (or per-atom diameters, `σᵢⱼ = (dᵢ + dⱼ)/2`), so they are ordinary JAX inputs;
+- the truncation at the cutoff is a choice (`truncation`): `"switch"` (default) multiplies
+  by jax-md's C¹ switch between `r_onset` and `r_cutoff`; `"cut"` truncates plainly, as
+  LAMMPS `pair_style lj/cut` / `morse` do (the energy jumps at the cutoff); `"shift"`
+  subtracts the pair energy at the cutoff, as LAMMPS `pair_modify shift yes` does (the
+  energy is continuous, the force jumps);
 - the cutoffs are evaluated at call time too. Convention (`cutoff_units`):
   `"sigma"` (default) — `r_cutoff` and `r_onset` are in units of the pair's `σᵢⱼ`, so
   the cutoff moves with σ when differentiating (reduced-unit models stay the same model);
@@ -22,41 +27,32 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax_md import energy as jmd_energy
 
-from sensitiv.records import Parameter
-
+from . import _declarations as declarations
 from ._model import Model, pair_lookup, present_max, smooth_switch
 
 __all__ = ["SOFT_SPHERE", "SOFT_SPHERE_ADDITIVE", "LENNARD_JONES", "MORSE"]
 
 
-_CUTOFF_UNITS = {
-    "enum": ["sigma", "absolute"],
-    "default": "sigma",
-    "description": "Units of r_cutoff and r_onset: 'sigma' multiplies them by each pair's sigma at "
-    "evaluation time (the cutoff follows sigma when differentiating); 'absolute' takes them as "
-    "lengths.",
-}
-
-
-def _cutoff_schema(r_onset: float, r_cutoff: float) -> dict:
-    return {
-        "r_cutoff": {"type": "number", "exclusiveMinimum": 0, "default": r_cutoff,
-                     "description": "Distance beyond which the pair energy is zero (see cutoff_units)."},
-        "r_onset": {"type": "number", "exclusiveMinimum": 0, "default": r_onset,
-                    "description": "Start of the C1 switching function (see cutoff_units); must be "
-                    "below r_cutoff."},
-        "cutoff_units": _CUTOFF_UNITS,
-    }
-
-
 class _SwitchedPair(Model):
-    """A pair function multiplied by jax-md's C¹ switch between `r_onset` and `r_cutoff`."""
+    """A pair function ended at `r_cutoff` by jax-md's C¹ switch from `r_onset`, by plain
+    truncation, or shifted to zero there (option `truncation`)."""
 
     many_body = False
 
     def check_options(self, options):
-        if options["r_onset"] >= options["r_cutoff"]:
-            self.config_error(f"r_onset ({options['r_onset']}) must be below r_cutoff ({options['r_cutoff']})")
+        if options["truncation"] == "switch" and options["r_onset"] >= options["r_cutoff"]:
+            self.config_error(f"r_onset ({options['r_onset']}) must be below r_cutoff ({options['r_cutoff']}); "
+                              "or choose truncation: cut / shift, which use no r_onset")
+
+    def cutoff_convention(self, options) -> str:
+        where = ("r_cutoff and r_onset in units of each pair's sigma, evaluated at call time"
+                 if options["cutoff_units"] == "sigma" else "r_cutoff and r_onset absolute lengths")
+        how = {
+            "switch": "C1 switch from r_onset to r_cutoff (jax-md)",
+            "cut": "plain truncation at r_cutoff (LAMMPS lj/cut, morse; pair_modify shift no)",
+            "shift": "truncated at r_cutoff and shifted by the pair energy there (LAMMPS pair_modify shift yes)",
+        }[options["truncation"]]
+        return f"{how}; {where}"
 
     def _scale(self, params, ctx, si, sj):
         if ctx.options["cutoff_units"] == "sigma":
@@ -73,7 +69,13 @@ class _SwitchedPair(Model):
 
     def pair_energy(self, r, params, ctx, si, sj, i, j):
         scale = self._scale(params, ctx, si, sj)
-        switch = smooth_switch(r, ctx.options["r_onset"] * scale, ctx.options["r_cutoff"] * scale)
+        r_cutoff = ctx.options["r_cutoff"] * scale
+        truncation = ctx.options["truncation"]
+        if truncation == "cut":
+            return self.bare(r, params, si, sj)
+        if truncation == "shift":
+            return self.bare(r, params, si, sj) - self.bare(r_cutoff + 0 * r, params, si, sj)
+        switch = smooth_switch(r, ctx.options["r_onset"] * scale, r_cutoff)
         return switch * self.bare(r, params, si, sj)
 
 
@@ -111,6 +113,9 @@ class _SoftSphere(Model):
     def max_cutoff(self, params, ctx):
         return present_max(params["sigma"], ctx)
 
+    def cutoff_convention(self, options) -> str:
+        return "cutoff at contact sigma_ij, evaluated at call time"
+
     def pair_energy(self, r, params, ctx, si, sj, i, j):
         sigma = self.sigma(params, si, sj, i, j)
         return jmd_energy.soft_sphere(r, sigma, self.epsilon(params, si, sj), params["alpha"])
@@ -137,6 +142,9 @@ class _SoftSphereAdditive(_SoftSphere):
     def max_cutoff(self, params, ctx):
         return jnp.max(params["diameter"])
 
+    def cutoff_convention(self, options) -> str:
+        return "cutoff at contact (d_i + d_j)/2, evaluated at call time"
+
     def defaults(self, structure, options):
         per_species = options.get("diameters")
         source = "option diameters"
@@ -159,65 +167,7 @@ class _SoftSphereAdditive(_SoftSphere):
         return {"diameter": jnp.asarray(values)[jnp.asarray(structure.species)]}
 
 
-_SPECIES_MATRIX = ("species", "species")
-_PAIR_MATRIX_NOTE = " Matrix indexed by (species_i, species_j); give it symmetric."
-
-SOFT_SPHERE = _SoftSphere(
-    name="soft_sphere",
-    description="Harmonic (alpha=2) soft-sphere repulsion eps/alpha (1 - r/sigma)^alpha for r < sigma "
-    "(jax-md energy.soft_sphere), per-species sigma and epsilon matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True,
-                  "Contact distance (pair diameter)." + _PAIR_MATRIX_NOTE
-                  + " Default: additive mixing of the structure's info['diameters'] when present."),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Energy scale." + _PAIR_MATRIX_NOTE),
-        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
-    ),
-    options_schema={},
-)
-
-SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive(
-    name="soft_sphere_additive",
-    description="Soft spheres with per-atom diameters d_i, sigma_ij = (d_i + d_j)/2 (jax-md "
-    "energy.soft_sphere); the polydisperse / bidisperse jamming model.",
-    parameters=(
-        Parameter("diameter", ("atoms",), "length", 1.0, True,
-                  "Per-atom diameter. Default from the option 'diameters' (per species), else the "
-                  "structure's info['diameters'], else 1."),
-        Parameter("epsilon", (), "energy", 1.0, True, "Energy scale."),
-        Parameter("alpha", (), "1", 2.0, True, "Stiffness exponent (2 = harmonic)."),
-    ),
-    options_schema={
-        "diameters": {
-            "description": "Default per-atom diameters by species: a mapping species name -> "
-            "diameter, or a list indexed by species.",
-            "oneOf": [
-                {"type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}},
-                {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0}, "minItems": 1},
-            ],
-        }
-    },
-)
-
-LENNARD_JONES = _LennardJones(
-    name="lennard_jones",
-    description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) with a "
-    "C1 switch between r_onset and r_cutoff; per-species sigma and epsilon matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
-    ),
-    options_schema=_cutoff_schema(2.0, 2.5),
-)
-
-MORSE = _Morse(
-    name="morse",
-    description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse) with a C1 switch "
-    "between r_onset and r_cutoff; per-species sigma, epsilon and alpha matrices.",
-    parameters=(
-        Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
-        Parameter("epsilon", _SPECIES_MATRIX, "energy", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
-        Parameter("alpha", _SPECIES_MATRIX, "1/length", 5.0, True, "Inverse width." + _PAIR_MATRIX_NOTE),
-    ),
-    options_schema=_cutoff_schema(2.0, 2.5),
-)
+SOFT_SPHERE = _SoftSphere.declared(declarations.SOFT_SPHERE)
+SOFT_SPHERE_ADDITIVE = _SoftSphereAdditive.declared(declarations.SOFT_SPHERE_ADDITIVE)
+LENNARD_JONES = _LennardJones.declared(declarations.LENNARD_JONES)
+MORSE = _Morse.declared(declarations.MORSE)

@@ -1,28 +1,79 @@
-"""Hook implementations: what the `jaxmd` entry point contributes to sensitiv."""
+"""Hook implementations: what the `jaxmd` entry point contributes to sensitiv.
+
+Importing this module imports neither jax nor jax-md: the records are built from
+`_declarations`, and each factory imports its implementation on first call. So
+`sensitiv plugins`, `validate` and `schema` stay fast, and jax-md loads only when a model
+is bound, a solver runs or the condition is built.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
 from sensitiv.hookspecs import hookimpl
+from sensitiv.records import EnergyModel, EquilibriumSolver, OptimalityCondition
 
-from ._condition import STATIONARY
-from ._energies import MODELS
-from ._minimize import FIRE, GRADIENT_DESCENT
+from . import _declarations as declarations
+
+
+def _implementation(module: str, attribute: str) -> Any:
+    return getattr(importlib.import_module(module, __package__), attribute)
+
+
+def _lazy(module: str, attribute: str, doc: str) -> Callable[..., Any]:
+    """A function that imports `module.attribute` on first call and calls it."""
+
+    def call(*args, **kwargs):
+        return _implementation(module, attribute)(*args, **kwargs)
+
+    call.__name__ = attribute
+    call.__qualname__ = attribute
+    call.__doc__ = doc
+    return call
+
+
+def _model_factory(name: str) -> Callable[..., Any]:
+    def factory(structure, options=None):
+        return _implementation("._energies", "MODELS")[name].record().factory(structure, options)
+
+    factory.__name__ = factory.__qualname__ = f"build_{name}"
+    factory.__doc__ = f"Bind the {name!r} model to a `Structure`; see `sensitiv_jaxmd.build_system`."
+    return factory
 
 
 @hookimpl
-def sensitiv_energy_models():
+def sensitiv_energy_models() -> list[EnergyModel]:
     """Soft spheres (pair matrices, per-atom diameters), Lennard-Jones, Morse,
-    Stillinger-Weber and Gupta, every physical parameter differentiable."""
-    return [model.record() for model in MODELS.values()]
+    Stillinger-Weber and Gupta, and the LAMMPS potential-file models EAM (funcfl, setfl,
+    Finnis-Sinclair), Tersoff and Stillinger-Weber; every physical parameter differentiable."""
+    return [model.record(_model_factory(name)) for name, model in declarations.MODELS.items()]
 
 
 @hookimpl
-def sensitiv_equilibrium_solvers():
+def sensitiv_equilibrium_solvers() -> list[EquilibriumSolver]:
     """FIRE and gradient descent with force tolerance and step limit."""
-    return [FIRE, GRADIENT_DESCENT]
+    schemas = {"fire": declarations.FIRE_SCHEMA, "gradient_descent": declarations.GRADIENT_DESCENT_SCHEMA}
+    return [
+        EquilibriumSolver(
+            name=name,
+            factory=_lazy("._minimize", name, f"`sensitiv_jaxmd.{name}`: options -> solve."),
+            description=declarations.SOLVER_DESCRIPTIONS[name],
+            options_schema=schema,
+        )
+        for name, schema in schemas.items()
+    ]
 
 
 @hookimpl
-def sensitiv_optimality_conditions():
+def sensitiv_optimality_conditions() -> list[OptimalityCondition]:
     """The stationary-gradient condition F = grad_x E."""
-    return [STATIONARY]
+    return [
+        OptimalityCondition(
+            name="stationary",
+            factory=_lazy("._condition", "stationary", "`sensitiv_jaxmd.stationary`: F = grad_x E."),
+            description=declarations.STATIONARY_DESCRIPTION,
+            options_schema=declarations.STATIONARY_SCHEMA,
+        )
+    ]
