@@ -90,7 +90,7 @@ def projection_polyhedron(
     x: jax.Array,
     hyperparams: tuple[Any, Any, Any, Any],
     *,
-    tol: float = 1e-12,
+    tol: float | None = None,
     maxiter: int = 5000,
     check: bool | None = None,
 ) -> jax.Array:
@@ -104,7 +104,8 @@ def projection_polyhedron(
 
     - `x`: a 1-D array of size `n`.
     - `hyperparams`: `(A, b, G, h)`; `A`, `b` may be `None` (no equality), as may `G`, `h`.
-    - `tol`, `maxiter`: passed to the QP solver.
+    - `tol`, `maxiter`: passed to the QP solver; the default tolerance is `1e-12` in
+      float64 and `10 · eps^¾` (6e-5) in float32, where `1e-12` is below round-off.
     - `check`: raise `ConvergenceError` when the QP did not converge (an empty
       polyhedron, or too few iterations). The default `None` checks whenever the inputs
       are concrete (outside `jit`, `vmap` and differentiation), like jaxopt's
@@ -122,6 +123,9 @@ def projection_polyhedron(
     """
     A, b, G, h = hyperparams
     n = x.shape[0]
+    if tol is None:
+        eps = float(jnp.finfo(x.dtype).eps)
+        tol = 1e-12 if eps < 1e-10 else 10 * eps**0.75
     solver = QP(tol=tol, maxiter=maxiter)
     eye = jnp.eye(n, dtype=x.dtype)
     params_eq = None if A is None else (A, b)

@@ -551,6 +551,19 @@ def test_prox_ridge_is_half_squared_norm():
     assert float(X.prox_ridge(jnp.array([x]), lam, eta)[0]) == pytest.approx(x / (1 + eta * lam))
 
 
+def test_polyhedron_float32_default_tolerance_is_reachable():
+    """In float32 the default QP tolerance sits above round-off, so an eager call on a
+    feasible set converges (no ConvergenceError) and matches the float64 answer."""
+    rng = np.random.RandomState(0)
+    x, A, b, G, h = rng.randn(5), rng.randn(3, 5), rng.randn(3), rng.randn(2, 5), rng.randn(2)
+    f32 = lambda *a: tuple(jnp.asarray(v, jnp.float32) for v in a)
+    p32 = P.projection_polyhedron(f32(x)[0], f32(A, b, G, h))
+    p64 = P.projection_polyhedron(jnp.asarray(x), tuple(jnp.asarray(v) for v in (A, b, G, h)))
+    assert p32.dtype == jnp.float32
+    np.testing.assert_allclose(p32, p64, atol=1e-3)
+    np.testing.assert_allclose(A @ np.asarray(p64), b, atol=1e-9)
+
+
 def test_polyhedron_reports_an_empty_set_outside_jit():
     """jaxopt checks feasibility by default; sensitiv checks convergence whenever the
     inputs are concrete, and says what may be wrong."""
@@ -658,3 +671,13 @@ def test_migrating_table_names_exist():
         for part in dotted.split("."):
             assert hasattr(obj, part), f"docs/migrating.md names sensitiv.{dotted}, which does not exist"
             obj = getattr(obj, part)
+
+
+def test_scipy_minimize_refuses_two_iteration_limits():
+    """jaxopt refuses maxiter= together with options['maxiter']; so does sensitiv (one of
+    the two would be silently ignored)."""
+    from sensitiv.solvers import ScipyBoundedMinimize, ScipyMinimize
+
+    for solver in (ScipyMinimize, ScipyBoundedMinimize):
+        with pytest.raises(ImplicitDiffError, match=r"options\['maxiter'\]"):
+            solver(lambda x: jnp.sum(x**2), maxiter=500, options={"maxiter": 100})
