@@ -26,6 +26,13 @@ from .records import Structure, StructureReader
 
 __all__ = ["read_amber_netcdf", "amber_reader", "cell_from_lengths_angles", "ELEMENTS"]
 
+# The names this reader reads: the AMBER convention's dimensions and variables, and the
+# `species`, `cell` and `pbc` variables of sensitiv's own results (whose contract,
+# `sensitiv.pipeline.dataset`, takes every one of these names from here).
+ATOM, SPATIAL, FRAME = "atom", "spatial", "frame"
+COORDINATES, CELL_LENGTHS, CELL_ANGLES = "coordinates", "cell_lengths", "cell_angles"
+SPECIES, CELL, PBC = "species", "cell", "pbc"
+
 ELEMENTS = (
     "X H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge "
     "As Se Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm "
@@ -63,18 +70,18 @@ def _text(values) -> list[str]:
 
 def _species(ds, n_atoms: int, path: str) -> tuple[np.ndarray, tuple[str, ...]]:
     names: list[str] | None = None
-    for var in ("species", "atom_names", "element", "elements"):
-        if var in ds.variables and "atom" in ds[var].dims:
+    for var in (SPECIES, "atom_names", "element", "elements"):
+        if var in ds.variables and ATOM in ds[var].dims:
             arr = ds[var]
-            if "frame" in arr.dims:
+            if FRAME in arr.dims:
                 arr = arr.isel(frame=0)
             names = _text(arr.values)
             break
     if names is None:
         for var in ("atom_types", "type", "Z"):
-            if var in ds.variables and "atom" in ds[var].dims:
+            if var in ds.variables and ATOM in ds[var].dims:
                 arr = ds[var]
-                if "frame" in arr.dims:
+                if FRAME in arr.dims:
                     arr = arr.isel(frame=0)
                 numbers = np.asarray(arr.values).astype(np.int64)
                 if np.all((numbers >= 1) & (numbers < len(ELEMENTS))):
@@ -116,17 +123,17 @@ class _Frames(Sequence):
 
         with xr.open_dataset(self._path, decode_times=False) as ds:
             frame = ds.isel(frame=index) if self._has_frame else ds
-            positions = np.asarray(frame["coordinates"].values, dtype=np.float64)
+            positions = np.asarray(frame[COORDINATES].values, dtype=np.float64)
             dim = positions.shape[1]
             cell = None
-            pbc = self._common["pbc"]
-            if "cell" in frame.variables and frame["cell"].ndim == 2:
-                cell = np.asarray(frame["cell"].values, dtype=np.float64)
-            elif "cell_lengths" in frame.variables:
-                lengths = np.asarray(frame["cell_lengths"].values, dtype=np.float64)
+            pbc = self._common[PBC]
+            if CELL in frame.variables and frame[CELL].ndim == 2:
+                cell = np.asarray(frame[CELL].values, dtype=np.float64)
+            elif CELL_LENGTHS in frame.variables:
+                lengths = np.asarray(frame[CELL_LENGTHS].values, dtype=np.float64)
                 angles = (
-                    np.asarray(frame["cell_angles"].values, dtype=np.float64)
-                    if "cell_angles" in frame.variables
+                    np.asarray(frame[CELL_ANGLES].values, dtype=np.float64)
+                    if CELL_ANGLES in frame.variables
                     else np.full(3, 90.0)
                 )
                 if pbc is None:
@@ -151,7 +158,7 @@ class _Frames(Sequence):
             pbc = (False,) * dim
         return Structure(
             positions=positions,
-            species=self._common["species"],
+            species=self._common[SPECIES],
             species_names=self._common["species_names"],
             cell=cell,
             pbc=tuple(pbc)[:dim],
@@ -186,30 +193,30 @@ def read_amber_netcdf(path: str, options: Mapping[str, Any] | None = None) -> Se
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: not a readable NetCDF file ({first})") from None
     with ds:
-        if "coordinates" not in ds.variables:
+        if COORDINATES not in ds.variables:
             raise InputError(
                 f"{path}: no 'coordinates' variable; not an AMBER-convention trajectory "
                 f"(variables: {', '.join(map(str, ds.variables))})"
             )
-        coords = ds["coordinates"]
-        has_frame = "frame" in coords.dims
-        expected = ("frame", "atom", "spatial") if has_frame else ("atom", "spatial")
+        coords = ds[COORDINATES]
+        has_frame = FRAME in coords.dims
+        expected = (FRAME, ATOM, SPATIAL) if has_frame else (ATOM, SPATIAL)
         if tuple(coords.dims) != expected:
             raise InputError(f"{path}: coordinates has dimensions {coords.dims}, expected {expected}")
-        n_atoms = int(ds.sizes["atom"])
+        n_atoms = int(ds.sizes[ATOM])
         coords_bytes = int(coords.size) * 8
-        n_frames = int(ds.sizes["frame"]) if has_frame else 1
+        n_frames = int(ds.sizes[FRAME]) if has_frame else 1
         species, names = _species(ds, n_atoms, path)
         units = options.get("length_units") or coords.attrs.get("units", "angstrom")
         units = _UNIT_NAMES.get(str(units).strip().lower(), str(units).strip())
         pbc = None
-        if "pbc" in ds.variables:
-            pbc = tuple(bool(x) for x in np.asarray(ds["pbc"].values).ravel())
+        if PBC in ds.variables:
+            pbc = tuple(bool(x) for x in np.asarray(ds[PBC].values).ravel())
         common = {
-            "species": species,
+            SPECIES: species,
             "species_names": names,
             "units": units,
-            "pbc": pbc,
+            PBC: pbc,
             "variables": set(map(str, ds.variables)),
         }
     frames = _Frames(os.fspath(path), n_frames, has_frame, common)

@@ -165,15 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import ConvergenceError, SensitivError
 
     parser = build_parser()
+    # The command line as given, for `history` attributes; set when the namespace is made.
+    given = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(given, namespace=argparse.Namespace(command_line=given))
     except SystemExit as exit_:  # --help, --version (0) and usage errors (2)
         return int(exit_.code or 0)
     if args.command is None:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE_ERROR
     _configure_logging(args)
-    args._argv = list(sys.argv[1:] if argv is None else argv)  # for `history` attributes
     try:
         return ExitCode(int(args._run(args)))
     except KeyboardInterrupt:
@@ -311,38 +312,46 @@ def _verbosity(args: argparse.Namespace) -> int:
                  help="validate, read the structure and print the resolved config; compute nothing"),
         argument("--scheduler", help="Dask scheduler address, or 'local' for a local cluster "
                  "of spawned workers (ensembles; needs sensitiv[dask])"),
+        argument("--json", action="store_true",
+                 help="print the closing summary as JSON on stdout (progress stays on stderr)"),
         _SET,
     ],
 )
 def analyze_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import analyze, config, output, report
+    from .pipeline import config, output, report
     from .pipeline._progress import Progress
+    from .pipeline.structure import read_structures
 
     cfg = config.load(args.config, overrides=args.overrides)
+    cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
+    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite)
     if args.dry_run:
-        from .pipeline.structure import read_structures
-
-        path = output.check_output_path(
-            args.output or cfg.data["output"]["path"],
-            args.force or cfg.data["output"].get("overwrite", False),
-        )
-        structures = read_structures(cfg.data["structure"])
+        structures = read_structures(cfg.structure)
         sys.stdout.write(cfg.to_yaml())
         if verbosity:
             atoms = ", ".join(str(s.n_atoms) for s in structures[:10])
             print(f"# dry run: {len(structures)} structure(s) ({atoms} atoms); would write {path}",
                   file=sys.stderr)
         return ExitCode.OK
-    progress = Progress(verbosity=verbosity)
-    path, analyses, timings = analyze.run(
-        cfg, output_path=args.output, force=args.force, progress=progress,
-        argv=["sensitiv"] + args._argv,
-        scheduler=args.scheduler,
+    # The numerical core (jax) loads here, after every refusal above has had its chance.
+    from .pipeline.run import run_config
+
+    outcome = run_config(
+        cfg, output_path=path, force=args.force, progress=Progress(verbosity=verbosity),
+        argv=["sensitiv"] + args.command_line, scheduler=args.scheduler,
     )
-    if verbosity:
-        print(report.analysis_summary(path, analyses, timings), file=sys.stderr)
-    return ExitCode.OK if all(a.trustworthy for a in analyses) else ExitCode.UNTRUSTWORTHY
+    # The summary is the command's result: stdout. Progress and errors went to stderr.
+    if args.json:
+        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
+    elif verbosity:
+        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
+    return ExitCode.OK if outcome.trustworthy else ExitCode.UNTRUSTWORTHY
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write("\n")
 
 
 @command(
@@ -357,8 +366,7 @@ def validate_command(args: argparse.Namespace) -> ExitCode:
     try:
         config.load(args.config, overrides=args.overrides)
     except ConfigError as err:
-        issues = getattr(err, "issues", None)
-        lines = [str(i) for i in issues] if issues else [str(err)]
+        lines = [str(i) for i in err.issues] if err.issues else [str(err)]
         for line in lines:
             print(line, file=sys.stderr)
         if len(lines) > 1:
@@ -377,8 +385,9 @@ def validate_command(args: argparse.Namespace) -> ExitCode:
 )
 def schema_command(args: argparse.Namespace) -> ExitCode:
     from .pipeline import config
+    from .plugins import get_registry
 
-    schema = config.base_schema() if args.base else config.full_schema()
+    schema = config.base_schema() if args.base else config.full_schema(get_registry())
     json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return ExitCode.OK

@@ -46,6 +46,13 @@ class ImplicitDiffError(SensitivError, ValueError):
 class ConfigError(SensitivError, ValueError):
     """A configuration file or option is invalid; the message names the file, line and key.
 
+    **Arguments:**
+
+    - `message`: one line per problem.
+    - `issues`: the problems as records (`sensitiv.pipeline.config.ConfigIssue`, with
+      `location`, `path`, `message` and `suggestion`) when validation found them; `()`
+      for a single error raised elsewhere.
+
     **Example:**
 
     ```python
@@ -54,6 +61,11 @@ class ConfigError(SensitivError, ValueError):
     # parameters, differentiate, options (did you mean 'name'?)
     ```
     """
+
+    def __init__(self, message: str, *, issues: tuple = ()) -> None:
+        super().__init__(message)
+        #: The individual problems (see **Arguments**), in file order.
+        self.issues: tuple = tuple(issues)
 
 
 class InputError(SensitivError, ValueError):
@@ -91,7 +103,7 @@ class ConvergenceError(SensitivError, RuntimeError):
 
     ```python
     try:
-        result = sensitiv.pipeline.analyze.run(cfg)
+        outcome = sensitiv.pipeline.run.run_config(cfg)
     except sensitiv.errors.ConvergenceError as error:
         print(error)   # "...: solver 'fire' did not converge after N steps (residual reached ...)"
     ```

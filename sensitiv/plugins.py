@@ -592,6 +592,9 @@ class Registry:
     def find_structure_reader(self, path: str | os.PathLike) -> StructureReader:
         """The reader claiming the longest file-name ending of `path` (case-insensitive).
 
+        This is the one place that decides which reader reads a file: the config resolves
+        each structure file's reader with it, once, and records the answer.
+
         **Arguments:**
 
         - `path`: a file path; only its base name is looked at.
@@ -628,14 +631,14 @@ class Registry:
                 for r in sorted(best, key=lambda r: r.name)
             )
             raise PluginError(
-                f"{os.fspath(path)}: the file-name ending is claimed by readers {names}; "
-                f"choose one with structure.format"
+                f"{os.fspath(path)}: cannot tell the format from the file name: its ending is "
+                f"claimed by readers {names}; choose one with structure.format"
             )
         claimed = sorted({e for r in self._tables["structure_reader"].values() for e in r.extensions})
         raise PluginError(
-            f"{os.fspath(path)}: no structure reader claims this file-name ending; "
-            f"claimed endings: {', '.join(claimed) or 'none'}{self._loading_note()}; "
-            f"set structure.format"
+            f"{os.fspath(path)}: cannot tell the format from the file name: no structure reader "
+            f"claims its ending; claimed endings: {', '.join(claimed) or 'none'}"
+            f"{self._loading_note()}; set structure.format"
         )
 
     def owner(self, kind: str, name: str) -> str:

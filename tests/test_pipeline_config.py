@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -11,6 +12,7 @@ import pytest
 
 from sensitiv.errors import ConfigError
 from sensitiv.pipeline import config
+from sensitiv.plugins import get_registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -56,7 +58,7 @@ def test_packaged_schema_is_identical_to_schemas_folder():
 
 
 def test_full_schema_has_plugin_parts():
-    schema = config.full_schema()
+    schema = config.full_schema(get_registry())
     jsonschema.Draft202012Validator.check_schema(schema)
     assert "soft_sphere" in schema["$defs"]["model"]["properties"]["name"]["enum"]
     assert "fire" in schema["$defs"]["solver"]["properties"]["name"]["enum"]
@@ -67,16 +69,68 @@ def test_full_schema_has_plugin_parts():
 
 def test_good_config_resolves_defaults_and_paths(tmp_path):
     cfg = config.load(_write(tmp_path, GOOD))
-    data = cfg.data
-    assert data["output"]["path"] == str(tmp_path / "out.nc")
-    assert data["output"]["compression"] == 4 and data["output"]["overwrite"] is False
-    assert data["structure"]["generator"]["packing_fraction"] == 0.9  # generator default
-    assert data["jacobian"]["precision"] == "float64"
-    assert data["condition"]["name"] == "stationary"
-    assert data["observables"] == [{"name": "energy", "label": "energy"}]
-    assert data["solver"]["options"]["ftol"] == 1e-9
+    assert cfg.output == config.OutputSettings(
+        path=str(tmp_path / "out.nc"), compression=4, overwrite=False, log_sensitivity=True)
+    assert cfg.structure.generator["packing_fraction"] == 0.9  # generator default
+    assert cfg.structure.files == ()
+    assert cfg.jacobian.precision == "float64" and cfg.jacobian.memory_budget == 2**30
+    assert cfg.jacobian.tol is None and cfg.jacobian.strategy == "auto"
+    assert cfg.condition.name == "stationary"
+    assert cfg.observables == (config.ObservableSettings("energy", "energy"),)
+    assert cfg.solver.name == "fire" and cfg.solver.options["ftol"] == 1e-9 and cfg.solver.relaxes
+    assert cfg.model.differentiate == ("sigma[0,0]", "alpha")
+    assert cfg.ensemble == config.EnsembleSettings(scheduler="serial")
+    assert cfg.title == "test"
     assert cfg.locate("model", "name") == f"{tmp_path / 'config.yaml'}:7:9"
     assert "soft_sphere" in cfg.to_yaml()
+    assert cfg.to_dict()["output"]["path"] == cfg.output.path
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.name = "lennard_jones"
+
+
+def test_solver_default_is_the_schemas():
+    # The pipeline once fell back to "none" while the schema said "fire": one source now.
+    text = "structure: {generator: {name: fcc, lattice_constant: 1.5}}\nmodel: {name: soft_sphere}\n"
+    cfg = config.load(text=text)
+    assert cfg.solver.name == config.full_schema(get_registry())["$defs"]["solver"]["properties"]["name"]["default"]
+    assert cfg.solver.name == "fire"
+
+
+def _schema_properties(schema, section):
+    node = schema["$defs"][section]
+    return node.get("properties", {})
+
+
+@pytest.mark.parametrize("section, cls", [
+    ("jacobian", config.JacobianSettings),
+    ("output", config.OutputSettings),
+    ("solver", config.SolverSettings),
+    ("condition", config.ConditionSettings),
+    ("model", config.ModelSettings),
+    ("ensemble", config.EnsembleSettings),
+])
+def test_settings_defaults_come_from_the_schema_only(section, cls):
+    # A field without a dataclass default must have a schema default (or be required); a
+    # field defaulting to None must have none in the schema: no default is written twice.
+    schema = config.full_schema(get_registry())
+    properties = _schema_properties(schema, section)
+    required = set(schema["$defs"][section].get("required", ()))
+    for field in dataclasses.fields(cls):
+        prop = properties.get(field.name, {})
+        if (section, field.name) == ("output", "path"):
+            continue  # derived from the config's own name when absent (config.load)
+        if field.default is dataclasses.MISSING:
+            assert "default" in prop or field.name in required, (section, field.name)
+        else:
+            assert field.default is None and "default" not in prop, (section, field.name)
+    assert {f.name for f in dataclasses.fields(cls)} == set(properties), section
+
+
+def test_structure_reader_is_decided_once_and_recorded(tmp_path):
+    (tmp_path / "a.xyz").write_text("1\nLattice=\"2 0 0 0 2 0 0 0 2\" pbc=\"T T T\"\nAr 0 0 0\n")
+    cfg = config.load(_write(tmp_path, "structure: {file: a.xyz}\nmodel: {name: lennard_jones}\n"))
+    assert cfg.structure.files == (config.StructureFile(str(tmp_path / "a.xyz"), "extxyz"),)
+    assert cfg.to_dict()["structure"]["format"] == "extxyz"  # what --dry-run and the output show
 
 
 def test_every_error_is_reported_with_location_and_suggestion(tmp_path):
@@ -179,8 +233,8 @@ def test_malformed_yaml_and_duplicates(tmp_path):
 def test_overrides(tmp_path):
     path = _write(tmp_path, GOOD)
     cfg = config.load(path, overrides=["structure.generator.n_atoms=8", "jacobian.precision=float32"])
-    assert cfg.data["structure"]["generator"]["n_atoms"] == 8
-    assert cfg.data["jacobian"]["precision"] == "float32"
+    assert cfg.structure.generator["n_atoms"] == 8
+    assert cfg.jacobian.precision == "float32"
     with pytest.raises(ConfigError) as err:
         config.load(path, overrides=["structure.generator.n_atoms=-3"])
     assert err.value.issues[0].location == "--set"
@@ -203,3 +257,31 @@ def test_example_configs_are_valid():
         path = ROOT / "examples" / example / "config.yaml"
         if path.exists():
             config.load(str(path))
+
+
+def test_yaml_1_2_numbers_everywhere(tmp_path):
+    """YAML 1.2: `1e-9` is a number in the file, in `--set` and in the stored config; the
+    stored config reads back equal (also with a YAML 1.1 reader); `on` stays a string."""
+    from sensitiv.pipeline._yaml import dump_yaml, parse_yaml_text
+
+    text = GOOD.replace("{ftol: 1.0e-9}", "{ftol: 1e-9, max_steps: 1_000}")
+    cfg = config.load(_write(tmp_path, text))
+    assert cfg.solver.options["ftol"] == 1e-9 and cfg.solver.options["max_steps"] == 1000
+    cfg = config.load(_write(tmp_path, GOOD), overrides=["solver.options.ftol=1e-9", "title=on"])
+    assert cfg.solver.options["ftol"] == 1e-9 and isinstance(cfg.solver.options["ftol"], float)
+    assert cfg.title == "on"
+    stored = cfg.to_yaml()
+    assert parse_yaml_text(stored, "stored")[0] == cfg.to_dict()
+    yaml11 = pytest.importorskip("yaml")
+    assert yaml11.safe_load(stored) == cfg.to_dict()
+    assert yaml11.safe_load(dump_yaml({"a": 1e-12, "b": "no", "c": [1.5, 2]})) == {"a": 1e-12, "b": "no", "c": [1.5, 2]}
+
+
+def test_yaml_marks_and_every_duplicate(tmp_path):
+    text = GOOD + "title: again\noutput: {path: other.nc}\n"
+    issues, _ = _issues(tmp_path, text)
+    dups = [i for i in issues if "duplicate key" in i.message]
+    assert [i.path for i in dups] == ["$.title", "$.output"]
+    assert [i.location.rsplit(":", 2)[1:] for i in dups] == [["17", "1"], ["18", "1"]]
+    issues, _ = _issues(tmp_path, GOOD.replace("ftol: 1.0e-9", "ftol: -1e-9"))
+    assert issues[0].location.endswith(":13:19") and issues[0].path == "$.solver.options.ftol"

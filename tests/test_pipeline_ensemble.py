@@ -12,7 +12,7 @@ import ase.io  # noqa: E402
 from ase import Atoms  # noqa: E402
 
 from sensitiv.cli import ExitCode, main  # noqa: E402
-from sensitiv.pipeline import config, ensemble  # noqa: E402
+from sensitiv.pipeline import config, run  # noqa: E402
 
 # Small fcc Lennard-Jones boxes with a vacancy (reduced units, a = 1.55σ, cutoff 1.5σ) keep
 # every analysis dense and fast; rattled so that the solver has work to do.
@@ -108,7 +108,8 @@ def test_dask_local_cluster_matches_serial(tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(CONFIG.format(file="traj.xyz", frames="all") + "ensemble: {workers: 2}\n")
     cfg = config.load(str(cfg_path))
-    serial, _ = ensemble.run_ensemble(cfg, scheduler="serial")
-    distributed, analyses = ensemble.run_ensemble(cfg, scheduler="local")
-    assert len(analyses) == 2
-    np.testing.assert_allclose(distributed["dx_dtheta"].values, serial["dx_dtheta"].values, rtol=1e-10, atol=1e-12)
+    serial = run.analyze_config(cfg, scheduler="serial")
+    distributed = run.analyze_config(cfg, scheduler="local")
+    assert len(distributed.analyses) == 2
+    np.testing.assert_allclose(distributed.result["dx_dtheta"].values, serial.result["dx_dtheta"].values,
+                               rtol=1e-10, atol=1e-12)

@@ -405,15 +405,31 @@ def test_reader_lookup_prefers_the_longest_ending_and_reports_ambiguity(tmp_path
     assert registry.find_structure_reader("a/run.xyz").name == "plain-xyz"
     assert registry.find_structure_reader("a/run.EXT.xyz").name == "extxyz"
     assert registry.find_structure_reader("/calc/POSCAR").name == "vasp"
-    with pytest.raises(PluginError, match=r"run\.cif: no structure reader claims this file-name ending; "
+    with pytest.raises(PluginError, match=r"run\.cif: cannot tell the format from the file name: no structure reader claims its ending; "
                        r"claimed endings: \.ext\.xyz, \.extxyz, \.vasp, \.xyz, POSCAR"):
         registry.find_structure_reader("run.cif")
 
     other = StructureReader(name="other-xyz", read=read_plain_xyz, extensions=(".xyz",))
     registry.register(make_plugin(sensitiv_structure_readers=lambda: [other]), name="r2")
-    with pytest.raises(PluginError, match=r"claimed by readers 'other-xyz' \(r2\) and 'plain-xyz' \(r1\); "
+    with pytest.raises(PluginError, match=r"its ending is claimed by readers 'other-xyz' \(r2\) and 'plain-xyz' \(r1\); "
                        r"choose one with structure.format"):
         registry.find_structure_reader("run.xyz")
+
+
+def test_config_uses_the_one_reader_lookup_and_refuses_a_tie(tmp_path):
+    # The pipeline used to pick the first reader alphabetically on a tie; there is one
+    # lookup now (Registry.find_structure_reader), and a tie is an error naming both.
+    from sensitiv.pipeline import config
+
+    (tmp_path / "a.xyz").write_text("1\n\nAr 0 0 0\n")
+    registry = Registry(entry_points=["builtin", "jaxmd", "ase"])
+    registry.register(make_plugin(sensitiv_structure_readers=lambda: [PLAIN_XYZ]), name="toy")
+    text = "structure: {file: a.xyz}\nmodel: {name: lennard_jones}\n"
+    with pytest.raises(ConfigError, match=r"claimed by readers 'extxyz' \(ase\) and 'plain-xyz' \(toy\)"):
+        config.load(str(tmp_path / "c.yaml"), text=text, registry=registry)
+    cfg = config.load(str(tmp_path / "c.yaml"), text=text.replace("a.xyz}", "a.xyz, format: plain-xyz}"),
+                      registry=registry)
+    assert [f.format for f in cfg.structure.files] == ["plain-xyz"]
 
 
 def test_to_dict_is_json_ready():

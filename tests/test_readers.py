@@ -233,27 +233,25 @@ def test_generators():
     assert t.n_spatial == 2 and t.n_atoms == 16
 
 
-def test_read_structures_through_registry(tmp_path, monkeypatch):
-    monkeypatch.setenv("SENSITIV_PLUGINS", "builtin,ase")
-    from sensitiv.pipeline._registry import catalog
-
-    catalog.cache_clear()
+def test_read_structures_through_registry(tmp_path):
     import sensitiv.plugins
+    from sensitiv.pipeline.config import StructureFile, StructureSettings
 
-    sensitiv.plugins.get_registry(refresh=True)
-    try:
-        atoms = _crystal()
-        path = str(tmp_path / "t.xyz")
-        ase.io.write(path, [atoms, atoms, atoms], format="extxyz")
-        out = st.read_structures({"file": path, "frames": "0:2", "options": {}}, catalog())
-        assert [s.frame for s in out] == [0, 1]
-        bad = tmp_path / "bad.xyz"
-        bad.write_text("3\nnot extxyz\nH 0 0\n")
-        with pytest.raises(InputError, match="bad.xyz"):
-            st.read_structures({"file": str(bad), "options": {}}, catalog())
-    finally:
-        catalog.cache_clear()
-        sensitiv.plugins.get_registry(refresh=True) if os.environ.get("SENSITIV_PLUGINS") is None else None
+    registry = sensitiv.plugins.Registry(entry_points=["builtin", "ase"])
+    atoms = _crystal()
+    path = str(tmp_path / "t.xyz")
+    ase.io.write(path, [atoms, atoms, atoms], format="extxyz")
+
+    def settings(file, frames="last"):
+        return StructureSettings(files=(StructureFile(file, "extxyz"),), generator=None, frames=frames,
+                                 options={}, min_distance=1e-3)
+
+    out = st.read_structures(settings(path, "0:2"), registry)
+    assert [s.frame for s in out] == [0, 1]
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("3\nnot extxyz\nH 0 0\n")
+    with pytest.raises(InputError, match="bad.xyz"):
+        st.read_structures(settings(str(bad)), registry)
 
 
 def test_amber_netcdf_lazy_frames(tmp_path, monkeypatch):

@@ -1,18 +1,19 @@
-"""Configuration of `sensitiv analyze`: load YAML, validate every error, resolve defaults.
+"""Configuration of `sensitiv analyze`: load YAML, validate every error, resolve it once into
+typed, frozen settings.
 
-The schema is JSON Schema Draft 2020-12. Its base part is the packaged file
-`sensitiv/config.schema.json` (identical to `schemas/config.schema.json` in the source
-tree); every installed plugin adds the schema of its own options and the names it
-contributes (`full_schema`). Validation reports **every** error, each as one line
-
-    config.yaml:12:5: $.model.parameters.sigmaa: model 'soft_sphere' has no parameter 'sigmaa' (did you mean 'sigma'?)
+`load` parses the YAML (remembering where each value sits), applies `--set` overrides,
+validates against the schema with the installed plugins' parts (`_schema`), fills in the
+schema's defaults — the schema is their only source — and resolves paths and the structure
+reader. What comes out is a `Config` of frozen sections (`cfg.structure`, `cfg.model`,
+`cfg.solver`, `cfg.condition`, `cfg.observables`, `cfg.jacobian`, `cfg.ensemble`,
+`cfg.output`); every later stage reads their attributes and never calls back here.
 
 **Example:**
 
 ```python
 from sensitiv.pipeline import config
 cfg = config.load("examples/softspheres/config.yaml")   # ConfigError listing every problem
-cfg.data["model"]["name"]
+cfg.model.name, cfg.solver.name, cfg.jacobian.memory_budget   # ('soft_sphere', 'fire', 2147483648)
 ```
 """
 
@@ -20,23 +21,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
-import yaml
 
 from ..errors import ConfigError
-from ._yaml import Marks, load_yaml_with_marks, parse_yaml_text
+from ..plugins import Registry, get_registry
+from ._schema import SOLVER_NONE, ConfigIssue, _json_path, base_schema, full_schema, validate
+from ._yaml import Marks, dump_yaml, load_yaml_with_marks, parse_scalar, parse_yaml_text
+from .theta import parse_parameter_label
 
 __all__ = [
     "Config",
     "ConfigIssue",
+    "StructureFile",
+    "StructureSettings",
+    "ModelSettings",
+    "SolverSettings",
+    "ConditionSettings",
+    "ObservableSettings",
+    "JacobianSettings",
+    "ParameterSamples",
+    "EnsembleSettings",
+    "OutputSettings",
     "base_schema",
     "full_schema",
     "load",
@@ -47,456 +57,257 @@ __all__ = [
     "SOLVER_NONE",
 ]
 
-#: Solver name that takes the structure as already relaxed (no minimization).
-SOLVER_NONE = "none"
 
-#: The conventional name of a homogeneous strain parameter (see `sensitiv.records`); models
-#: add it to their `System` when the structure is periodic, so it is accepted for every model.
-STRAIN = "strain"
+# -- the typed settings ------------------------------------------------------------------
+#
+# A field without a default here has a default in the schema (or is required by it); a
+# field defaulting to `None` is optional and has none. `tests/test_pipeline_config.py`
+# checks both against the schema, so no default is ever written twice.
 
 
 @dataclasses.dataclass(frozen=True)
-class ConfigIssue:
-    """One validation problem: where, which key, what, and a suggestion.
+class StructureFile:
+    """One structure file and the reader chosen for it, once, when the config was loaded.
 
     **Arguments:**
 
-    - `location`: `file:line:col`.
-    - `path`: the key path as `$.a.b[0]`.
-    - `message`: what is wrong.
-    - `suggestion`: a close match for a misspelled key or name, or `""`.
+    - `path`: the absolute path.
+    - `format`: the reader's name: `structure.format`, or the reader claiming the file's
+      ending (`sensitiv.plugins.Registry.find_structure_reader`).
     """
 
-    location: str
     path: str
-    message: str
-    suggestion: str = ""
+    format: str
 
-    def __str__(self) -> str:
-        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
-        return f"{self.location}: {self.path}: {self.message}{hint}"
+
+@dataclasses.dataclass(frozen=True)
+class StructureSettings:
+    """The `structure` section.
+
+    **Arguments:**
+
+    - `files`: the files to read, each with its reader (empty with a generator).
+    - `generator`: the generator section (`name` and its options, defaults filled), or `None`.
+    - `frames`: the frame selection (`"last"`, `"all"`, an index, a list, a slice string).
+    - `options`: the reader's options.
+    - `min_distance`: atoms closer than this are rejected as overlapping.
+    """
+
+    files: tuple[StructureFile, ...]
+    generator: Mapping[str, Any] | None
+    frames: Any
+    options: Mapping[str, Any]
+    min_distance: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSettings:
+    """The `model` section.
+
+    **Arguments:**
+
+    - `name`: the energy model (a plugin's `EnergyModel.name`).
+    - `parameters`: values overriding the model's defaults, as written (numbers, nested lists).
+    - `differentiate`: `"all"`, or a tuple of parameter names and component labels.
+    - `options`: the model's options.
+    """
+
+    name: str
+    parameters: Mapping[str, Any]
+    differentiate: str | tuple[str, ...]
+    options: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverSettings:
+    """The `solver` section.
+
+    **Arguments:**
+
+    - `name`: the equilibrium solver, or `"none"` (`SOLVER_NONE`) to take the structure as
+      relaxed.
+    - `options`: the solver's options.
+    """
+
+    name: str
+    options: Mapping[str, Any]
+
+    @property
+    def relaxes(self) -> bool:
+        """Whether a solver runs (the name is not `"none"`)."""
+        return self.name != SOLVER_NONE
+
+
+@dataclasses.dataclass(frozen=True)
+class ConditionSettings:
+    """The `condition` section.
+
+    **Arguments:**
+
+    - `name`: the optimality condition F(x, θ) = 0.
+    - `options`: its options.
+    """
+
+    name: str
+    options: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservableSettings:
+    """One entry of `observables`.
+
+    **Arguments:**
+
+    - `name`: the observable (`energy`, `stress`, `elastic_constants`, or the model's own).
+    - `label`: its variable name in the output (the name unless given).
+    """
+
+    name: str
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class JacobianSettings:
+    """The `jacobian` section: how dx*/dθ is computed.
+
+    **Arguments:**
+
+    - `strategy`: `"auto"`, `"dense"`, `"krylov"` or `"reverse"`.
+    - `preconditioner`: `"auto"` or `"none"`.
+    - `memory_budget`: bytes the computation may use (parsed from `"2 GiB"` and the like).
+    - `precision`: `"float64"` or `"float32"`.
+    - `lanczos_steps`: Lanczos steps of the Krylov strategy's spectrum estimate.
+    - `parameter_derivatives`: `"auto"`, `"forward"` or `"reverse"`.
+    - `use_interactions`: pass the model's interacting pairs as a sparsity hint.
+    - `tol`, `maxiter`, `trust_rtol`: given values, or `None` for the engine's defaults.
+    """
+
+    strategy: str
+    preconditioner: str
+    memory_budget: int
+    precision: str
+    lanczos_steps: int
+    parameter_derivatives: str
+    use_interactions: bool
+    tol: float | None = None
+    maxiter: int | None = None
+    trust_rtol: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSamples:
+    """`ensemble.parameter_samples`: `n` parameter values analyzed for every structure.
+
+    **Arguments:**
+
+    - `n`: the number of samples.
+    - `seed`: the random seed of `bounds` draws.
+    - `bounds`: name → `(low, high)`, uniform per component.
+    - `values`: name → the `n` values.
+    """
+
+    n: int
+    seed: int
+    bounds: Mapping[str, tuple[float, float]]
+    values: Mapping[str, Sequence[Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleSettings:
+    """The `ensemble` section.
+
+    **Arguments:**
+
+    - `scheduler`: `"serial"`, `"local"` or a Dask scheduler address.
+    - `parameter_samples`: the samples, or `None`.
+    - `workers`: worker processes of a local Dask cluster, or `None` (half the cores).
+    """
+
+    scheduler: str
+    parameter_samples: ParameterSamples | None = None
+    workers: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSettings:
+    """The `output` section.
+
+    **Arguments:**
+
+    - `path`: the absolute output path.
+    - `compression`: zlib level 0–9.
+    - `overwrite`: replace an existing file.
+    - `log_sensitivity`: also write θ·dx*/dθ.
+    """
+
+    path: str
+    compression: int
+    overwrite: bool
+    log_sensitivity: bool
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A validated configuration with defaults filled in and paths made absolute.
+    """A validated configuration, resolved once into typed, frozen sections.
 
     **Arguments:**
 
-    - `data`: the resolved configuration (plain dicts and lists).
+    - `structure`, `model`, `solver`, `condition`, `observables`, `jacobian`, `ensemble`,
+      `output`: the sections (see their classes).
+    - `title`: the analysis title, or `None`.
     - `path`: the config file (`"<string>"` when parsed from text).
     - `marks`: where each value came from, for later error messages.
     - `raw`: the configuration as written, before defaults.
+    - `resolved`: the resolved configuration as plain data (what `to_yaml` writes).
+
+    **Example:**
+
+    ```python
+    cfg = config.load("config.yaml")
+    cfg.structure.files[0].format, cfg.observables[0].label
+    ```
     """
 
-    data: dict
+    structure: StructureSettings
+    model: ModelSettings
+    solver: SolverSettings
+    condition: ConditionSettings
+    observables: tuple[ObservableSettings, ...]
+    jacobian: JacobianSettings
+    ensemble: EnsembleSettings
+    output: OutputSettings
+    title: str | None
     path: str
     marks: Marks
-    raw: dict
+    raw: Mapping[str, Any]
+    resolved: Mapping[str, Any]
 
     def locate(self, *keys) -> str:
         """`file:line:col` of the value at `keys`, e.g. `cfg.locate("structure", "file")`."""
         return self.marks.locate(tuple(keys))
 
+    def to_dict(self) -> dict:
+        """The resolved configuration as plain dicts and lists (a copy)."""
+        return copy.deepcopy(dict(self.resolved))
+
+    def with_output(self, path: str | None = None, overwrite: bool | None = None) -> "Config":
+        """This config with `output.path` (made absolute) and/or `output.overwrite` replaced,
+        as `-o` and `--force` do: the resolved config (`to_yaml`, the dry run, the stored
+        copy) then names the file actually written."""
+        changes: dict[str, Any] = {}
+        if path is not None:
+            changes["path"] = os.path.abspath(os.fspath(path))
+        if overwrite is not None:
+            changes["overwrite"] = bool(overwrite)
+        if not changes:
+            return self
+        resolved = copy.deepcopy(dict(self.resolved))
+        resolved["output"] = {**resolved["output"], **changes}
+        return dataclasses.replace(self, output=dataclasses.replace(self.output, **changes), resolved=resolved)
+
     def to_yaml(self) -> str:
         """The resolved configuration as YAML text (stored in the output)."""
-        return yaml.safe_dump(self.data, sort_keys=False, default_flow_style=None)
-
-
-# -- schema --------------------------------------------------------------------------
-
-
-def base_schema() -> dict:
-    """The packaged base schema (without plugin parts); a fresh copy on every call."""
-    text = resources.files("sensitiv").joinpath("config.schema.json").read_text("utf-8")
-    return json.loads(text)
-
-
-def _object_schema(fragment: Mapping | None) -> dict:
-    schema = dict(fragment or {})
-    schema.setdefault("type", "object")
-    return schema
-
-
-def _parameter_value_schema(param) -> dict:
-    return {
-        "description": f"{param.description} [{param.units}]".strip(),
-        "anyOf": [{"type": "number"}, {"type": "array"}],
-    }
-
-
-def _cases(field: str, records: Mapping, body) -> list:
-    return [
-        {
-            "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
-            "then": {"properties": body(rec)},
-        }
-        for name, rec in sorted(records.items())
-    ]
-
-
-def full_schema(catalog=None) -> dict:
-    """The base schema with every installed plugin's names and option schemas merged in.
-
-    **Arguments:**
-
-    - `catalog`: a `sensitiv.pipeline._registry.Catalog`; the installed plugins by default.
-
-    **Returns:** a JSON Schema (dict), what `sensitiv schema` prints.
-    """
-    if catalog is None:
-        from ._registry import catalog as installed
-
-        catalog = installed()
-    schema = base_schema()
-    defs = schema["$defs"]
-
-    models = catalog.energy_models
-    defs["model"]["properties"]["name"] = {
-        "enum": sorted(models),
-        "description": "Energy model name (see `sensitiv plugins`).",
-    }
-    defs["model"]["allOf"] = _cases(
-        "model",
-        models,
-        lambda rec: {
-            "options": _object_schema(rec.options_schema),
-            "parameters": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    **{p.name: _parameter_value_schema(p) for p in rec.parameters},
-                    STRAIN: {
-                        "description": "homogeneous strain ε of the periodic cell (models that support it)",
-                        "anyOf": [{"type": "number"}, {"type": "array"}],
-                    },
-                },
-                "default": {},
-            },
-        },
-    )
-
-    solvers = dict(catalog.solvers)
-    defs["solver"]["properties"]["name"] = {
-        "enum": sorted(solvers) + [SOLVER_NONE],
-        "default": "fire" if "fire" in solvers else SOLVER_NONE,
-        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed.",
-    }
-    defs["solver"]["allOf"] = _cases(
-        "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}
-    )
-
-    conditions = catalog.conditions
-    defs["condition"]["properties"]["name"] = {
-        "enum": sorted(conditions),
-        "default": "stationary" if "stationary" in conditions else None,
-    }
-    if defs["condition"]["properties"]["name"]["default"] is None:
-        del defs["condition"]["properties"]["name"]["default"]
-    defs["condition"]["allOf"] = _cases(
-        "condition", conditions, lambda rec: {"options": _object_schema(rec.options_schema)}
-    )
-
-    readers = catalog.readers
-    structure = defs["structure"]
-    structure["properties"]["format"] = {
-        "enum": sorted(readers),
-        "description": "Reader name (see `sensitiv plugins`); detected from the file extension when omitted.",
-    }
-    structure["allOf"] = [
-        {
-            "if": {"properties": {"format": {"const": name}}, "required": ["format"]},
-            "then": {"properties": {"options": _object_schema(rec.options_schema)}},
-        }
-        for name, rec in sorted(readers.items())
-    ]
-    return schema
-
-
-# -- validation -----------------------------------------------------------------------
-
-
-def _json_path(path: Iterable) -> str:
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
-
-
-def _closest(word: Any, choices: Iterable) -> str:
-    choices = [str(c) for c in choices if c is not None]
-    match = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
-    return match[0] if match else ""
-
-
-def _described(schema: Mapping) -> str:
-    return schema.get("description", "")
-
-
-def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
-    path = tuple(err.absolute_path)
-    jpath = _json_path(path)
-    validator = err.validator
-
-    if validator == "additionalProperties":
-        allowed = list(err.schema.get("properties", {}))
-        extras = [k for k in err.instance if k not in allowed]
-        issues = []
-        for key in extras:
-            if path == ("model", "parameters"):
-                message = f"the model has no parameter {key!r}"
-                if allowed:
-                    message += f"; it has {', '.join(allowed)}"
-            else:
-                message = f"unknown key {key!r}"
-                if allowed:
-                    message += f"; allowed keys: {', '.join(allowed)}"
-            issues.append(
-                ConfigIssue(
-                    marks.locate(path + (key,), key=True),
-                    _json_path(path + (key,)),
-                    message,
-                    _closest(key, allowed),
-                )
-            )
-        return issues
-
-    where = marks.locate(path)
-    if validator in ("enum", "const"):
-        choices = err.validator_value if validator == "enum" else [err.validator_value]
-        what = "name" if path and path[-1] in ("name", "format") else "value"
-        return [
-            ConfigIssue(
-                where,
-                jpath,
-                f"unknown {what} {err.instance!r}; choose one of {', '.join(map(str, choices))}",
-                _closest(err.instance, choices),
-            )
-        ]
-    if validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", err.message)
-        key = missing[0] if missing else "?"
-        return [ConfigIssue(where, jpath, f"missing required key {key!r}")]
-    if validator == "type":
-        expected = err.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return [
-            ConfigIssue(
-                where, jpath, f"expected {expected}, got {type(err.instance).__name__} {err.instance!r}"
-            )
-        ]
-    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bound = {
-            "minimum": ">=",
-            "maximum": "<=",
-            "exclusiveMinimum": ">",
-            "exclusiveMaximum": "<",
-        }[validator]
-        return [
-            ConfigIssue(
-                where, jpath, f"value {err.instance!r} out of range: must be {bound} {err.validator_value}"
-            )
-        ]
-    if validator == "oneOf" and path == ("structure",):
-        given = [k for k in ("file", "files", "generator") if k in err.instance]
-        if not given:
-            message = "give one of 'file', 'files' or 'generator'"
-        elif len(given) > 1:
-            message = f"give only one of 'file', 'files' or 'generator' (got {', '.join(given)})"
-        else:
-            message = "'format' goes with 'file' or 'files', not with 'generator'"
-        return [ConfigIssue(where, jpath, message)]
-    if validator in ("oneOf", "anyOf"):
-        # An observable given as an unknown mapping, a frame spec that matches no form...:
-        # say what the value should be rather than listing every failed alternative.
-        description = _described(err.schema)
-        message = f"invalid value {err.instance!r}"
-        if description:
-            message += f": {description}"
-        else:
-            best = jsonschema.exceptions.best_match(err.context)
-            if best is not None:
-                message += f": {best.message}"
-        return [ConfigIssue(where, jpath, message)]
-    if validator == "pattern":
-        return [ConfigIssue(where, jpath, f"invalid value {err.instance!r} (must match {err.validator_value})")]
-    return [ConfigIssue(where, jpath, err.message)]
-
-
-def _schema_issues(data, marks: Marks, schema) -> list[ConfigIssue]:
-    validator = jsonschema.Draft202012Validator(schema)
-    issues: list[ConfigIssue] = []
-    for err in validator.iter_errors(data):
-        issues.extend(_issues_from_error(err, marks))
-    return issues
-
-
-_LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[0-9]+(,[0-9]+)*)\])?$")
-
-
-def parse_parameter_label(label: str) -> tuple[str, tuple[int, ...] | None]:
-    """Split `"sigma[0,1]"` into `("sigma", (0, 1))` and `"sigma"` into `("sigma", None)`."""
-    match = _LABEL.match(label)
-    if match is None:
-        raise ConfigError(f"invalid parameter label {label!r}; write 'name' or 'name[i,j]'")
-    index = match.group("index")
-    return match.group("name"), (tuple(int(i) for i in index.split(",")) if index else None)
-
-
-def _semantic_issues(data: Mapping, marks: Marks, catalog, base_dir: str, check_files: bool):
-    """Checks JSON Schema cannot express: θ names against the model, files, observables."""
-    issues: list[ConfigIssue] = []
-    model_cfg = data.get("model") if isinstance(data.get("model"), Mapping) else {}
-    model = catalog.energy_models.get(model_cfg.get("name")) if catalog else None
-
-    if model is not None:
-        params = {p.name: p for p in model.parameters}
-        params.setdefault(STRAIN, None)
-        differentiable = [p.name for p in model.parameters if p.differentiable] + [STRAIN]
-        wanted = model_cfg.get("differentiate", "all")
-        if isinstance(wanted, list):
-            for i, label in enumerate(wanted):
-                if not isinstance(label, str) or not _LABEL.match(label):
-                    continue  # the schema reports it
-                name, index = parse_parameter_label(label)
-                path = ("model", "differentiate", i)
-                if name not in params:
-                    issues.append(
-                        ConfigIssue(
-                            marks.locate(path),
-                            _json_path(path),
-                            f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
-                            _closest(name, params),
-                        )
-                    )
-                elif params[name] is None:
-                    continue  # strain: its shape is known only with the structure
-                elif not params[name].differentiable:
-                    issues.append(
-                        ConfigIssue(
-                            marks.locate(path),
-                            _json_path(path),
-                            f"parameter {name!r} of model {model.name!r} is not differentiable; "
-                            f"differentiable: {', '.join(differentiable)}",
-                        )
-                    )
-                elif index is not None:
-                    shape = params[name].shape
-                    if len(index) != len(shape):
-                        issues.append(
-                            ConfigIssue(
-                                marks.locate(path),
-                                _json_path(path),
-                                f"{label!r}: parameter {name!r} has {len(shape)} "
-                                f"dimension(s) {tuple(shape)}, the label gives {len(index)} indices",
-                            )
-                        )
-                    else:
-                        for i_dim, (idx, size) in enumerate(zip(index, shape)):  # "species": later
-                            if isinstance(size, int) and idx >= size:
-                                issues.append(
-                                    ConfigIssue(
-                                        marks.locate(path),
-                                        _json_path(path),
-                                        f"{label!r}: index {idx} out of range for dimension {i_dim} of size {size}",
-                                    )
-                                )
-
-    structure = data.get("structure") if isinstance(data.get("structure"), Mapping) else {}
-    if check_files:
-        files: list[tuple[tuple, Any]] = []
-        if isinstance(structure.get("file"), str):
-            files.append((("structure", "file"), structure["file"]))
-        if isinstance(structure.get("files"), list):
-            files += [(("structure", "files", i), f) for i, f in enumerate(structure["files"])]
-        for path, name in files:
-            if not isinstance(name, str):
-                continue
-            full = os.path.join(base_dir, os.path.expanduser(name))
-            if not os.path.exists(full):
-                issues.append(
-                    ConfigIssue(marks.locate(path), _json_path(path), f"structure file not found: {full}")
-                )
-            elif not os.path.isfile(full):
-                issues.append(ConfigIssue(marks.locate(path), _json_path(path), f"not a file: {full}"))
-            elif not os.access(full, os.R_OK):
-                issues.append(ConfigIssue(marks.locate(path), _json_path(path), f"cannot read {full}"))
-        if catalog is not None and files and "format" not in structure:
-            for path, name in files:
-                if isinstance(name, str) and detect_format(name, catalog) is None:
-                    exts = sorted({e for r in catalog.readers.values() for e in r.extensions})
-                    issues.append(
-                        ConfigIssue(
-                            marks.locate(path),
-                            _json_path(path),
-                            f"cannot tell the format of {name!r} from its extension "
-                            f"(known: {', '.join(exts)}); set structure.format",
-                        )
-                    )
-    return issues
-
-
-def detect_format(path: str, catalog) -> str | None:
-    """The reader claiming the longest matching file-name ending of `path`, or `None`."""
-    lower = os.path.basename(path).lower()
-    best, best_len = None, -1
-    for name, reader in sorted(catalog.readers.items()):
-        for ext in reader.extensions:
-            ext = ext.lower()
-            if (lower.endswith(ext) or lower == ext.lstrip(".")) and len(ext) > best_len:
-                best, best_len = name, len(ext)
-    return best
-
-
-def validate(
-    data: Any,
-    marks: Marks,
-    catalog=None,
-    base_dir: str = ".",
-    check_files: bool = True,
-    duplicates: Sequence = (),
-) -> list[ConfigIssue]:
-    """Every problem of a parsed config, in file order.
-
-    **Arguments:**
-
-    - `data`, `marks`: from `sensitiv.pipeline._yaml.load_yaml_with_marks`.
-    - `catalog`: installed plugins (default: discovered).
-    - `base_dir`: the folder relative paths in the config refer to.
-    - `check_files`: also check that structure files exist and their format is known.
-    - `duplicates`: duplicate keys found while parsing.
-
-    **Returns:** a list of `ConfigIssue` (empty when valid).
-    """
-    if catalog is None:
-        from ._registry import catalog as installed
-
-        catalog = installed()
-    issues = [
-        ConfigIssue(
-            f"{marks.filename}:{where[0]}:{where[1]}",
-            _json_path(path),
-            f"duplicate key {path[-1]!r} (YAML keeps only the last)",
-        )
-        for path, where in duplicates
-    ]
-    if not isinstance(data, Mapping):
-        kind = "empty" if data is None else type(data).__name__
-        return issues + [
-            ConfigIssue(f"{marks.filename}:1:1", "$", f"the config must be a mapping of sections, got {kind}")
-        ]
-    issues += _schema_issues(data, marks, full_schema(catalog))
-    issues += _semantic_issues(data, marks, catalog, base_dir, check_files)
-
-    def order(issue: ConfigIssue):
-        parts = issue.location.rsplit(":", 2)
-        try:
-            return (int(parts[1]), int(parts[2]))
-        except (IndexError, ValueError):
-            return (0, 0)
-
-    unique = list(dict.fromkeys(issues))
-    return sorted(unique, key=order)
+        return dump_yaml(self.to_dict())
 
 
 # -- defaults and resolution ------------------------------------------------------------
@@ -535,30 +346,89 @@ def _fill_defaults(value: Any, schema: Mapping, defs: Mapping) -> Any:
     return value
 
 
-def _resolve(data: dict, schema: Mapping, path: str, base_dir: str) -> dict:
+def _absolute(base_dir: str, path: str) -> str:
+    return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
+
+
+def _resolve(
+    data: dict, schema: Mapping, path: str, base_dir: str, registry: Registry
+) -> tuple[dict, tuple[StructureFile, ...]]:
+    """The resolved document (defaults filled, paths absolute) and the structure files,
+    each with its reader: decided here, once."""
     data = _fill_defaults(copy.deepcopy(data), schema, schema["$defs"])
     structure = data["structure"]
     if "file" in structure:
-        structure["file"] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(structure["file"])))
+        structure["file"] = _absolute(base_dir, structure["file"])
     if "files" in structure:
-        structure["files"] = [
-            os.path.normpath(os.path.join(base_dir, os.path.expanduser(f))) for f in structure["files"]
-        ]
-    output = data.setdefault("output", {})
+        structure["files"] = [_absolute(base_dir, f) for f in structure["files"]]
+    paths = [structure["file"]] if "file" in structure else structure.get("files", [])
+    files = tuple(
+        StructureFile(p, structure.get("format") or registry.find_structure_reader(p).name) for p in paths
+    )
+    formats = {f.format for f in files}
+    if len(formats) == 1:  # recorded, so that the dry run and the stored config show it
+        structure["format"] = formats.pop()
+    output = data["output"]
     if "path" not in output:
         stem = os.path.splitext(os.path.basename(path))[0] if path != "<string>" else "sensitiv"
         output["path"] = os.path.join(base_dir, stem + ".nc")
     else:
-        output["path"] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(output["path"])))
+        output["path"] = _absolute(base_dir, output["path"])
     data["observables"] = [
         {"name": o, "label": o} if isinstance(o, str) else {"label": o["name"], **o}
-        for o in data.get("observables", [])
+        for o in data["observables"]
     ]
-    return data
+    return data, files
+
+
+def _structure_settings(section: Mapping, files: tuple[StructureFile, ...]) -> StructureSettings:
+    return StructureSettings(
+        files=files,
+        generator=section.get("generator"),
+        frames=section["frames"],
+        options=section["options"],
+        min_distance=float(section["min_distance"]),
+    )
+
+
+def _ensemble_settings(section: Mapping) -> EnsembleSettings:
+    samples = section.get("parameter_samples")
+    if samples is not None:
+        samples = ParameterSamples(
+            n=samples["n"],
+            seed=samples["seed"],
+            bounds={k: tuple(v) for k, v in samples["bounds"].items()},
+            values=dict(samples["values"]),
+        )
+    return EnsembleSettings(scheduler=section["scheduler"], parameter_samples=samples,
+                            workers=section.get("workers"))
+
+
+def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, Any]:
+    """The typed sections of a resolved document (keys are the schema's, checked by name)."""
+    model = dict(resolved["model"])
+    if model["differentiate"] != "all":
+        model["differentiate"] = tuple(model["differentiate"])
+    jacobian = {**resolved["jacobian"], "memory_budget": parse_memory(resolved["jacobian"]["memory_budget"])}
+    return {
+        "structure": _structure_settings(resolved["structure"], files),
+        "model": ModelSettings(**model),
+        "solver": SolverSettings(**resolved["solver"]),
+        "condition": ConditionSettings(**resolved["condition"]),
+        "observables": tuple(ObservableSettings(**o) for o in resolved["observables"]),
+        "jacobian": JacobianSettings(**jacobian),
+        "ensemble": _ensemble_settings(resolved["ensemble"]),
+        "output": OutputSettings(**resolved["output"]),
+        "title": resolved.get("title"),
+    }
+
+
+# -- overrides ---------------------------------------------------------------------------
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:
-    """Parse a `--set key.path=value` override (value as YAML): `(("a", "b"), value)`."""
+    """Parse a `--set key.path=value` override (value as YAML 1.2): `(("a", "b"), value)`;
+    `solver.options.ftol=1e-9` gives the number 1e-09."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: write KEY.PATH=VALUE, e.g. structure.generator.n_atoms=32")
     key, _, raw = text.partition("=")
@@ -567,11 +437,7 @@ def parse_override(text: str) -> tuple[tuple, Any]:
         if not part:
             raise ConfigError(f"--set {text!r}: empty key in {key!r}")
         parts.append(int(part) if part.isdigit() else part)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: malformed YAML value: {err}") from None
-    return tuple(parts), value
+    return tuple(parts), parse_scalar(raw, f"--set {text!r}")
 
 
 def _apply_override(data: dict, marks: Marks, path: tuple, value: Any, text: str) -> None:
@@ -594,56 +460,6 @@ def _apply_override(data: dict, marks: Marks, path: tuple, value: Any, text: str
     marks.keys[path] = (0, 0)
 
 
-def load(
-    path: str | None = None,
-    *,
-    text: str | None = None,
-    overrides: Sequence[str] = (),
-    catalog=None,
-    check_files: bool = True,
-) -> Config:
-    """Load, validate and resolve a configuration.
-
-    **Arguments:**
-
-    - `path`: the YAML file.
-    - `text`: YAML text instead of a file (relative paths then refer to the working folder).
-    - `overrides`: `KEY.PATH=VALUE` strings applied before validation (`--set`).
-    - `catalog`: installed plugins (default: discovered).
-    - `check_files`: check that structure files exist.
-
-    **Returns:** a `Config`.
-
-    **Raises:** `ConfigError` whose message lists every problem, one per line
-    (`err.issues` holds them as `ConfigIssue`s).
-    """
-    if catalog is None:
-        from ._registry import catalog as installed
-
-        catalog = installed()
-    if text is not None:
-        data, marks, duplicates = parse_yaml_text(text, path or "<string>")
-        base_dir = os.getcwd() if path is None else os.path.dirname(os.path.abspath(path))
-        path = path or "<string>"
-    else:
-        data, marks, duplicates = load_yaml_with_marks(path)
-        base_dir = os.path.dirname(os.path.abspath(path))
-    for text_override in overrides:
-        key, value = parse_override(text_override)
-        if not isinstance(data, dict):
-            break
-        _apply_override(data, marks, key, value, text_override)
-    marks_for = _OverrideMarks(marks)
-    issues = validate(data, marks_for, catalog, base_dir, check_files, duplicates)
-    if issues:
-        err = ConfigError("\n".join(str(i) for i in issues))
-        err.issues = issues
-        raise err
-    schema = full_schema(catalog)
-    resolved = _resolve(data, schema, path, base_dir)
-    return Config(data=resolved, path=path, marks=marks, raw=copy.deepcopy(data))
-
-
 class _OverrideMarks(Marks):
     """Marks that name `--set` for values given on the command line."""
 
@@ -659,12 +475,62 @@ class _OverrideMarks(Marks):
         return super().locate(path, key)
 
 
+# -- load ----------------------------------------------------------------------------------
+
+
+def load(
+    path: str | None = None,
+    *,
+    text: str | None = None,
+    overrides: Sequence[str] = (),
+    registry: Registry | None = None,
+    check_files: bool = True,
+) -> Config:
+    """Load, validate and resolve a configuration.
+
+    **Arguments:**
+
+    - `path`: the YAML file.
+    - `text`: YAML text instead of a file (relative paths then refer to the working folder).
+    - `overrides`: `KEY.PATH=VALUE` strings applied before validation (`--set`).
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
+    - `check_files`: check that structure files exist.
+
+    **Returns:** a `Config`.
+
+    **Raises:** `ConfigError` whose message lists every problem, one per line
+    (`err.issues` holds them as `ConfigIssue`s).
+    """
+    registry = registry if registry is not None else get_registry()
+    if text is not None:
+        data, marks, duplicates = parse_yaml_text(text, path or "<string>")
+        base_dir = os.getcwd() if path is None else os.path.dirname(os.path.abspath(path))
+        path = path or "<string>"
+    else:
+        data, marks, duplicates = load_yaml_with_marks(path)
+        base_dir = os.path.dirname(os.path.abspath(path))
+    for text_override in overrides:
+        key, value = parse_override(text_override)
+        if not isinstance(data, dict):
+            break
+        _apply_override(data, marks, key, value, text_override)
+    issues = validate(data, _OverrideMarks(marks), registry, base_dir, check_files, duplicates)
+    if issues:
+        raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
+    resolved, files = _resolve(data, full_schema(registry), path, base_dir, registry)
+    return Config(**_sections(resolved, files), path=path, marks=marks,
+                  raw=copy.deepcopy(data), resolved=resolved)
+
+
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
 
 def parse_memory(value: int | str) -> int:
-    """Bytes of a memory budget: `2147483648`, `"2 GiB"`, `"500MB"`."""
+    """Bytes of a memory budget: `2147483648`, `"2 GiB"`, `"500MB"`.
+
+    **Raises:** `ConfigError` for text that is not a number with an optional unit.
+    """
     if isinstance(value, int):
         return value
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]i?B|B)?\s*", value, flags=re.IGNORECASE)

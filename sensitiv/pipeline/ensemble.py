@@ -1,8 +1,7 @@
-"""Ensembles: many frames, files or parameter samples in one run, serially or with Dask.
+"""Ensembles: the tasks of a run (every structure × parameter sample) and the Dask client.
 
-Every (structure, parameter sample) pair is one independent task returning an
-`xarray.Dataset`; the results are combined along a `frame` dimension (or into one NetCDF
-group per structure when atom counts differ, see `output.combine`).
+Every (structure, parameter sample) pair is one independent `Task`; `sensitiv.pipeline.run`
+analyzes them one after the other, or hands them to Dask here (`analyze_on_dask`).
 
 **Going past one machine.** With `--scheduler tcp://HOST:8786` (or
 `ensemble.scheduler`) the tasks go to a running Dask cluster — started by hand
@@ -15,10 +14,10 @@ the optional extra `sensitiv[dask]`.
 **Example:**
 
 ```python
-from sensitiv.pipeline import config, ensemble
+from sensitiv.pipeline import config, ensemble, structure
 cfg = config.load("traj.yaml")                  # structure.frames: all
-result, analyses = ensemble.run_ensemble(cfg, scheduler="local")
-result.sizes["frame"]
+tasks = ensemble.make_tasks(structure.read_structures(cfg.structure), cfg)
+len(tasks)
 ```
 """
 
@@ -32,80 +31,110 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..records import Structure
-from ._progress import Progress
-from .config import Config
+from ..plugins import Registry, get_registry
+from ..records import EnergyModel, Structure
+from .analyze import analyze_structure
+from .config import Config, ParameterSamples
+from .theta import is_species_matrix, resolve_shape
 
-__all__ = ["parameter_samples", "run_ensemble", "analyze_task"]
+__all__ = ["Task", "parameter_samples", "make_tasks", "analyze_task", "analyze_on_dask"]
 
 
-def parameter_samples(cfg_data: Mapping[str, Any], structure: Structure, catalog) -> list[dict | None]:
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One analysis of a run: a structure, with one parameter sample or none.
+
+    **Arguments:**
+
+    - `structure`: the structure.
+    - `values`: parameter values overriding `model.parameters`, or `None`.
+    - `sample`: the sample's index, or `None` when the config samples no parameters.
+    """
+
+    structure: Structure
+    values: Mapping[str, Any] | None = None
+    sample: int | None = None
+
+
+def parameter_samples(spec: ParameterSamples | None, structure: Structure, model: EnergyModel) -> list[dict | None]:
     """The parameter values of each sample (`[None]` when the config has no samples).
 
     **Arguments:**
 
-    - `cfg_data`: the resolved config.
+    - `spec`: the config's `ensemble.parameter_samples`.
     - `structure`: for parameters shaped by the number of species.
-    - `catalog`: installed plugins.
+    - `model`: the energy model's record (its declared parameters).
 
     **Returns:** a list of `{name: value}` overrides, one per sample.
     """
-    spec = cfg_data.get("ensemble", {}).get("parameter_samples")
-    if not spec:
+    if spec is None:
         return [None]
-    n = int(spec["n"])
-    model = catalog.energy_models[cfg_data["model"]["name"]]
     records = {p.name: p for p in model.parameters}
-    n_species = len(structure.species_names)
-    rng = np.random.default_rng(int(spec.get("seed", 0)))
-    samples: list[dict] = [{} for _ in range(n)]
-    for name, bounds in sorted(spec.get("bounds", {}).items()):
+
+    def record(section: str, name: str):
         if name not in records:
             raise ConfigError(
-                f"ensemble.parameter_samples.bounds.{name}: model {model.name!r} has no parameter "
+                f"ensemble.parameter_samples.{section}.{name}: model {model.name!r} has no parameter "
                 f"{name!r}; it has {', '.join(records)}"
             )
+        return records[name]
+
+    rng = np.random.default_rng(spec.seed)
+    samples: list[dict] = [{} for _ in range(spec.n)]
+    for name, bounds in sorted(spec.bounds.items()):
+        param = record("bounds", name)
         low, high = bounds
         if not low < high:
-            raise ConfigError(f"ensemble.parameter_samples.bounds.{name}: need low < high, got {bounds}")
-        from .analyze import _resolve_shape
-
-        shape = _resolve_shape(records[name].shape, structure)
-        draws = rng.uniform(low, high, size=(n,) + shape)
-        if len(shape) == 2 and shape[0] == shape[1] and all(s == "species" for s in records[name].shape):
-            # Per-pair matrices stay symmetric.
+            raise ConfigError(f"ensemble.parameter_samples.bounds.{name}: need low < high, got {list(bounds)}")
+        shape = resolve_shape(param.shape, structure)
+        draws = rng.uniform(low, high, size=(spec.n,) + shape)
+        if is_species_matrix(param):  # per-pair matrices stay symmetric
             draws = 0.5 * (draws + np.swapaxes(draws, -1, -2))
-        for k in range(n):
+        for k in range(spec.n):
             samples[k][name] = draws[k].tolist()
-    for name, values in sorted(spec.get("values", {}).items()):
-        if name not in records:
+    for name, values in sorted(spec.values.items()):
+        record("values", name)
+        if len(values) != spec.n:
             raise ConfigError(
-                f"ensemble.parameter_samples.values.{name}: model {model.name!r} has no parameter "
-                f"{name!r}; it has {', '.join(records)}"
+                f"ensemble.parameter_samples.values.{name}: {len(values)} values for n = {spec.n} samples"
             )
-        if len(values) != n:
-            raise ConfigError(
-                f"ensemble.parameter_samples.values.{name}: {len(values)} values for n = {n} samples"
-            )
-        for k in range(n):
+        for k in range(spec.n):
             samples[k][name] = values[k]
     return samples
 
 
-def analyze_task(cfg_data: Mapping[str, Any], structure: Structure, sample: Mapping | None):
-    """One ensemble task (runs in a Dask worker): analyze one structure with one sample."""
-    from .analyze import analyze_structure
+def make_tasks(structures: Sequence[Structure], cfg: Config, registry: Registry | None = None) -> list[Task]:
+    """Every (structure, parameter sample) pair of a run, in output order.
 
-    return analyze_structure(structure, dict(cfg_data), parameter_values=sample)
+    **Arguments:**
+
+    - `structures`: the structures read (`sensitiv.pipeline.structure.read_structures`).
+    - `cfg`: the resolved config (its model and `ensemble.parameter_samples`).
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
+
+    **Returns:** the `Task`s.
+    """
+    registry = registry if registry is not None else get_registry()
+    model = registry.get_energy_model(cfg.model.name)
+    tasks = []
+    for structure in structures:
+        samples = parameter_samples(cfg.ensemble.parameter_samples, structure, model)
+        for k, values in enumerate(samples):
+            tasks.append(Task(structure, values, k if values is not None else None))
+    return tasks
 
 
-def _label(analysis, structure: Structure, sample_index: int | None):
-    ds = analysis.dataset
-    ds["frame_source"] = ((), structure.source, {"long_name": "file (or generator) of the structure"})
-    ds["frame_index"] = ((), int(structure.frame), {"long_name": "frame index within frame_source"})
-    if sample_index is not None:
-        ds["sample"] = ((), int(sample_index), {"long_name": "parameter sample index"})
-    return analysis
+def analyze_task(cfg: Config, task: Task):
+    """One task in a Dask worker: `analyze_structure` with the worker's own plugin registry.
+
+    **Arguments:**
+
+    - `cfg`: the resolved config.
+    - `task`: the structure and sample.
+
+    **Returns:** the `StructureAnalysis`.
+    """
+    return analyze_structure(task.structure, cfg, parameter_values=task.values, sample=task.sample)
 
 
 def _dask_client(scheduler: str, workers: int | None):
@@ -133,65 +162,22 @@ def _dask_client(scheduler: str, workers: int | None):
         raise ConfigError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err})") from None
 
 
-def run_ensemble(
-    cfg: Config | Mapping[str, Any],
-    catalog=None,
-    progress: Progress | None = None,
-    scheduler: str | None = None,
-):
-    """Analyze every structure and parameter sample a config selects.
+def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
+    """Analyze `tasks` on a Dask cluster; the `StructureAnalysis` records in task order.
 
     **Arguments:**
 
-    - `cfg`: the resolved `Config` (or its `data`).
-    - `catalog`: installed plugins (default: discovered).
-    - `progress`: the stage display (serial runs).
-    - `scheduler`: `None` (the config's `ensemble.scheduler`, else serial), `"serial"`,
-      `"local"`, or a Dask scheduler address.
+    - `tasks`: from `make_tasks`.
+    - `cfg`: the resolved config (its `ensemble.workers` sizes a local cluster).
+    - `scheduler`: `"local"` or a Dask scheduler address.
 
-    **Returns:** `(result, analyses)`: the combined `Dataset`/`DataTree` and the
-    per-task `Analysis` records, in task order.
+    **Raises:** `ConfigError` when Dask is missing or the scheduler cannot be reached.
     """
-    from . import output
-    from ._registry import catalog as installed
-    from .analyze import analyze_structure
-    from .structure import read_structures
-
-    data = cfg.data if isinstance(cfg, Config) else dict(cfg)
-    catalog = catalog or installed()
-    progress = progress or Progress(enabled=False, verbosity=0)
-    with progress.stage("read"):
-        structures = read_structures(data["structure"], catalog)
-    tasks: list[tuple[Structure, dict | None, int | None]] = []
-    for s in structures:
-        samples = parameter_samples(data, s, catalog)
-        for k, sample in enumerate(samples):
-            tasks.append((s, sample, k if sample is not None else None))
-
-    scheduler = scheduler or data.get("ensemble", {}).get("scheduler") or "serial"
-    analyses = []
-    if scheduler == "serial" or len(tasks) == 1:
-        for i, (s, sample, k) in enumerate(tasks):
-            progress.prefix = f"[{i + 1}/{len(tasks)}] " if len(tasks) > 1 else ""
-            analysis = analyze_structure(s, data, catalog, progress, parameter_values=sample)
-            analyses.append(_label(analysis, s, k))
-        progress.prefix = ""
-    else:
-        client, cluster = _dask_client(scheduler, data.get("ensemble", {}).get("workers"))
-        try:
-            with progress.stage(f"ensemble of {len(tasks)} on dask"):
-                futures = client.map(
-                    analyze_task,
-                    [data] * len(tasks),
-                    [t[0] for t in tasks],
-                    [t[1] for t in tasks],
-                    pure=False,
-                )
-                results = client.gather(futures)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-        analyses = [_label(a, s, k) for a, (s, _, k) in zip(results, tasks)]
-    result = output.combine([a.dataset for a in analyses])
-    return result, analyses
+    client, cluster = _dask_client(scheduler, cfg.ensemble.workers)
+    try:
+        futures = client.map(analyze_task, [cfg] * len(tasks), list(tasks), pure=False)
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

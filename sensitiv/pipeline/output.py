@@ -1,6 +1,8 @@
-"""NetCDF output of `sensitiv analyze`: one self-describing file, written atomically.
+"""NetCDF output of `sensitiv analyze`: combine per-structure datasets, write one
+self-describing file atomically, open it again.
 
-The contract (documented in `docs/output.md`):
+The variables themselves are `sensitiv.pipeline.dataset`'s (the contract, documented in
+`docs/output.md`); this module decides how datasets are combined and stored:
 
 - dimensions `atom`, `spatial` (labels `"x"`, `"y"`[, `"z"`]), `parameter` (one readable
   label per scalar parameter component, e.g. `sigma[0,1]`), and `frame` when several
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, SPECIES, STATIC_VARIABLES
 
 __all__ = [
     "STATIC_VARIABLES",
@@ -35,11 +38,6 @@ __all__ = [
     "open_result",
     "history_line",
 ]
-
-#: Variables that describe the structure or parameters, not one analysis: they stay
-#: without a `frame` dimension when frames are combined.
-STATIC_VARIABLES = ("species", "pbc", "parameter_units", "parameter_name", "parameter_symmetric")
-
 
 def history_line(argv: Sequence[str] | None = None) -> str:
     """`2026-01-01T12:00:00Z sensitiv analyze config.yaml` for the `history` attribute."""
@@ -56,9 +54,9 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        import yaml
+        from ._yaml import dump_yaml
 
-        return yaml.safe_dump(_to_plain(value), sort_keys=False).strip()
+        return dump_yaml(_to_plain(value)).strip()
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
     if isinstance(value, (list, tuple)):
@@ -123,23 +121,23 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
         return ds
     first = datasets[0]
     same_shape = all(
-        d.sizes.get("atom") == first.sizes.get("atom")
-        and d.sizes.get("spatial") == first.sizes.get("spatial")
-        and list(d["parameter"].values) == list(first["parameter"].values)
+        d.sizes.get(ATOM) == first.sizes.get(ATOM)
+        and d.sizes.get(SPATIAL) == first.sizes.get(SPATIAL)
+        and list(d[PARAMETER].values) == list(first[PARAMETER].values)
         and set(d.data_vars) == set(first.data_vars)
-        and (d["species"].values == first["species"].values).all()
+        and (d[SPECIES].values == first[SPECIES].values).all()
         for d in datasets
     )
     if same_shape:
         static = [v for v in STATIC_VARIABLES if v in first.variables]
         varying = [v for v in first.data_vars if v not in static]
         parts = [d.drop_vars(static) for d in datasets]
-        combined = xr.concat(parts, dim="frame", data_vars=varying, coords="minimal", join="exact",
+        combined = xr.concat(parts, dim=FRAME, data_vars=varying, coords="minimal", join="exact",
                              combine_attrs="drop_conflicts")
         for v in static:
             combined[v] = first[v]
-        combined = combined.assign_coords(frame=np.arange(len(datasets)))
-        combined["frame"].attrs = {"long_name": "analyzed structure (frame) index"}
+        combined = combined.assign_coords({FRAME: np.arange(len(datasets))})
+        combined[FRAME].attrs = {"long_name": "analyzed structure (frame) index"}
         combined.attrs = {**_common_attrs(datasets), **attrs}
         return combined
     children = {}
@@ -249,12 +247,12 @@ def open_result(path: str):
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise InputError(f"{path}: not a readable NetCDF file ({first})") from None
-    if tree.has_data and "dx_dtheta" in tree.dataset.variables:
+    if tree.has_data and DX_DTHETA in tree.dataset.variables:
         ds = tree.to_dataset()
         ds.attrs = dict(tree.attrs)
         tree.close()
         return xr.open_dataset(path)
-    if any("dx_dtheta" in node.dataset.variables for node in tree.subtree if node.has_data):
+    if any(DX_DTHETA in node.dataset.variables for node in tree.subtree if node.has_data):
         return tree
     tree.close()
     raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")

@@ -9,37 +9,129 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
+from .dataset import (
+    ATOM,
+    ATTR_HISTORY,
+    ATTR_SOURCE,
+    ATTR_TITLE,
+    CELL,
+    COORDINATES,
+    DIAGNOSTICS,
+    DX_DTHETA,
+    FRAME,
+    LINEAR_RESIDUAL,
+    PARAMETER,
+    PARAMETER_UNITS,
+    PARAMETER_VALUE,
+    PROBLEMS,
+    SPATIAL,
+    SPECIES,
+    derivative_names,
+)
 
-__all__ = ["analysis_summary", "inspect_text", "plot_result"]
+__all__ = ["analysis_summary", "summary_record", "inspect_text", "plot_result"]
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
     return "nan" if x is None or not np.isfinite(x) else f"{x:.3e}"
 
 
-def analysis_summary(path: str, analyses: Sequence, timings: Mapping[str, float]) -> str:
-    """The closing summary `sensitiv analyze` prints: residuals, verdict, strategy, timings, top sensitivities."""
+def _largest(analysis: StructureAnalysis, count: int = 5) -> list[tuple[str, float]]:
+    """The `count` parameters with the largest ‖dx*/dθ_k‖, as `(label, norm)`."""
+    jac = analysis.dx_dtheta
+    norms = np.linalg.norm(jac.reshape(-1, jac.shape[-1]), axis=0)
+    return [(analysis.labels[k], float(norms[k])) for k in np.argsort(-norms)[:count]]
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> dict:
+    """The closing summary of `sensitiv analyze` as plain data (`--json` prints it).
+
+    **Arguments:**
+
+    - `path`: the file written (`None` when nothing was written).
+    - `analyses`: the `StructureAnalysis` of every task.
+    - `timings`: seconds per stage.
+
+    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "timings"}`;
+    each structure holds its `source`, `frame`, `sample`, `atoms`, `equilibrium`, `hessian`,
+    `jacobian`, `largest_sensitivities` (`parameter`, `norm` of dx*/dθ_k) and `problems`.
+    Non-finite numbers are `null`.
+    """
+    structures = []
+    for a in analyses:
+        engine = a.engine
+        residual_max = float(np.nanmax(engine.column_residual)) if engine.column_residual.size else 0.0
+        structures.append({
+            "source": a.structure.source,
+            "frame": int(a.structure.frame),
+            "sample": a.sample,
+            "atoms": int(a.structure.n_atoms),
+            "trustworthy": bool(a.trustworthy),
+            "equilibrium": {
+                "solver": a.solver.name, "converged": bool(a.solver.converged),
+                "steps": int(a.solver.iterations), "solver_residual": _finite(a.solver.residual),
+                "max_abs_F": _finite(a.stationarity_residual),
+            },
+            "hessian": {
+                "verdict": engine.verdict, "smallest_eigenvalue": _finite(engine.smallest_eigenvalue),
+                "null_space_dimension": int(engine.null_space_dimension),
+            },
+            "jacobian": {
+                "strategy": engine.description, "max_linear_residual": _finite(residual_max),
+                "error_estimate": _finite(engine.jacobian_error_estimate),
+            },
+            "largest_sensitivities": [{"parameter": label, "norm": _finite(norm)} for label, norm in _largest(a)],
+            "problems": list(a.problems),
+        })
+    bad = sum(not a.trustworthy for a in analyses)
+    return {
+        "path": path,
+        "trustworthy": bad == 0,
+        "untrustworthy": bad,
+        "structures": structures,
+        "timings": {k: round(float(v), 4) for k, v in timings.items()},
+    }
+
+
+def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> str:
+    """The closing summary `sensitiv analyze` prints: residuals, verdict, strategy, timings, top sensitivities.
+
+    **Arguments:**
+
+    - `path`: the file written.
+    - `analyses`: the `StructureAnalysis` of every task (the first ten are described).
+    - `timings`: seconds per stage.
+
+    **Returns:** the text, one line per item (see `summary_record` for the same as data).
+    """
+    record = summary_record(path, analyses, timings)
     lines = [f"wrote {path}"]
-    for a in analyses[:10]:
-        s = a.summary
-        head = f"{s['source']}: {s['n_atoms']} atoms" if len(analyses) > 1 else f"structure: {s['source']}, {s['n_atoms']} atoms"
+    for a, rec in zip(analyses[:10], record["structures"]):
+        n_atoms = rec["atoms"]
+        head = f"{a.where}: {n_atoms} atoms" if len(analyses) > 1 else f"structure: {a.where}, {n_atoms} atoms"
         lines.append(head)
-        solver = s["solver"]
+        eq, hessian, jac = rec["equilibrium"], rec["hessian"], rec["jacobian"]
         lines.append(
-            f"  equilibrium: {solver['iterations']} steps, solver residual {_fmt(solver['residual'])}, "
-            f"max|F| {_fmt(s['stationarity_residual'])}"
+            f"  equilibrium: {eq['steps']} steps, solver residual {_fmt(eq['solver_residual'])}, "
+            f"max|F| {_fmt(eq['max_abs_F'])}"
         )
         lines.append(
-            f"  hessian: {s['verdict']}, smallest eigenvalue {_fmt(s['smallest_eigenvalue'])}, "
-            f"null space {s['null_space_dimension']}"
+            f"  hessian: {hessian['verdict']}, smallest eigenvalue {_fmt(hessian['smallest_eigenvalue'])}, "
+            f"null space {hessian['null_space_dimension']}"
         )
         lines.append(
-            f"  jacobian: {s['strategy']}, max linear residual {_fmt(s['linear_residual_max'])}, "
-            f"error estimate {_fmt(s['error_estimate'])}"
+            f"  jacobian: {jac['strategy']}, max linear residual {_fmt(jac['max_linear_residual'])}, "
+            f"error estimate {_fmt(jac['error_estimate'])}"
         )
-        top = ", ".join(f"{label} {norm:.3g}" for label, norm, _ in s["largest"])
+        top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
+                        for t in rec["largest_sensitivities"])
         lines.append(f"  largest ‖dx*/dθ‖: {top}")
-        for problem in s["problems"]:
+        for problem in rec["problems"]:
             lines.append(f"  WARNING: {problem}")
     if len(analyses) > 10:
         rest = analyses[10:]
@@ -48,7 +140,7 @@ def analysis_summary(path: str, analyses: Sequence, timings: Mapping[str, float]
     order = ["read", "model", "minimization", "jacobian", "observables", "write", "total"]
     shown = [k for k in order if k in timings] + [k for k in timings if k not in order]
     lines.append("timings: " + ", ".join(f"{k} {timings[k]:.2f} s" for k in shown))
-    n_bad = sum(not a.trustworthy for a in analyses)
+    n_bad = record["untrustworthy"]
     lines.append(
         "result: trustworthy" if n_bad == 0 else f"result: NOT trustworthy ({n_bad} of {len(analyses)} flagged)"
     )
@@ -65,53 +157,51 @@ def _datasets(result) -> list[tuple[str, Any]]:
 
 def inspect_text(result, path: str = "") -> str:
     """A summary of a result file: sizes, parameters, diagnostics, largest sensitivities."""
-    import xarray as xr
 
     attrs = result.attrs
-    lines = [f"{path}: {attrs.get('title', 'sensitiv result')}"]
-    lines.append(f"  source: {attrs.get('source', '?')}")
-    history = str(attrs.get("history", "")).splitlines()
+    lines = [f"{path}: {attrs.get(ATTR_TITLE, 'sensitiv result')}"]
+    lines.append(f"  source: {attrs.get(ATTR_SOURCE, '?')}")
+    history = str(attrs.get(ATTR_HISTORY, "")).splitlines()
     if history:
         lines.append(f"  history: {history[-1]}")
     for group, ds in _datasets(result):
         prefix = f"  [{group}] " if group else "  "
-        frames = ds.sizes.get("frame")
+        frames = ds.sizes.get(FRAME)
         lines.append(
-            f"{prefix}{ds.sizes['atom']} atoms × {ds.sizes['spatial']} dims"
+            f"{prefix}{ds.sizes[ATOM]} atoms × {ds.sizes[SPATIAL]} dims"
             + (f" × {frames} frames" if frames else "")
-            + f", {ds.sizes['parameter']} parameters"
+            + f", {ds.sizes[PARAMETER]} parameters"
         )
-        units = ds["parameter_units"].values if "parameter_units" in ds else [""] * ds.sizes["parameter"]
-        jac = ds["dx_dtheta"]
-        norms = np.sqrt((jac**2).sum(("atom", "spatial")))
+        units = ds[PARAMETER_UNITS].values if PARAMETER_UNITS in ds else [""] * ds.sizes[PARAMETER]
+        jac = ds[DX_DTHETA]
+        norms = np.sqrt((jac**2).sum((ATOM, SPATIAL)))
         if frames:
-            norms = norms.mean("frame")
-        values = ds["parameter_value"]
-        if "frame" in values.dims:
-            values = values.isel(frame=0)
-        for label, value, unit, norm in zip(ds["parameter"].values, values.values, units, norms.values):
+            norms = norms.mean(FRAME)
+        values = ds[PARAMETER_VALUE]
+        if FRAME in values.dims:
+            values = values.isel({FRAME: 0})
+        for label, value, unit, norm in zip(ds[PARAMETER].values, values.values, units, norms.values):
             lines.append(f"{prefix}  θ {label} = {value:.6g} [{unit}]  ‖dx*/dθ‖ = {norm:.4g}")
-        for name in ("verdict", "smallest_eigenvalue", "stationarity_residual", "jacobian_error_estimate",
-                     "null_space_dimension", "jacobian_strategy", "trustworthy"):
+        for name in DIAGNOSTICS:
             if name in ds:
                 v = ds[name].values
                 text = ", ".join(map(str, np.ravel(v)[:8])) + (" …" if np.size(v) > 8 else "")
                 lines.append(f"{prefix}  {name}: {text}")
-        if "linear_residual" in ds:
-            lines.append(f"{prefix}  max linear residual: {float(ds['linear_residual'].max()):.3e}")
-        observables = [v for v in ds.data_vars if v.startswith("d") and v.endswith("_dtheta") and v not in ("dx_dtheta",)]
+        if LINEAR_RESIDUAL in ds:
+            lines.append(f"{prefix}  max linear residual: {float(ds[LINEAR_RESIDUAL].max()):.3e}")
+        observables = derivative_names(list(ds.data_vars))
         if observables:
             lines.append(f"{prefix}  observable derivatives: {', '.join(observables)}")
-        for name in ("elastic_constants",):
+        for name in (ELASTIC_CONSTANTS,):
             if name in ds:
                 c = ds[name]
-                if "frame" in c.dims:
-                    c = c.isel(frame=0)
+                if FRAME in c.dims:
+                    c = c.isel({FRAME: 0})
                 lines.append(f"{prefix}  {name} [{c.attrs.get('units', '')}] (Voigt):")
                 for row in np.atleast_2d(c.values):
                     lines.append(f"{prefix}    " + " ".join(f"{x:10.4g}" for x in row))
-        if "problems" in ds:
-            problems = [p for p in np.ravel(ds["problems"].values) if str(p)]
+        if PROBLEMS in ds:
+            problems = [p for p in np.ravel(ds[PROBLEMS].values) if str(p)]
             for p in problems[:5]:
                 lines.append(f"{prefix}  WARNING: {p}")
     return "\n".join(lines)
@@ -143,12 +233,12 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
     if not 0 <= structure < len(datasets):
         raise InputError(f"--structure {structure}: the result holds {len(datasets)} structure(s)")
     ds = datasets[structure][1]
-    if "frame" in ds.dims:
-        if not 0 <= frame < ds.sizes["frame"]:
-            raise InputError(f"--frame {frame}: the result holds {ds.sizes['frame']} frame(s)")
-        ds = ds.isel(frame=frame)
-    labels = [str(v) for v in ds["parameter"].values]
-    norms = np.sqrt((ds["dx_dtheta"] ** 2).sum(("atom", "spatial"))).values
+    if FRAME in ds.dims:
+        if not 0 <= frame < ds.sizes[FRAME]:
+            raise InputError(f"--frame {frame}: the result holds {ds.sizes[FRAME]} frame(s)")
+        ds = ds.isel({FRAME: frame})
+    labels = [str(v) for v in ds[PARAMETER].values]
+    norms = np.sqrt((ds[DX_DTHETA] ** 2).sum((ATOM, SPATIAL))).values
     if parameter is None:
         parameter = labels[int(np.argmax(norms))]
     if parameter not in labels:
@@ -157,9 +247,9 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
         close = difflib.get_close_matches(parameter, labels, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"--parameter {parameter!r}: not in the result{hint}; parameters: {', '.join(labels)}")
-    x = ds["coordinates"].values
-    field = ds["dx_dtheta"].sel(parameter=parameter).values
-    species = ds["species"].values if "species" in ds else np.zeros(len(x))
+    x = ds[COORDINATES].values
+    field = ds[DX_DTHETA].sel({PARAMETER: parameter}).values
+    species = ds[SPECIES].values if SPECIES in ds else np.zeros(len(x))
     n, d = x.shape
     fig, (ax, bar) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [1.3, 1]})
     longest = np.max(np.linalg.norm(field, axis=1)) or 1.0
@@ -175,12 +265,12 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
     ax.quiver(x[:, 0], x[:, 1] if d > 1 else np.zeros(n), field[:, 0] * scale,
               field[:, 1] * scale if d > 1 else np.zeros(n), angles="xy", scale_units="xy", scale=1,
               width=0.004, color="k")
-    if "cell" in ds and d >= 2:
-        cell = ds["cell"].values
+    if CELL in ds and d >= 2:
+        cell = ds[CELL].values
         corners = np.array([[0, 0], cell[0, :2], cell[0, :2] + cell[1, :2], cell[1, :2], [0, 0]])
         ax.plot(corners[:, 0], corners[:, 1], color="0.6", lw=0.8)
     ax.set_aspect("equal")
-    units = ds["coordinates"].attrs.get("units", "")
+    units = ds[COORDINATES].attrs.get("units", "")
     ax.set_xlabel(f"x [{units}]")
     ax.set_ylabel(f"y [{units}]")
     view = " (x–y projection)" if d == 3 else ""

@@ -22,6 +22,7 @@ s.positions.shape, s.species_names     # (64, 2), ('A', 'B')
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -31,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..plugins import Registry, get_registry
 from ..records import Structure
+from .config import StructureSettings
 
 __all__ = [
     "bidisperse_packing",
@@ -294,8 +297,8 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
 # -- reading -----------------------------------------------------------------------------
 
 
-def _read_file(path: str, fmt: str, options: Mapping, catalog) -> Sequence[Structure]:
-    reader = catalog.readers[fmt]
+def _read_file(path: str, fmt: str, options: Mapping, registry: Registry) -> Sequence[Structure]:
+    reader = registry.get_structure_reader(fmt)
     if not os.path.exists(path):
         raise InputError(f"{path}: structure file not found")
     if not os.path.isfile(path):
@@ -317,39 +320,29 @@ def _read_file(path: str, fmt: str, options: Mapping, catalog) -> Sequence[Struc
     return frames
 
 
-def read_structures(structure_cfg: Mapping[str, Any], catalog=None) -> list[Structure]:
-    """The checked structures a config's (resolved) `structure` section selects.
+def read_structures(settings: StructureSettings, registry: Registry | None = None) -> list[Structure]:
+    """The checked structures a config's `structure` section selects.
 
     **Arguments:**
 
-    - `structure_cfg`: the resolved `structure` section (`file`/`files`/`generator`,
-      `format`, `frames`, `options`, `min_distance`).
-    - `catalog`: installed plugins (default: discovered).
+    - `settings`: the resolved `structure` section (`cfg.structure`): files with the reader
+      chosen for each when the config was loaded, or a generator; frames, reader options,
+      `min_distance`.
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
 
     **Returns:** a list of `Structure`s, one per selected frame of every file.
     """
-    min_distance = float(structure_cfg.get("min_distance", 1e-3))
-    if "generator" in structure_cfg:
-        generated = generate(structure_cfg["generator"])
-        return [check_structure(generated, min_distance, "structure.generator")]
-    if catalog is None:
-        from ._registry import catalog as installed
-
-        catalog = installed()
-    from .config import detect_format
-
-    files = [structure_cfg["file"]] if "file" in structure_cfg else list(structure_cfg["files"])
+    if settings.generator is not None:
+        generated = generate(settings.generator)
+        return [check_structure(generated, settings.min_distance, "structure.generator")]
+    registry = registry if registry is not None else get_registry()
     out = []
-    for path in files:
-        fmt = structure_cfg.get("format") or detect_format(path, catalog)
-        if fmt is None:
-            raise InputError(f"{path}: cannot tell the format from the file name; set structure.format")
-        frames = _read_file(path, fmt, structure_cfg.get("options", {}), catalog)
-        for index in select_frames(len(frames), structure_cfg.get("frames", "last"), f"{path}: structure.frames"):
+    for file in settings.files:
+        path = file.path
+        frames = _read_file(path, file.format, settings.options, registry)
+        for index in select_frames(len(frames), settings.frames, f"{path}: structure.frames"):
             s = frames[index]
             if s.frame != index or not s.source:
-                import dataclasses
-
                 s = dataclasses.replace(s, frame=index, source=s.source or path)
-            out.append(check_structure(s, min_distance, path))
+            out.append(check_structure(s, settings.min_distance, path))
     return out

@@ -1,0 +1,420 @@
+"""The config schema: assembly from the packaged base and the installed plugins, validation
+with every error translated to one line, and the checks JSON Schema cannot express.
+
+The schema is JSON Schema Draft 2020-12. Its base part is the packaged file
+`sensitiv/config.schema.json` (identical to `schemas/config.schema.json` in the source
+tree); every installed plugin adds the schema of its own options and the names it
+contributes (`full_schema`). Validation reports **every** error, each as one line
+
+    config.yaml:12:5: $.model.parameters.sigmaa: model 'soft_sphere' has no parameter 'sigmaa' (did you mean 'sigma'?)
+
+The schema is also the only source of defaults (`config.load` fills them in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from ..errors import PluginError
+from ..plugins import Registry
+from ._yaml import Marks
+from .theta import LABEL, STRAIN, parse_parameter_label
+
+__all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
+
+#: Solver name that takes the structure as already relaxed (no minimization).
+SOLVER_NONE = "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigIssue:
+    """One validation problem: where, which key, what, and a suggestion.
+
+    **Arguments:**
+
+    - `location`: `file:line:col`.
+    - `path`: the key path as `$.a.b[0]`.
+    - `message`: what is wrong.
+    - `suggestion`: a close match for a misspelled key or name, or `""`.
+    """
+
+    location: str
+    path: str
+    message: str
+    suggestion: str = ""
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.suggestion!r}?)" if self.suggestion else ""
+        return f"{self.location}: {self.path}: {self.message}{hint}"
+
+
+
+# -- schema ----------------------------------------------------------------------
+
+
+def base_schema() -> dict:
+    """The packaged base schema (without plugin parts); a fresh copy on every call."""
+    text = resources.files("sensitiv").joinpath("config.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _object_schema(fragment: Mapping | None) -> dict:
+    schema = dict(fragment or {})
+    schema.setdefault("type", "object")
+    return schema
+
+
+def _parameter_value_schema(param) -> dict:
+    return {
+        "description": f"{param.description} [{param.units}]".strip(),
+        "anyOf": [{"type": "number"}, {"type": "array"}],
+    }
+
+
+def _cases(field: str, records: Mapping, body) -> list:
+    return [
+        {
+            "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+            "then": _then(body(rec)),
+        }
+        for name, rec in sorted(records.items())
+    ]
+
+
+def _then(properties: Mapping) -> dict:
+    """A record's case: its properties, and `options` required when its options schema
+    requires a key (a potential file, say) — an absent `options` would skip that check."""
+    then: dict = {"properties": dict(properties)}
+    if (properties.get("options") or {}).get("required"):
+        then["required"] = ["options"]
+    return then
+
+
+def full_schema(registry: Registry) -> dict:
+    """The base schema with every installed plugin's names and option schemas merged in.
+
+    **Arguments:**
+
+    - `registry`: the plugin registry (`sensitiv.plugins.get_registry()`).
+
+    **Returns:** a JSON Schema (dict), what `sensitiv schema` prints.
+    """
+    schema = base_schema()
+    defs = schema["$defs"]
+
+    models = registry.energy_models
+    defs["model"]["properties"]["name"] = {
+        "enum": sorted(models),
+        "description": "Energy model name (see `sensitiv plugins`).",
+    }
+    defs["model"]["allOf"] = _cases(
+        "model",
+        models,
+        lambda rec: {
+            "options": _object_schema(rec.options_schema),
+            "parameters": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    **{p.name: _parameter_value_schema(p) for p in rec.parameters},
+                    STRAIN: {
+                        "description": "homogeneous strain ε of the periodic cell (models that support it)",
+                        "anyOf": [{"type": "number"}, {"type": "array"}],
+                    },
+                },
+                "default": {},
+            },
+        },
+    )
+
+    solvers = dict(registry.equilibrium_solvers)
+    defs["solver"]["properties"]["name"] = {
+        "enum": sorted(solvers) + [SOLVER_NONE],
+        "default": "fire" if "fire" in solvers else SOLVER_NONE,
+        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed.",
+    }
+    defs["solver"]["allOf"] = _cases(
+        "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}
+    )
+
+    conditions = registry.optimality_conditions
+    defs["condition"]["properties"]["name"] = {"enum": sorted(conditions)}
+    if "stationary" in conditions:
+        defs["condition"]["properties"]["name"]["default"] = "stationary"
+    else:  # no default to fall back on: the config must name its condition
+        defs["condition"]["required"] = ["name"]
+        schema["required"] = [*schema["required"], "condition"]
+    defs["condition"]["allOf"] = _cases(
+        "condition", conditions, lambda rec: {"options": _object_schema(rec.options_schema)}
+    )
+
+    readers = registry.structure_readers
+    structure = defs["structure"]
+    structure["properties"]["format"] = {
+        "enum": sorted(readers),
+        "description": "Reader name (see `sensitiv plugins`); detected from the file extension when omitted.",
+    }
+    structure["allOf"] = [
+        {
+            "if": {"properties": {"format": {"const": name}}, "required": ["format"]},
+            "then": {"properties": {"options": _object_schema(rec.options_schema)}},
+        }
+        for name, rec in sorted(readers.items())
+    ]
+    return schema
+
+
+# -- validation ---------------------------------------------------------------------
+
+
+def _json_path(path: Iterable) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _closest(word: Any, choices: Iterable) -> str:
+    choices = [str(c) for c in choices if c is not None]
+    match = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.6)
+    return match[0] if match else ""
+
+
+def _described(schema: Mapping) -> str:
+    return schema.get("description", "")
+
+
+def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
+    path = tuple(err.absolute_path)
+    jpath = _json_path(path)
+    validator = err.validator
+
+    if validator == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extras = [k for k in err.instance if k not in allowed]
+        issues = []
+        for key in extras:
+            if path == ("model", "parameters"):
+                message = f"the model has no parameter {key!r}"
+                if allowed:
+                    message += f"; it has {', '.join(allowed)}"
+            else:
+                message = f"unknown key {key!r}"
+                if allowed:
+                    message += f"; allowed keys: {', '.join(allowed)}"
+            issues.append(
+                ConfigIssue(
+                    marks.locate(path + (key,), key=True),
+                    _json_path(path + (key,)),
+                    message,
+                    _closest(key, allowed),
+                )
+            )
+        return issues
+
+    where = marks.locate(path)
+    if validator in ("enum", "const"):
+        choices = err.validator_value if validator == "enum" else [err.validator_value]
+        what = "name" if path and path[-1] in ("name", "format") else "value"
+        return [
+            ConfigIssue(
+                where,
+                jpath,
+                f"unknown {what} {err.instance!r}; choose one of {', '.join(map(str, choices))}",
+                _closest(err.instance, choices),
+            )
+        ]
+    if validator == "required":
+        missing = re.findall(r"'([^']+)' is a required property", err.message)
+        key = missing[0] if missing else "?"
+        needs = ((err.schema.get("properties") or {}).get(key) or {}).get("required") or []
+        inner = f" (with {', '.join(repr(k) for k in needs)})" if needs else ""
+        return [ConfigIssue(where, jpath, f"missing required key {key!r}{inner}")]
+    if validator == "type":
+        expected = err.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return [
+            ConfigIssue(
+                where, jpath, f"expected {expected}, got {type(err.instance).__name__} {err.instance!r}"
+            )
+        ]
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {
+            "minimum": ">=",
+            "maximum": "<=",
+            "exclusiveMinimum": ">",
+            "exclusiveMaximum": "<",
+        }[validator]
+        return [
+            ConfigIssue(
+                where, jpath, f"value {err.instance!r} out of range: must be {bound} {err.validator_value}"
+            )
+        ]
+    if validator == "oneOf" and path == ("structure",):
+        given = [k for k in ("file", "files", "generator") if k in err.instance]
+        if not given:
+            message = "give one of 'file', 'files' or 'generator'"
+        elif len(given) > 1:
+            message = f"give only one of 'file', 'files' or 'generator' (got {', '.join(given)})"
+        else:
+            message = "'format' goes with 'file' or 'files', not with 'generator'"
+        return [ConfigIssue(where, jpath, message)]
+    if validator in ("oneOf", "anyOf"):
+        # An observable given as an unknown mapping, a frame spec that matches no form...:
+        # say what the value should be rather than listing every failed alternative.
+        description = _described(err.schema)
+        message = f"invalid value {err.instance!r}"
+        if description:
+            message += f": {description}"
+        else:
+            best = jsonschema.exceptions.best_match(err.context)
+            if best is not None:
+                message += f": {best.message}"
+        return [ConfigIssue(where, jpath, message)]
+    if validator == "pattern":
+        return [ConfigIssue(where, jpath, f"invalid value {err.instance!r} (must match {err.validator_value})")]
+    return [ConfigIssue(where, jpath, err.message)]
+
+
+def _schema_issues(data, marks: Marks, schema) -> list[ConfigIssue]:
+    validator = jsonschema.Draft202012Validator(schema)
+    issues: list[ConfigIssue] = []
+    for err in validator.iter_errors(data):
+        issues.extend(_issues_from_error(err, marks))
+    return issues
+
+
+
+def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> list[ConfigIssue]:
+    """The labels of `model.differentiate` against the model's parameters."""
+    model_cfg = data.get("model") if isinstance(data.get("model"), Mapping) else {}
+    model = registry.energy_models.get(model_cfg.get("name"))
+    wanted = model_cfg.get("differentiate", "all")
+    if model is None or not isinstance(wanted, list):
+        return []
+    params = {p.name: p for p in model.parameters}
+    params.setdefault(STRAIN, None)
+    differentiable = [p.name for p in model.parameters if p.differentiable] + [STRAIN]
+    issues: list[ConfigIssue] = []
+    for i, label in enumerate(wanted):
+        if not isinstance(label, str) or not LABEL.match(label):
+            continue  # the schema reports it
+        name, index = parse_parameter_label(label)
+        path = ("model", "differentiate", i)
+
+        def issue(message: str, suggestion: str = "") -> None:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path), message, suggestion))
+
+        if name not in params:
+            issue(f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
+                  _closest(name, params))
+        elif params[name] is None:
+            continue  # strain: its shape is known only with the structure
+        elif not params[name].differentiable:
+            issue(f"parameter {name!r} of model {model.name!r} is not differentiable; "
+                  f"differentiable: {', '.join(differentiable)}")
+        elif index is not None:
+            shape = params[name].shape
+            if len(index) != len(shape):
+                issue(f"{label!r}: parameter {name!r} has {len(shape)} dimension(s) {tuple(shape)}, "
+                      f"the label gives {len(index)} indices")
+                continue
+            for i_dim, (idx, size) in enumerate(zip(index, shape)):  # "species": later
+                if isinstance(idx, str):
+                    if size != "species":
+                        issue(f"{label!r}: index {idx!r} is a name, but dimension {i_dim} of {name!r} "
+                              f"is not a species dimension; give a number")
+                    continue  # a species name: checked against the structure
+                if isinstance(size, int) and idx >= size:
+                    issue(f"{label!r}: index {idx} out of range for dimension {i_dim} of size {size}")
+    return issues
+
+
+def _structure_files(structure: Mapping) -> list[tuple[tuple, Any]]:
+    files: list[tuple[tuple, Any]] = []
+    if isinstance(structure.get("file"), str):
+        files.append((("structure", "file"), structure["file"]))
+    if isinstance(structure.get("files"), list):
+        files += [(("structure", "files", i), f) for i, f in enumerate(structure["files"])]
+    return [(path, name) for path, name in files if isinstance(name, str)]
+
+
+def _file_issues(
+    data: Mapping, marks: Marks, registry: Registry, base_dir: str, check_files: bool
+) -> list[ConfigIssue]:
+    """Structure files that are missing or unreadable, and formats no reader (or two) claims."""
+    structure = data.get("structure") if isinstance(data.get("structure"), Mapping) else {}
+    issues: list[ConfigIssue] = []
+    for path, name in _structure_files(structure):
+        where = (marks.locate(path), _json_path(path))
+        if check_files:
+            full = os.path.join(base_dir, os.path.expanduser(name))
+            if not os.path.exists(full):
+                issues.append(ConfigIssue(*where, f"structure file not found: {full}"))
+            elif not os.path.isfile(full):
+                issues.append(ConfigIssue(*where, f"not a file: {full}"))
+            elif not os.access(full, os.R_OK):
+                issues.append(ConfigIssue(*where, f"cannot read {full}"))
+        if "format" not in structure:
+            try:
+                registry.find_structure_reader(name)
+            except PluginError as err:
+                issues.append(ConfigIssue(*where, str(err)))
+    return issues
+
+
+def validate(
+    data: Any,
+    marks: Marks,
+    registry: Registry,
+    base_dir: str = ".",
+    check_files: bool = True,
+    duplicates: Sequence = (),
+) -> list[ConfigIssue]:
+    """Every problem of a parsed config, in file order.
+
+    **Arguments:**
+
+    - `data`, `marks`: from `sensitiv.pipeline._yaml.load_yaml_with_marks`.
+    - `registry`: the plugin registry.
+    - `base_dir`: the folder relative paths in the config refer to.
+    - `check_files`: also check that structure files exist and are readable.
+    - `duplicates`: duplicate keys found while parsing.
+
+    **Returns:** a list of `ConfigIssue` (empty when valid).
+    """
+    issues = [
+        ConfigIssue(
+            f"{marks.filename}:{where[0]}:{where[1]}",
+            _json_path(path),
+            f"duplicate key {path[-1]!r} (YAML keeps only the last)",
+        )
+        for path, where in duplicates
+    ]
+    if not isinstance(data, Mapping):
+        kind = "empty" if data is None else type(data).__name__
+        return issues + [
+            ConfigIssue(f"{marks.filename}:1:1", "$", f"the config must be a mapping of sections, got {kind}")
+        ]
+    issues += _schema_issues(data, marks, full_schema(registry))
+    issues += _differentiate_issues(data, marks, registry)
+    issues += _file_issues(data, marks, registry, base_dir, check_files)
+
+    def order(issue: ConfigIssue):
+        parts = issue.location.rsplit(":", 2)
+        try:
+            return (int(parts[1]), int(parts[2]))
+        except (IndexError, ValueError):
+            return (0, 0)
+
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=order)

@@ -1,0 +1,194 @@
+"""What the analysis of one structure found, as numbers: the record `analyze_structure`
+returns and `dataset.structure_dataset` labels.
+
+Plain NumPy and Python values only (no JAX, no xarray): the records pickle to and from
+Dask workers, and the modules that only read them stay light.
+
+**Example:**
+
+```python
+result = analyze.analyze_structure(structure, cfg)
+result.dx_dtheta[:, :, result.labels.index("sigma[0,1]")]
+result.engine.verdict, result.trustworthy, result.problems
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..records import Structure
+from .theta import ThetaComponent
+
+__all__ = [
+    "ENERGY",
+    "STRESS",
+    "ELASTIC_CONSTANTS",
+    "VERDICT_OK",
+    "SolverReport",
+    "EngineReport",
+    "ObservableResult",
+    "ElasticConstants",
+    "StructureAnalysis",
+]
+
+#: The observables the pipeline offers for every model (`energy`), for models with a strain
+#: parameter (`stress`), and from the stress's derivatives (`elastic_constants`).
+ENERGY, STRESS, ELASTIC_CONSTANTS = "energy", "stress", "elastic_constants"
+
+#: The verdict of a stable equilibrium.
+VERDICT_OK = "minimum"
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverReport:
+    """What the equilibrium solver reported.
+
+    **Arguments:**
+
+    - `name`: the solver (`"none"` when the structure was taken as relaxed).
+    - `converged`, `iterations`: its stopping state.
+    - `residual`: its final stopping quantity (max |force| for FIRE); NaN without a solver.
+    """
+
+    name: str
+    converged: bool
+    iterations: int
+    residual: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineReport:
+    """The Jacobian engine's diagnostics, as plain numbers.
+
+    **Arguments:**
+
+    - `strategy`, `mode`, `reason`: how dx*/dθ was computed (`"krylov"`, `"forward"`) and why.
+    - `verdict`: the nature of x*: `"minimum"`, `"saddle"`, `"singular"` or `"regular"`.
+    - `column_residual`, `column_converged`, `column_iterations`: per linear solve (one per
+      parameter in forward mode, one per coordinate in reverse mode).
+    - `stationarity_residual_norm`: ‖F(x*, θ)‖₂.
+    - `smallest_eigenvalue`, `largest_eigenvalue`: of ∂₁F outside the null space.
+    - `null_space_dimension`, `detected_null_space_dimension`: known plus detected zero
+      modes, and those beyond the model's own.
+    - `jacobian_error_estimate`, `solution_error_estimate`: Theorem 1's estimates.
+    - `trustworthy`: the engine's own verdict; `warnings`: its messages.
+    """
+
+    strategy: str
+    mode: str
+    reason: str
+    verdict: str
+    column_residual: np.ndarray
+    column_converged: np.ndarray
+    column_iterations: np.ndarray
+    stationarity_residual_norm: float
+    smallest_eigenvalue: float
+    largest_eigenvalue: float
+    null_space_dimension: int
+    detected_null_space_dimension: int
+    jacobian_error_estimate: float
+    solution_error_estimate: float
+    trustworthy: bool
+    warnings: tuple[str, ...]
+
+    @property
+    def description(self) -> str:
+        """`"krylov (forward mode)"`."""
+        return f"{self.strategy} ({self.mode} mode)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservableResult:
+    """An observable g(x*, θ) and its derivatives.
+
+    **Arguments:**
+
+    - `label`: its output name; `name`: the observable; `units`: its units.
+    - `value`: g at x*.
+    - `derivative`: the total derivative dg/dθ, shape `value.shape + (p,)`.
+    - `partial`: the explicit part ∂g/∂θ (same shape).
+    """
+
+    label: str
+    name: str
+    units: str
+    value: np.ndarray
+    derivative: np.ndarray
+    partial: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ElasticConstants:
+    """Elastic constants in Voigt notation from the stress's derivatives by the strain.
+
+    **Arguments:**
+
+    - `label`: the output name.
+    - `voigt`: the Voigt component labels (`"xx"`, `"yy"`, ..., `"xy"`).
+    - `relaxed`: the relaxed-ion constants dσ/dε (internal relaxation included).
+    - `clamped`: the clamped-ion constants ∂σ/∂ε.
+    - `units`: the stress's units.
+    """
+
+    label: str
+    voigt: tuple[str, ...]
+    relaxed: np.ndarray
+    clamped: np.ndarray
+    units: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StructureAnalysis:
+    """Everything `analyze_structure` found for one structure, as numbers.
+
+    **Arguments:**
+
+    - `structure`: the analyzed structure (positions before relaxation, species, cell).
+    - `model`: the energy model's name.
+    - `components`: θ's scalar components (`ThetaComponent`), in output order.
+    - `theta`: their values, shape `(p,)`.
+    - `positions`: the equilibrium x*, shape `(n_atoms, n_spatial)`.
+    - `dx_dtheta`: the Jacobian dx*/dθ, shape `(n_atoms, n_spatial, p)`.
+    - `length_units`, `energy_units`: of positions and energy.
+    - `solver`: the equilibrium solver's report; `engine`: the Jacobian engine's.
+    - `stationarity_residual`: max |F(x*, θ)|.
+    - `observables`: the requested observables (`ObservableResult`).
+    - `elastic_constants`: when requested, else `None`.
+    - `problems`: why the result is not trustworthy (empty when it is).
+    - `trustworthy`: no diagnostic found a problem.
+    - `sample`: the parameter-sample index in an ensemble that samples parameters, else `None`.
+    - `model_metadata`: what the bound model says about itself (`System.metadata`, plain
+      values only: its cutoff and cutoff convention, potential file, ...).
+    """
+
+    structure: Structure
+    model: str
+    components: tuple[ThetaComponent, ...]
+    theta: np.ndarray
+    positions: np.ndarray
+    dx_dtheta: np.ndarray
+    length_units: str
+    energy_units: str
+    solver: SolverReport
+    engine: EngineReport
+    stationarity_residual: float
+    observables: tuple[ObservableResult, ...]
+    elastic_constants: ElasticConstants | None
+    problems: tuple[str, ...]
+    trustworthy: bool
+    sample: int | None = None
+    model_metadata: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        """θ's labels (`"sigma[0,1]"`)."""
+        return [c.label for c in self.components]
+
+    @property
+    def where(self) -> str:
+        """The structure's source and frame, for messages."""
+        s = self.structure
+        return s.source + (f" (frame {s.frame})" if s.frame else "")
