@@ -45,6 +45,11 @@ __all__ = [
     "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "DIAGNOSTICS", "PROBLEM_SEPARATOR",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
     "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG",
+    "SPATIAL_", "PARAMETER_", "PRINCIPAL", "GROUP", "OBSERVABLE_COMPONENT", "OBSERVABLE_COMPONENT_",
+    "PARAMETER_STD", "PARAMETER_COVARIANCE", "PRINCIPAL_VARIANCE", "PRINCIPAL_DIRECTION",
+    "COORDINATES_STD", "COORDINATES_COVARIANCE", "COORDINATES_IMPORTANCE", "OBSERVABLE_COVARIANCE",
+    "OBSERVABLE_CORRELATION", "ATTR_UNCERTAINTY_SOURCE", "ATTR_UNCERTAINTY_RULE", "ATTR_UNCERTAINTY_RTOL",
+    "std_name", "variance_by_parameter_name", "variance_by_group_name", "mean_shift_name", "validity_names",
     "derivative_name", "derivative_names", "structure_dataset", "global_attributes",
 ]
 
@@ -56,6 +61,11 @@ CELL_ANGULAR = "cell_angular"
 STRESS_I, STRESS_J = "stress_i", "stress_j"
 VOIGT, VOIGT_ = "voigt", "voigt_"
 LINEAR_SOLVE = "linear_solve"
+SPATIAL_ = "spatial_"  # the second spatial axis of a per-atom covariance
+PARAMETER_ = "parameter_"  # the second parameter axis of the parameter covariance
+PRINCIPAL = "principal"  # principal directions of the parameter covariance
+GROUP = "group"  # groups of parameters in the variance decomposition
+OBSERVABLE_COMPONENT, OBSERVABLE_COMPONENT_ = "observable_component", "observable_component_"
 
 # -- variables -----------------------------------------------------------------------------
 INITIAL_COORDINATES = "initial_coordinates"
@@ -86,6 +96,16 @@ PROBLEMS = "problems"
 FRAME_SOURCE = "frame_source"
 FRAME_INDEX = "frame_index"
 SAMPLE = "sample"
+# the uncertainty section's variables (see `_uncertainty_variables`)
+PARAMETER_STD = "parameter_std"
+PARAMETER_COVARIANCE = "parameter_covariance"
+PRINCIPAL_VARIANCE = "principal_variance"
+PRINCIPAL_DIRECTION = "principal_direction"
+COORDINATES_STD = "coordinates_std"
+COORDINATES_COVARIANCE = "coordinates_covariance"
+COORDINATES_IMPORTANCE = "coordinates_importance"
+OBSERVABLE_COVARIANCE = "observable_covariance"
+OBSERVABLE_CORRELATION = "observable_correlation"
 
 #: Variables that describe the structure or parameters, not one analysis: they stay
 #: without a `frame` dimension when frames are combined.
@@ -100,7 +120,38 @@ ATTR_MODEL, ATTR_STRUCTURE_SOURCE, ATTR_STRUCTURE_FRAME = "model", "structure_so
 ATTR_LENGTH_UNITS, ATTR_ENERGY_UNITS = "length_units", "energy_units"
 ATTR_TITLE, ATTR_SOURCE, ATTR_HISTORY, ATTR_CONFIG = "title", "source", "history", "sensitiv_config"
 
+ATTR_UNCERTAINTY_SOURCE = "uncertainty_source"
+ATTR_UNCERTAINTY_RULE = "uncertainty_rule"
+ATTR_UNCERTAINTY_RTOL = "uncertainty_rtol"
+
 PROBLEM_SEPARATOR = "; "
+
+
+def std_name(base: str) -> str:
+    """The standard deviation of `base` (`coordinates`, an observable label): `energy_std`."""
+    return f"{base}_std"
+
+
+def variance_by_parameter_name(base: str) -> str:
+    """The variance of `base` decomposed by parameter: `energy_variance_by_parameter`."""
+    return f"{base}_variance_by_parameter"
+
+
+def variance_by_group_name(base: str) -> str:
+    """The variance of `base` decomposed by group of parameters."""
+    return f"{base}_variance_by_group"
+
+
+def mean_shift_name(base: str) -> str:
+    """The second-order shift of the mean of `base`."""
+    return f"{base}_mean_shift"
+
+
+def validity_names(base: str, principal: bool = False) -> tuple[str, str, str, str]:
+    """`(estimate, lower, upper, resolved)` variable names of `base`'s validity ranges
+    along the parameter axes, or along the principal directions."""
+    stem = f"{base}_validity" + ("_principal" if principal else "")
+    return stem, f"{stem}_lower", f"{stem}_upper", f"{stem}_resolved"
 
 
 def derivative_name(label: str) -> str:
@@ -215,6 +266,90 @@ def _observable_variables(ds, analysis: StructureAnalysis) -> None:
             "units": elastic.units, "long_name": "clamped-ion elastic constants ∂σ/∂ε (no relaxation)"})
 
 
+def _validity_variables(ds, base: str, ranges, dims: tuple, principal: bool, units_attrs: dict) -> None:
+    if ranges is None:
+        return
+    names = validity_names(base, principal)
+    what = "standard deviations along principal direction" if principal else "the parameter's units"
+    texts = ("step at which the first-order prediction errs by rtol of the predicted change",
+             "step below which the first-order prediction is within tolerance (bracket, lower)",
+             "step by which the first-order prediction exceeds the tolerance (bracket, upper; inf: not bounded)")
+    for name, values, text in zip(names[:3], (ranges.estimate, ranges.lower, ranges.upper), texts):
+        ds[name] = (dims, values, {**units_attrs, "long_name": f"{base}: {text}, in {what}"})
+    ds[names[3]] = (dims, np.asarray(ranges.resolved, bool),
+                    {"long_name": f"{base}: the third-order term is at most half the second at the range"})
+
+
+def _uncertainty_variables(ds, analysis: StructureAnalysis) -> None:
+    from ..uncertainty._units import power_units
+
+    u = analysis.uncertainty
+    if u is None:
+        return
+    units = analysis.length_units
+    labels = analysis.labels
+    theta_units = _common_units(analysis)
+    ds.coords[PARAMETER_] = (PARAMETER_, labels)
+    ds.coords[GROUP] = (GROUP, ["+".join(g) for g in u.groups])
+    ds.coords[PRINCIPAL] = (PRINCIPAL, np.arange(len(u.principal_variance)))
+    ds.coords[SPATIAL_] = (SPATIAL_, list(ds[SPATIAL].values))
+    param_attrs = {"comment": "units: those of each parameter (parameter_units)"} if theta_units is None \
+        else {"units": theta_units}
+    ds[PARAMETER_STD] = ((PARAMETER,), np.sqrt(np.clip(np.diag(u.covariance), 0, None)),
+                         {**param_attrs, "long_name": "standard deviation of θ_k (0: exact)"})
+    ds[PARAMETER_COVARIANCE] = ((PARAMETER, PARAMETER_), u.covariance,
+                                {"long_name": "covariance of θ propagated", "comment": "units: products of the parameters' units"})
+    ds[PRINCIPAL_VARIANCE] = ((PRINCIPAL,), u.principal_variance, {"long_name": "variance of θ along each principal direction"})
+    ds[PRINCIPAL_DIRECTION] = ((PRINCIPAL, PARAMETER), u.principal_direction,
+                               {"long_name": "principal direction of the covariance of θ, one standard deviation long"})
+    ds[COORDINATES_STD] = ((ATOM, SPATIAL), u.positions_std,
+                           {"units": units, "long_name": "standard deviation of x* (linear propagation)"})
+    ds[COORDINATES_COVARIANCE] = ((ATOM, SPATIAL, SPATIAL_), u.positions_covariance,
+                                  {"units": power_units(units, 2), "long_name": "covariance of each atom's x* (linear propagation)"})
+    ds[variance_by_parameter_name(COORDINATES)] = ((ATOM, SPATIAL, PARAMETER), u.positions_variance_by_parameter, {
+        "units": power_units(units, 2), "long_name": f"variance of x* decomposed by parameter ({u.rule})"})
+    ds[variance_by_group_name(COORDINATES)] = ((ATOM, SPATIAL, GROUP), u.positions_variance_by_group, {
+        "units": power_units(units, 2), "long_name": f"variance of x* decomposed by group of parameters ({u.rule})"})
+    total = u.positions_variance_by_parameter.reshape(-1, len(labels)).sum(axis=0)
+    trace = float(np.sum(u.positions_std**2))
+    ds[COORDINATES_IMPORTANCE] = ((PARAMETER,), total / trace if trace > 0 else np.zeros_like(total), {
+        "units": "1", "long_name": "share of the summed variance of x* due to each parameter"})
+    _validity_variables(ds, COORDINATES, u.positions_validity, (PARAMETER,), False, param_attrs)
+    _validity_variables(ds, COORDINATES, u.positions_validity_principal, (PRINCIPAL,), True, {"units": "1"})
+    if u.positions_mean_shift is not None:
+        ds[mean_shift_name(COORDINATES)] = ((ATOM, SPATIAL), u.positions_mean_shift, {
+            "units": units, "long_name": "second-order shift of the mean of x*, ½ tr(Σ ∂²x*/∂θ²)"})
+    n, d = analysis.structure.n_atoms, analysis.structure.n_spatial
+    names = {o.label: o.name for o in analysis.observables}
+    items = list(u.observables) + ([u.elastic_constants] if u.elastic_constants is not None else [])
+    for o in items:
+        if u.elastic_constants is not None and o is u.elastic_constants:
+            dims = (VOIGT, VOIGT_)
+            ds[derivative_name(o.label)] = (dims + (PARAMETER,), o.derivative, {
+                "long_name": "dC/dθ of the relaxed-ion elastic constants, from second-order implicit derivatives of the stress"})
+        else:
+            dims = _observable_dims(o.label, names.get(o.label, o.label), o.std.shape, n, d)
+        ds[std_name(o.label)] = (dims, o.std, {"units": o.units, "long_name": f"standard deviation of {o.label}"})
+        ds[variance_by_parameter_name(o.label)] = (dims + (PARAMETER,), o.variance_by_parameter, {
+            "units": power_units(o.units, 2), "long_name": f"variance of {o.label} decomposed by parameter ({u.rule})"})
+        ds[variance_by_group_name(o.label)] = (dims + (GROUP,), o.variance_by_group, {
+            "units": power_units(o.units, 2), "long_name": f"variance of {o.label} decomposed by group ({u.rule})"})
+        _validity_variables(ds, o.label, o.validity, dims + (PARAMETER,), False, param_attrs)
+        _validity_variables(ds, o.label, o.validity_principal, dims + (PRINCIPAL,), True, {"units": "1"})
+        if o.mean_shift is not None:
+            ds[mean_shift_name(o.label)] = (dims, o.mean_shift, {
+                "units": o.units, "long_name": f"second-order shift of the mean of {o.label}"})
+    if u.observable_labels:
+        ds.coords[OBSERVABLE_COMPONENT] = (OBSERVABLE_COMPONENT, list(u.observable_labels))
+        ds.coords[OBSERVABLE_COMPONENT_] = (OBSERVABLE_COMPONENT_, list(u.observable_labels))
+        ds[OBSERVABLE_COVARIANCE] = ((OBSERVABLE_COMPONENT, OBSERVABLE_COMPONENT_), u.observable_covariance, {
+            "long_name": "covariance of every observable component", "comment": "units: products of the observables' units"})
+        ds[OBSERVABLE_CORRELATION] = ((OBSERVABLE_COMPONENT, OBSERVABLE_COMPONENT_), u.observable_correlation, {
+            "units": "1", "long_name": "correlation of every observable component"})
+    ds.attrs.update({ATTR_UNCERTAINTY_SOURCE: u.source, ATTR_UNCERTAINTY_RULE: u.rule,
+                     ATTR_UNCERTAINTY_RTOL: u.rtol})
+
+
 def _diagnostic_variables(ds, analysis: StructureAnalysis) -> None:
     engine, solver, p = analysis.engine, analysis.solver, len(analysis.components)
     ds[STATIONARITY_RESIDUAL] = ((), analysis.stationarity_residual,
@@ -288,6 +423,7 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
         **{f"{ATTR_MODEL}_{key}": value for key, value in analysis.model_metadata.items()
            if key != "model"},
     }
+    _uncertainty_variables(ds, analysis)
     ds[FRAME_SOURCE] = ((), s.source, {"long_name": "file (or generator) of the structure"})
     ds[FRAME_INDEX] = ((), int(s.frame), {"long_name": "frame index within frame_source"})
     if analysis.sample is not None:
