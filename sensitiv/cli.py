@@ -42,6 +42,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import __version__
+from .errors import ConfigError, ConvergenceError, SensitivError
+from .plugins import KINDS, Registry, get_registry
+
 __all__ = ["ExitCode", "main", "command", "argument", "COMMANDS", "build_parser"]
 
 
@@ -116,8 +120,6 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every declared subcommand."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="sensitiv",
         description="Exact sensitivities of equilibria by implicit differentiation.",
@@ -162,8 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     main(["plugins", "--json"])
     ```
     """
-    from .errors import ConvergenceError, SensitivError
-
     parser = build_parser()
     # The command line as given, for `history` attributes; set when the namespace is made.
     given = list(sys.argv[1:] if argv is None else argv)
@@ -205,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- commands ---------------------------------------------------------------------------
+# Each command imports the pipeline modules it needs when it runs: the host and the
+# config are all `plugins`, `validate` and `schema` need, and the numerical core (jax)
+# loads only once `analyze` is past its refusals (tests/test_cheap_commands.py).
 
 
 @command(
@@ -217,8 +220,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments=[argument("--json", action="store_true", help="print JSON instead of text")],
 )
 def plugins_command(args: argparse.Namespace) -> ExitCode:
-    from .plugins import Registry
-
     registry = Registry(strict=False)
     description = registry.to_dict()
     description["errors"] = [{"plugin": name, "error": message} for name, message in registry.errors]
@@ -239,8 +240,6 @@ def plugins_command(args: argparse.Namespace) -> ExitCode:
 
 
 def _plugins_text(description: dict) -> str:
-    from .plugins import KINDS
-
     lines = []
     plugins = description["plugins"]
     if description["selection"] is not None:
@@ -316,14 +315,14 @@ def _verbosity(args: argparse.Namespace) -> int:
     ],
 )
 def analyze_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config, output, report
-    from .pipeline._progress import Progress
-    from .pipeline.structure import read_structures
+    from .pipeline import config, output  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     verbosity = _verbosity(args)
     path = output.check_output_path(args.output or cfg.output.path, args.force or cfg.output.overwrite)
     if args.dry_run:
+        from .pipeline.structure import read_structures  # lazy: a dry run computes nothing
+
         structures = read_structures(cfg.structure)
         sys.stdout.write(cfg.to_yaml())
         if verbosity:
@@ -331,7 +330,9 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
             print(f"# dry run: {len(structures)} structure(s) ({atoms} atoms); would write {path}",
                   file=sys.stderr)
         return ExitCode.OK
-    # The numerical core (jax) loads here, after every refusal above has had its chance.
+    # Lazy: the numerical core (jax) loads here, after every refusal above had its chance.
+    from .pipeline import report
+    from .pipeline._progress import Progress
     from .pipeline.run import run_config
 
     outcome = run_config(
@@ -349,8 +350,7 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     arguments=[argument("config", help="the YAML config"), _SET],
 )
 def validate_command(args: argparse.Namespace) -> ExitCode:
-    from .errors import ConfigError
-    from .pipeline import config
+    from .pipeline import config  # lazy (see the note above the commands)
 
     try:
         config.load(args.config, overrides=args.overrides)
@@ -373,8 +373,7 @@ def validate_command(args: argparse.Namespace) -> ExitCode:
                         help="print only the packaged base schema (no plugin parts)")],
 )
 def schema_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config
-    from .plugins import get_registry
+    from .pipeline import config  # lazy (see the note above the commands)
 
     schema = config.base_schema() if args.base else config.full_schema(get_registry())
     json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
@@ -388,7 +387,7 @@ def schema_command(args: argparse.Namespace) -> ExitCode:
     arguments=[argument("result", help="a NetCDF file written by sensitiv analyze")],
 )
 def inspect_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report
+    from .pipeline import output, report  # lazy (see the note above the commands)
 
     result = output.open_result(args.result)
     try:
@@ -411,7 +410,7 @@ def inspect_command(args: argparse.Namespace) -> ExitCode:
     ],
 )
 def plot_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report
+    from .pipeline import output, report  # lazy (see the note above the commands)
 
     result = output.open_result(args.result)
     try:

@@ -208,7 +208,7 @@ def test_inspect_and_plot(softspheres, tmp_path, capsys):
 
 def test_read_result_back_as_structure(softspheres):
     """A result is an AMBER-style file: the built-in reader reads x* back."""
-    from sensitiv._amber import read_amber_netcdf
+    from sensitiv.plugins.amber import read_amber_netcdf
 
     _, out = softspheres
     with xr.open_dataset(out) as ds:

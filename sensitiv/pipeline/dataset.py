@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._amber import ATOM, CELL, CELL_ANGLES, CELL_LENGTHS, COORDINATES, FRAME, PBC, SPATIAL, SPECIES
+from ..plugins.amber import ATOM, CELL, CELL_ANGLES, CELL_LENGTHS, COORDINATES, FRAME, PBC, SPATIAL, SPECIES
 from ..plugins import Registry
 from .analysis import STRESS, StructureAnalysis
 from .config import Config

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..errors import InputError
 from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, SPECIES, STATIC_VARIABLES
@@ -54,8 +55,6 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        import yaml
-
         return yaml.safe_dump(_to_plain(value), sort_keys=False).strip()
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
@@ -112,7 +111,7 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
     dimension when all have the same atoms, spatial dimensions and parameters; otherwise
     an `xarray.DataTree` with one group `structure_NNN` per structure.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     attrs = dict(attrs or {})
     if len(datasets) == 1:
@@ -196,7 +195,7 @@ def write_netcdf(result, path: str, *, compression: int = 4, overwrite: bool = F
     (including `KeyboardInterrupt`) the temporary file is removed and an existing output
     is left untouched.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     path = check_output_path(path, overwrite)
     folder, base = os.path.split(path)
@@ -238,7 +237,7 @@ def open_result(path: str):
 
     **Raises:** `InputError` naming the path when it is missing or not a sensitiv result.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from ..errors import InputError
 from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
@@ -91,7 +93,6 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
 
 
 def _datasets(result) -> list[tuple[str, Any]]:
-    import xarray as xr
 
     if isinstance(result, xr.DataTree):
         return [(node.path, node.to_dataset()) for node in result.subtree if node.has_data]
@@ -100,8 +101,6 @@ def _datasets(result) -> list[tuple[str, Any]]:
 
 def inspect_text(result, path: str = "") -> str:
     """A summary of a result file: sizes, parameters, diagnostics, largest sensitivities."""
-    import xarray as xr
-
     attrs = result.attrs
     lines = [f"{path}: {attrs.get(ATTR_TITLE, 'sensitiv result')}"]
     lines.append(f"  source: {attrs.get(ATTR_SOURCE, '?')}")
@@ -166,11 +165,11 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
 
     **Returns:** the path written.
     """
-    try:
+    try:  # lazy: matplotlib is the optional extra sensitiv[plot], needed by this command only
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # after the backend is chosen: files only, no display
     except ImportError:
         raise InputError("plot needs matplotlib: pip install 'sensitiv[plot]'") from None
     datasets = _datasets(result)
@@ -186,8 +185,6 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
     if parameter is None:
         parameter = labels[int(np.argmax(norms))]
     if parameter not in labels:
-        import difflib
-
         close = difflib.get_close_matches(parameter, labels, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"--parameter {parameter!r}: not in the result{hint}; parameters: {', '.join(labels)}")

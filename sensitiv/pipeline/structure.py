@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..errors import InputError
 from ..plugins import Registry, get_registry
@@ -223,8 +224,6 @@ def select_frames(n_frames: int, spec: Any, where: str = "structure.frames") -> 
 
 def _pairs_closer_than(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: float):
     """Pairs `(i, j, distance)` closer than `cutoff` under the minimum-image convention."""
-    from scipy.spatial import cKDTree
-
     n, dim = positions.shape
     shifts = [np.zeros(dim)]
     if cell is not None and any(pbc):
