@@ -44,7 +44,7 @@ from typing import Any
 
 from . import __version__
 from .errors import ConfigError, ConvergenceError, SensitivError
-from .plugins import KINDS, Registry, get_registry
+from .plugins import KINDS, Registry
 
 __all__ = ["ExitCode", "main", "command", "argument", "COMMANDS", "build_parser"]
 
@@ -375,7 +375,7 @@ def validate_command(args: argparse.Namespace) -> ExitCode:
 def schema_command(args: argparse.Namespace) -> ExitCode:
     from .pipeline import config  # lazy (see the note above the commands)
 
-    schema = config.base_schema() if args.base else config.full_schema(get_registry())
+    schema = config.base_schema() if args.base else config.full_schema()
     json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return ExitCode.OK

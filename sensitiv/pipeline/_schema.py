@@ -25,7 +25,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import PluginError
-from ..plugins import Registry
+from ..plugins import Registry, get_registry
 from ._yaml import Marks
 from .theta import LABEL, STRAIN, parse_parameter_label
 
@@ -58,7 +58,7 @@ class ConfigIssue:
 
 
 
-# -- schema ----------------------------------------------------------------------
+# -- schema --------------------------------------------------------------------------
 
 
 def base_schema() -> dict:
@@ -90,15 +90,16 @@ def _cases(field: str, records: Mapping, body) -> list:
     ]
 
 
-def full_schema(registry: Registry) -> dict:
+def full_schema(registry: Registry | None = None) -> dict:
     """The base schema with every installed plugin's names and option schemas merged in.
 
     **Arguments:**
 
-    - `registry`: the plugin registry (`sensitiv.plugins.get_registry()`).
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
 
     **Returns:** a JSON Schema (dict), what `sensitiv schema` prints.
     """
+    registry = registry if registry is not None else get_registry()
     schema = base_schema()
     defs = schema["$defs"]
 
@@ -359,7 +360,7 @@ def _file_issues(
 def validate(
     data: Any,
     marks: Marks,
-    registry: Registry,
+    registry: Registry | None = None,
     base_dir: str = ".",
     check_files: bool = True,
     duplicates: Sequence = (),
@@ -369,13 +370,14 @@ def validate(
     **Arguments:**
 
     - `data`, `marks`: from `sensitiv.pipeline._yaml.load_yaml_with_marks`.
-    - `registry`: the plugin registry.
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
     - `base_dir`: the folder relative paths in the config refer to.
     - `check_files`: also check that structure files exist and are readable.
     - `duplicates`: duplicate keys found while parsing.
 
     **Returns:** a list of `ConfigIssue` (empty when valid).
     """
+    registry = registry if registry is not None else get_registry()
     issues = [
         ConfigIssue(
             f"{marks.filename}:{where[0]}:{where[1]}",
