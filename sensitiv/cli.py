@@ -311,6 +311,8 @@ def _verbosity(args: argparse.Namespace) -> int:
                  help="validate, read the structure and print the resolved config; compute nothing"),
         argument("--scheduler", help="Dask scheduler address, or 'local' for a local cluster "
                  "of spawned workers (ensembles; needs sensitiv[dask])"),
+        argument("--json", action="store_true",
+                 help="print the closing summary as JSON on stdout (progress stays on stderr)"),
         _SET,
     ],
 )
@@ -318,8 +320,9 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     from .pipeline import config, output  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
+    cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
-    path = output.check_output_path(args.output or cfg.output.path, args.force or cfg.output.overwrite)
+    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite)
     if args.dry_run:
         from .pipeline.structure import read_structures  # lazy: a dry run computes nothing
 
@@ -339,9 +342,17 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
         cfg, output_path=path, force=args.force, progress=Progress(verbosity=verbosity),
         argv=["sensitiv"] + args.command_line, scheduler=args.scheduler,
     )
-    if verbosity:
-        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings), file=sys.stderr)
+    # The summary is the command's result: stdout. Progress and errors went to stderr.
+    if args.json:
+        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
+    elif verbosity:
+        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
     return ExitCode.OK if outcome.trustworthy else ExitCode.UNTRUSTWORTHY
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write("\n")
 
 
 @command(

@@ -38,9 +38,7 @@ PACKAGES = {
 
 #: Circles another helper is removing right now, as expected failures naming the owner.
 #: Remove an entry when its fix is on main (the test then passes, and must keep passing).
-KNOWN_CIRCLES = {
-    "sensitiv_jaxmd": "owner: potentials (sensitiv_jaxmd._model <-> _system, issue 17.4)",
-}
+KNOWN_CIRCLES: dict[str, str] = {}  # none left: potentials removed _model <-> _system
 
 #: Functions longer than this are a stage hiding several (issue 17's acceptance).
 MAX_FUNCTION_LINES = 120

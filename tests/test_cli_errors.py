@@ -40,7 +40,9 @@ def _analyze(capsys, workdir, text, *extra, name="config.yaml"):
     cfg.write_text(text)
     before = sorted(p.name for p in workdir.iterdir())
     code = main(["analyze", str(cfg), *map(str, extra)])
-    _, err = capsys.readouterr()
+    out, err = capsys.readouterr()
+    if code in (ExitCode.OK, ExitCode.UNTRUSTWORTHY) and out:
+        err = out + err  # the closing summary (stdout) with the messages (stderr)
     after = sorted(p.name for p in workdir.iterdir())
     return code, err, before, after
 
@@ -179,7 +181,7 @@ def test_saddle_point_is_reported_and_flagged(capsys, workdir):
     out = workdir / "saddle.nc"
     code, err, before, after = _analyze(capsys, workdir, text, "-o", out)
     assert code == ExitCode.UNTRUSTWORTHY, err
-    assert "saddle" in err and "NOT trustworthy" in err
+    assert "saddle" in err and "NOT trustworthy" in err  # _analyze returns stdout + stderr
     assert after == sorted(before + ["saddle.nc"])
     import xarray as xr
 
@@ -224,6 +226,11 @@ def test_dry_run_writes_nothing(capsys, workdir):
     out, err = capsys.readouterr()
     assert code == ExitCode.OK
     assert "n_atoms: 8" in out and "would write" in err
+    assert sorted(p.name for p in workdir.iterdir()) == ["config.yaml", "existing.nc"]
+    # -o is the output the resolved config names, not the config's own output.path.
+    code = main(["analyze", str(cfg), "--dry-run", "-o", str(workdir / "dry.nc")])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK and "dry.nc" in out and "out.nc" not in out and "dry.nc" in err
     assert sorted(p.name for p in workdir.iterdir()) == ["config.yaml", "existing.nc"]
 
 
@@ -295,3 +302,21 @@ def test_subprocess_smoke(tmp_path):
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert proc.returncode == 2 and "config file not found" in proc.stderr
+
+
+def test_json_summary_on_stdout(capsys, workdir):
+    """`--json`: the summary as JSON on stdout, nothing else there; messages on stderr."""
+    import json
+
+    cfg = workdir / "config.yaml"
+    cfg.write_text(BASE)
+    code = main(["analyze", str(cfg), "--json", "-o", str(workdir / "j.nc")])
+    out, err = capsys.readouterr()
+    assert code == ExitCode.OK, err
+    summary = json.loads(out)
+    assert summary["path"] == str(workdir / "j.nc") and summary["trustworthy"] is True
+    [structure] = summary["structures"]
+    assert structure["atoms"] == 8 and structure["hessian"]["verdict"] == "minimum"
+    assert structure["largest_sensitivities"][0]["parameter"] == "sigma[0,0]"
+    assert structure["problems"] == [] and summary["timings"]["total"] > 0
+    assert "result:" not in err

@@ -257,3 +257,31 @@ def test_example_configs_are_valid():
         path = ROOT / "examples" / example / "config.yaml"
         if path.exists():
             config.load(str(path))
+
+
+def test_yaml_1_2_numbers_everywhere(tmp_path):
+    """YAML 1.2: `1e-9` is a number in the file, in `--set` and in the stored config; the
+    stored config reads back equal (also with a YAML 1.1 reader); `on` stays a string."""
+    from sensitiv.pipeline._yaml import dump_yaml, parse_yaml_text
+
+    text = GOOD.replace("{ftol: 1.0e-9}", "{ftol: 1e-9, max_steps: 1_000}")
+    cfg = config.load(_write(tmp_path, text))
+    assert cfg.solver.options["ftol"] == 1e-9 and cfg.solver.options["max_steps"] == 1000
+    cfg = config.load(_write(tmp_path, GOOD), overrides=["solver.options.ftol=1e-9", "title=on"])
+    assert cfg.solver.options["ftol"] == 1e-9 and isinstance(cfg.solver.options["ftol"], float)
+    assert cfg.title == "on"
+    stored = cfg.to_yaml()
+    assert parse_yaml_text(stored, "stored")[0] == cfg.to_dict()
+    yaml11 = pytest.importorskip("yaml")
+    assert yaml11.safe_load(stored) == cfg.to_dict()
+    assert yaml11.safe_load(dump_yaml({"a": 1e-12, "b": "no", "c": [1.5, 2]})) == {"a": 1e-12, "b": "no", "c": [1.5, 2]}
+
+
+def test_yaml_marks_and_every_duplicate(tmp_path):
+    text = GOOD + "title: again\noutput: {path: other.nc}\n"
+    issues, _ = _issues(tmp_path, text)
+    dups = [i for i in issues if "duplicate key" in i.message]
+    assert [i.path for i in dups] == ["$.title", "$.output"]
+    assert [i.location.rsplit(":", 2)[1:] for i in dups] == [["17", "1"], ["18", "1"]]
+    issues, _ = _issues(tmp_path, GOOD.replace("ftol: 1.0e-9", "ftol: -1e-9"))
+    assert issues[0].location.endswith(":13:19") and issues[0].path == "$.solver.options.ftol"

@@ -1,22 +1,37 @@
-"""YAML loading that remembers where every value came from.
+"""YAML 1.2 loading (ruamel.yaml) that remembers where every value came from.
 
-`load_yaml_with_marks` returns the plain data (dicts, lists, scalars, as `yaml.safe_load`
-gives them) and a map from each value's key path to its `(line, column)` in the file, so
-that validation errors can point at `config.yaml:LINE:COL`. Duplicate keys, which YAML
-parsers silently collapse, are reported as errors.
+`load_yaml_with_marks` returns the plain data (dicts, lists, scalars) and a map from each
+value's key path to its `(line, column)` in the file, so that validation errors can point
+at `config.yaml:LINE:COL`. Duplicate keys, which YAML parsers silently collapse (or reject
+one at a time), are all collected and reported as errors by the validation.
+
+YAML 1.2's core schema, not 1.1's: `1e-9` is a number (YAML 1.1 reads it as the string
+`"1e-9"`), `yes`/`no`/`on`/`off` are strings, `017` is the integer 17. `--set` values
+(`parse_scalar`) and the YAML text stored in results (`dump_yaml`) use the same rules.
 """
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping
 from typing import Any
 
-import yaml
+import numpy as np
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from ..errors import ConfigError
 
-__all__ = ["Marks", "load_yaml_with_marks", "parse_yaml_text"]
+__all__ = ["Marks", "load_yaml_with_marks", "parse_yaml_text", "parse_scalar", "dump_yaml"]
 
 Path = tuple  # a key path: ("model", "parameters", "sigma") or ("observables", 0)
+
+
+def _yaml(typ: str = "safe"):
+    yaml = YAML(typ=typ, pure=True)
+    yaml.version = (1, 2)
+    return yaml
 
 
 class Marks:
@@ -51,6 +66,7 @@ class Marks:
             table = self.values
 
     def set(self, path: Path, where: tuple[int, int]) -> None:
+        """Record that the value at `path` (and its key) sits at `where`."""
         self.values[tuple(path)] = where
         self.keys.setdefault(tuple(path), where)
 
@@ -59,13 +75,13 @@ def _mark(node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _construct(loader, node, path, marks: Marks, duplicates: list):
+def _construct(constructor, node, path, marks: Marks, duplicates: list):
     marks.values[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+    if isinstance(node, MappingNode):
+        constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
         out: dict = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = constructor.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 raise ConfigError(
                     f"{marks.filename}:{_mark(key_node)[0]}:{_mark(key_node)[1]}: "
@@ -75,39 +91,40 @@ def _construct(loader, node, path, marks: Marks, duplicates: list):
             if key in out:
                 duplicates.append((child, _mark(key_node)))
             marks.keys[child] = _mark(key_node)
-            out[key] = _construct(loader, value_node, child, marks, duplicates)
+            out[key] = _construct(constructor, value_node, child, marks, duplicates)
         return out
-    if isinstance(node, yaml.SequenceNode):
+    if isinstance(node, SequenceNode):
         return [
-            _construct(loader, item, path + (i,), marks, duplicates)
+            _construct(constructor, item, path + (i,), marks, duplicates)
             for i, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    return constructor.construct_object(node, deep=True)
 
 
 def parse_yaml_text(text: str, filename: str) -> tuple[Any, Marks, list]:
-    """Parse YAML `text`; return `(data, marks, duplicate_keys)`.
+    """Parse YAML 1.2 `text`; return `(data, marks, duplicate_keys)`.
 
     Raises `ConfigError` with `file:line:col` for malformed YAML.
     """
     marks = Marks(filename)
-    loader = yaml.SafeLoader(text)
+    yaml = _yaml()
+    constructor, parser = yaml.get_constructor_parser(text)
     try:
-        node = loader.get_single_node()
+        node = constructor.composer.get_single_node()
         if node is None:
             return None, marks, []
         duplicates: list = []
-        data = _construct(loader, node, (), marks, duplicates)
+        data = _construct(constructor, node, (), marks, duplicates)
         return data, marks, duplicates
-    except yaml.MarkedYAMLError as err:
+    except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else f"{filename}:1:1"
         problem = err.problem or err.context or "cannot parse"
         raise ConfigError(f"{where}: malformed YAML: {problem}") from None
-    except yaml.YAMLError as err:
+    except YAMLError as err:
         raise ConfigError(f"{filename}: malformed YAML: {err}") from None
     finally:
-        loader.dispose()
+        parser.dispose()
 
 
 def load_yaml_with_marks(path: str) -> tuple[Any, Marks, list]:
@@ -122,3 +139,68 @@ def load_yaml_with_marks(path: str) -> tuple[Any, Marks, list]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read config file: {err}") from None
     return parse_yaml_text(text, path)
+
+
+def parse_scalar(text: str, what: str) -> Any:
+    """A YAML 1.2 value given on the command line (`--set KEY=VALUE`): `1e-9` → 1e-09.
+
+    **Raises:** `ConfigError` starting with `what` when `text` is not valid YAML.
+    """
+    if not text.strip():
+        return ""
+    try:
+        data, _, _ = parse_yaml_text(text, what)
+    except ConfigError as err:
+        raise ConfigError(f"{what}: malformed YAML value: {str(err).split('malformed YAML: ')[-1]}") from None
+    except YAMLError as err:  # pragma: no cover - parse_yaml_text translates these
+        raise ConfigError(f"{what}: malformed YAML value: {err}") from None
+    return data
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+#: Strings a YAML 1.1 reader (PyYAML) would take for booleans or nulls: quoted on output.
+_YAML11_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", ""}
+
+
+def _represent_float(representer, value: float):
+    # `1.0e-10`, not `1e-10`: YAML 1.1 readers (PyYAML) read floats only with a dot.
+    text = repr(float(value))
+    if text in ("inf", "-inf", "nan"):
+        text = {"inf": ".inf", "-inf": "-.inf", "nan": ".nan"}[text]
+    elif "e" in text and "." not in text.split("e")[0]:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}.0e{exponent}"
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
+
+
+def _represent_str(representer, value: str):
+    style = "'" if value.lower() in _YAML11_WORDS else None
+    return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of plain data (mappings in their order; short lists of scalars inline)
+    that YAML 1.2 (`parse_yaml_text`) and YAML 1.1 readers (PyYAML) read back alike."""
+    yaml = _yaml()
+    yaml.default_flow_style = None
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.representer.add_representer(float, _represent_float)
+    yaml.representer.add_representer(str, _represent_str)
+    stream = io.StringIO()
+    yaml.dump(_plain(data), stream)
+    text = stream.getvalue()
+    # The `%YAML 1.2` directive ruamel writes for an explicit version is noise in a config.
+    if text.startswith("%YAML"):
+        text = text.split("---\n", 1)[-1] if "---\n" in text else text
+    return text

@@ -27,12 +27,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonschema
-import yaml
 
 from ..errors import ConfigError
 from ..plugins import Registry, get_registry
 from ._schema import SOLVER_NONE, ConfigIssue, _json_path, base_schema, full_schema, validate
-from ._yaml import Marks, load_yaml_with_marks, parse_yaml_text
+from ._yaml import Marks, dump_yaml, load_yaml_with_marks, parse_scalar, parse_yaml_text
 from .theta import parse_parameter_label
 
 __all__ = [
@@ -291,9 +290,24 @@ class Config:
         """The resolved configuration as plain dicts and lists (a copy)."""
         return copy.deepcopy(dict(self.resolved))
 
+    def with_output(self, path: str | None = None, overwrite: bool | None = None) -> "Config":
+        """This config with `output.path` (made absolute) and/or `output.overwrite` replaced,
+        as `-o` and `--force` do: the resolved config (`to_yaml`, the dry run, the stored
+        copy) then names the file actually written."""
+        changes: dict[str, Any] = {}
+        if path is not None:
+            changes["path"] = os.path.abspath(os.fspath(path))
+        if overwrite is not None:
+            changes["overwrite"] = bool(overwrite)
+        if not changes:
+            return self
+        resolved = copy.deepcopy(dict(self.resolved))
+        resolved["output"] = {**resolved["output"], **changes}
+        return dataclasses.replace(self, output=dataclasses.replace(self.output, **changes), resolved=resolved)
+
     def to_yaml(self) -> str:
         """The resolved configuration as YAML text (stored in the output)."""
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return dump_yaml(self.to_dict())
 
 
 # -- defaults and resolution ------------------------------------------------------------
@@ -413,7 +427,8 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
 
 
 def parse_override(text: str) -> tuple[tuple, Any]:
-    """Parse a `--set key.path=value` override (value as YAML): `(("a", "b"), value)`."""
+    """Parse a `--set key.path=value` override (value as YAML 1.2): `(("a", "b"), value)`;
+    `solver.options.ftol=1e-9` gives the number 1e-09."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: write KEY.PATH=VALUE, e.g. structure.generator.n_atoms=32")
     key, _, raw = text.partition("=")
@@ -422,11 +437,7 @@ def parse_override(text: str) -> tuple[tuple, Any]:
         if not part:
             raise ConfigError(f"--set {text!r}: empty key in {key!r}")
         parts.append(int(part) if part.isdigit() else part)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: malformed YAML value: {err}") from None
-    return tuple(parts), value
+    return tuple(parts), parse_scalar(raw, f"--set {text!r}")
 
 
 def _apply_override(data: dict, marks: Marks, path: tuple, value: Any, text: str) -> None:

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import InputError
+from ._yaml import dump_yaml
 from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, SPECIES, STATIC_VARIABLES
 
 __all__ = [
@@ -55,7 +55,7 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        return yaml.safe_dump(_to_plain(value), sort_keys=False).strip()
+        return dump_yaml(_to_plain(value)).strip()
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
     if isinstance(value, (list, tuple)):

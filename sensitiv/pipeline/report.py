@@ -32,10 +32,10 @@ from .dataset import (
     derivative_names,
 )
 
-__all__ = ["analysis_summary", "inspect_text", "plot_result"]
+__all__ = ["analysis_summary", "summary_record", "inspect_text", "plot_result"]
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
     return "nan" if x is None or not np.isfinite(x) else f"{x:.3e}"
 
 
@@ -46,6 +46,60 @@ def _largest(analysis: StructureAnalysis, count: int = 5) -> list[tuple[str, flo
     return [(analysis.labels[k], float(norms[k])) for k in np.argsort(-norms)[:count]]
 
 
+def _finite(x: float) -> float | None:
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> dict:
+    """The closing summary of `sensitiv analyze` as plain data (`--json` prints it).
+
+    **Arguments:**
+
+    - `path`: the file written (`None` when nothing was written).
+    - `analyses`: the `StructureAnalysis` of every task.
+    - `timings`: seconds per stage.
+
+    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "timings"}`;
+    each structure holds its `source`, `frame`, `sample`, `atoms`, `equilibrium`, `hessian`,
+    `jacobian`, `largest_sensitivities` (`parameter`, `norm` of dx*/dθ_k) and `problems`.
+    Non-finite numbers are `null`.
+    """
+    structures = []
+    for a in analyses:
+        engine = a.engine
+        residual_max = float(np.nanmax(engine.column_residual)) if engine.column_residual.size else 0.0
+        structures.append({
+            "source": a.structure.source,
+            "frame": int(a.structure.frame),
+            "sample": a.sample,
+            "atoms": int(a.structure.n_atoms),
+            "trustworthy": bool(a.trustworthy),
+            "equilibrium": {
+                "solver": a.solver.name, "converged": bool(a.solver.converged),
+                "steps": int(a.solver.iterations), "solver_residual": _finite(a.solver.residual),
+                "max_abs_F": _finite(a.stationarity_residual),
+            },
+            "hessian": {
+                "verdict": engine.verdict, "smallest_eigenvalue": _finite(engine.smallest_eigenvalue),
+                "null_space_dimension": int(engine.null_space_dimension),
+            },
+            "jacobian": {
+                "strategy": engine.description, "max_linear_residual": _finite(residual_max),
+                "error_estimate": _finite(engine.jacobian_error_estimate),
+            },
+            "largest_sensitivities": [{"parameter": label, "norm": _finite(norm)} for label, norm in _largest(a)],
+            "problems": list(a.problems),
+        })
+    bad = sum(not a.trustworthy for a in analyses)
+    return {
+        "path": path,
+        "trustworthy": bad == 0,
+        "untrustworthy": bad,
+        "structures": structures,
+        "timings": {k: round(float(v), 4) for k, v in timings.items()},
+    }
+
+
 def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> str:
     """The closing summary `sensitiv analyze` prints: residuals, verdict, strategy, timings, top sensitivities.
 
@@ -54,29 +108,32 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     - `path`: the file written.
     - `analyses`: the `StructureAnalysis` of every task (the first ten are described).
     - `timings`: seconds per stage.
+
+    **Returns:** the text, one line per item (see `summary_record` for the same as data).
     """
+    record = summary_record(path, analyses, timings)
     lines = [f"wrote {path}"]
-    for a in analyses[:10]:
-        n_atoms = a.structure.n_atoms
+    for a, rec in zip(analyses[:10], record["structures"]):
+        n_atoms = rec["atoms"]
         head = f"{a.where}: {n_atoms} atoms" if len(analyses) > 1 else f"structure: {a.where}, {n_atoms} atoms"
         lines.append(head)
-        engine = a.engine
+        eq, hessian, jac = rec["equilibrium"], rec["hessian"], rec["jacobian"]
         lines.append(
-            f"  equilibrium: {a.solver.iterations} steps, solver residual {_fmt(a.solver.residual)}, "
-            f"max|F| {_fmt(a.stationarity_residual)}"
+            f"  equilibrium: {eq['steps']} steps, solver residual {_fmt(eq['solver_residual'])}, "
+            f"max|F| {_fmt(eq['max_abs_F'])}"
         )
         lines.append(
-            f"  hessian: {engine.verdict}, smallest eigenvalue {_fmt(engine.smallest_eigenvalue)}, "
-            f"null space {engine.null_space_dimension}"
+            f"  hessian: {hessian['verdict']}, smallest eigenvalue {_fmt(hessian['smallest_eigenvalue'])}, "
+            f"null space {hessian['null_space_dimension']}"
         )
-        residual_max = float(np.nanmax(engine.column_residual)) if engine.column_residual.size else 0.0
         lines.append(
-            f"  jacobian: {engine.description}, max linear residual {_fmt(residual_max)}, "
-            f"error estimate {_fmt(engine.jacobian_error_estimate)}"
+            f"  jacobian: {jac['strategy']}, max linear residual {_fmt(jac['max_linear_residual'])}, "
+            f"error estimate {_fmt(jac['error_estimate'])}"
         )
-        top = ", ".join(f"{label} {norm:.3g}" for label, norm in _largest(a))
+        top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
+                        for t in rec["largest_sensitivities"])
         lines.append(f"  largest ‖dx*/dθ‖: {top}")
-        for problem in a.problems:
+        for problem in rec["problems"]:
             lines.append(f"  WARNING: {problem}")
     if len(analyses) > 10:
         rest = analyses[10:]
@@ -85,7 +142,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     order = ["read", "model", "minimization", "jacobian", "observables", "write", "total"]
     shown = [k for k in order if k in timings] + [k for k in timings if k not in order]
     lines.append("timings: " + ", ".join(f"{k} {timings[k]:.2f} s" for k in shown))
-    n_bad = sum(not a.trustworthy for a in analyses)
+    n_bad = record["untrustworthy"]
     lines.append(
         "result: trustworthy" if n_bad == 0 else f"result: NOT trustworthy ({n_bad} of {len(analyses)} flagged)"
     )
