@@ -278,7 +278,8 @@ def main(argv=None) -> dict:
     shell_rows = shells(result, a0, args.repeat)
     formation = formation_energy(result, a0, args.repeat)
     summary = {
-        "a0": a0, "atoms": int(result["positions"].shape[0]), "potential_file": result["potential_file"],
+        "a0": a0, "atoms": int(result["positions"].shape[0]),
+        "potential_file": os.path.basename(result["potential_file"] or ""),
         "trustworthy": result["trustworthy"], "verdict": result["verdict"],
         "stationarity_residual": result["stationarity_residual"],
         "smallest_eigenvalue": result["smallest_eigenvalue"],
