@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import sensitiv
+import sensitiv.errors
 import sensitiv_jaxmd as sj
 from sensitiv.records import Structure
 
@@ -356,6 +357,29 @@ def test_theta_labels_by_element_and_config_errors(tmp_path, capsys):
                       "model: {name: tersoff, options: {potential_file: Si.tersoff}, differentiate: ['m[Si,Si,Si]']}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "not differentiable" in capsys.readouterr().err
+
+
+def test_potential_file_relative_to_the_config_folder(tmp_path, monkeypatch):
+    """A potential file next to the config is found from any working directory; a bare
+    name not found there is left for the plugin's LAMMPS lookup."""
+    import shutil
+
+    from sensitiv.pipeline.config import load
+
+    folder = tmp_path / "run"
+    (folder / "pot").mkdir(parents=True)
+    shutil.copy(lmp_ref.potential("Si.tersoff"), folder / "pot" / "mine.tersoff")
+    config = folder / "config.yaml"
+    config.write_text("structure: {generator: {name: diamond, lattice_constant: 5.43, species: Si}}\n"
+                      "model: {name: tersoff, options: {potential_file: pot/mine.tersoff}}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load(str(config))
+    assert cfg.model.options["potential_file"] == str(folder / "pot" / "mine.tersoff")
+    config.write_text(config.read_text().replace("pot/mine.tersoff", "Si.tersoff"))
+    assert load(str(config)).model.options["potential_file"] == "Si.tersoff"
+    with pytest.raises(sensitiv.errors.InputError, match="model.options.potential_file: potential file 'nothere"):
+        sj.MODELS["tersoff"].record().factory(structure(*crystal(DIAMOND, 5.43, 1), [1] * 8, ("Si",)),
+                                              {"potential_file": "nothere.tersoff"})
 
 
 if __name__ == "__main__":  # python tests/test_jaxmd_lammps.py: the agreement table
