@@ -36,10 +36,12 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "solvers": (".solvers", None),
     "errors": (".errors", None),
     "records": (".records", None),
+    # uncertainty propagation, importance and validity ranges on top of the engine
+    "uncertainty": (".uncertainty", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, jacobian, optimality, projections, prox, records, solvers
+    from . import errors, jacobian, optimality, projections, prox, records, solvers, uncertainty
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -68,6 +70,7 @@ __all__ = [
     "solvers",
     "errors",
     "records",
+    "uncertainty",
     "__version__",
 ]
 
