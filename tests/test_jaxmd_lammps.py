@@ -385,6 +385,8 @@ def test_potential_file_relative_to_the_config_folder(tmp_path, monkeypatch):
 if __name__ == "__main__":  # python tests/test_jaxmd_lammps.py: the agreement table
     import tempfile
 
+    jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the suite
+
     print("| model | file | structure | atoms | energy | forces | virial |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as folder:
