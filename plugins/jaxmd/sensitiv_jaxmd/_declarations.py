@@ -47,7 +47,8 @@ COMMON_OPTIONS: dict[str, Any] = {
         "default": "auto",
         "description": "Use a cell-list neighbor list (rebuilt at every energy call, static "
         "capacity, overflow detected and reallocated by the solvers). 'auto': on for many-body "
-        "models above 32 atoms and for pair models above 1024 atoms; off means all pairs.",
+        "models above 32 atoms, for pair models above 1024 atoms, and whenever all pairs over the "
+        "periodic images would exceed 4 million candidates; off means all pairs.",
     },
     "neighbor_skin": {
         "type": "number", "minimum": 0, "default": 0.25,
