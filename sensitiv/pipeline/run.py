@@ -106,8 +106,9 @@ def analyze_config(
         structures = read_structures(cfg.structure, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
     analyses = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
-    datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity) for a in analyses]
-    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv))
+    datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity, base_dir=cfg.base_dir)
+                for a in analyses]
+    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv, cfg.base_dir or None))
     result = output.combine(datasets, attrs)
     return RunOutcome(result, tuple(analyses), None, dict(progress.timings))
 
