@@ -36,10 +36,14 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "solvers": (".solvers", None),
     "errors": (".errors", None),
     "records": (".records", None),
+    # the command line's analysis in Python, and results in the user's tools
+    "analyze": (".pipeline.api", "analyze"),
+    "io": (".io", None),
+    "units": (".units", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, jacobian, optimality, projections, prox, records, solvers
+    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -49,6 +53,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         root_vjp_with_info,
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
+    from .pipeline.api import analyze
 
 __all__ = [
     "custom_root",
@@ -68,6 +73,9 @@ __all__ = [
     "solvers",
     "errors",
     "records",
+    "analyze",
+    "io",
+    "units",
     "__version__",
 ]
 

@@ -413,3 +413,74 @@ def _write_amber(path: str, images, ds) -> None:
             coords[i] = atoms.positions @ rotation
             for name, values in _per_parameter_arrays(atoms):
                 extra[name][i] = values @ rotation if values.ndim == 2 else values
+
+
+def _register_accessor() -> None:
+    import xarray as xr
+
+    if hasattr(xr.Dataset, "sensitiv"):
+        return
+
+    @xr.register_dataset_accessor("sensitiv")
+    class SensitivAccessor:
+        """`ds.sensitiv`: a result's summary — `str(ds.sensitiv)` as text, rendered as HTML
+        in Jupyter (`_repr_html_`), `ds.sensitiv.trustworthy`, `ds.sensitiv.to_atoms()`."""
+
+        def __init__(self, ds):
+            self._ds = ds
+
+        @property
+        def trustworthy(self) -> bool:
+            """Whether every frame of the result is trustworthy."""
+            if TRUSTWORTHY not in self._ds:
+                return bool(int(self._ds.attrs.get(TRUSTWORTHY, 0)))
+            return bool(np.all(np.asarray(self._ds[TRUSTWORTHY].values) == 1))
+
+        def to_atoms(self, frame: int = 0, parameter=None):
+            """`sensitiv.io.to_atoms` of this result."""
+            return to_atoms(self._ds, frame=frame, parameter=parameter)
+
+        def record(self) -> dict:
+            """The summary as data (what `sensitiv inspect --json` gives for a file)."""
+            from .pipeline.report import inspect_record
+
+            return inspect_record(self._ds)
+
+        def __repr__(self) -> str:
+            from .pipeline.report import inspect_text
+
+            return inspect_text(self._ds, "result")
+
+        def _repr_html_(self) -> str:
+            import html
+
+            record = self.record()
+            group = record["groups"][0]
+            ok = self.trustworthy
+            badge = ("<span style='color:#1a7f37;font-weight:bold'>trustworthy</span>" if ok else
+                     "<span style='color:#cf222e;font-weight:bold'>NOT trustworthy</span>")
+            from . import units as u
+
+            rows = "".join(
+                f"<tr><td><code>{html.escape(p['label'])}</code></td>"
+                f"<td>{p['value']:.6g} {html.escape(u.describe(p['units']))}</td>"
+                f"<td>{p['dx_dtheta_norm']:.4g}</td><td>{p.get('dx_dlogtheta_norm', float('nan')):.4g}</td></tr>"
+                for p in sorted(group["parameters"], key=lambda p: -p.get("dx_dlogtheta_norm", p["dx_dtheta_norm"]))
+            )
+            diagnostics = "".join(
+                f"<li>{html.escape(name)}: {html.escape(', '.join(map(str, d['values'][:4])))}"
+                f"{' ' + html.escape(u.describe(d['units'])) if d['units'] else ''}</li>"
+                for name, d in group["diagnostics"].items() if name != TRUSTWORTHY)
+            problems = "".join(f"<li style='color:#cf222e'>{html.escape(p)}</li>" for p in group.get("problems", []))
+            return (
+                f"<div><b>{html.escape(record['title'])}</b> — {badge}<br>"
+                f"{group['atoms']} atoms × {group['spatial']} dims × {group['frames']} frame(s), "
+                f"{len(group['parameters'])} parameters<br>"
+                "<table><tr><th>θ</th><th>value</th><th>‖dx*/dθ‖</th><th>‖θ·dx*/dθ‖</th></tr>"
+                f"{rows}</table><ul>{diagnostics}{problems}</ul></div>"
+            )
+
+    del SensitivAccessor
+
+
+_register_accessor()

@@ -50,6 +50,7 @@ __all__ = [
     "base_schema",
     "full_schema",
     "load",
+    "load_data",
     "validate",
     "parse_override",
     "parse_memory",
@@ -549,6 +550,48 @@ def load(
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
     resolved, files = _resolve(data, full_schema(registry), path, base_dir, registry)
     return Config(**_sections(resolved, files), path=path, marks=marks,
+                  raw=copy.deepcopy(data), resolved=resolved, base_dir=base_dir)
+
+
+class _SourceMarks(Marks):
+    """Marks of a config given as data (`sensitiv.analyze`): no lines, the source's name."""
+
+    def locate(self, path, key=False):
+        return self.filename
+
+
+def load_data(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<data>",
+    base_dir: str | None = None,
+    registry: Registry | None = None,
+    check_files: bool = True,
+) -> Config:
+    """Validate and resolve a configuration given as a mapping (what `sensitiv.analyze`
+    builds from its arguments): the same schema, checks and messages as `load`, located
+    at `source` instead of `file:line:col`.
+
+    **Arguments:**
+
+    - `data`: the configuration, as the YAML would give it.
+    - `source`: the name messages start with.
+    - `base_dir`: the folder relative paths refer to (default: the working folder).
+    - `registry`, `check_files`: as for `load`.
+
+    **Returns:** a `Config`.
+
+    **Raises:** `ConfigError` listing every problem, one per line.
+    """
+    registry = registry if registry is not None else get_registry()
+    base_dir = os.path.abspath(base_dir or os.getcwd())
+    data = copy.deepcopy(dict(data))
+    marks = _SourceMarks(source)
+    issues = validate(data, marks, registry, base_dir, check_files, ())
+    if issues:
+        raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
+    resolved, files = _resolve(data, full_schema(registry), "<string>", base_dir, registry)
+    return Config(**_sections(resolved, files), path=source, marks=marks,
                   raw=copy.deepcopy(data), resolved=resolved, base_dir=base_dir)
 
 
