@@ -382,6 +382,9 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
         ATTR_STRUCTURE_FRAME: int(s.frame),
         ATTR_LENGTH_UNITS: analysis.length_units,
         ATTR_ENERGY_UNITS: analysis.energy_units,
+        # What the model says about itself (cutoff convention, potential file, ...).
+        **{f"{ATTR_MODEL}_{key}": value for key, value in analysis.model_metadata.items()
+           if key != "model"},
     }
     _per_frame(ds, FRAME_SOURCE, (), source, {"long_name": "file (relative to the config) or generator of the structure"})
     _per_frame(ds, FRAME_INDEX, (), int(s.frame), {"long_name": "frame index within frame_source"})
