@@ -147,6 +147,17 @@ def analyze(
     config path does (`sensitiv.analyze(): $.model.name: unknown name 'lenard_jones'; ...
     (did you mean 'lennard_jones'?)`); `InputError` for unreadable structures;
     `ConvergenceError` when the equilibrium solver does not converge.
+
+    **Example:**
+
+    ```python
+    import ase.io, sensitiv
+    ds = sensitiv.analyze(ase.io.read("argon_vacancy.extxyz"), model="lennard_jones",
+                          parameters={"sigma": 3.405, "epsilon": 0.0104},
+                          model_options={"r_cutoff": 2.2, "r_onset": 1.9, "energy_units": "eV"},
+                          differentiate=["sigma"])
+    ds.dx_dtheta.sel(parameter_label="sigma[0,0]"), ds.sensitiv.trustworthy
+    ```
     """
     from . import config as config_module
     from . import output as output_module
