@@ -36,6 +36,8 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "solvers": (".solvers", None),
     "errors": (".errors", None),
     "records": (".records", None),
+    # uncertainty propagation, importance and validity ranges on top of the engine
+    "uncertainty": (".uncertainty", None),
     # the command line's analysis in Python, and results in the user's tools
     "analyze": (".pipeline.api", "analyze"),
     "io": (".io", None),
@@ -43,7 +45,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, units
+    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -73,6 +75,7 @@ __all__ = [
     "solvers",
     "errors",
     "records",
+    "uncertainty",
     "analyze",
     "io",
     "units",
