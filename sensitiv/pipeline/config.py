@@ -371,6 +371,34 @@ def _absolute(base_dir: str, path: str) -> str:
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
 
 
+def _is_path(schema: Mapping) -> bool:
+    """Whether an option's schema declares a file path (`"format": "path"`, also inside
+    `oneOf` alternatives and as the values of a mapping)."""
+    if not isinstance(schema, Mapping):
+        return False
+    if schema.get("format") == "path":
+        return True
+    return any(_is_path(s) for s in schema.get("oneOf", ())) or _is_path(schema.get("additionalProperties"))
+
+
+def _resolve_option_paths(options: dict, schema: Mapping, base_dir: str) -> None:
+    """Plugin options declared as paths, made absolute when the file is found relative to
+    the config's folder (like `structure.file`); a name not found there is left for the
+    plugin to look up (a LAMMPS potential by name, say)."""
+
+    def resolve(value):
+        if isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)):
+            candidate = _absolute(base_dir, value)
+            return candidate if os.path.exists(candidate) else value
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    for key, sub in (schema.get("properties") or {}).items():
+        if key in options and _is_path(sub):
+            options[key] = resolve(options[key])
+
+
 def _resolve(
     data: dict, schema: Mapping, path: str, base_dir: str, registry: Registry
 ) -> tuple[dict, tuple[StructureFile, ...]]:
@@ -389,6 +417,9 @@ def _resolve(
     formats = {f.format for f in files}
     if len(formats) == 1:  # recorded, so that the dry run and the stored config show it
         structure["format"] = formats.pop()
+    model = registry.energy_models.get(data["model"]["name"])
+    if model is not None:
+        _resolve_option_paths(data["model"].get("options") or {}, model.options_schema, base_dir)
     output = data["output"]
     if "path" not in output:
         stem = os.path.splitext(os.path.basename(path))[0] if path != "<string>" else "sensitiv"
