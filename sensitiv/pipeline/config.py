@@ -322,6 +322,19 @@ class Config:
                 structure["files"] = [rel(f) for f in structure["files"]]
             if "path" in output:
                 output["path"] = os.path.basename(output["path"])
+
+            def relative_paths(value):  # plugin options declared as paths (potential files)
+                if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+                    return rel(value)
+                if isinstance(value, dict):
+                    return {k: relative_paths(v) for k, v in value.items()}
+                if isinstance(value, list):
+                    return [relative_paths(v) for v in value]
+                return value
+
+            for section in ("model", "solver", "condition"):
+                if isinstance(data.get(section), dict) and "options" in data[section]:
+                    data[section]["options"] = relative_paths(data[section]["options"])
         return data
 
     def to_yaml(self) -> str:

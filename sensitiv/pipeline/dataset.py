@@ -383,8 +383,9 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
         ATTR_LENGTH_UNITS: analysis.length_units,
         ATTR_ENERGY_UNITS: analysis.energy_units,
         # What the model says about itself (cutoff convention, potential file, ...).
-        **{f"{ATTR_MODEL}_{key}": value for key, value in analysis.model_metadata.items()
-           if key != "model"},
+        # Paths among them (a potential file) relative to the config's folder, as every path.
+        **{f"{ATTR_MODEL}_{key}": relative_path(value, base_dir) if isinstance(value, str) else value
+           for key, value in analysis.model_metadata.items() if key != "model"},
     }
     _per_frame(ds, FRAME_SOURCE, (), source, {"long_name": "file (relative to the config) or generator of the structure"})
     _per_frame(ds, FRAME_INDEX, (), int(s.frame), {"long_name": "frame index within frame_source"})
