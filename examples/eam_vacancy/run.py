@@ -110,9 +110,10 @@ def analyze(config: pathlib.Path, out: pathlib.Path, data: pathlib.Path) -> dict
                  "--set", f"structure.file={data}"])
     if code != ExitCode.OK:
         raise SystemExit(f"sensitiv analyze failed with exit code {int(code)}")
-    with xr.open_dataset(out) as ds:
+    with xr.open_dataset(out) as opened:
+        ds = opened.isel(frame=0)  # one structure: frame 0
         return {
-            "labels": [str(v) for v in ds["parameter"].values],
+            "labels": [str(v) for v in ds["parameter_label"].values],
             "positions": np.asarray(ds["coordinates"].values),
             "dx_dtheta": np.asarray(ds["dx_dtheta"].values),
             "cell": np.asarray(ds["cell"].values),

@@ -81,7 +81,8 @@ def sensitiv_constants(config: pathlib.Path, out: pathlib.Path) -> dict:
     code = main(["analyze", str(config), "-o", str(out), "--force", "-q"])
     if code != ExitCode.OK:
         raise SystemExit(f"sensitiv analyze failed with exit code {int(code)}")
-    with xr.open_dataset(out) as ds:
+    with xr.open_dataset(out) as opened:
+        ds = opened.isel(frame=0)  # one structure: frame 0
         relaxed = np.asarray(ds["elastic_constants"].values) * _to_gpa(ds["elastic_constants"].attrs["units"])
         clamped = np.asarray(ds["elastic_constants_clamped"].values) * _to_gpa(ds["elastic_constants"].attrs["units"])
         return {

@@ -61,8 +61,9 @@ COMMON_OPTIONS: dict[str, Any] = {
     },
     "energy_units": {
         "type": "string",
-        "description": "Units of the energy (UDUNITS string); default '1' for reduced-unit models, "
-        "'eV' for Stillinger-Weber and Gupta.",
+        "description": "Units of the energy: a UDUNITS string ('eV', 'kcal/mol'), a LAMMPS unit "
+        "style ('metal', 'real', 'lj'), or 'epsilon' for reduced units (the default of "
+        "reduced-unit models; 'eV' for Stillinger-Weber and Gupta).",
     },
 }
 
@@ -79,7 +80,7 @@ class ModelDeclaration:
     description: str
     parameters: tuple[Parameter, ...]
     options_schema: Mapping[str, Any]
-    energy_units: str = "1"
+    energy_units: str = "epsilon"  # reduced units (sensitiv.units.REDUCED_ENERGY)
     many_body: bool = False
     required_options: tuple[str, ...] = ()
 
