@@ -38,7 +38,7 @@ def test_embedding_continues_linearly_beyond_the_table():
     coefficients = spline_coefficients((rho**2)[None, :])
     rhomax = (nrho - 1) * drho
     at = jnp.asarray([rhomax, rhomax + 0.5, rhomax + 1.0])
-    value = np.asarray(_eam._embedding(coefficients[[0, 0, 0]], at, drho, nrho, rhomax))
+    value = np.asarray(_eam._embedding(coefficients, jnp.zeros(3, jnp.int32), at, drho, nrho, rhomax))
     # LAMMPS' end slope is one-sided, (f_n − f_{n−1})/Δ = 2ρ_max − Δ for ρ²: F continues
     # from F(ρ_max) = ρ_max² along that line.
     np.testing.assert_allclose(value, rhomax**2 + (2 * rhomax - drho) * np.array([0.0, 0.5, 1.0]), rtol=1e-13)
