@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError, ConvergenceError, SensitivError
+from .errors import ConfigError, ConvergenceError, InputError, SensitivError
 from .plugins import KINDS, Registry
 
 __all__ = ["ExitCode", "main", "command", "argument", "COMMANDS", "build_parser"]
@@ -395,17 +395,65 @@ def schema_command(args: argparse.Namespace) -> ExitCode:
 @command(
     "inspect",
     help="print a summary of a result file",
-    arguments=[argument("result", help="a NetCDF file written by sensitiv analyze")],
+    arguments=[argument("result", help="a NetCDF file written by sensitiv analyze"),
+               argument("--json", action="store_true", help="print the summary as JSON")],
 )
 def inspect_command(args: argparse.Namespace) -> ExitCode:
     from .pipeline import output, report  # lazy (see the note above the commands)
 
     result = output.open_result(args.result)
     try:
-        print(report.inspect_text(result, args.result))
+        if args.json:
+            _print_json(report.inspect_record(result, args.result))
+        else:
+            print(report.inspect_text(result, args.result))
     finally:
         result.close()
     return ExitCode.OK
+
+
+@command(
+    "export",
+    help="write a result as extended XYZ, a LAMMPS dump or an AMBER NetCDF trajectory (OVITO, ASE, VMD)",
+    description="Write the relaxed structure of a result with the per-atom sensitivity vectors "
+    "dx*/dθ of each parameter as properties (dx_dtheta_<label>, dx_dtheta_norm_<label>, "
+    "dx_dlogtheta_<label>; labels like sigma[0,1] become sigma_0_1). The format follows the "
+    "ending: .extxyz/.xyz extended XYZ, .dump/.lammpstrj LAMMPS text dump, .nc AMBER NetCDF-3 "
+    "trajectory (Conventions AMBER, what OVITO's and VMD's readers require).",
+    arguments=[
+        argument("result", help="a NetCDF file written by sensitiv analyze"),
+        argument("-o", "--output", required=True, help="the file to write (.extxyz, .dump, .nc)"),
+        argument("--format", choices=["extxyz", "lammps-dump", "amber"], help="override the format the ending implies"),
+        argument("--frame", type=int, help="one frame (default: every frame)"),
+        argument("--parameter", action="append", help="only this θ label (repeatable; default: all)"),
+        argument("--structure", type=int, default=0, help="group to export (results with groups)"),
+        argument("--force", action="store_true", help="replace an existing file"),
+    ],
+)
+def export_command(args: argparse.Namespace) -> ExitCode:
+    from . import io  # lazy (see the note above the commands)
+    from .pipeline import output
+
+    result = output.open_result(args.result)
+    try:
+        ds = _one_group(result, args.structure)
+        path = io.export(ds, args.output, args.format, frame=args.frame, parameter=args.parameter,
+                         overwrite=args.force)
+    finally:
+        result.close()
+    if _verbosity(args):
+        print(f"wrote {path}")
+    return ExitCode.OK
+
+
+def _one_group(result, structure: int):
+    """The dataset of a result, or of its group number `structure`."""
+    from .pipeline import report  # lazy (see the note above the commands)
+
+    groups = report.result_groups(result)
+    if not 0 <= structure < len(groups):
+        raise InputError(f"--structure {structure}: the result holds {len(groups)} structure(s)")
+    return groups[structure][1]
 
 
 @command(

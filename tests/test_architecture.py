@@ -63,7 +63,8 @@ def layer(module: str) -> int | None:
         return None
     if module == "sensitiv.cli" or module.startswith("sensitiv.cli."):
         return 3
-    if module == "sensitiv.pipeline" or module.startswith("sensitiv.pipeline."):
+    # sensitiv.io is the pipeline's public face for results (open, to_atoms, export).
+    if module in ("sensitiv.pipeline", "sensitiv.io") or module.startswith("sensitiv.pipeline."):
         return 2
     if module.startswith(("sensitiv.plugins", "sensitiv.hookspecs", "sensitiv.records", "sensitiv.builtin")):
         return 1

@@ -340,6 +340,33 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
     return issues
 
 
+#: Option keys holding units, checked by `sensitiv.units` (kind of unit each must be).
+UNITS_OPTIONS = {"energy_units": "energy", "length_units": "length"}
+
+
+def _units_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """Units given in the model's and the structure's options: readable units of the right
+    kind, LAMMPS unit styles (`metal`, `real`, `lj`) or reduced units (`epsilon`, `sigma`)."""
+    issues: list[ConfigIssue] = []
+    for section in ("model", "structure"):
+        part = data.get(section)
+        options = part.get("options") if isinstance(part, Mapping) else None
+        if not isinstance(options, Mapping):
+            continue
+        for key, kind in UNITS_OPTIONS.items():
+            value = options.get(key)
+            if not isinstance(value, str):
+                continue  # absent, or the schema reports its type
+            from .. import units
+
+            try:
+                units.check(value, kind)
+            except units.UnitsError as err:
+                path = (section, "options", key)
+                issues.append(ConfigIssue(marks.locate(path), _json_path(path), str(err)))
+    return issues
+
+
 def _structure_files(structure: Mapping) -> list[tuple[tuple, Any]]:
     files: list[tuple[tuple, Any]] = []
     if isinstance(structure.get("file"), str):
@@ -409,6 +436,7 @@ def validate(
         ]
     issues += _schema_issues(data, marks, full_schema(registry))
     issues += _differentiate_issues(data, marks, registry)
+    issues += _units_issues(data, marks)
     issues += _file_issues(data, marks, registry, base_dir, check_files)
 
     def order(issue: ConfigIssue):

@@ -58,7 +58,7 @@ def bidisperse_packing(
     fraction_small: float = 0.5,
     seed: int = 0,
 ) -> Structure:
-    """A random bidisperse packing in a periodic box (reduced units, diameters as given).
+    """A random bidisperse packing in a periodic box (reduced units: lengths in `sigma`, diameters as given).
 
     **Arguments:**
 
@@ -92,7 +92,7 @@ def bidisperse_packing(
         species_names=("A", "B"),
         cell=np.eye(dimension) * side,
         pbc=(True,) * dimension,
-        length_units="1",
+        length_units="sigma",  # reduced units (sensitiv.units.REDUCED_LENGTH)
         source=f"generator:bidisperse_packing(n_atoms={n_atoms}, dimension={dimension}, "
         f"packing_fraction={packing_fraction}, seed={seed})",
         frame=0,
