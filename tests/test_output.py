@@ -42,6 +42,8 @@ def test_sanitize_attrs():
     assert "a" not in clean
     assert clean["b"] == 1 and isinstance(clean["b"], np.int8)
     assert clean["c"] == "k: [1, 2]"  # YAML text (sensitiv.pipeline._yaml.dump_yaml), read back alike
+    # A flat mapping dumps on one line; no YAML directive or document marker in front of it.
+    assert output.sanitize_attrs({"m": {"space": "auto", "skin": 0.25}})["m"] == "{space: auto, skin: 0.25}"
     np.testing.assert_array_equal(clean["d"], [1, 2.5])
     assert clean["e"] == "x, y" and clean["f"] == 3
 

@@ -202,5 +202,6 @@ def dump_yaml(data: Any) -> str:
     text = stream.getvalue()
     # The `%YAML 1.2` directive ruamel writes for an explicit version is noise in a config.
     if text.startswith("%YAML"):
-        text = text.split("---\n", 1)[-1] if "---\n" in text else text
+        # `--- {a: 1}` when the whole document fits on one line in flow style.
+        text = text.split("\n", 1)[1].removeprefix("---").lstrip(" \n")
     return text
