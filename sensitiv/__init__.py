@@ -38,10 +38,14 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "records": (".records", None),
     # uncertainty propagation, importance and validity ranges on top of the engine
     "uncertainty": (".uncertainty", None),
+    # the command line's analysis in Python, and results in the user's tools
+    "analyze": (".pipeline.api", "analyze"),
+    "io": (".io", None),
+    "units": (".units", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, jacobian, optimality, projections, prox, records, solvers, uncertainty
+    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -51,6 +55,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         root_vjp_with_info,
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
+    from .pipeline.api import analyze
 
 __all__ = [
     "custom_root",
@@ -71,6 +76,9 @@ __all__ = [
     "errors",
     "records",
     "uncertainty",
+    "analyze",
+    "io",
+    "units",
     "__version__",
 ]
 

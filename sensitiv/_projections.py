@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .errors import InputError
+
 __all__ = [
     "projection_non_negative",
     "projection_box",
@@ -213,8 +215,6 @@ def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
 def _as_vector(x, where):
     x = jnp.asarray(x)
     if x.ndim != 1:
-        from .errors import InputError
-
         raise InputError(f"{where}: x must be 1-D, got shape {x.shape}; use jax.vmap for rows")
     return x
 
@@ -489,8 +489,6 @@ def projection_box_section(x: jax.Array, hyperparams: tuple[Any, Any, Any, Any],
     x = _as_vector(x, "projection_box_section")
     alpha, beta, w, c = _box_section_params(x, hyperparams)
     if check_feasible:
-        from .errors import InputError
-
         low, high = float(jnp.vdot(w, alpha)), float(jnp.vdot(w, beta))
         if not low <= float(c) <= high:
             raise InputError(
@@ -613,8 +611,6 @@ def projection_psd_cone(x: jax.Array, hyperparams: Any = None) -> jax.Array:
     del hyperparams
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[0] != x.shape[1]:
-        from .errors import InputError
-
         raise InputError(f"projection_psd_cone: x must be a square matrix, got shape {x.shape}")
     return _psd((x + x.T) / 2)
 

@@ -32,7 +32,6 @@ _SOURCES = {
     "log_sensitivity": "._linear",
     "importance": "._linear",
     "Importance": "._linear",
-    "power_units": "._units",
     "directional_derivatives": "._higher",
     "DirectionalDerivatives": "._higher",
     "validity_range": "._higher",
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
         per_atom_covariance,
     )
     from ._propagate import UncertaintyResult, observable_derivatives, propagate
-    from ._units import power_units
 
 __all__ = list(_SOURCES)
 

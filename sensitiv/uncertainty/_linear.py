@@ -38,7 +38,6 @@ import numpy as np
 
 from ..errors import InputError
 from ._covariance import ParameterCovariance, connected_components, parameter_labels
-from ._units import power_units
 
 __all__ = [
     "FieldCovariance",
@@ -48,7 +47,6 @@ __all__ = [
     "observable_covariance",
     "log_sensitivity",
     "importance",
-    "power_units",
 ]
 
 #: Largest number of correlated players whose 2^g conditionings are enumerated exactly.
