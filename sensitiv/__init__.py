@@ -39,10 +39,16 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "solvers": (".solvers", None),
     "errors": (".errors", None),
     "records": (".records", None),
+    # uncertainty propagation, importance and validity ranges on top of the engine
+    "uncertainty": (".uncertainty", None),
+    # the command line's analysis in Python, and results in the user's tools
+    "analyze": (".pipeline.api", "analyze"),
+    "io": (".io", None),
+    "units": (".units", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import engine, errors, optimality, projections, prox, records, solvers
+    from . import engine, errors, io, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -63,6 +69,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         total_derivative,
         translation_modes,
     )
+    from .pipeline.api import analyze
 
 # the module path of earlier releases (`from sensitiv.jacobian import Sparsity`), deprecated:
 # a plain module object forwarding to sensitiv.engine (no jax imported here)
@@ -87,6 +94,10 @@ __all__ = [
     "solvers",
     "errors",
     "records",
+    "uncertainty",
+    "analyze",
+    "io",
+    "units",
     "__version__",
 ]
 

@@ -27,6 +27,7 @@ PUBLIC_MODULES = (
     "sensitiv.projections",
     "sensitiv.prox",
     "sensitiv.solvers",
+    "sensitiv.uncertainty",
     "sensitiv.errors",
     "sensitiv.records",
     "sensitiv.hookspecs",

@@ -25,9 +25,10 @@ from typing import Any
 import jsonschema
 
 from ..errors import PluginError
-from ..plugins import Registry
+from ..plugins import Registry, get_registry
 from ._yaml import Marks
 from .theta import LABEL, STRAIN, parse_parameter_label
+from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
 
@@ -58,7 +59,7 @@ class ConfigIssue:
 
 
 
-# -- schema ----------------------------------------------------------------------
+# -- schema --------------------------------------------------------------------------
 
 
 def base_schema() -> dict:
@@ -84,21 +85,31 @@ def _cases(field: str, records: Mapping, body) -> list:
     return [
         {
             "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
-            "then": {"properties": body(rec)},
+            "then": _then(body(rec)),
         }
         for name, rec in sorted(records.items())
     ]
 
 
-def full_schema(registry: Registry) -> dict:
+def _then(properties: Mapping) -> dict:
+    """A record's case: its properties, and `options` required when its options schema
+    requires a key (a potential file, say) — an absent `options` would skip that check."""
+    then: dict = {"properties": dict(properties)}
+    if (properties.get("options") or {}).get("required"):
+        then["required"] = ["options"]
+    return then
+
+
+def full_schema(registry: Registry | None = None) -> dict:
     """The base schema with every installed plugin's names and option schemas merged in.
 
     **Arguments:**
 
-    - `registry`: the plugin registry (`sensitiv.plugins.get_registry()`).
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
 
     **Returns:** a JSON Schema (dict), what `sensitiv schema` prints.
     """
+    registry = registry if registry is not None else get_registry()
     schema = base_schema()
     defs = schema["$defs"]
 
@@ -227,7 +238,9 @@ def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
     if validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", err.message)
         key = missing[0] if missing else "?"
-        return [ConfigIssue(where, jpath, f"missing required key {key!r}")]
+        needs = ((err.schema.get("properties") or {}).get(key) or {}).get("required") or []
+        inner = f" (with {', '.join(repr(k) for k in needs)})" if needs else ""
+        return [ConfigIssue(where, jpath, f"missing required key {key!r}{inner}")]
     if validator == "type":
         expected = err.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
@@ -318,8 +331,78 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
                       f"the label gives {len(index)} indices")
                 continue
             for i_dim, (idx, size) in enumerate(zip(index, shape)):  # "species": later
+                if isinstance(idx, str):
+                    if size != "species":
+                        issue(f"{label!r}: index {idx!r} is a name, but dimension {i_dim} of {name!r} "
+                              f"is not a species dimension; give a number")
+                    continue  # a species name: checked against the structure
                 if isinstance(size, int) and idx >= size:
                     issue(f"{label!r}: index {idx} out of range for dimension {i_dim} of size {size}")
+    return issues
+
+
+def _uncertainty_issues(data: Mapping, marks: Marks, registry: Registry, base_dir: str) -> list[ConfigIssue]:
+    """The `uncertainty` section: one source, matrices of the right size, positive
+    semi-definite, readable files, and labels that name differentiated model parameters."""
+    section = data.get("uncertainty")
+    if not isinstance(section, Mapping):
+        return []
+    base = ("uncertainty",)
+    try:
+        spec = parse_spec(section, base_dir)
+    except SpecIssue as issue:
+        path = base + issue.path
+        return [ConfigIssue(marks.locate(path), _json_path(path), issue.message)]
+    model_cfg = data.get("model") if isinstance(data.get("model"), Mapping) else {}
+    model = registry.energy_models.get(model_cfg.get("name"))
+    if model is None:
+        return []
+    names = {p.name for p in model.parameters} | {STRAIN}
+    wanted = model_cfg.get("differentiate", "all")
+    issues = []
+    for i, label in enumerate(spec.labels):
+        name, index = parse_parameter_label(label)
+        if "parameters" in section:
+            path = base + ("parameters", i)
+        elif label in section.get("std", {}):
+            path = base + ("std", label)
+        else:
+            path = base + ("relative_std", label)
+        if name not in names:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path),
+                                      f"model {model.name!r} has no parameter {name!r}; it has {', '.join(sorted(names))}",
+                                      _closest(name, names)))
+        elif isinstance(wanted, list) and label not in wanted and name not in wanted:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path),
+                                      f"{label!r} is not differentiated: add it to model.differentiate "
+                                      f"({', '.join(map(str, wanted))})"))
+    return issues
+
+
+#: Option keys holding units, checked by `sensitiv.units` (kind of unit each must be).
+UNITS_OPTIONS = {"energy_units": "energy", "length_units": "length"}
+
+
+def _units_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """Units given in the model's and the structure's options: readable units of the right
+    kind, LAMMPS unit styles (`metal`, `real`, `lj`) or reduced units (`epsilon`, `sigma`)."""
+    issues: list[ConfigIssue] = []
+    for section in ("model", "structure"):
+        part = data.get(section)
+        options = part.get("options") if isinstance(part, Mapping) else None
+        if not isinstance(options, Mapping):
+            continue
+        for key, kind in UNITS_OPTIONS.items():
+            value = options.get(key)
+            if not isinstance(value, str):
+                continue  # absent, or the schema reports its type
+            from .. import units
+
+            try:
+                units.check(value, kind)
+            except units.UnitsError as err:
+                path = (section, "options", key)
+                issues.append(ConfigIssue(marks.locate(path), _json_path(path), str(err)))
     return issues
 
 
@@ -359,7 +442,7 @@ def _file_issues(
 def validate(
     data: Any,
     marks: Marks,
-    registry: Registry,
+    registry: Registry | None = None,
     base_dir: str = ".",
     check_files: bool = True,
     duplicates: Sequence = (),
@@ -369,13 +452,14 @@ def validate(
     **Arguments:**
 
     - `data`, `marks`: from `sensitiv.pipeline._yaml.load_yaml_with_marks`.
-    - `registry`: the plugin registry.
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
     - `base_dir`: the folder relative paths in the config refer to.
     - `check_files`: also check that structure files exist and are readable.
     - `duplicates`: duplicate keys found while parsing.
 
     **Returns:** a list of `ConfigIssue` (empty when valid).
     """
+    registry = registry if registry is not None else get_registry()
     issues = [
         ConfigIssue(
             f"{marks.filename}:{where[0]}:{where[1]}",
@@ -391,7 +475,10 @@ def validate(
         ]
     issues += _schema_issues(data, marks, full_schema(registry))
     issues += _differentiate_issues(data, marks, registry)
+    issues += _units_issues(data, marks)
     issues += _file_issues(data, marks, registry, base_dir, check_files)
+    if not any(i.path.startswith("$.uncertainty") for i in issues):
+        issues += _uncertainty_issues(data, marks, registry, base_dir)
 
     def order(issue: ConfigIssue):
         parts = issue.location.rsplit(":", 2)

@@ -16,6 +16,11 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+
 from ..errors import ConfigError
 
 __all__ = ["Marks", "load_yaml_with_marks", "parse_yaml_text", "parse_scalar", "dump_yaml"]
@@ -24,8 +29,6 @@ Path = tuple  # a key path: ("model", "parameters", "sigma") or ("observables", 
 
 
 def _yaml(typ: str = "safe"):
-    from ruamel.yaml import YAML  # deliberately lazy: only commands that read YAML pay for it
-
     yaml = YAML(typ=typ, pure=True)
     yaml.version = (1, 2)
     return yaml
@@ -73,8 +76,6 @@ def _mark(node) -> tuple[int, int]:
 
 
 def _construct(constructor, node, path, marks: Marks, duplicates: list):
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
     marks.values[path] = _mark(node)
     if isinstance(node, MappingNode):
         constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
@@ -105,8 +106,6 @@ def parse_yaml_text(text: str, filename: str) -> tuple[Any, Marks, list]:
 
     Raises `ConfigError` with `file:line:col` for malformed YAML.
     """
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     marks = Marks(filename)
     yaml = _yaml()
     constructor, parser = yaml.get_constructor_parser(text)
@@ -147,8 +146,6 @@ def parse_scalar(text: str, what: str) -> Any:
 
     **Raises:** `ConfigError` starting with `what` when `text` is not valid YAML.
     """
-    from ruamel.yaml.error import YAMLError
-
     if not text.strip():
         return ""
     try:
@@ -161,8 +158,6 @@ def parse_scalar(text: str, what: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -207,5 +202,6 @@ def dump_yaml(data: Any) -> str:
     text = stream.getvalue()
     # The `%YAML 1.2` directive ruamel writes for an explicit version is noise in a config.
     if text.startswith("%YAML"):
-        text = text.split("---\n", 1)[-1] if "---\n" in text else text
+        # `--- {a: 1}` when the whole document fits on one line in flow style.
+        text = text.split("\n", 1)[1].removeprefix("---").lstrip(" \n")
     return text

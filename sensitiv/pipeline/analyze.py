@@ -57,7 +57,9 @@ from .config import (
     ObservableSettings,
     SolverSettings,
 )
+from ._uncertainty_stage import analyze_uncertainty
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
+from .uncertainty import theta_covariance
 
 __all__ = ["analyze_structure", "voigt_pairs"]
 
@@ -194,8 +196,9 @@ def _choose_observables(
     return chosen, elastic
 
 
-def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dtype):
-    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`."""
+def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype) -> dict:
+    """The engine's options for this structure (also those of the uncertainty stage's
+    second-order solve, which must use the same operator)."""
     system = problem.system
     null_space = None
     if system.null_space is not None:
@@ -203,8 +206,7 @@ def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dty
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
-    result = engine_jacobian(
-        F, x_star, problem.theta0,
+    return dict(
         method=settings.strategy,
         null_space=null_space,
         sparsity=sparsity,
@@ -218,6 +220,11 @@ def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dty
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
     )
+
+
+def _differentiate(F, x_star, problem: _Problem, options: Mapping[str, Any]):
+    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`."""
+    result = engine_jacobian(F, x_star, problem.theta0, **options)
     return np.asarray(jax.block_until_ready(result.jacobian)), result.info
 
 
@@ -237,12 +244,17 @@ def _observable_derivative(g, x_star, theta0, j_cols):
             np.asarray(through_x, np.float64))
 
 
+def _observable_function(fun, problem: _Problem):
+    """`g(x, θ)` of an observable `fun(x, params)`, θ embedded into the parameters."""
+    return lambda x, theta: fun(x, problem.embed(theta))
+
+
 def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple[ObservableResult, ...]:
     """dg/dθ = ∂g/∂θ + ∂g/∂x · J for each chosen observable."""
     j_cols = jnp.moveaxis(jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype), -1, 0)  # (p, n, d)
     out = []
     for label, (name, fun, units) in chosen.items():
-        g = (lambda fun: (lambda x, theta: fun(x, problem.embed(theta))))(fun)
+        g = _observable_function(fun, problem)
         value, partial, through_x = _observable_derivative(g, x_star, problem.theta0, j_cols)
         p = partial.shape[-1]
         out.append(ObservableResult(label, name, units, value,
@@ -353,12 +365,17 @@ def analyze_structure(
     dtype = _dtype(cfg.jacobian.precision)
     with progress.stage("model"):
         problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+    sigma = None
+    if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
+        sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
+                                    where=cfg.locate("uncertainty"))
     with progress.stage("minimization"):
         x_star, solver = _relax(problem.system, cfg.solver, registry, where)
     F = _condition(problem, cfg.condition, registry)
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
+    options = _engine_options(x_star, problem, cfg.jacobian, dtype)
     with progress.stage("jacobian"):
-        jac, info = _differentiate(F, x_star, problem, cfg.jacobian, dtype)
+        jac, info = _differentiate(F, x_star, problem, options)
     observables: tuple[ObservableResult, ...] = ()
     if chosen:
         with progress.stage("observables"):
@@ -367,9 +384,17 @@ def analyze_structure(
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
+    system = problem.system
+    uncertainty = None
+    if sigma is not None:
+        with progress.stage("uncertainty"):
+            functions = {label: _observable_function(fun, problem) for label, (_, fun, _) in chosen.items()}
+            uncertainty = analyze_uncertainty(
+                cfg.uncertainty, sigma, F, x_star, problem.theta0, problem.components, jac, observables,
+                functions, elastic, voigt_pairs(d), options, system.length_units or structure.length_units,
+            )
     engine = _engine_report(info)
     problems = _problems(engine, jac)
-    system = problem.system
     return StructureAnalysis(
         structure=structure,
         model=cfg.model.name,
@@ -387,4 +412,22 @@ def analyze_structure(
         problems=tuple(problems),
         trustworthy=engine.trustworthy and not problems,
         sample=sample,
+        model_metadata=_plain_metadata(system.metadata),
+        uncertainty=uncertainty,
     )
+
+
+def _plain_metadata(metadata) -> dict:
+    """The plain values (text, numbers, flags, and lists or mappings of them) of a
+    `System.metadata`; anything else (objects a plugin keeps there) is left out."""
+
+    def plain(value) -> bool:
+        if isinstance(value, (str, bool, int, float, np.integer, np.floating)) or value is None:
+            return True
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        if isinstance(value, Mapping):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        return False
+
+    return {str(k): v for k, v in (metadata or {}).items() if plain(v) and v is not None}
