@@ -88,6 +88,21 @@ class Structure:
     - `source`: where the structure came from (a path, or the generator's name).
     - `frame`: the frame index within `source`.
     - `info`: anything else the reader knows (energy, time step, ...), plain Python values.
+    - `atom_ids`: the identifier of each atom in the file (LAMMPS atom IDs), shape
+      `(n_atoms,)` integers; `None` when the format has none (the pipeline then numbers
+      the atoms 1, 2, … in file order).
+    - `species_types`: for each species, the file's own type number it was read from
+      (LAMMPS type `k + 1` for species `k`), or `None` for formats without types.
+    - `origin`: the corner of the periodic cell (LAMMPS `xlo ylo zlo`), shape
+      `(n_spatial,)`; `None` means the origin. Positions are wrapped into the cell from here.
+    - `image`: integer periodic images, shape `(n_atoms, n_spatial)`, such that the
+      unwrapped position of atom `i` is `positions[i] + image[i] @ cell` (LAMMPS image
+      flags); `None` when the positions are as unwrapped as the file knows. The pipeline
+      wraps positions into the cell and adds the lattice translations it removed here.
+    - `readings`: how the reader read what the file leaves open — where the species names
+      came from, the units assumed, whether coordinates were unwrapped — one sentence
+      each. The dry run, the closing summary and the output state them, so that no
+      interpretation is silent.
 
     **Example:**
 
@@ -107,6 +122,11 @@ class Structure:
     source: str = ""
     frame: int = 0
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    atom_ids: Any = None
+    species_types: tuple[int, ...] | None = None
+    origin: Any = None
+    image: Any = None
+    readings: tuple[str, ...] = ()
 
     @property
     def n_atoms(self) -> int:

@@ -45,7 +45,7 @@ def test_softspheres_contract(softspheres):
     assert code == ExitCode.OK
     ds = xr.open_dataset(out)
     try:
-        assert dict(ds.sizes) == {"atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2}
+        assert dict(ds.sizes) == {"atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2, "species_index": 2}
         assert list(ds["spatial"].values) == ["x", "y"]
         assert list(ds["parameter"].values) == ["sigma[0,0]", "sigma[0,1]", "sigma[1,1]"]
         assert ds["coordinates"].dims == ("atom", "spatial")

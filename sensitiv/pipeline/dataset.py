@@ -42,7 +42,9 @@ __all__ = [
     "LINEAR_CONVERGED", "LINEAR_ITERATIONS", "SMALLEST_EIGENVALUE", "LARGEST_EIGENVALUE",
     "VERDICT", "NULL_SPACE_DIMENSION", "DETECTED_NULL_SPACE_DIMENSION", "JACOBIAN_ERROR_ESTIMATE",
     "SOLUTION_ERROR_ESTIMATE", "JACOBIAN_STRATEGY", "TRUSTWORTHY", "PROBLEMS", "FRAME_SOURCE",
-    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "DIAGNOSTICS", "PROBLEM_SEPARATOR",
+    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "SPECIES_INDEX", "SPECIES_NAME", "SPECIES_TYPE",
+    "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS", "ATTR_COORDINATES",
+    "COORDINATES_WRAPPED", "COORDINATES_FREE", "DIAGNOSTICS", "PROBLEM_SEPARATOR",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
     "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG",
     "derivative_name", "derivative_names", "structure_dataset", "global_attributes",
@@ -56,6 +58,8 @@ CELL_ANGULAR = "cell_angular"
 STRESS_I, STRESS_J = "stress_i", "stress_j"
 VOIGT, VOIGT_ = "voigt", "voigt_"
 LINEAR_SOLVE = "linear_solve"
+#: The species table's dimension (and coordinate): index k of per-species parameters.
+SPECIES_INDEX = "species_index"
 
 # -- variables -----------------------------------------------------------------------------
 INITIAL_COORDINATES = "initial_coordinates"
@@ -86,10 +90,23 @@ PROBLEMS = "problems"
 FRAME_SOURCE = "frame_source"
 FRAME_INDEX = "frame_index"
 SAMPLE = "sample"
+SPECIES_NAME = "species_name"
+SPECIES_TYPE = "species_type"
+ATOM_ID = "atom_id"
+ATOM_SPECIES = "atom_species"
+CELL_IMAGE = "cell_image"
+CELL_ORIGIN = "cell_origin"
+READINGS = "readings"
+#: Attribute of `initial_coordinates` (and `coordinates`) stating their convention.
+ATTR_COORDINATES = "coordinate_convention"
+COORDINATES_WRAPPED = ("wrapped into the periodic cell from cell_origin (fractional coordinates in [0, 1) "
+                       "along periodic directions); unwrapped = initial_coordinates + cell_image . cell")
+COORDINATES_FREE = "as read (no periodic direction)"
 
 #: Variables that describe the structure or parameters, not one analysis: they stay
 #: without a `frame` dimension when frames are combined.
-STATIC_VARIABLES = (SPECIES, PBC, PARAMETER_UNITS, PARAMETER_NAME, PARAMETER_SYMMETRIC)
+STATIC_VARIABLES = (SPECIES, PBC, PARAMETER_UNITS, PARAMETER_NAME, PARAMETER_SYMMETRIC,
+                    SPECIES_NAME, SPECIES_TYPE, ATOM_ID, ATOM_SPECIES)
 
 #: The diagnostics `sensitiv inspect` lists, in order.
 DIAGNOSTICS = (VERDICT, SMALLEST_EIGENVALUE, STATIONARITY_RESIDUAL, JACOBIAN_ERROR_ESTIMATE,
@@ -146,13 +163,21 @@ def _cell_angles(cell: np.ndarray) -> np.ndarray:
     return np.array([angle(b, c), angle(a, c), angle(a, b)])
 
 
+def _periodic(s) -> bool:
+    return s.cell is not None and any(s.pbc)
+
+
 def _positions_and_theta(ds, analysis: StructureAnalysis, log_sensitivity: bool) -> None:
     units = analysis.length_units
     jac = analysis.dx_dtheta
-    ds[COORDINATES] = ((ATOM, SPATIAL), analysis.positions,
-                       {"units": units, "long_name": "equilibrium positions x*"})
+    periodic = _periodic(analysis.structure)
+    ds[COORDINATES] = ((ATOM, SPATIAL), analysis.positions, {
+        "units": units, "long_name": "equilibrium positions x*",
+        ATTR_COORDINATES: ("relaxed from initial_coordinates, not wrapped again" if periodic
+                           else COORDINATES_FREE)})
     ds[INITIAL_COORDINATES] = ((ATOM, SPATIAL), np.asarray(analysis.structure.positions, np.float64),
-                               {"units": units, "long_name": "positions before relaxation"})
+                               {"units": units, "long_name": "positions before relaxation",
+                                ATTR_COORDINATES: COORDINATES_WRAPPED if periodic else COORDINATES_FREE})
     dx_attrs = {"long_name": "sensitivity of the equilibrium positions dx*/dθ"}
     theta_units = _common_units(analysis)
     if theta_units is not None:
@@ -183,8 +208,28 @@ def _structure_variables(ds, analysis: StructureAnalysis) -> None:
                    {"long_name": "species of each atom"})
     ds[PBC] = ((SPATIAL,), np.array(list(s.pbc) or [False] * d, dtype=bool),
                {"long_name": "periodic along each direction"})
-    if s.cell is None or not any(s.pbc):
+    ds.coords[SPECIES_INDEX] = (SPECIES_INDEX, np.arange(len(s.species_names)),
+                                {"long_name": "species index k: the k of per-species parameters (sigma[k,l])"})
+    ds[SPECIES_NAME] = ((SPECIES_INDEX,), np.array(list(s.species_names), dtype=object),
+                        {"long_name": "name of species k"})
+    if s.species_types is not None:
+        ds[SPECIES_TYPE] = ((SPECIES_INDEX,), np.asarray(s.species_types, np.int64),
+                            {"long_name": "the file's own type number of species k (LAMMPS atom type)"})
+    ds[ATOM_SPECIES] = ((ATOM,), np.asarray(s.species, np.int64),
+                        {"long_name": "species index of each atom (into species_name)"})
+    ids = np.arange(1, s.n_atoms + 1) if s.atom_ids is None else np.asarray(s.atom_ids, np.int64)
+    ds[ATOM_ID] = ((ATOM,), ids, {"long_name": "identifier of each atom in the source file (LAMMPS atom "
+                                                "ID; 1, 2, ... in file order for formats without IDs)"})
+    ds[READINGS] = ((), PROBLEM_SEPARATOR.join(s.readings),
+                    {"long_name": "how the input was read where it leaves room (species, units, coordinates)"})
+    if not _periodic(s):
         return
+    if s.image is not None:
+        ds[CELL_IMAGE] = ((ATOM, SPATIAL), np.asarray(s.image, np.int64),
+                          {"long_name": "periodic image of each atom: unwrapped = initial_coordinates + "
+                                        "cell_image . cell (LAMMPS image flags)"})
+    origin = np.zeros(d) if s.origin is None else np.asarray(s.origin, np.float64)
+    ds[CELL_ORIGIN] = ((SPATIAL,), origin, {"units": units, "long_name": "corner of the cell (LAMMPS xlo ylo zlo)"})
     cell = np.asarray(s.cell, np.float64)
     ds[CELL] = ((CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": "lattice vectors (rows)"})
     if d == 3:

@@ -125,7 +125,7 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
         and d.sizes.get(SPATIAL) == first.sizes.get(SPATIAL)
         and list(d[PARAMETER].values) == list(first[PARAMETER].values)
         and set(d.data_vars) == set(first.data_vars)
-        and (d[SPECIES].values == first[SPECIES].values).all()
+        and all(_same_values(d, first, v) for v in STATIC_VARIABLES)
         for d in datasets
     )
     if same_shape:
@@ -146,6 +146,17 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
     tree = xr.DataTree.from_dict(children)
     tree.attrs = {**_common_attrs(datasets), **attrs}
     return tree
+
+
+def _same_values(d, first, name: str) -> bool:
+    """Whether a static variable (species, atom IDs, the species table...) agrees, so that
+    frames may share it; results that differ go to one group per structure."""
+    if (name in d.variables) != (name in first.variables):
+        return False
+    if name not in d.variables:
+        return True
+    a, b = d[name].values, first[name].values
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def _common_attrs(datasets) -> dict:
