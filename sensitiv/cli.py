@@ -327,12 +327,23 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     verbosity = _verbosity(args)
     path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite)
     if args.dry_run:
+        from .pipeline.theta import check_parameters
+        from .plugins import get_registry
+
         structures = read_structures(cfg.structure)
+        check_parameters(structures, cfg, get_registry())
         sys.stdout.write(cfg.to_yaml())
         if verbosity:
             atoms = ", ".join(str(s.n_atoms) for s in structures[:10])
             print(f"# dry run: {len(structures)} structure(s) ({atoms} atoms); would write {path}",
                   file=sys.stderr)
+            shown: set = set()
+            for s in structures:  # each distinct reading once (frames of one file share theirs)
+                lines = report.reading_lines(s, indent="#   ")
+                if tuple(lines) not in shown and len(shown) < 3:
+                    shown.add(tuple(lines))
+                    print(f"# {s.source}" + (f" (frame {s.frame})" if s.frame else "") + ":", file=sys.stderr)
+                    print("\n".join(lines), file=sys.stderr)
         return ExitCode.OK
     # The numerical core (jax) loads here, after every refusal above has had its chance.
     from .pipeline.run import run_config

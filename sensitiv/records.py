@@ -203,6 +203,12 @@ class EnergyModel:
     - `parameters`: the parameters the model exposes (`Parameter` records).
     - `options_schema`: a JSON Schema fragment (an `object` schema) for the model's
       options, merged into the config schema by the host.
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -220,6 +226,7 @@ class EnergyModel:
     description: str = ""
     parameters: tuple[Parameter, ...] = ()
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +268,12 @@ class EquilibriumSolver:
       `solve(system: System, positions, params) -> EquilibriumResult`.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for the solver's options (tolerances, steps).
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -278,6 +291,7 @@ class EquilibriumSolver:
     factory: Callable[..., Callable[..., EquilibriumResult]]
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,6 +306,12 @@ class OptimalityCondition:
       equilibrium.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options.
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -308,6 +328,7 @@ class OptimalityCondition:
     factory: Callable[..., Callable[..., Any]]
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,6 +343,12 @@ class StructureReader:
     - `extensions`: file-name endings it claims for format auto-detection (`(".xyz",)`).
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options (frame selection, units).
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -338,3 +365,4 @@ class StructureReader:
     extensions: tuple[str, ...] = ()
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None

@@ -89,7 +89,7 @@ def test_lammps_dump_trajectory_round_trip(tmp_path):
     plain = read_with_ase(path, "lammps-dump", {})
     assert plain[0].species_names == ("type1", "type2")
     assert plain[0].species_types == (1, 2)
-    assert "named by type number" in plain[0].readings[0]
+    assert "names: type numbers" in plain[0].readings[0]
 
 
 def test_extxyz_multiframe_and_free_molecule(tmp_path):

@@ -37,6 +37,7 @@ from .analysis import StructureAnalysis
 from .analyze import analyze_structure
 from .config import Config
 from .structure import read_structures
+from .theta import check_parameters
 
 __all__ = ["RunOutcome", "analyze_config", "run_config"]
 
@@ -104,6 +105,7 @@ def analyze_config(
     progress = progress or Progress(enabled=False, verbosity=0)
     with progress.stage("read"):
         structures = read_structures(cfg.structure, registry)
+    check_parameters(structures, cfg, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
     analyses = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
     datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity) for a in analyses]

@@ -131,17 +131,18 @@ def _species_table(
                     f"{option.index(own) + 1}; list the names in type order, type 1 first"
                 )
         names = tuple(option)
-        how = "named by structure.options.species"
+        how = "names from structure.options.species"
     elif labels and all(t in labels for t in range(1, n_types + 1)):
         names = tuple(labels[t] for t in range(1, n_types + 1))
-        how = f"named by the file's {labels_from}"
+        how = f"names from the file's {labels_from}"
     elif (
         elements_of_mass
         and all(elements_of_mass.get(t) for t in range(1, n_types + 1))
         and len({elements_of_mass[t] for t in range(1, n_types + 1)}) == n_types
     ):
         names = tuple(elements_of_mass[t] for t in range(1, n_types + 1))
-        how = f"named by the element of each type's mass ({masses_from})"
+        how = "names: the element of each type's mass (" + ", ".join(
+            f"{_mass_in_u(masses[t], units):.6g}" for t in range(1, n_types + 1)) + f" u, {masses_from})"
     else:
         names = tuple(f"type{t}" for t in range(1, n_types + 1))
         if units == "lj" and masses:
@@ -150,11 +151,10 @@ def _species_table(
             why = "the masses do not name one distinct element per type"
         else:
             why = f"the file has no {masses_from} or {labels_from}"
-        how = f"named by type number ({why}; set structure.options.species to name them)"
+        how = f"names: type numbers ({why}; set structure.options.species to name them)"
     if len(set(names)) != len(names):
         raise InputError(f"{path}: species names must differ, got {list(names)}")
-    table = ", ".join(f"{k} = type {k + 1} {name}" for k, name in enumerate(names))
-    return names, f"species by LAMMPS type ({table}); {how}"
+    return names, f"species k = LAMMPS type k + 1, {how}"
 
 
 def _check_types(path: str, types: np.ndarray, n_types: int, what: str) -> None:
