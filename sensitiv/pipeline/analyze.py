@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigError, ConvergenceError
+from ..errors import ConfigError, ConvergenceError, PluginError
 from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
 from ..records import Structure, System
@@ -122,22 +122,121 @@ def _bind(structure: Structure, model: ModelSettings, registry: Registry,
     return _Problem(system, tuple(components), embed, theta0)
 
 
+def _plugin(registry: Registry, kind: str, name: str) -> str:
+    """`solver 'lbfgs' of plugin chains (sensitiv-chains 0.1.0)`, for messages blaming a plugin."""
+    label = {"energy_model": "model", "equilibrium_solver": "solver",
+             "optimality_condition": "condition"}.get(kind, kind)
+    try:
+        owner = registry.plugin_info(registry.owner(kind, name)).describe()
+    except PluginError:
+        owner = "an unknown plugin"
+    return f"{label} {name!r} of plugin {owner}"
+
+
+def _non_finite_rows(array: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1))
+
+
 def _relax(system: System, solver: SolverSettings, registry: Registry, where: str):
-    """`(x*, SolverReport)`; raises `ConvergenceError` when the solver does not converge."""
+    """`(x*, SolverReport)`; raises `ConvergenceError` when the solver does not converge and
+    `PluginError` when it returns what no solver may (non-finite or misshapen positions)."""
     if not solver.relaxes:
         return jnp.asarray(system.positions), SolverReport(solver.name, True, 0, float("nan"))
     solve = registry.get_equilibrium_solver(solver.name).factory(dict(solver.options))
     result = solve(system, jnp.asarray(system.positions), system.params)
-    converged = bool(np.asarray(result.converged))
-    residual = float(np.asarray(result.residual))
-    iterations = int(np.asarray(result.iterations))
+    who = _plugin(registry, "equilibrium_solver", solver.name)
+    try:
+        converged = bool(np.asarray(result.converged))
+        residual = float(np.asarray(result.residual))
+        iterations = int(np.asarray(result.iterations))
+        positions = np.asarray(result.positions, dtype=np.float64)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise PluginError(f"{where}: {who} returned {type(result).__name__}, not an EquilibriumResult of "
+                          f"positions, converged, iterations and residual ({err})") from None
+    expected = np.shape(system.positions)
+    if positions.shape != expected:
+        raise PluginError(f"{where}: {who} returned positions of shape {positions.shape} for a structure of "
+                          f"shape {expected}; the solver is broken (report it to its authors)")
+    info = getattr(result, "info", None) or {}
+    said = f"; the solver says: {info['message']}" if isinstance(info, Mapping) and info.get("message") else ""
+    bad = _non_finite_rows(positions)
+    if bad.size:
+        raise PluginError(
+            f"{where}: {who} returned non-finite positions for {bad.size} atom(s), first atom {int(bad[0])}"
+            f"{said}; nothing was written (the solver diverged or is broken: try another solver.name)"
+        )
     if not converged or not np.isfinite(residual):
         raise ConvergenceError(
             f"{where}: solver {solver.name!r} did not converge after {iterations} steps "
-            f"(residual reached {residual:.3e}); raise solver.options limits or check the structure"
+            f"(residual reached {residual:.3e}){said}; raise solver.options limits or check the structure"
         )
-    x_star = jax.block_until_ready(jnp.asarray(result.positions))
+    x_star = jax.block_until_ready(jnp.asarray(positions, dtype=jnp.asarray(system.positions).dtype))
     return x_star, SolverReport(solver.name, converged, iterations, residual)
+
+
+def _check_finite(system: System, F, x_star, problem: "_Problem", registry: Registry, model: str,
+                  condition: str, where: str, relaxed: bool) -> np.ndarray:
+    """The energy and F at x*, refused when not finite (a NaN energy with a finite gradient
+    would otherwise pass as a saddle). Returns F(x*)."""
+    at = "the relaxed positions" if relaxed else "the structure's positions (solver 'none')"
+    energy = np.asarray(system.energy(x_star, system.params), dtype=np.float64)
+    if energy.shape != () or not np.isfinite(energy):
+        what = f"a non-scalar energy of shape {energy.shape}" if energy.shape != () else f"the energy {float(energy)}"
+        raise PluginError(f"{where}: {_plugin(registry, 'energy_model', model)} gives {what} at {at}; "
+                          f"nothing was written (check the structure and the model's parameters)")
+    residual = np.asarray(F(x_star, problem.theta0), dtype=np.float64)
+    if residual.shape != np.shape(x_star):
+        raise PluginError(f"{where}: {_plugin(registry, 'optimality_condition', condition)} returns an array of "
+                          f"shape {residual.shape} for positions of shape {np.shape(x_star)}")
+    bad = _non_finite_rows(residual)
+    if bad.size:
+        raise PluginError(
+            f"{where}: the gradient of {_plugin(registry, 'energy_model', model)} (condition {condition!r}) is "
+            f"non-finite for {bad.size} atom(s) at {at}, first atom {int(bad[0])}; nothing was written"
+        )
+    return residual
+
+
+#: A declared zero mode v passes when ‖∂₁F·v‖ ≤ NULL_RTOL·|λ_max| plus what a residual
+#: F(x̂) ≠ 0 allows for rotations (‖∂₁F·v‖ ≤ ‖F‖/‖Av‖ for a rotation generator A).
+NULL_RTOL = 1e-6
+
+
+def _verify_null_space(F, x_star, problem: "_Problem", modes, largest: float, f_star: np.ndarray,
+                       registry: Registry, model: str, where: str) -> None:
+    """Declared zero modes must be orthonormal rows and zero modes of ∂₁F at x*: a wrong one
+    would silently remove a real direction from dx*/dθ."""
+    who = _plugin(registry, "energy_model", model)
+    x = np.asarray(x_star)
+    d = x.size
+    V = np.asarray(modes, dtype=np.float64)
+    if V.ndim != 2 or V.shape[1] != d or V.shape[0] > d:
+        raise PluginError(f"{where}: {who}: System.null_space returned shape {V.shape}; expected (k, {d}) "
+                          f"rows, k <= {d}")
+    if not np.isfinite(V).all():
+        raise PluginError(f"{where}: {who}: System.null_space returned non-finite modes")
+    gram = V @ V.T
+    if V.shape[0] and np.abs(gram - np.eye(V.shape[0])).max() > 1e-6:
+        raise PluginError(f"{where}: {who}: the rows of System.null_space are not orthonormal "
+                          f"(max |V Vᵀ − I| = {np.abs(gram - np.eye(V.shape[0])).max():.2g}); orthonormalize them")
+    if not V.shape[0]:
+        return
+    theta = problem.theta0
+    tangents = jnp.asarray(V.reshape((V.shape[0],) + x.shape), jnp.asarray(x_star).dtype)
+    hv = jax.jit(jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x_star,), (v,))[1]))(tangents)
+    norms = np.linalg.norm(np.asarray(hv, np.float64).reshape(V.shape[0], -1), axis=1)
+    scale = abs(largest) if np.isfinite(largest) and largest != 0 else float(np.max(norms, initial=0.0)) or 1.0
+    spread = float(np.sqrt(np.sum((x - x.mean(axis=0)) ** 2))) or 1.0
+    tolerance = NULL_RTOL * scale + 10.0 * float(np.linalg.norm(f_star)) / spread
+    bad = np.flatnonzero(~(norms <= tolerance))
+    if bad.size:
+        k = int(bad[0])
+        raise PluginError(
+            f"{where}: {who} declares {V.shape[0]} zero mode(s) (System.null_space) but mode {k} is not one: "
+            f"‖∂₁F·v‖ = {norms[k]:.3g}, {norms[k] / scale:.2g} of the largest eigenvalue {scale:.3g} "
+            f"(allowed {tolerance:.2g}); fix the model's null_space, or return None to let the engine "
+            f"detect zero modes"
+        )
 
 
 def _condition(problem: _Problem, condition: ConditionSettings, registry: Registry):
@@ -194,11 +293,14 @@ def _choose_observables(
 
 
 def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dtype):
-    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`."""
+    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo,
+    the declared null space or None)`."""
     system = problem.system
     null_space = None
     if system.null_space is not None:
         null_space = jnp.asarray(system.null_space(x_star), dtype)
+        if null_space.ndim != 2 or null_space.shape[1] != np.size(x_star):
+            return None, None, null_space  # `_verify_null_space` names the plugin
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
@@ -215,7 +317,7 @@ def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dty
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
     )
-    return np.asarray(jax.block_until_ready(result.jacobian)), result.info
+    return np.asarray(jax.block_until_ready(result.jacobian)), result.info, null_space
 
 
 def _observable_derivative(g, x_star, theta0, j_cols):
@@ -351,9 +453,14 @@ def analyze_structure(
     with progress.stage("minimization"):
         x_star, solver = _relax(problem.system, cfg.solver, registry, where)
     F = _condition(problem, cfg.condition, registry)
+    f_star = _check_finite(problem.system, F, x_star, problem, registry, cfg.model.name, cfg.condition.name,
+                           where, cfg.solver.relaxes)
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
     with progress.stage("jacobian"):
-        jac, info = _differentiate(F, x_star, problem, cfg.jacobian, dtype)
+        jac, info, modes = _differentiate(F, x_star, problem, cfg.jacobian, dtype)
+        if modes is not None:
+            largest = float(np.asarray(info.lambda_max)) if info is not None else float("nan")
+            _verify_null_space(F, x_star, problem, modes, largest, f_star, registry, cfg.model.name, where)
     observables: tuple[ObservableResult, ...] = ()
     if chosen:
         with progress.stage("observables"):
@@ -376,7 +483,7 @@ def analyze_structure(
         energy_units=system.energy_units,
         solver=solver,
         engine=engine,
-        stationarity_residual=float(np.max(np.abs(np.asarray(F(x_star, problem.theta0))))) if n else 0.0,
+        stationarity_residual=float(np.max(np.abs(f_star))) if n else 0.0,
         observables=observables,
         elastic_constants=elastic,
         problems=tuple(problems),
