@@ -13,7 +13,8 @@ sensitiv plugins [--json]        every plugin, its version, what it contributes 
 | 1    | `UNTRUSTWORTHY`  | the analysis ran, but a diagnostic says its result cannot be trusted (no convergence, a saddle point, a large residual) |
 | 2    | `USAGE_ERROR`    | bad command line, config, input file or plugin (the message names it) |
 | 3    | `INTERNAL_ERROR` | a bug in sensitiv or a plugin (`--traceback` shows where)      |
-| 130  | `INTERRUPTED`    | interrupted (Ctrl-C)                                           |
+| 130  | `INTERRUPTED`    | interrupted (Ctrl-C, SIGINT); nothing partial is left behind   |
+| 143  | `TERMINATED`     | terminated (SIGTERM); nothing partial is left behind           |
 
 **Adding a command** takes one function: decorate it with `@command`, declare its
 arguments with `argument(...)` (the arguments of `ArgumentParser.add_argument`), and
@@ -53,6 +54,16 @@ class ExitCode(enum.IntEnum):
     USAGE_ERROR = 2
     INTERNAL_ERROR = 3
     INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when `sensitiv` receives SIGTERM, so that the same clean-up
+    as for Ctrl-C runs (temporary output removed, an existing output untouched)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensitiv",
         description="Exact sensitivities of equilibria by implicit differentiation.",
         epilog="Exit codes: 0 OK, 1 untrustworthy analysis, 2 usage/config error, "
-        "3 internal error, 130 interrupted.",
+        "3 internal error, 130 interrupted, 143 terminated.",
     )
     parser.add_argument("--version", action="version", version=f"sensitiv {__version__}")
     _add_common_options(parser, suppress=False)
@@ -162,8 +173,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     main(["plugins", "--json"])
     ```
     """
-    from .errors import ConvergenceError, SensitivError
-
     parser = build_parser()
     # The command line as given, for `history` attributes; set when the namespace is made.
     given = list(sys.argv[1:] if argv is None else argv)
@@ -175,8 +184,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE_ERROR
     _configure_logging(args)
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run_command(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from .errors import ConvergenceError, SensitivError
+
     try:
         return ExitCode(int(args._run(args)))
+    except Terminated:
+        print("sensitiv: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("sensitiv: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -325,7 +353,7 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     cfg = config.load(args.config, overrides=args.overrides)
     cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
-    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite)
+    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite, cfg.input_files)
     if args.dry_run:
         from .pipeline.theta import check_parameters
         from .plugins import get_registry

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -439,6 +440,8 @@ def _parameter_value_issues(data: Mapping, marks: Marks, registry: Registry) -> 
     context = f" with {sizes['species']} species" if sizes["species"] is not None else ""
     issues = []
     for name, message in value_problems(model.parameters, values, sizes, context=context):
+        if "non-finite" in message:
+            continue  # `_non_finite_issues` says so, at the number
         path = ("model", "parameters", name)
         issues.append(ConfigIssue(marks.locate(path), _json_path(path), message.split(": ", 1)[1]))
     samples = _section(_section(data, "ensemble"), "parameter_samples")
@@ -448,9 +451,57 @@ def _parameter_value_issues(data: Mapping, marks: Marks, registry: Registry) -> 
             continue
         for k, value in enumerate(series):
             for _, message in value_problems(model.parameters, {name: value}, sizes, context=context):
+                if "non-finite" in message:
+                    continue
                 path = ("ensemble", "parameter_samples", "values", name, k)
                 issues.append(ConfigIssue(marks.locate(path), _json_path(path), message.split(": ", 1)[1]))
     return issues
+
+
+def _non_finite_issues(data: Any, marks: Marks, path: tuple = ()) -> list[ConfigIssue]:
+    """NaN and infinities anywhere: no option or parameter means anything with them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [ConfigIssue(marks.locate(path), _json_path(path), f"non-finite number {data!r}; give a finite value")]
+    if isinstance(data, Mapping):
+        return [i for k, v in data.items() for i in _non_finite_issues(v, marks, path + (k,))]
+    if isinstance(data, list):
+        return [i for k, v in enumerate(data) for i in _non_finite_issues(v, marks, path + (k,))]
+    return []
+
+
+#: Bytes per atom a run needs at least (positions, forces, neighbor lists, Jacobian columns).
+BYTES_PER_ATOM = 4096
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """A generator asked for more atoms than this machine can hold: refused before any
+    array is allocated."""
+    generator = _section(_section(data, "structure"), "generator")
+    name = generator.get("name")
+    if name == "bidisperse_packing":
+        n = generator.get("n_atoms", 128)
+    elif name in ("fcc", "bcc", "diamond", "triangular"):
+        per_cell = {"fcc": 4, "bcc": 2, "diamond": 8, "triangular": 2}[name]
+        repeat = generator.get("repeat")
+        if not (isinstance(repeat, list) and all(isinstance(r, int) for r in repeat)):
+            return []
+        n = per_cell * math.prod(repeat)
+    else:
+        return []
+    memory = _memory_bytes()
+    if not isinstance(n, int) or memory is None or n * BYTES_PER_ATOM <= memory:
+        return []
+    path = ("structure", "generator")
+    return [ConfigIssue(marks.locate(path), _json_path(path),
+                        f"{n:,} atoms need at least {n * BYTES_PER_ATOM / 2**30:,.0f} GiB, more than this "
+                        f"machine's {memory / 2**30:,.0f} GiB; generate fewer atoms")]
 
 
 def _structure_files(structure: Mapping) -> list[tuple[tuple, Any]]:
@@ -521,6 +572,8 @@ def validate(
         ]
     schema = full_schema(registry)
     issues += _schema_issues(data, marks, schema)
+    issues += _non_finite_issues(data, marks)
+    issues += _size_issues(data, marks)
     issues += _option_issues(data, marks, registry, schema)
     issues += _parameter_value_issues(data, marks, registry)
     issues += _differentiate_issues(data, marks, registry)

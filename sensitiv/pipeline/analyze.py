@@ -23,6 +23,7 @@ result.dx_dtheta.shape, result.engine.verdict        # (32, 2, 3), 'minimum'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigError, ConvergenceError, PluginError
+from ..errors import ConfigError, ConvergenceError, PluginError, SensitivError
 from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
 from ..records import Structure, System
@@ -110,11 +111,31 @@ def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], d
     return embed, theta0.astype(dtype)
 
 
+@contextlib.contextmanager
+def _blame(who: str, where: str, doing: str):
+    """Turn an unexpected exception of a plugin's code into a one-line `PluginError` that
+    names the plugin (sensitiv's own errors pass unchanged)."""
+    try:
+        yield
+    except SensitivError:
+        raise
+    except Exception as err:
+        text = str(err).splitlines()[0] if str(err) else ""
+        raise PluginError(
+            f"{where}: {who} failed while {doing}: {type(err).__name__}{': ' + text if text else ''} "
+            f"(a bug in that plugin: report it to its authors; --traceback shows where)"
+        ) from err
+
+
 def _bind(structure: Structure, model: ModelSettings, registry: Registry,
           parameter_values: Mapping[str, Any] | None, dtype) -> _Problem:
     record = registry.get_energy_model(model.name)
     values = {**model.parameters, **(parameter_values or {})}
-    system = bind_model(structure, record, values, model.options)
+    who = _plugin(registry, "energy_model", model.name)
+    with _blame(who, structure.source or "structure", "building the model"):
+        system = bind_model(structure, record, values, model.options, owner=who)
+    if not isinstance(system, System):
+        raise PluginError(f"{structure.source}: {who}: its factory returned {type(system).__name__}, not a System")
     components = theta_components(system, structure, model.differentiate, record.parameters)
     params = {k: jnp.asarray(v, dtype) for k, v in system.params.items()}
     embed, theta0 = _embedder(params, components, dtype)
@@ -142,9 +163,10 @@ def _relax(system: System, solver: SolverSettings, registry: Registry, where: st
     `PluginError` when it returns what no solver may (non-finite or misshapen positions)."""
     if not solver.relaxes:
         return jnp.asarray(system.positions), SolverReport(solver.name, True, 0, float("nan"))
-    solve = registry.get_equilibrium_solver(solver.name).factory(dict(solver.options))
-    result = solve(system, jnp.asarray(system.positions), system.params)
     who = _plugin(registry, "equilibrium_solver", solver.name)
+    with _blame(who, where, "relaxing the structure"):
+        solve = registry.get_equilibrium_solver(solver.name).factory(dict(solver.options))
+        result = solve(system, jnp.asarray(system.positions), system.params)
     try:
         converged = bool(np.asarray(result.converged))
         residual = float(np.asarray(result.residual))
@@ -175,16 +197,17 @@ def _relax(system: System, solver: SolverSettings, registry: Registry, where: st
 
 
 def _check_finite(system: System, F, x_star, problem: "_Problem", registry: Registry, model: str,
-                  condition: str, where: str, relaxed: bool) -> np.ndarray:
-    """The energy and F at x*, refused when not finite (a NaN energy with a finite gradient
-    would otherwise pass as a saddle). Returns F(x*)."""
-    at = "the relaxed positions" if relaxed else "the structure's positions (solver 'none')"
-    energy = np.asarray(system.energy(x_star, system.params), dtype=np.float64)
+                  condition: str, where: str, at: str) -> np.ndarray:
+    """The energy and F at `x_star` (described as `at`), refused when not finite (a NaN
+    energy with a finite gradient would otherwise pass as a saddle). Returns F(x_star)."""
+    with _blame(_plugin(registry, "energy_model", model), where, "evaluating the energy"):
+        energy = np.asarray(system.energy(x_star, system.params), dtype=np.float64)
     if energy.shape != () or not np.isfinite(energy):
         what = f"a non-scalar energy of shape {energy.shape}" if energy.shape != () else f"the energy {float(energy)}"
         raise PluginError(f"{where}: {_plugin(registry, 'energy_model', model)} gives {what} at {at}; "
                           f"nothing was written (check the structure and the model's parameters)")
-    residual = np.asarray(F(x_star, problem.theta0), dtype=np.float64)
+    with _blame(_plugin(registry, "optimality_condition", condition), where, "evaluating F(x*, θ)"):
+        residual = np.asarray(F(x_star, problem.theta0), dtype=np.float64)
     if residual.shape != np.shape(x_star):
         raise PluginError(f"{where}: {_plugin(registry, 'optimality_condition', condition)} returns an array of "
                           f"shape {residual.shape} for positions of shape {np.shape(x_star)}")
@@ -241,9 +264,11 @@ def _verify_null_space(F, x_star, problem: "_Problem", modes, largest: float, f_
 
 def _condition(problem: _Problem, condition: ConditionSettings, registry: Registry):
     """`F(x, θ)` of the optimality condition, with θ embedded into the parameters."""
-    F_params = registry.get_optimality_condition(condition.name).factory(
-        problem.system, dict(condition.options)
-    )
+    who = _plugin(registry, "optimality_condition", condition.name)
+    with _blame(who, "condition", "building the optimality condition"):
+        F_params = registry.get_optimality_condition(condition.name).factory(
+            problem.system, dict(condition.options)
+        )
 
     def F(x, theta):
         return F_params(x, problem.embed(theta))
@@ -450,11 +475,16 @@ def analyze_structure(
     dtype = _dtype(cfg.jacobian.precision)
     with progress.stage("model"):
         problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+    F = _condition(problem, cfg.condition, registry)
+    x0 = jnp.asarray(problem.system.positions)
+    # Finite energy and F before the solver runs (or in its place), and again at x*.
+    f_star = _check_finite(problem.system, F, x0, problem, registry, cfg.model.name, cfg.condition.name,
+                           where, "the input positions")
     with progress.stage("minimization"):
         x_star, solver = _relax(problem.system, cfg.solver, registry, where)
-    F = _condition(problem, cfg.condition, registry)
-    f_star = _check_finite(problem.system, F, x_star, problem, registry, cfg.model.name, cfg.condition.name,
-                           where, cfg.solver.relaxes)
+    if cfg.solver.relaxes:
+        f_star = _check_finite(problem.system, F, x_star, problem, registry, cfg.model.name,
+                               cfg.condition.name, where, "the relaxed positions")
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
     with progress.stage("jacobian"):
         jac, info, modes = _differentiate(F, x_star, problem, cfg.jacobian, dtype)

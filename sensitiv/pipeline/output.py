@@ -164,14 +164,26 @@ def _common_attrs(datasets) -> dict:
     return {k: v for k, v in first.items() if all(k in d.attrs and d.attrs[k] == v for d in datasets)}
 
 
-def check_output_path(path: str, overwrite: bool) -> str:
+def check_output_path(path: str, overwrite: bool, inputs: Sequence[str] = ()) -> str:
     """Fail early when the output cannot be written; return the absolute path.
 
-    **Raises:** `InputError` naming the path when it exists (and `overwrite` is false),
-    is a directory, or its folder is missing or not writable.
+    **Arguments:**
+
+    - `path`: the output path.
+    - `overwrite`: whether an existing file may be replaced (`--force`).
+    - `inputs`: the run's input files (config, structures): never overwritten, not even
+      with `--force`.
+
+    **Raises:** `InputError` naming the path when it is one of `inputs`, exists (and
+    `overwrite` is false), is a directory, or its folder is missing or not writable.
     """
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
+    real = os.path.realpath(path)
+    for given in inputs:
+        if given and os.path.realpath(os.fspath(given)) == real:
+            raise InputError(f"{path}: the output path is an input of this run ({given}); "
+                             f"choose another output path (-o)")
     if os.path.isdir(path):
         raise InputError(f"{path}: output path is a directory")
     if os.path.lexists(path) and not overwrite:

@@ -139,7 +139,7 @@ def run_config(
     without `force`, its folder is missing or read-only).
     """
     overwrite = force or cfg.output.overwrite
-    path = output.check_output_path(output_path or cfg.output.path, overwrite)
+    path = output.check_output_path(output_path or cfg.output.path, overwrite, cfg.input_files)
     progress = progress or Progress(enabled=False, verbosity=0)
     start = time.perf_counter()
     outcome = analyze_config(cfg, registry=registry, progress=progress, scheduler=scheduler, argv=argv)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, PluginError
 from ..plugins import Registry, get_registry
 from ..records import Structure
 from .config import StructureSettings
@@ -384,9 +384,17 @@ def _read_file(path: str, fmt: str, options: Mapping, registry: Registry) -> Seq
         raise
     except KeyboardInterrupt:
         raise
-    except Exception as err:  # a reader that let a parser error through
-        text = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot read as {fmt!r}: {text}") from err
+    except Exception as err:  # a reader that let an error through: its bug, say whose
+        text = str(err).splitlines()[0] if str(err) else ""
+        try:
+            owner = registry.plugin_info(registry.owner("structure_reader", fmt)).describe()
+        except PluginError:
+            owner = "an unknown plugin"
+        raise PluginError(
+            f"{path}: reader {fmt!r} of plugin {owner} failed: {type(err).__name__}{': ' + text if text else ''} "
+            f"(a bug in the reader, or a file it does not expect: report it to its authors, or set "
+            f"structure.format to another reader)"
+        ) from err
     frames = list(frames)
     if not frames:
         raise InputError(f"{path}: no structure found in the file (read as {fmt!r})")
@@ -415,6 +423,9 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
         frames = _read_file(path, file.format, settings.options, registry)
         for index in select_frames(len(frames), settings.frames, f"{path}: structure.frames"):
             s = frames[index]
+            if not isinstance(s, Structure):
+                raise PluginError(f"{path}: reader {file.format!r} returned a {type(s).__name__}, not a "
+                                  f"sensitiv.records.Structure (a bug in the reader: report it to its authors)")
             if s.frame != index or not s.source:
                 s = dataclasses.replace(s, frame=index, source=s.source or path)
             out.append(canonical(check_structure(s, settings.min_distance, path)))

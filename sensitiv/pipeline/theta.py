@@ -272,7 +272,8 @@ def check_parameters(structures: Sequence[Structure], cfg, registry) -> None:
 
 
 def bind_model(
-    structure: Structure, model: EnergyModel, parameters: Mapping[str, Any], options: Mapping[str, Any]
+    structure: Structure, model: EnergyModel, parameters: Mapping[str, Any], options: Mapping[str, Any],
+    owner: str = "",
 ) -> System:
     """Build the model's `System` for `structure`, with the config's parameter values.
 
@@ -283,6 +284,7 @@ def bind_model(
     - `parameters`: values overriding the model's defaults (`model.parameters` of the config,
       merged with a parameter sample).
     - `options`: the model's options.
+    - `owner`: how to name the model and its plugin in errors (default: the model's name).
 
     **Returns:** the `System`, its `params` holding the given values (as float64 NumPy arrays)
     broadcast to each parameter's shape.
@@ -296,7 +298,11 @@ def bind_model(
     except (ConfigError, InputError, PluginError):
         raise
     except Exception as err:
-        raise PluginError(f"model {model.name!r} failed to build for {structure.source}: {err}") from err
+        who = owner or f"model {model.name!r}"
+        raise PluginError(
+            f"{structure.source or 'structure'}: {who} failed while building the model: {type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''} (a bug in that plugin: report it to its authors)"
+        ) from err
     params = dict(system.params)
     records = {p.name: p for p in system.parameters}
     for key, value in values.items():
