@@ -224,7 +224,8 @@ def test_hooks_return_records_with_valid_schemas():
     solvers = plugin.sensitiv_equilibrium_solvers()
     conditions = plugin.sensitiv_optimality_conditions()
     assert {m.name for m in models} >= {
-        "soft_sphere", "soft_sphere_additive", "lennard_jones", "morse", "stillinger_weber", "gupta"
+        "soft_sphere", "soft_sphere_additive", "lennard_jones", "morse", "stillinger_weber", "gupta",
+        "eam", "eam_alloy", "eam_fs", "tersoff", "sw",
     }
     assert {s.name for s in solvers} == {"fire", "gradient_descent"}
     assert [c.name for c in conditions] == ["stationary"]
@@ -234,7 +235,13 @@ def test_hooks_return_records_with_valid_schemas():
         assert record.options_schema["type"] == "object"
         assert record.description
     for model in models:
-        assert all(p.differentiable and p.description for p in model.parameters)
+        assert all(p.description for p in model.parameters)
+        # Only discrete choices of LAMMPS files are not θ: Tersoff's exponent m (1 or 3)
+        # and SW's cutoff tolerance.
+        fixed = {(model.name, p.name) for p in model.parameters if not p.differentiable}
+        assert fixed <= {("tersoff", "m"), ("sw", "tol")}
+        if model.name in ("eam", "eam_alloy", "eam_fs", "tersoff", "sw"):
+            assert model.options_schema["required"] == ["potential_file"]
 
 
 def test_entry_point_loads_the_plugin():

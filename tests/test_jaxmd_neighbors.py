@@ -56,9 +56,9 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_neighbor_list_equals_all_pairs(case):
     listed, dense = CASES[case]()
-    nlist = listed.metadata["neighbor_list"]
+    nlist = sj.neighbor_list(listed)
     assert max(nlist.grid) >= 3, nlist  # the cell list is really exercised
-    assert dense.metadata["neighbor_list"] is None
+    assert not sj.neighbor_list(dense).enabled and not sj.neighbor_list(dense).compacted
     x, p = listed.positions, listed.params
 
     def value_and_gradient(system):
@@ -79,7 +79,7 @@ def test_neighbor_list_equals_all_pairs(case):
 def test_overflow_is_flagged_never_truncated_and_reallocated():
     listed, dense = both("soft_sphere_additive", packing(30, 6.22, diameters=[1.0, 1.4]))
     x, p = listed.positions, listed.params
-    nlist = listed.metadata["neighbor_list"]
+    nlist = sj.neighbor_list(listed)
     exact = float(dense.energy(x, p))
     nlist.max_neighbors = 2  # an under-sized list, as after a compression
     nlist.allocations += 1
@@ -102,7 +102,7 @@ def test_overflow_is_flagged_never_truncated_and_reallocated():
 def test_fire_reallocates_and_reaches_a_true_minimum():
     structure = packing(30, 6.22, diameters=[1.0, 1.4])
     listed, dense = both("soft_sphere_additive", structure)
-    nlist = listed.metadata["neighbor_list"]
+    nlist = sj.neighbor_list(listed)
     nlist.max_neighbors = 3
     nlist.allocations += 1
     result = sj.fire({"ftol": 1e-9})(listed, listed.positions, listed.params)

@@ -1,5 +1,6 @@
 """Spaces of the jax-md plugin: triclinic cells, strain as a parameter (virial, stress),
-the fractional-coordinate trap, minimum-image checks, slabs and null spaces."""
+the fractional-coordinate trap, periodic images beyond the minimum image, slabs and null
+spaces."""
 
 import itertools
 
@@ -168,30 +169,99 @@ def test_fractional_coordinate_gradients_come_out_cartesian():
     assert grad_cart[0, 1] == pytest.approx(fd_cart, rel=1e-7)
 
 
-# -- minimum image ----------------------------------------------------------------------------------
+# -- periodic images beyond the minimum image ---------------------------------------------------
 
 
-def test_cutoff_beyond_half_the_cell_raises():
+def lattice_sum(positions, cell, pair, cutoff, reach):
+    """E, forces and virial by brute-force enumeration of every image within `reach` cells,
+    independent of the plugin (numpy loops over pairs and shifts)."""
+    positions, cell = np.asarray(positions), np.asarray(cell)
+    dim = cell.shape[0]
+    phi = jax.jit(pair)
+    dphi = jax.jit(jax.grad(pair))
+    energy, forces, virial = 0.0, np.zeros_like(positions), np.zeros((dim, dim))
+    shifts = [np.array(s) @ cell for s in itertools.product(range(-reach, reach + 1), repeat=dim)]
+    for i in range(len(positions)):
+        for j in range(len(positions)):
+            for shift in shifts:
+                d = positions[i] - positions[j] - shift
+                r = np.linalg.norm(d)
+                if r == 0 or r >= cutoff:
+                    continue
+                energy += 0.5 * float(phi(r))
+                forces[i] -= float(dphi(r)) * d / r
+                virial -= 0.5 * float(dphi(r)) * np.outer(d, d) / r
+    return energy, forces, virial
+
+
+def test_cells_thinner_than_twice_the_cutoff_sum_every_image():
+    slanted = np.array([[3.0, 0.0], [2.4, 1.6]])  # height 1.6: LJ cutoff 2.5 spans 2 images
+    positions = lattice_in_cell(2, slanted, 0.2, seed=5)
+    system = sj.MODELS["lennard_jones"].record().factory(structure(positions, slanted), {})
+    assert sj.neighbor_list(system).images[1] >= 2
+    x, params = system.positions, system.params
+    e_ref, f_ref, w_ref = lattice_sum(positions, slanted, lj_pair, 2.5, reach=4)
+    assert float(system.energy(x, params)) == pytest.approx(e_ref, rel=1e-12)
+    forces = -np.asarray(jax.jit(jax.grad(system.energy))(x, params))
+    np.testing.assert_allclose(forces, f_ref, rtol=0, atol=1e-11 * np.abs(f_ref).max())
+    stress = np.asarray(system.observables["stress"](x, params))
+    np.testing.assert_allclose(stress, -w_ref / abs(np.linalg.det(slanted)), rtol=1e-10, atol=1e-13)
+
+
+def test_diamond_unit_and_primitive_cells_equal_the_supercell():
+    """SW silicon: the 8-atom cubic cell (cutoff 3.77 > a/2) and the 2-atom primitive cell
+    give the energy per atom, forces and stress of a 64-atom supercell (minimum image)."""
     a = 5.431
-    unit = structure(DIAMOND_BASIS * a, np.eye(3) * a)  # 8 atoms; SW cutoff 3.77 > a/2
-    with pytest.raises(InputError, match="half the cell height.*supercell at least 2x"):
-        sj.MODELS["stillinger_weber"].record().factory(unit, {})
-    slanted = np.array([[6.0, 0.0], [5.0, 2.0]])  # height 2: LJ cutoff 2.5 does not fit
-    with pytest.raises(InputError, match="half the cell height"):
-        sj.MODELS["lennard_jones"].record().factory(structure(lattice_in_cell(2, slanted, 0.0), slanted), {})
+    rng = np.random.default_rng(0)
+    sw = sj.MODELS["stillinger_weber"].record()
+    unit = structure(DIAMOND_BASIS * a + rng.normal(0, 0.05, (8, 3)), np.eye(3) * a)
+    shifts = np.array(list(itertools.product(range(2), repeat=3))) * a
+    big = structure(np.concatenate([unit.positions + s for s in shifts]), np.eye(3) * 2 * a)
+    small, large = sw.factory(unit, {}), sw.factory(big, {})
+    assert sj.neighbor_list(small).images == (1, 1, 1)
+    assert sj.neighbor_list(large).images == (0, 0, 0)
+    e_small = float(small.energy(small.positions, small.params))
+    assert 8 * e_small == pytest.approx(float(large.energy(large.positions, large.params)), rel=1e-12)
+    g_small = np.asarray(jax.grad(small.energy)(small.positions, small.params))
+    g_large = np.asarray(jax.grad(large.energy)(large.positions, large.params))
+    np.testing.assert_allclose(np.tile(g_small, (8, 1)), g_large, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(small.observables["stress"](small.positions, small.params),
+                               large.observables["stress"](large.positions, large.params), atol=1e-12)
+    primitive = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]]) * a
+    two = sw.factory(structure(np.array([[0.0, 0.0, 0.0], [0.25, 0.25, 0.25]]) * a, primitive), {})
+    assert float(two.energy(two.positions, two.params)) / 2 == pytest.approx(-4.3366, abs=1e-4)
 
 
-def test_strain_that_breaks_the_minimum_image_is_reported_not_hidden():
-    cell = np.eye(2) * 5.2  # half height 2.6 > cutoff 2.5
+def test_thin_direction_with_the_cell_list_elsewhere():
+    """A slab-shaped periodic cell: the grid covers the wide directions, images the thin one."""
+    cell = np.diag([12.0, 12.0, 1.9])
+    layer = lattice_in_cell(6, np.diag([12.0, 12.0]), 0.1, seed=2)
+    positions = np.concatenate([layer, np.full((36, 1), 0.5)], axis=1)
+    st = structure(positions, cell)
+    listed = sj.MODELS["morse"].record().factory(st, {"neighbor_list": True, "r_cutoff": 2.5})
+    dense = sj.MODELS["morse"].record().factory(st, {"neighbor_list": False, "r_cutoff": 2.5})
+    nlist = sj.neighbor_list(listed)
+    assert nlist.grid[0] >= 3 and nlist.grid[2] == 1 and nlist.images[2] >= 1
+    x, p = listed.positions, listed.params
+    assert float(listed.energy(x, p)) == pytest.approx(float(dense.energy(x, p)), rel=1e-12)
+    np.testing.assert_allclose(jax.grad(listed.energy)(x, p), jax.grad(dense.energy)(x, p), atol=1e-10)
+
+
+def test_strain_that_needs_more_images_is_flagged_then_reallocated():
+    cell = np.eye(2) * 5.2  # half height 2.6 > cutoff 2.5: the minimum image suffices
     system = sj.MODELS["lennard_jones"].record().factory(structure(lattice_in_cell(4, cell, 0.1), cell), {})
+    assert sj.neighbor_list(system).images == (0, 0)
     squeezed = dict(system.params, strain=jnp.array([[-0.05, 0.0], [0.0, 0.0]]))
-    assert np.isnan(float(system.energy(system.positions, squeezed)))
-    assert np.isnan(float(jax.jit(system.energy)(system.positions, squeezed)))
+    traced = float(jax.jit(system.energy)(system.positions, squeezed))
+    assert np.isnan(traced)  # a traced call cannot reallocate: flagged, never a wrong sum
     diagnosis = sj.diagnose(system, system.positions, squeezed)
-    assert not diagnosis.ok and "minimum image" in diagnosis.message
-    with pytest.raises(InputError, match="minimum image"):
-        sj.fire({"max_steps": 10})(system, system.positions, squeezed)
-    assert np.isfinite(float(system.energy(system.positions, system.params)))
+    assert not diagnosis.ok and "periodic images" in diagnosis.message
+    deformed = np.asarray(system.positions) @ (np.eye(2) + np.asarray(squeezed["strain"])).T
+    e_ref = lattice_sum(deformed, cell @ (np.eye(2) + np.asarray(squeezed["strain"])).T, lj_pair, 2.5, 3)[0]
+    assert float(system.energy(system.positions, squeezed)) == pytest.approx(e_ref, rel=1e-12)  # eager
+    assert sj.neighbor_list(system).images[0] >= 1
+    result = sj.fire({"ftol": 1e-8})(system, system.positions, squeezed)
+    assert result.converged, result.info
 
 
 def test_slab_is_periodic_in_plane_only():

@@ -92,10 +92,19 @@ def _cases(field: str, records: Mapping, body, default: str | None = None) -> li
     return [
         {
             "if": {"properties": {"name": {"const": name}}, **({} if name == default else {"required": ["name"]})},
-            "then": {"properties": body(rec)},
+            "then": _then(body(rec)),
         }
         for name, rec in sorted(records.items())
     ]
+
+
+def _then(properties: Mapping) -> dict:
+    """A record's case: its properties, and `options` required when its options schema
+    requires a key (a potential file, say) — an absent `options` would skip that check."""
+    then: dict = {"properties": dict(properties)}
+    if (properties.get("options") or {}).get("required"):
+        then["required"] = ["options"]
+    return then
 
 
 def full_schema(registry: Registry) -> dict:
@@ -235,7 +244,9 @@ def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
     if validator == "required":
         missing = re.findall(r"'([^']+)' is a required property", err.message)
         key = missing[0] if missing else "?"
-        return [ConfigIssue(where, jpath, f"missing required key {key!r}")]
+        needs = ((err.schema.get("properties") or {}).get(key) or {}).get("required") or []
+        inner = f" (with {', '.join(repr(k) for k in needs)})" if needs else ""
+        return [ConfigIssue(where, jpath, f"missing required key {key!r}{inner}")]
     if validator == "type":
         expected = err.validator_value
         expected = " or ".join(expected) if isinstance(expected, list) else expected
@@ -323,6 +334,11 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
                       f"the label gives {len(index)} indices")
                 continue
             for i_dim, (idx, size) in enumerate(zip(index, shape)):  # "species": later
+                if isinstance(idx, str):
+                    if size != "species":
+                        issue(f"{label!r}: index {idx!r} is a name, but dimension {i_dim} of {name!r} "
+                              f"is not a species dimension; give a number")
+                    continue  # a species name: checked against the structure
                 if isinstance(size, int) and idx >= size:
                     issue(f"{label!r}: index {idx} out of range for dimension {i_dim} of size {size}")
     return issues
@@ -380,8 +396,8 @@ def _option_issues(data: Mapping, marks: Marks, registry: Registry, schema: Mapp
         if not isinstance(options, Mapping):
             continue  # the schema reports it
         options_schema = _object_schema(record.options_schema)
-        wrapper = {"type": "object", "properties": {section: {"type": "object", "properties": {
-            "options": options_schema}}}}
+        wrapper = {"type": "object", "properties": {section: {"type": "object", **_then({
+            "options": options_schema})}}}
         errors = list(jsonschema.Draft202012Validator(wrapper).iter_errors(data))
         for err in errors:
             issues.extend(_issues_from_error(err, marks))

@@ -160,6 +160,8 @@ class StructureAnalysis:
     - `problems`: why the result is not trustworthy (empty when it is).
     - `trustworthy`: no diagnostic found a problem.
     - `sample`: the parameter-sample index in an ensemble that samples parameters, else `None`.
+    - `model_metadata`: what the bound model says about itself (`System.metadata`, plain
+      values only: its cutoff and cutoff convention, potential file, ...).
     """
 
     structure: Structure
@@ -178,6 +180,7 @@ class StructureAnalysis:
     problems: tuple[str, ...]
     trustworthy: bool
     sample: int | None = None
+    model_metadata: dict = dataclasses.field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:

@@ -519,4 +519,21 @@ def analyze_structure(
         problems=tuple(problems),
         trustworthy=engine.trustworthy and not problems,
         sample=sample,
+        model_metadata=_plain_metadata(system.metadata),
     )
+
+
+def _plain_metadata(metadata) -> dict:
+    """The plain values (text, numbers, flags, and lists or mappings of them) of a
+    `System.metadata`; anything else (objects a plugin keeps there) is left out."""
+
+    def plain(value) -> bool:
+        if isinstance(value, (str, bool, int, float, np.integer, np.floating)) or value is None:
+            return True
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        if isinstance(value, Mapping):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        return False
+
+    return {str(k): v for k, v in (metadata or {}).items() if plain(v) and v is not None}

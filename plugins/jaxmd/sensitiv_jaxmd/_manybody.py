@@ -32,7 +32,11 @@ class _StillingerWeber(Model):
     def max_cutoff(self, params, ctx):
         return params["a"] * params["sigma"]
 
-    def energy(self, params, ctx, dR, r, inside):
+    def cutoff_convention(self, options) -> str:
+        return "cutoff a*sigma (both parameters), evaluated at call time"
+
+    def energy(self, params, ctx, nb):
+        dR, r, inside = nb.dR, nb.r, nb.inside
         eps, sigma, a = params["epsilon"], params["sigma"], params["a"]
         cutoff = a * sigma
         # Safe distances: masked entries sit strictly inside the cutoff, away from 0.
@@ -72,7 +76,11 @@ class _Gupta(Model):
         if onset is not None and onset >= options["cutoff"]:
             self.config_error(f"r_onset ({onset}) must be below cutoff ({options['cutoff']})")
 
-    def energy(self, params, ctx, dR, r, inside):
+    def cutoff_convention(self, options) -> str:
+        return "absolute cutoff option" + (" with C1 switch from r_onset" if options.get("r_onset") else "")
+
+    def energy(self, params, ctx, nb):
+        r, inside = nb.r, nb.inside
         cutoff = ctx.options["cutoff"]
         r = jnp.where(inside, r, 0.5 * cutoff)
         reduced = r / params["r_0"] - 1.0

@@ -18,12 +18,12 @@ import jax
 import jax.numpy as jnp
 from jax_md import minimize
 
-from sensitiv.errors import InputError
 from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
 
 from ._declarations import FIRE_SCHEMA, GRADIENT_DESCENT_SCHEMA, SOLVER_DESCRIPTIONS
-from ._neighbors import MINIMUM_IMAGE, REALLOCATABLE
+from ._neighbors import REALLOCATABLE
 from ._options import validate_options
+from ._system import binding_of
 
 __all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent"]
 
@@ -85,8 +85,8 @@ class _Solve:
         self._cache: collections.OrderedDict = collections.OrderedDict()
 
     def _runner(self, system: System):
-        nlist = system.metadata.get("neighbor_list")
-        key = (id(system.energy), None if nlist is None else nlist.key())
+        binding = binding_of(system)
+        key = (id(system.energy), None if binding is None else binding.nlist.key())
         hit = self._cache.get(key)
         if hit is not None and hit[0] is system.energy:
             self._cache.move_to_end(key)
@@ -100,7 +100,7 @@ class _Solve:
     def __call__(self, system: System, positions=None, params=None) -> EquilibriumResult:
         x = jnp.asarray(system.positions if positions is None else positions)
         params = dict(system.params if params is None else params)
-        diagnose = system.metadata.get("diagnose")
+        binding = binding_of(system)
         total_steps, reallocations, reason = 0, 0, ""
         while True:
             budget = jnp.asarray(self.options["max_steps"] - total_steps, jnp.int32)
@@ -109,15 +109,12 @@ class _Solve:
             fmax, e = float(fmax), float(e)
             if not math.isfinite(e):
                 fmax = math.nan  # an invalid energy invalidates its forces
-            if math.isfinite(fmax) or diagnose is None:
+            if math.isfinite(fmax) or binding is None:
                 x = x_new
                 break
-            diagnosis = diagnose(x_new, params)
-            if diagnosis.status & MINIMUM_IMAGE:
-                raise InputError(f"{self.method}: {diagnosis.message}; use a larger cell")
-            ensure = system.metadata.get("ensure_neighbors")
-            if (diagnosis.status & REALLOCATABLE and ensure is not None
-                    and reallocations < self.options["max_reallocations"] and ensure(x_new, params)):
+            diagnosis = binding.diagnose(x_new, params)
+            if (diagnosis.status & REALLOCATABLE
+                    and reallocations < self.options["max_reallocations"] and binding.ensure(x_new, params)):
                 reallocations += 1
                 x = x_new
                 continue

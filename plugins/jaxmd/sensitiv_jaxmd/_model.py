@@ -2,7 +2,8 @@
 
 A `Model` knows the physics only: its parameters, its cutoffs, and its energy given the
 displacements to each atom's neighbors. `_system.build_system` binds it to a structure
-(space, strain, neighbor list, observables, null space, interactions).
+(space, strain, neighbor list, observables, null space, interactions); `_system` does not
+import this module, so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
 from sensitiv.errors import ConfigError
 from sensitiv.records import EnergyModel
 
+from ._context import Context
 from ._declarations import COMMON_OPTIONS, ModelDeclaration
+from ._system import build_system
 
 __all__ = ["Model", "Context", "pair_lookup", "present_max", "smooth_switch", "COMMON_OPTIONS"]
 
@@ -49,17 +51,6 @@ def smooth_switch(r, r_onset, r_cutoff):
     return jnp.where(r < r_onset, 1.0, jnp.where(r < r_cutoff, inner, 0.0))
 
 
-@dataclasses.dataclass(frozen=True)
-class Context:
-    """What a model needs to know about the structure it is bound to (static)."""
-
-    species: Any  # (n,) int array
-    n_species: int
-    present: np.ndarray  # (S, S) bool: species pairs that occur
-    options: Mapping[str, Any]
-    dim: int
-
-
 class Model(ModelDeclaration):
     """An energy model: parameters, cutoffs and energy from neighbor displacements.
 
@@ -69,8 +60,9 @@ class Model(ModelDeclaration):
 
     Pair models implement `pair_energy(r, params, ctx, si, sj, i, j)` (energies of the
     `(n, m)` pairs, evaluated on safe distances) and `pair_cutoff`; many-body models
-    implement `energy(params, ctx, dR, r, inside)` and `pair_cutoff`. All implement
-    `max_cutoff(params, ctx)` (traceable; the neighbor-list radius at θ).
+    implement `energy(params, ctx, neighbors)` (a `Neighbors` record) and `pair_cutoff`.
+    All implement `max_cutoff(params, ctx)` (traceable; the neighbor-list radius at θ)
+    and `cutoff_convention(options)` (one line for the output's metadata).
     """
 
     @classmethod
@@ -85,13 +77,24 @@ class Model(ModelDeclaration):
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Cross-field checks JSON Schema cannot express."""
 
+    def prepare(self, structure, options):
+        """Static data the energy needs for this structure (`Context.data`): potential
+        tables, element maps. Called once per binding, before `defaults`."""
+        return None
+
     def defaults(self, structure, options) -> dict:
         """Structure-dependent default parameter values (override `Parameter.default`)."""
         return {}
 
-    def record(self) -> EnergyModel:
-        from ._system import build_system
+    def cutoff_convention(self, options) -> str:
+        """One line stating how the cutoff is defined (recorded in `System.metadata`)."""
+        return "model-specific"
 
+    def describe(self, options, ctx) -> dict:
+        """Extra plain-valued metadata about the bound model (potential file, elements)."""
+        return {}
+
+    def record(self) -> EnergyModel:
         def factory(structure, options=None):
             return build_system(self, structure, options)
 

@@ -7,19 +7,25 @@ Design (and why it differs from `jax_md.partition`):
   evaluated (`stop_gradient`-ed), so a θ that grows σ cannot drop pairs (with
   jax-md's lists the radius is frozen at build time: 10.1075 instead of 10.1404 for
   σ × 1.3, without error). The indices are integers and carry no derivative.
-- Only **shapes** are static: the cell grid, the capacity of a grid cell and the number
-  of neighbors per atom. They are chosen by `NeighborList.allocate` (outside `jit`) with
-  a skin on the radius and a capacity multiplier.
+- A neighbor is an atom **and a periodic image**: `(j, n)` with `n` an integer lattice
+  shift added after minimum-image rounding. Along periodic directions too thin for the
+  minimum image (`r_c > h_k / 2`: 2- and 8-atom cells, long cutoffs) every shift with
+  `|n_k| ≤ ⌊r_c / h_k + ½⌋` is a candidate, an atom's own images included, as LAMMPS'
+  ghost atoms do; elsewhere `n = 0`.
+- Only **shapes** are static: the cell grid, the capacity of a grid cell, the image
+  range and the number of neighbors per atom. They are chosen by `NeighborList.allocate`
+  (outside `jit`) with a skin on the radius and a capacity multiplier.
 - Every build returns a **status** bitmask (`OK`, `NEIGHBOR_OVERFLOW`, `CELL_OVERFLOW`,
-  `CELL_TOO_SMALL`, `MINIMUM_IMAGE`). Energies turn a non-zero status into NaN, never a
-  truncated sum; the plugin's solvers read the status, reallocate and retry
+  `CELL_TOO_SMALL`, `PERIODIC_IMAGES`). Energies turn a non-zero status into NaN, never
+  a truncated sum; the plugin's solvers read the status, reallocate and retry
   (`NeighborList.allocate` again), and `explain_status` says what went wrong.
 - Grid cells live in fractional coordinates of the reference cell (a free space uses an
   axis-aligned frame around the atoms); their width is checked against the cutoff in the
   *strained* metric, so strain parameters are covered too.
 
-With `enabled=False` every other atom is a candidate (`(n, n - 1)` indices, exact,
-`O(n²)` work), which is what small systems use.
+With `enabled=False` every other atom is a candidate (`O(n²)` work): when the minimum
+image suffices the candidates are all `(n, n − 1)` other atoms, uncompacted; with images
+they are compacted to the pairs within the cutoff like the cell list's.
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ __all__ = [
     "NEIGHBOR_OVERFLOW",
     "CELL_OVERFLOW",
     "CELL_TOO_SMALL",
-    "MINIMUM_IMAGE",
+    "PERIODIC_IMAGES",
+    "REALLOCATABLE",
     "explain_status",
 ]
 
@@ -48,16 +55,17 @@ OK = 0
 NEIGHBOR_OVERFLOW = 1
 CELL_OVERFLOW = 2
 CELL_TOO_SMALL = 4
-MINIMUM_IMAGE = 8
+PERIODIC_IMAGES = 8
 
 _MESSAGES = {
     NEIGHBOR_OVERFLOW: "more neighbors within the cutoff than the list's capacity",
     CELL_OVERFLOW: "more atoms in a grid cell than the cell list's capacity",
     CELL_TOO_SMALL: "the cutoff grew beyond the grid-cell width chosen at allocation",
-    MINIMUM_IMAGE: "the cutoff exceeds half the (strained) cell height: minimum image invalid",
+    PERIODIC_IMAGES: "the cutoff reaches periodic images beyond those allocated (the cell got "
+    "thinner than at allocation)",
 }
-#: Failures that reallocating the list fixes; `MINIMUM_IMAGE` needs a bigger cell.
-REALLOCATABLE = NEIGHBOR_OVERFLOW | CELL_OVERFLOW | CELL_TOO_SMALL
+#: Failures that reallocating the list fixes (all of them).
+REALLOCATABLE = NEIGHBOR_OVERFLOW | CELL_OVERFLOW | CELL_TOO_SMALL | PERIODIC_IMAGES
 
 
 def explain_status(status: int) -> str:
@@ -79,9 +87,13 @@ class NeighborList:
     **Arguments:**
 
     - `space`: the `Space`.
-    - `enabled`: `False` makes every other atom a candidate (no pruning, no overflow).
-    - `skin`: relative margin on the radius when sizing grid cells (`0.25` = 25 %).
+    - `enabled`: `False` makes every other atom a candidate (no cell grid).
+    - `skin`: relative margin on the radius when sizing grid cells and image ranges
+      (`0.25` = 25 %).
     - `capacity_multiplier`: margin on the counts when sizing buffers.
+
+    After `allocate`: `grid` (cells per direction), `images` (largest `|n_k|` of the
+    periodic shifts searched per direction), `cell_capacity`, `max_neighbors`.
     """
 
     space: Space
@@ -91,23 +103,41 @@ class NeighborList:
     grid: tuple[int, ...] | None = None
     lower: tuple[float, ...] | None = None
     upper: tuple[float, ...] | None = None
+    images: tuple[int, ...] | None = None
     cell_capacity: int = 0
     max_neighbors: int = 0
     allocations: int = 0
 
     @property
     def allocated(self) -> bool:
-        return not self.enabled or self.grid is not None
+        return self.images is not None
+
+    @property
+    def n_images(self) -> int:
+        """Number of periodic shifts searched per candidate atom (1: minimum image only)."""
+        return int(np.prod([2 * k + 1 for k in self.images])) if self.images else 1
+
+    @property
+    def compacted(self) -> bool:
+        """Whether builds keep only the pairs within the cutoff (to `max_neighbors`)."""
+        return self.enabled or self.n_images > 1
 
     def key(self) -> tuple:
         """Everything a trace depends on (use it in `jit` caches)."""
-        return (self.enabled, self.grid, self.lower, self.upper, self.cell_capacity,
+        return (self.enabled, self.grid, self.lower, self.upper, self.images, self.cell_capacity,
                 self.max_neighbors, self.allocations)
+
+    def offsets(self) -> np.ndarray:
+        """The periodic shifts searched, `(n_images, dim)` integers, the zero shift first."""
+        dim = self.space.dim
+        ranges = [sorted(range(-k, k + 1), key=abs) for k in (self.images or (0,) * dim)]
+        return np.asarray(list(itertools.product(*ranges)), dtype=np.int32).reshape(-1, dim)
 
     # -- allocation (host side) --------------------------------------------------------
 
     def allocate(self, positions, cutoff, F=None) -> NeighborList:
-        """Choose grid and capacities for `positions` at radius `cutoff` (not traceable).
+        """Choose grid, image range and capacities for `positions` at radius `cutoff`
+        (not traceable).
 
         **Arguments:**
 
@@ -120,49 +150,63 @@ class NeighborList:
         positions = np.asarray(positions, dtype=np.float64)
         n, dim = positions.shape
         self.allocations += 1
-        if not self.enabled:
-            return self
         cutoff = float(cutoff)
         F = np.eye(dim) if F is None else np.asarray(F, dtype=np.float64)
         radius = cutoff * (1.0 + self.skin)
         frame = self.space.frame
-        s = positions @ np.linalg.inv(frame)
         h = np.asarray(heights(jnp.asarray(frame @ F.T)))
         pbc = self.space.pbc
-        per_dim_cap = max(3, math.ceil((4.0 * n) ** (1.0 / dim)))
-        grid, lower, upper = [], [], []
+        if self.enabled:
+            s = positions @ np.linalg.inv(frame)
+            per_dim_cap = max(3, math.ceil((4.0 * n) ** (1.0 / dim)))
+            grid, lower, upper = [], [], []
+            for k in range(dim):
+                if pbc[k]:
+                    lo, hi = 0.0, 1.0
+                    width = h[k]
+                else:
+                    pad = radius / h[k] if radius > 0 else 1.0 / h[k]
+                    lo, hi = float(s[:, k].min() - pad), float(s[:, k].max() + pad)
+                    width = (hi - lo) * h[k]
+                cells = int(np.floor(width / radius)) if radius > 0 else per_dim_cap
+                cells = max(1, min(cells, per_dim_cap))
+                if pbc[k] and cells < 3:
+                    cells = 1  # a periodic stencil of 3 needs 3 distinct cells
+                grid.append(cells)
+                lower.append(lo)
+                upper.append(hi)
+            self.grid, self.lower, self.upper = tuple(grid), tuple(lower), tuple(upper)
+        # Image range along periodic directions the grid does not cover: none while the
+        # minimum image suffices at the current cutoff, else enough for the skin too.
+        images = []
         for k in range(dim):
-            if pbc[k]:
-                lo, hi = 0.0, 1.0
-                width = h[k]
+            covered = self.enabled and self.grid[k] > 1
+            if not pbc[k] or covered or np.floor(cutoff / h[k] + 0.5) == 0:
+                images.append(0)
             else:
-                pad = radius / h[k] if radius > 0 else 1.0 / h[k]
-                lo, hi = float(s[:, k].min() - pad), float(s[:, k].max() + pad)
-                width = (hi - lo) * h[k]
-            cells = int(np.floor(width / radius)) if radius > 0 else per_dim_cap
-            cells = max(1, min(cells, per_dim_cap))
-            if pbc[k] and cells < 3:
-                cells = 1  # a periodic stencil of 3 needs 3 distinct cells
-            grid.append(cells)
-            lower.append(lo)
-            upper.append(hi)
-        self.grid, self.lower, self.upper = tuple(grid), tuple(lower), tuple(upper)
-        # Cell capacity from the occupancy now; then the neighbor count with that grid.
-        cell_ids = np.asarray(jax.jit(self._cell_ids)(jnp.asarray(positions))[1])
-        occupancy = int(np.bincount(cell_ids, minlength=int(np.prod(grid))).max())
-        self.cell_capacity = max(1, math.ceil(occupancy * self.capacity_multiplier))
-        if int(np.prod(grid)) == 1:
-            self.cell_capacity = n
-        count = jax.jit(lambda x, c, f: self._hits(x, c, f)[2])
+                images.append(int(np.floor(radius / h[k] + 0.5)))
+        self.images = tuple(images)
+        if self.enabled:
+            # Cell capacity from the occupancy now; then the neighbor count with that grid.
+            cell_ids = np.asarray(jax.jit(self._cell_ids)(jnp.asarray(positions))[1])
+            occupancy = int(np.bincount(cell_ids, minlength=int(np.prod(self.grid))).max())
+            self.cell_capacity = max(1, math.ceil(occupancy * self.capacity_multiplier))
+            if int(np.prod(self.grid)) == 1:
+                self.cell_capacity = n
+        if not self.compacted:
+            self.max_neighbors = max(n - 1, 1)
+            return self
+        count = jax.jit(lambda x, c, f: self._hits(x, c, f)[3])
         counts = count(jnp.asarray(positions), cutoff, jnp.asarray(F))
-        most = int(np.asarray(counts).max()) if n > 1 else 0
-        self.max_neighbors = int(min(max(n - 1, 1), max(1, math.ceil(most * self.capacity_multiplier))))
+        most = int(np.asarray(counts).max()) if n else 0
+        width = self._candidate_width(n) * self.n_images
+        self.max_neighbors = int(min(max(width - 1, 1), max(1, math.ceil(most * self.capacity_multiplier))))
         return self
 
     # -- build (traceable) -------------------------------------------------------------
 
     def build(self, positions, cutoff, F=None):
-        """Neighbor indices within `cutoff` and a status bitmask (traceable, no gradient).
+        """Neighbors within `cutoff` and a status bitmask (traceable, no gradient).
 
         **Arguments:**
 
@@ -170,22 +214,34 @@ class NeighborList:
         - `cutoff`: scalar radius (the model's largest cutoff at the current θ).
         - `F`: deformation applied to displacements (identity by default).
 
-        **Returns:** `(idx, status)`: `idx` is `(n, max_neighbors)` int32, padded with `n`;
-        `status` an int32 bitmask (0 = valid).
+        **Returns:** `(idx, shift, status)`: `idx` is `(n, max_neighbors)` int32, padded
+        with `n`; `shift` the `(n, max_neighbors, dim)` lattice shifts of those neighbors'
+        images (float, integer-valued; pass them to `Space.displacement`); `status` an
+        int32 bitmask (0 = valid).
         """
+        if not self.allocated:
+            raise RuntimeError("NeighborList.allocate must run before build")
         positions = jax.lax.stop_gradient(jnp.asarray(positions))
         cutoff = jax.lax.stop_gradient(jnp.asarray(cutoff))
         n, dim = positions.shape
         F = jnp.eye(dim, dtype=positions.dtype) if F is None else jax.lax.stop_gradient(F)
-        status = jnp.where(self.space.minimum_image_ok(cutoff, F), OK, MINIMUM_IMAGE)
-        if not self.enabled:
+        status = self._images_status(cutoff, F)
+        if not self.compacted:
             j = jnp.arange(n - 1, dtype=jnp.int32)
             i = jnp.arange(n, dtype=jnp.int32)[:, None]
-            return j[None, :] + (j[None, :] >= i), status.astype(jnp.int32)
-        if not self.allocated:
-            raise RuntimeError("NeighborList.allocate must run before build")
-        idx, build_status, _ = self._build(positions, cutoff, F)
-        return idx, (status | build_status).astype(jnp.int32)
+            idx = j[None, :] + (j[None, :] >= i)
+            return idx, jnp.zeros(idx.shape + (dim,), positions.dtype), status.astype(jnp.int32)
+        idx, shift, build_status, _ = self._build(positions, cutoff, F)
+        return idx, shift.astype(positions.dtype), (status | build_status).astype(jnp.int32)
+
+    def _images_status(self, cutoff, F):
+        needed = self.space.image_counts(cutoff, F)
+        allowed = np.asarray(self.images, dtype=np.int32)
+        if self.enabled:
+            # Directions with a grid of >= 3 cells are covered by the stencil (and by the
+            # cell-width check); only the others rely on the image range.
+            allowed = np.where(np.asarray(self.grid) > 1, np.iinfo(np.int32).max, allowed)
+        return jnp.where(jnp.any(needed > jnp.asarray(allowed)), PERIODIC_IMAGES, OK)
 
     def _cell_ids(self, positions):
         frame = self.space.frame
@@ -201,12 +257,19 @@ class NeighborList:
         strides = np.cumprod((1,) + self.grid[:-1]).astype(np.int32)
         return coords, coords @ jnp.asarray(strides)
 
+    def _candidate_width(self, n: int) -> int:
+        """Candidate atoms per atom before the image expansion."""
+        if not self.enabled or int(np.prod(self.grid)) == 1:
+            return n
+        stencil = int(np.prod([3 if cells > 1 else 1 for cells in self.grid]))
+        return stencil * self.cell_capacity
+
     def _candidates(self, positions):
         """`(n, width)` candidate indices (padded with n) and a cell-overflow flag."""
         n = positions.shape[0]
-        n_cells = int(np.prod(self.grid))
-        if n_cells == 1:
+        if not self.enabled or int(np.prod(self.grid)) == 1:
             return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (n, n)), jnp.array(False)
+        n_cells = int(np.prod(self.grid))
         coords, cell_of = self._cell_ids(positions)
         counts = jnp.zeros(n_cells, jnp.int32).at[cell_of].add(1)
         order = jnp.argsort(cell_of, stable=True).astype(jnp.int32)
@@ -228,19 +291,27 @@ class NeighborList:
         return candidates.reshape(n, -1), overflow
 
     def _hits(self, positions, cutoff, F):
-        """Candidates, which of them lie within `cutoff`, per-atom counts, cell overflow."""
+        """Candidates with their image index, which lie within `cutoff`, per-atom counts,
+        cell overflow."""
         n = positions.shape[0]
-        candidates, cell_overflow = self._candidates(positions)
+        atoms, cell_overflow = self._candidates(positions)
+        offsets = self.offsets()
+        n_images = offsets.shape[0]
+        # Every candidate atom at every searched image: (n, width * n_images).
+        candidates = jnp.repeat(atoms, n_images, axis=1)
+        image = jnp.tile(jnp.arange(n_images, dtype=jnp.int32), atoms.shape[1])[None, :]
+        image = jnp.broadcast_to(image, candidates.shape)
+        shift = jnp.asarray(offsets, positions.dtype)[image]
         safe = jnp.minimum(candidates, n - 1)
-        dR = self.space.displacement(positions[:, None, :], positions[safe], F)
+        dR = self.space.displacement(positions[:, None, :], positions[safe], F, shift)
         within = jnp.sum(dR**2, axis=-1) < cutoff**2
-        self_pair = candidates == jnp.arange(n)[:, None]
+        self_pair = (candidates == jnp.arange(n)[:, None]) & (image == 0)  # offsets[0] = 0
         mask = within & (candidates < n) & ~self_pair
-        return candidates, mask, jnp.sum(mask, axis=1), cell_overflow
+        return candidates, image, mask, jnp.sum(mask, axis=1), cell_overflow
 
     def _build(self, positions, cutoff, F):
         n = positions.shape[0]
-        candidates, mask, counts, cell_overflow = self._hits(positions, cutoff, F)
+        candidates, image, mask, counts, cell_overflow = self._hits(positions, cutoff, F)
         capacity = self.max_neighbors
         # Compact the hits to the front, in candidate order: scatter each hit to its rank
         # (a cumulative sum); hits beyond the capacity go to a dropped extra column.
@@ -249,11 +320,14 @@ class NeighborList:
         target = jnp.where(mask & (rank < capacity), rank, capacity)
         rows = jnp.arange(n)[:, None]
         idx = jnp.full((n, capacity + 1), n, jnp.int32).at[rows, target].set(candidates.astype(jnp.int32))
-        idx = idx[:, :capacity]
+        img = jnp.zeros((n, capacity + 1), jnp.int32).at[rows, target].set(image)
+        idx, img = idx[:, :capacity], img[:, :capacity]
+        shift = jnp.asarray(self.offsets(), positions.dtype)[img]
         status = jnp.where(jnp.max(counts) > capacity, NEIGHBOR_OVERFLOW, OK)
         status = status | jnp.where(cell_overflow, CELL_OVERFLOW, OK)
-        status = status | jnp.where(self._cells_too_small(cutoff, F), CELL_TOO_SMALL, OK)
-        return idx, status.astype(jnp.int32), counts
+        if self.enabled:
+            status = status | jnp.where(self._cells_too_small(cutoff, F), CELL_TOO_SMALL, OK)
+        return idx, shift, status.astype(jnp.int32), counts
 
     def _cells_too_small(self, cutoff, F):
         h = heights(jnp.asarray(self.space.frame) @ F.T)

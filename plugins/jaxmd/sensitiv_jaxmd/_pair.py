@@ -5,6 +5,11 @@ The pair functions themselves are jax-md's (`jax_md.energy.soft_sphere`,
 
 - per-pair parameters are looked up at *call* time from `(species, species)` matrices
   (or per-atom diameters, `σᵢⱼ = (dᵢ + dⱼ)/2`), so they are ordinary JAX inputs;
+- the truncation at the cutoff is a choice (`truncation`): `"switch"` (default) multiplies
+  by jax-md's C¹ switch between `r_onset` and `r_cutoff`; `"cut"` truncates plainly, as
+  LAMMPS `pair_style lj/cut` / `morse` do (the energy jumps at the cutoff); `"shift"`
+  subtracts the pair energy at the cutoff, as LAMMPS `pair_modify shift yes` does (the
+  energy is continuous, the force jumps);
 - the cutoffs are evaluated at call time too. Convention (`cutoff_units`):
   `"sigma"` (default) — `r_cutoff` and `r_onset` are in units of the pair's `σᵢⱼ`, so
   the cutoff moves with σ when differentiating (reduced-unit models stay the same model);
@@ -29,13 +34,25 @@ __all__ = ["SOFT_SPHERE", "SOFT_SPHERE_ADDITIVE", "LENNARD_JONES", "MORSE"]
 
 
 class _SwitchedPair(Model):
-    """A pair function multiplied by jax-md's C¹ switch between `r_onset` and `r_cutoff`."""
+    """A pair function ended at `r_cutoff` by jax-md's C¹ switch from `r_onset`, by plain
+    truncation, or shifted to zero there (option `truncation`)."""
 
     many_body = False
 
     def check_options(self, options):
-        if options["r_onset"] >= options["r_cutoff"]:
-            self.config_error(f"r_onset ({options['r_onset']}) must be below r_cutoff ({options['r_cutoff']})")
+        if options["truncation"] == "switch" and options["r_onset"] >= options["r_cutoff"]:
+            self.config_error(f"r_onset ({options['r_onset']}) must be below r_cutoff ({options['r_cutoff']}); "
+                              "or choose truncation: cut / shift, which use no r_onset")
+
+    def cutoff_convention(self, options) -> str:
+        where = ("r_cutoff and r_onset in units of each pair's sigma, evaluated at call time"
+                 if options["cutoff_units"] == "sigma" else "r_cutoff and r_onset absolute lengths")
+        how = {
+            "switch": "C1 switch from r_onset to r_cutoff (jax-md)",
+            "cut": "plain truncation at r_cutoff (LAMMPS lj/cut, morse; pair_modify shift no)",
+            "shift": "truncated at r_cutoff and shifted by the pair energy there (LAMMPS pair_modify shift yes)",
+        }[options["truncation"]]
+        return f"{how}; {where}"
 
     def _scale(self, params, ctx, si, sj):
         if ctx.options["cutoff_units"] == "sigma":
@@ -52,7 +69,13 @@ class _SwitchedPair(Model):
 
     def pair_energy(self, r, params, ctx, si, sj, i, j):
         scale = self._scale(params, ctx, si, sj)
-        switch = smooth_switch(r, ctx.options["r_onset"] * scale, ctx.options["r_cutoff"] * scale)
+        r_cutoff = ctx.options["r_cutoff"] * scale
+        truncation = ctx.options["truncation"]
+        if truncation == "cut":
+            return self.bare(r, params, si, sj)
+        if truncation == "shift":
+            return self.bare(r, params, si, sj) - self.bare(r_cutoff + 0 * r, params, si, sj)
+        switch = smooth_switch(r, ctx.options["r_onset"] * scale, r_cutoff)
         return switch * self.bare(r, params, si, sj)
 
 
@@ -90,6 +113,9 @@ class _SoftSphere(Model):
     def max_cutoff(self, params, ctx):
         return present_max(params["sigma"], ctx)
 
+    def cutoff_convention(self, options) -> str:
+        return "cutoff at contact sigma_ij, evaluated at call time"
+
     def pair_energy(self, r, params, ctx, si, sj, i, j):
         sigma = self.sigma(params, si, sj, i, j)
         return jmd_energy.soft_sphere(r, sigma, self.epsilon(params, si, sj), params["alpha"])
@@ -115,6 +141,9 @@ class _SoftSphereAdditive(_SoftSphere):
 
     def max_cutoff(self, params, ctx):
         return jnp.max(params["diameter"])
+
+    def cutoff_convention(self, options) -> str:
+        return "cutoff at contact (d_i + d_j)/2, evaluated at call time"
 
     def defaults(self, structure, options):
         per_species = options.get("diameters")

@@ -17,17 +17,19 @@ fractional inputs, so derivatives taken in fractional coordinates come out in th
 units; without them its displacement is Cartesian but the cell is a column matrix that
 neighbor lists want upper-triangular. Here everything is Cartesian and general.
 
-Minimum image: the displacement rounds fractional differences, which yields the nearest
-image for every pair closer than half the smallest perpendicular width (height) of the
-cell. Models check `cutoff <= height / 2` (`minimum_image_ok`) and refuse otherwise,
-rather than silently missing images (jax-md issue #220).
+Periodic images: the displacement rounds fractional differences to the nearest image and
+then adds an integer lattice shift, `r = F · ((s_i − s_j − round(s_i − s_j) + n) C)`. With
+`n = 0` that is the minimum image, exact for every pair closer than half the smallest
+perpendicular width (height) of the cell. Beyond that the neighbor list enumerates the
+shifts `|n_k| ≤ ⌊r_c / h_k + ½⌋` (`image_counts`), so cells of any size — a 2-atom
+primitive cell, a cutoff longer than the cell — are computed exactly, as LAMMPS and
+matscipy do with their ghost atoms (jax-md's minimum image silently misses them, its
+issue #220).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,8 +95,13 @@ class Space:
         F = jnp.eye(self.dim) if F is None else F
         return jnp.abs(jnp.linalg.det(self.strained_cell(F)))
 
-    def displacement(self, xi, xj, F=None):
-        """`F · mic(xi − xj)`, broadcasting over leading axes."""
+    def displacement(self, xi, xj, F=None, shift=None):
+        """`F · (mic(xi − xj) + shift · C)`, broadcasting over leading axes.
+
+        `shift` (optional, same leading shape, last axis `dim`) is an integer lattice
+        translation in units of the cell vectors, added after the minimum-image rounding:
+        the periodic image of the pair the neighbor list selected.
+        """
         dr = xi - xj
         if self.periodic:
             frame = jnp.asarray(self.frame)
@@ -103,22 +110,24 @@ class Space:
             mask = jnp.asarray(self.pbc, dtype=s.dtype)
             # The rounded image shift is piecewise constant: derivatives pass through dr.
             s = s - jax.lax.stop_gradient(jnp.round(s)) * mask
+            if shift is not None:
+                s = s + shift * mask
             dr = s @ frame
         if F is not None:
             dr = dr @ F.T
         return dr
 
-    def half_heights(self, F):
-        """Half of the perpendicular widths of the deformed cell along periodic directions
-        (`inf` along free ones): the largest cutoff the minimum image supports."""
+    def image_counts(self, cutoff, F):
+        """Per direction, the largest `|n_k|` of a lattice shift that can bring a pair
+        within `cutoff` after minimum-image rounding (traceable): `⌊r_c / h_k + ½⌋` along
+        periodic directions of the deformed cell, 0 along free ones. All zero means the
+        minimum image suffices.
+        """
         if not self.periodic:
-            return jnp.full((self.dim,), jnp.inf)
-        h = heights(self.strained_cell(F)) / 2.0
-        return jnp.where(jnp.asarray(self.pbc), h, jnp.inf)
-
-    def minimum_image_ok(self, cutoff, F):
-        """Whether every pair within `cutoff` has a unique nearest image (traceable)."""
-        return jnp.all(cutoff <= self.half_heights(F))
+            return jnp.zeros((self.dim,), jnp.int32)
+        h = heights(self.strained_cell(F))
+        counts = jnp.floor(cutoff / h + 0.5).astype(jnp.int32)
+        return jnp.where(jnp.asarray(self.pbc), counts, 0)
 
     # -- zero modes --------------------------------------------------------------------
 
@@ -198,18 +207,3 @@ def space_from_structure(structure, kind: str = "auto") -> Space:
     if not np.isfinite(det) or abs(det) <= 1e-12 * max(np.abs(cell).max(), 1.0) ** dim:
         raise InputError(f"structure {structure.source!r}: the cell is singular (volume {det})")
     return Space(dim, cell, pbc)
-
-
-def describe_min_image(space: Space, cutoff: float, F=None) -> str | None:
-    """A one-line explanation when `cutoff` exceeds half the cell height, else `None`."""
-    F = jnp.eye(space.dim) if F is None else F
-    half = np.asarray(space.half_heights(F))
-    if cutoff <= half.min():
-        return None
-    k = int(np.argmin(half))
-    need = math.ceil(cutoff / half[k])
-    return (
-        f"the interaction cutoff {cutoff:.6g} exceeds half the cell height {half[k]:.6g} "
-        f"along lattice vector {k}: the minimum-image convention would miss or double-count "
-        f"images; use a supercell at least {need}x along that vector"
-    )

@@ -1,9 +1,12 @@
-"""Bind a `Model` to a `Structure`: the `System` record the pipeline differentiates."""
+"""Bind a `Model` to a `Structure`: the `System` record the pipeline differentiates.
+
+This module does not import `_model` (models are duck-typed here): `_model` imports it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -14,12 +17,12 @@ import scipy.sparse
 from sensitiv.errors import ConfigError, InputError
 from sensitiv.records import Parameter, System
 
-from ._model import Context, Model
+from ._context import Context, Neighbors
 from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
-from ._spaces import deformation, describe_min_image, space_from_structure
+from ._spaces import deformation, space_from_structure
 
-__all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors"]
+__all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors", "neighbor_list", "binding_of"]
 
 STRAIN = Parameter(
     "strain",
@@ -62,8 +65,15 @@ def diagnose(system: System, positions, params) -> Diagnosis:
     """Explain whether `system.energy(positions, params)` is valid (outside `jit`).
 
     Energies of this plugin are NaN, never silently wrong, when the neighbor list
-    overflows or the cutoff exceeds half the cell height; this says which. The plugin's
-    solvers call it and reallocate the list where that helps.
+    overflows or the cell got thinner than the periodic images allocated; this says which.
+    The plugin's solvers call it and reallocate the list where that helps.
+
+    **Arguments:**
+
+    - `system`: a `System` built by this plugin.
+    - `positions`, `params`: where to look.
+
+    **Returns:** a `Diagnosis`.
 
     **Example:**
 
@@ -72,7 +82,7 @@ def diagnose(system: System, positions, params) -> Diagnosis:
     assert d.ok, d.message
     ```
     """
-    return system.metadata["diagnose"](positions, params)
+    return _binding(system).diagnose(positions, params)
 
 
 def ensure_neighbors(system: System, positions, params) -> bool:
@@ -82,23 +92,92 @@ def ensure_neighbors(system: System, positions, params) -> bool:
     Call it before tracing functions of the energy at parameters far from those the
     system was built with (a larger σ, a compressive strain): traced energies cannot
     reallocate and return NaN instead. Functions traced before a reallocation must be
-    re-traced. A cutoff beyond half the cell height cannot be fixed this way; `diagnose`
-    reports it.
+    re-traced.
+
+    **Arguments:**
+
+    - `system`: a `System` built by this plugin.
+    - `positions`, `params`: the configuration the list must hold.
+
+    **Returns:** whether the list was reallocated.
+
+    **Example:**
+
+    ```python
+    sensitiv_jaxmd.ensure_neighbors(system, x, dict(params, sigma=1.3 * params["sigma"]))
+    ```
     """
-    return system.metadata["ensure_neighbors"](positions, params)
+    return _binding(system).ensure(positions, params)
+
+
+def neighbor_list(system: System) -> NeighborList:
+    """The `NeighborList` of a system built by this plugin (its static shapes).
+
+    **Arguments:**
+
+    - `system`: a `System` built by this plugin.
+
+    **Returns:** the `NeighborList`; `enabled` is false when every pair is a candidate.
+
+    **Example:**
+
+    ```python
+    nlist = sensitiv_jaxmd.neighbor_list(system)
+    print(nlist.grid, nlist.images, nlist.max_neighbors)
+    ```
+    """
+    return _binding(system).nlist
+
+
+def binding_of(system: System) -> _Binding | None:
+    """The plugin's handle on `system` when this plugin built it, else `None`."""
+    energy = getattr(system, "energy", None)
+    return energy.binding if isinstance(energy, _Energy) else None
+
+
+def _binding(system: System) -> _Binding:
+    binding = binding_of(system)
+    if binding is None:
+        raise TypeError("this System was not built by sensitiv_jaxmd (its energy is not one of "
+                        "the plugin's); diagnose/ensure_neighbors/neighbor_list need one that is")
+    return binding
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _Binding:
+    """What the plugin keeps about a bound system besides the `System` record: its
+    neighbor list and the host-side checks on it."""
+
+    nlist: NeighborList
+    diagnose: Callable[..., Diagnosis]
+    ensure: Callable[..., bool]
+
+
+class _Energy:
+    """`System.energy` of this plugin: `energy(positions, params)`, a callable object that
+    also carries the binding (so `diagnose`, `ensure_neighbors` and the solvers reach the
+    neighbor list without callables in `System.metadata`)."""
+
+    def __init__(self, evaluate: Callable[..., Any], binding: _Binding):
+        self._evaluate = evaluate
+        self.binding = binding
+        self.__doc__ = evaluate.__doc__
+
+    def __call__(self, positions, params):
+        return self._evaluate(positions, params)
 
 
 def _concrete(*trees) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
-def _use_list(choice, model: Model, n: int) -> bool:
+def _use_list(choice, model, n: int) -> bool:
     if choice == "auto":
         return n > (_AUTO_LIST_MANY_BODY if model.many_body else _AUTO_LIST_PAIR)
     return bool(choice)
 
 
-def build_system(model: Model, structure, options: Mapping[str, Any] | None = None) -> System:
+def build_system(model, structure, options: Mapping[str, Any] | None = None) -> System:
     """Bind an energy model of this plugin to a structure.
 
     **Arguments:**
@@ -108,13 +187,15 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
       integer species).
     - `options`: the model's options (see its `options_schema`: `space`,
       `neighbor_list`, `neighbor_skin`, `neighbor_capacity_multiplier`, `energy_units`,
-      and model-specific cutoffs), plus optionally `"parameters"`: a mapping of parameter
-      name to value (number or nested list) overriding the defaults.
+      and model-specific cutoffs or potential files), plus optionally `"parameters"`: a
+      mapping of parameter name to value (number or nested list) overriding the defaults.
 
     **Returns:** a `System` whose `energy(x, params)` takes `x` Cartesian in the reference
     cell; with a periodic cell it has the parameter `"strain"` and the observable
-    `"stress"`. `metadata["diagnose"](x, params)` returns a `Diagnosis`,
-    `metadata["neighbor_list"]` the `NeighborList` (or `None`).
+    `"stress"`. Cells of any size are handled (periodic images beyond the minimum image
+    are enumerated). `sensitiv_jaxmd.diagnose(system, x, params)` explains an invalid
+    energy, `sensitiv_jaxmd.neighbor_list(system)` gives the neighbor list; `metadata`
+    holds plain values only (cutoff, its convention, the options).
 
     **Example:**
 
@@ -145,13 +226,14 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
     used = np.unique(species)
     present[np.ix_(used, used)] = True
 
+    data = model.prepare(structure, options)
     declared = model.parameters + ((STRAIN,) if space.periodic else ())
     params, records = resolve_parameters(
         model.name, declared, model.defaults(structure, options), overrides, n_species, n, dim,
         length_units=structure.length_units,
         energy_units=options.get("energy_units") or model.energy_units,
     )
-    ctx = Context(jnp.asarray(species, jnp.int32), n_species, present, options, dim)
+    ctx = Context(jnp.asarray(species, jnp.int32), n_species, present, options, dim, names, data)
     use_list = _use_list(options["neighbor_list"], model, n)
     nlist = NeighborList(space, use_list, options["neighbor_skin"],
                          options["neighbor_capacity_multiplier"])
@@ -160,37 +242,37 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         return deformation(p.get("strain"), dim) if space.periodic else jnp.eye(dim)
 
     cutoff0 = float(model.max_cutoff(params, ctx))
-    problem = describe_min_image(space, cutoff0, deform(params))
-    if problem:
-        raise InputError(f"model {model.name!r} on {structure.source or 'the structure'}: {problem}")
     nlist.allocate(positions, cutoff0, deform(params))
 
     def neighbors(x, p, F):
         cutoff = jax.lax.stop_gradient(model.max_cutoff(p, ctx))
-        idx, status = nlist.build(x, cutoff, F)
-        return idx, status, cutoff
+        idx, shift, status = nlist.build(x, cutoff, F)
+        return idx, shift, status, cutoff
 
-    def energy_with(x, p, F):
-        idx, status, _ = neighbors(x, p, F)
+    def gather(x, p, F):
+        """The `Neighbors` record at `(x, θ, F)` and the list's status."""
+        idx, shift, status, _ = neighbors(x, p, F)
         valid = idx < n
         safe_idx = jnp.where(valid, idx, 0)
-        dR = space.displacement(x[:, None, :], x[safe_idx], F)
+        dR = space.displacement(x[:, None, :], x[safe_idx], F, shift)
         r2 = jnp.sum(dR**2, axis=-1)
         nonzero = valid & (r2 > 0)
         r = jnp.sqrt(jnp.where(nonzero, r2, 1.0))
         si = ctx.species[:, None]
         sj = ctx.species[safe_idx]
-        i = jnp.arange(n)[:, None]
+        cutoff = model.pair_cutoff(p, ctx, si, sj, jnp.arange(n)[:, None], safe_idx)
+        inside = nonzero & (r < cutoff)
+        return Neighbors(dR, r, inside, nonzero, safe_idx, si, sj), cutoff, status
+
+    def energy_with(x, p, F):
+        nb, cutoff, status = gather(x, p, F)
         if model.many_body:
-            inside = nonzero & (r < model.pair_cutoff(p, ctx, si, sj, i, safe_idx))
-            e = model.energy(p, ctx, dR, r, inside)
+            e = model.energy(p, ctx, nb)
         else:
-            cutoff = model.pair_cutoff(p, ctx, si, sj, i, safe_idx)
-            inside = nonzero & (r < cutoff)
-            r_safe = jnp.where(inside, r, 0.5 * cutoff)
-            pair = model.pair_energy(r_safe, p, ctx, si, sj, i, safe_idx)
-            e = 0.5 * jnp.sum(jnp.where(inside, pair, 0.0))
-        # An overflowing list or an invalid minimum image gives NaN, never a truncated sum.
+            r_safe = jnp.where(nb.inside, nb.r, 0.5 * cutoff)
+            pair = model.pair_energy(r_safe, p, ctx, nb.si, nb.sj, jnp.arange(n)[:, None], nb.j)
+            e = 0.5 * jnp.sum(jnp.where(nb.inside, pair, 0.0))
+        # An overflowing list or missing periodic images give NaN, never a truncated sum.
         # Multiplying (rather than `where`) makes every derivative NaN too: a `where`
         # would give zero forces, and a minimizer would stop there, "converged".
         return e * jnp.where(status == OK, 1.0, jnp.nan)
@@ -211,7 +293,23 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
     def energy_raw(x, p):
         return energy_with(x, p, deform(p))
 
-    def energy(positions, params):
+    def diagnose_fn(x, p) -> Diagnosis:
+        build = jitted("build", lambda x, p: neighbors(x, p, deform(p)))
+        _, _, status, cutoff = build(jnp.asarray(x), p)
+        status = int(status)
+        message = explain_status(status)
+        if status != OK:
+            message += f" (cutoff {float(cutoff):.6g}, {n} atoms)"
+        return Diagnosis(status, message, float(cutoff), nlist.max_neighbors if nlist.compacted else None)
+
+    def ensure_fn(x, p) -> bool:
+        diagnosis = diagnose_fn(x, p)
+        if diagnosis.status & REALLOCATABLE:
+            nlist.allocate(jnp.asarray(x), diagnosis.cutoff, deform(p))
+            return True
+        return False
+
+    def evaluate(positions, params):
         """Potential energy at Cartesian `positions` (reference cell) and parameters `params`.
 
         NaN when the neighbor list cannot hold the pairs at these arguments (see
@@ -219,10 +317,12 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         and evaluates again, so only traced calls (`jit`, `grad`) can see that NaN.
         """
         value = jitted("energy", energy_raw)(positions, params)
-        if nlist.enabled and _concrete(positions, params) and not np.isfinite(float(value)):
+        if _concrete(positions, params) and not np.isfinite(float(value)):
             if ensure_fn(positions, params):
                 value = jitted("energy", energy_raw)(positions, params)
         return value
+
+    energy = _Energy(evaluate, _Binding(nlist, diagnose_fn, ensure_fn))
 
     observables = {"energy": energy}
     if space.periodic:
@@ -241,38 +341,16 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
 
         observables["stress"] = stress
 
-    def diagnose_fn(x, p) -> Diagnosis:
-        build = jitted("build", lambda x, p: neighbors(x, p, deform(p)))
-        _, status, cutoff = build(jnp.asarray(x), p)
-        status = int(status)
-        message = explain_status(status)
-        if status != OK:
-            message += f" (cutoff {float(cutoff):.6g}, {n} atoms)"
-        return Diagnosis(status, message, float(cutoff), nlist.max_neighbors if nlist.enabled else None)
-
-    def ensure_fn(x, p) -> bool:
-        diagnosis = diagnose_fn(x, p)
-        if nlist.enabled and diagnosis.status & REALLOCATABLE:
-            nlist.allocate(jnp.asarray(x), diagnosis.cutoff, deform(p))
-            return True
-        return False
-
     def within_cutoff(x, p):
-        F = deform(p)
-        idx, status, _ = neighbors(x, p, F)
-        valid = idx < n
-        safe_idx = jnp.where(valid, idx, 0)
-        dR = space.displacement(x[:, None, :], x[safe_idx], F)
-        r = jnp.sqrt(jnp.sum(dR**2, axis=-1))
-        cut = model.pair_cutoff(p, ctx, ctx.species[:, None], ctx.species[safe_idx],
-                                jnp.arange(n)[:, None], safe_idx)
-        return valid & (r < cut), safe_idx, status
+        nb, _, status = gather(x, p, deform(p))
+        return nb.inside, nb.j, status
 
     def interactions(x, p):
         """Atom pairs `(i < j)` coupled in the Hessian at `(x, θ)`, `(n_pairs, 2)` int32.
 
-        Pair models: pairs within their cutoff. Many-body models: those, plus pairs sharing
-        a neighbor (the three-body / embedding terms couple them).
+        Pair models: pairs within their cutoff (through any periodic image). Many-body
+        models: those, plus pairs sharing a neighbor (the three-body / embedding terms
+        couple them).
         """
         x = jnp.asarray(x)
         within, safe_idx, status = jitted("within", within_cutoff)(x, p)
@@ -301,11 +379,10 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
         "coordinates": "Cartesian, reference (unstrained) cell; strain F = I + sym(eps) is applied "
         "inside the energy to displacements and cell",
         "cutoff": cutoff0,
-        "cutoff_convention": _cutoff_convention(model, options),
-        "neighbor_list": nlist if nlist.enabled else None,
-        "diagnose": diagnose_fn,
-        "ensure_neighbors": ensure_fn,
-        "options": {k: v for k, v in options.items()},
+        "cutoff_convention": model.cutoff_convention(options),
+        "periodic_images": list(nlist.images),
+        "options": _plain(options),
+        **model.describe(options, ctx),
     }
     return System(
         energy=energy,
@@ -322,13 +399,12 @@ def build_system(model: Model, structure, options: Mapping[str, Any] | None = No
     )
 
 
-def _cutoff_convention(model: Model, options) -> str:
-    if model.name in ("lennard_jones", "morse"):
-        if options["cutoff_units"] == "sigma":
-            return "r_cutoff and r_onset in units of each pair's sigma, evaluated at call time"
-        return "r_cutoff and r_onset absolute lengths"
-    if model.name == "stillinger_weber":
-        return "cutoff a*sigma (both parameters), evaluated at call time"
-    if model.name == "gupta":
-        return "absolute cutoff option" + (" with C1 switch from r_onset" if options.get("r_onset") else "")
-    return "cutoff at contact sigma_ij, evaluated at call time"
+def _plain(value):
+    """Options as plain JSON-like values (lists, not tuples or arrays)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value

@@ -46,7 +46,8 @@ def _model_factory(name: str) -> Callable[..., Any]:
 @hookimpl
 def sensitiv_energy_models() -> list[EnergyModel]:
     """Soft spheres (pair matrices, per-atom diameters), Lennard-Jones, Morse,
-    Stillinger-Weber and Gupta, every physical parameter differentiable."""
+    Stillinger-Weber and Gupta, and the LAMMPS potential-file models EAM (funcfl, setfl,
+    Finnis-Sinclair), Tersoff and Stillinger-Weber; every physical parameter differentiable."""
     return [model.record(_model_factory(name)) for name, model in declarations.MODELS.items()]
 
 
