@@ -114,7 +114,10 @@ STRAIN_PARAMETER = Parameter(
 
 
 def check_cutoffs(options: Mapping[str, Any]) -> list[str]:
-    """The cross-field rule of every model with a switch: `r_onset` below the cutoff."""
+    """The cross-field rule of every model with a switch: `r_onset` below the cutoff
+    (pair models use `r_onset` only with `truncation: switch`)."""
+    if options.get("truncation", "switch") != "switch":
+        return []
     onset = options.get("r_onset")
     cutoff_key = "r_cutoff" if "r_cutoff" in options else "cutoff"
     cutoff = options.get(cutoff_key)
