@@ -442,9 +442,11 @@ def inspect_command(args: argparse.Namespace) -> ExitCode:
 
     result = output.open_result(args.result)
     try:
-        print(report.inspect_text(result, args.result))
+        with output.reading_result(args.result):
+            text = report.inspect_text(result, args.result)
     finally:
         result.close()
+    print(text)
     return ExitCode.OK
 
 
@@ -465,7 +467,8 @@ def plot_command(args: argparse.Namespace) -> ExitCode:
 
     result = output.open_result(args.result)
     try:
-        path = report.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale)
+        with output.reading_result(args.result):
+            path = report.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale)
     finally:
         result.close()
     if _verbosity(args):

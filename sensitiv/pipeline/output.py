@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, SPECIES, STATIC_VARIABLES
+from .dataset import ATOM, COORDINATES, DX_DTHETA, FRAME, PARAMETER, SPATIAL, STATIC_VARIABLES
 
 __all__ = [
     "STATIC_VARIABLES",
@@ -36,6 +36,7 @@ __all__ = [
     "check_output_path",
     "write_netcdf",
     "open_result",
+    "reading_result",
     "history_line",
 ]
 
@@ -192,6 +193,13 @@ def check_output_path(path: str, overwrite: bool, inputs: Sequence[str] = ()) ->
         raise InputError(f"{path}: output folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{path}: cannot write to the output folder {folder} (permission denied)")
+    # A read-only file system (or a pseudo one, /proc) passes os.access even for root: try.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".probe", dir=folder)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write to the output folder {folder} ({err.strerror or err})") from None
+    os.close(fd)
+    os.remove(probe)
     return path
 
 
@@ -269,13 +277,44 @@ def open_result(path: str):
         tree = xr.open_datatree(path)
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: not a readable NetCDF file ({first})") from None
+        first = first.split(". ")[0].split(" Consider")[0]
+        raise InputError(f"{path}: not a readable NetCDF file ({first}); is it a complete sensitiv result?") from None
+    nodes = [node for node in tree.subtree if node.has_data and DX_DTHETA in node.dataset.variables]
+    if not nodes:
+        tree.close()
+        raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")
+    for node in nodes:
+        problem = _contract_problem(node.dataset)
+        if problem:
+            tree.close()
+            where = f" (group {node.path})" if node.path != "/" else ""
+            raise InputError(f"{path}: not a sensitiv result{where}: {problem}")
     if tree.has_data and DX_DTHETA in tree.dataset.variables:
-        ds = tree.to_dataset()
-        ds.attrs = dict(tree.attrs)
         tree.close()
         return xr.open_dataset(path)
-    if any(DX_DTHETA in node.dataset.variables for node in tree.subtree if node.has_data):
-        return tree
-    tree.close()
-    raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")
+    return tree
+
+
+@contextlib.contextmanager
+def reading_result(path: str):
+    """Turn a failure to read a result's data (a truncated or damaged file: HDF5 errors
+    surface only when values are read) into a one-line `InputError` naming the file."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not any(w in str(err) for w in ("NetCDF", "HDF")):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: cannot read the result's data ({first}); the file is truncated or "
+                         f"damaged: write it again") from None
+
+
+def _contract_problem(ds) -> str:
+    """What a dataset lacks of the result contract that `inspect` and `plot` read, or `""`."""
+    dims = tuple(d for d in ds[DX_DTHETA].dims if d != FRAME)
+    if dims != (ATOM, SPATIAL, PARAMETER):
+        return f"dx_dtheta has dimensions {dims}, expected ({ATOM}, {SPATIAL}, {PARAMETER})"
+    missing = [v for v in (COORDINATES, PARAMETER) if v not in ds.variables]
+    if missing:
+        return f"no {', '.join(missing)} variable"
+    return ""
