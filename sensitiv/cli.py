@@ -62,8 +62,67 @@ class Terminated(BaseException):
     as for Ctrl-C runs (temporary output removed, an existing output untouched)."""
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+class _Signals:
+    """SIGINT and SIGTERM as exceptions in the main thread, delivered until one lands.
+
+    Python runs a signal handler between two bytecodes of the main thread, wherever they
+    are — inside a garbage-collection callback too, where the exception is printed and
+    dropped ("Exception ignored in ..."), and the run would go on. So after a signal the
+    handler is called again every second (the signal re-sent to this process) until the
+    command has stopped; `stop` ends that once the exception was caught where it belongs.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.received = None
+        self.done = threading.Event()
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self.handle)
+        # A signal exception dropped inside a callback is re-sent: not worth a traceback.
+        self.unraisable = sys.unraisablehook
+
+        def hook(unraisable):
+            if unraisable.exc_type is not None and issubclass(unraisable.exc_type, (KeyboardInterrupt, Terminated)):
+                return
+            self.unraisable(unraisable)
+
+        sys.unraisablehook = hook
+
+    def handle(self, signum, frame):
+        import signal
+        import threading
+
+        if self.received is None:
+            self.received = signum
+
+            def resend():
+                while not self.done.wait(1.0):
+                    os.kill(os.getpid(), signum)
+
+            threading.Thread(target=resend, daemon=True, name="sensitiv-signal").start()
+        if self.done.is_set():
+            return
+        if signum == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    def stop(self) -> None:
+        import signal
+
+        self.done.set()
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if self.previous:
+            sys.unraisablehook = self.unraisable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,24 +243,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE_ERROR
     _configure_logging(args)
-    import signal
-    import threading
-
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    signals = _Signals()
+    signals.install()
     try:
-        return _run_command(args)
+        return _run_command(args, signals)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        signals.stop()
 
 
-def _run_command(args: argparse.Namespace) -> int:
+def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
     from .errors import ConvergenceError, SensitivError
 
     try:
-        return ExitCode(int(args._run(args)))
+        try:
+            return ExitCode(int(args._run(args)))
+        finally:
+            signals.done.set()  # caught here or below: stop re-sending
     except Terminated:
         print("sensitiv: terminated (SIGTERM); nothing was written", file=sys.stderr)
         return ExitCode.TERMINATED

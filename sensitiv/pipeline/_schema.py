@@ -288,6 +288,9 @@ def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
             if best is not None:
                 message += f": {best.message}"
         return [ConfigIssue(where, jpath, message)]
+    if validator == "maxProperties" and err.validator_value == 0:
+        what = err.schema.get("description") or "no keys are allowed here"
+        return [ConfigIssue(where, jpath, f"{what}; remove {', '.join(map(repr, err.instance))}")]
     if validator == "pattern":
         return [ConfigIssue(where, jpath, f"invalid value {err.instance!r} (must match {err.validator_value})")]
     return [ConfigIssue(where, jpath, err.message)]

@@ -225,10 +225,11 @@ def _check_finite(system: System, F, x_star, problem: "_Problem", registry: Regi
 NULL_RTOL = 1e-6
 
 
-def _verify_null_space(F, x_star, problem: "_Problem", modes, largest: float, f_star: np.ndarray,
+def _verify_null_space(F, x_star, problem: "_Problem", modes, f_star: np.ndarray,
                        registry: Registry, model: str, where: str) -> None:
     """Declared zero modes must be orthonormal rows and zero modes of ∂₁F at x*: a wrong one
-    would silently remove a real direction from dx*/dθ."""
+    would silently remove a real direction from dx*/dθ. Checked before the Jacobian is
+    computed, against |λ_max| of ∂₁F estimated by power iteration."""
     who = _plugin(registry, "energy_model", model)
     x = np.asarray(x_star)
     d = x.size
@@ -245,10 +246,22 @@ def _verify_null_space(F, x_star, problem: "_Problem", modes, largest: float, f_
     if not V.shape[0]:
         return
     theta = problem.theta0
-    tangents = jnp.asarray(V.reshape((V.shape[0],) + x.shape), jnp.asarray(x_star).dtype)
-    hv = jax.jit(jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x_star,), (v,))[1]))(tangents)
+    dtype = jnp.asarray(x_star).dtype
+    tangents = jnp.asarray(V.reshape((V.shape[0],) + x.shape), dtype)
+    hvp = jax.jit(jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x_star,), (v,))[1]))
+    hv = hvp(tangents)
     norms = np.linalg.norm(np.asarray(hv, np.float64).reshape(V.shape[0], -1), axis=1)
-    scale = abs(largest) if np.isfinite(largest) and largest != 0 else float(np.max(norms, initial=0.0)) or 1.0
+    # |λ_max| by a few power steps (a lower bound, so the test errs on the strict side).
+    probe = np.random.default_rng(0).normal(size=(1,) + x.shape)
+    scale = 0.0
+    for _ in range(30):
+        probe = probe / (np.linalg.norm(probe) or 1.0)
+        image = np.asarray(hvp(jnp.asarray(probe, dtype)), np.float64)
+        scale = float(np.linalg.norm(image))
+        if not np.isfinite(scale) or scale == 0.0:
+            break
+        probe = image
+    scale = scale if np.isfinite(scale) and scale > 0 else float(np.max(norms, initial=0.0)) or 1.0
     spread = float(np.sqrt(np.sum((x - x.mean(axis=0)) ** 2))) or 1.0
     tolerance = NULL_RTOL * scale + 10.0 * float(np.linalg.norm(f_star)) / spread
     bad = np.flatnonzero(~(norms <= tolerance))
@@ -317,15 +330,11 @@ def _choose_observables(
     return chosen, elastic
 
 
-def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dtype):
-    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo,
-    the declared null space or None)`."""
+def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dtype, modes=None):
+    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`;
+    `modes`: the model's verified zero modes, or `None`."""
     system = problem.system
-    null_space = None
-    if system.null_space is not None:
-        null_space = jnp.asarray(system.null_space(x_star), dtype)
-        if null_space.ndim != 2 or null_space.shape[1] != np.size(x_star):
-            return None, None, null_space  # `_verify_null_space` names the plugin
+    null_space = None if modes is None else jnp.asarray(modes, dtype)
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
@@ -342,7 +351,7 @@ def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dty
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
     )
-    return np.asarray(jax.block_until_ready(result.jacobian)), result.info, null_space
+    return np.asarray(jax.block_until_ready(result.jacobian)), result.info
 
 
 def _observable_derivative(g, x_star, theta0, j_cols):
@@ -487,10 +496,12 @@ def analyze_structure(
                                cfg.condition.name, where, "the relaxed positions")
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
     with progress.stage("jacobian"):
-        jac, info, modes = _differentiate(F, x_star, problem, cfg.jacobian, dtype)
-        if modes is not None:
-            largest = float(np.asarray(info.lambda_max)) if info is not None else float("nan")
-            _verify_null_space(F, x_star, problem, modes, largest, f_star, registry, cfg.model.name, where)
+        modes = None
+        if problem.system.null_space is not None:
+            with _blame(_plugin(registry, "energy_model", cfg.model.name), where, "listing its zero modes"):
+                modes = np.asarray(problem.system.null_space(x_star), dtype=np.float64)
+            _verify_null_space(F, x_star, problem, modes, f_star, registry, cfg.model.name, where)
+        jac, info = _differentiate(F, x_star, problem, cfg.jacobian, dtype, modes)
     observables: tuple[ObservableResult, ...] = ()
     if chosen:
         with progress.stage("observables"):

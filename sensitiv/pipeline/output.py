@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dataset import ATOM, COORDINATES, DX_DTHETA, FRAME, PARAMETER, SPATIAL, STATIC_VARIABLES
+from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, STATIC_VARIABLES
 
 __all__ = [
     "STATIC_VARIABLES",
@@ -314,7 +314,7 @@ def _contract_problem(ds) -> str:
     dims = tuple(d for d in ds[DX_DTHETA].dims if d != FRAME)
     if dims != (ATOM, SPATIAL, PARAMETER):
         return f"dx_dtheta has dimensions {dims}, expected ({ATOM}, {SPATIAL}, {PARAMETER})"
-    missing = [v for v in (COORDINATES, PARAMETER) if v not in ds.variables]
+    missing = [v for v in (PARAMETER,) if v not in ds.variables]
     if missing:
         return f"no {', '.join(missing)} variable"
     return ""

@@ -258,6 +258,9 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
         if not 0 <= frame < ds.sizes[FRAME]:
             raise InputError(f"--frame {frame}: the result holds {ds.sizes[FRAME]} frame(s)")
         ds = ds.isel({FRAME: frame})
+    if COORDINATES not in ds:
+        raise InputError("the result has no coordinates variable to draw the atoms at; is it a complete "
+                         "sensitiv result?")
     labels = [str(v) for v in ds[PARAMETER].values]
     norms = np.sqrt((ds[DX_DTHETA] ** 2).sum((ATOM, SPATIAL))).values
     if parameter is None:

@@ -268,6 +268,14 @@ def read_lammps_data(path: str, options: Mapping[str, Any] | None = None) -> lis
         with open(path, encoding="utf-8") as f:
             atoms = ase_read(f, Z_of_type=_TypeIsNumber({1: 1}), sort_by_id=True, read_image_flags=True,
                              units="metal", atom_style=options.get("atom_style"))
+    except KeyError as err:
+        key = err.args[0] if err.args else None
+        if isinstance(key, (int, np.integer)):
+            raise InputError(
+                f"{path}: atom type {int(key)} has no entry in the Masses section (the header declares "
+                f"{scan['types']} atom types)"
+            ) from None
+        raise InputError(f"{path}: cannot read as 'lammps-data' (KeyError: {key!r})") from None
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         hint = "; set structure.options.atom_style" if "style" in first.lower() else ""
