@@ -36,10 +36,16 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "solvers": (".solvers", None),
     "errors": (".errors", None),
     "records": (".records", None),
+    # uncertainty propagation, importance and validity ranges on top of the engine
+    "uncertainty": (".uncertainty", None),
+    # the command line's analysis in Python, and results in the user's tools
+    "analyze": (".pipeline.api", "analyze"),
+    "io": (".io", None),
+    "units": (".units", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, jacobian, optimality, projections, prox, records, solvers
+    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -49,6 +55,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         root_vjp_with_info,
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
+    from .pipeline.api import analyze
 
 __all__ = [
     "custom_root",
@@ -68,6 +75,10 @@ __all__ = [
     "solvers",
     "errors",
     "records",
+    "uncertainty",
+    "analyze",
+    "io",
+    "units",
     "__version__",
 ]
 

@@ -20,6 +20,8 @@ import jax.scipy.linalg as jsl
 import jax.scipy.sparse.linalg as jssl
 from jax.flatten_util import ravel_pytree
 
+from .errors import ImplicitDiffError
+
 __all__ = [
     "SolveInfo",
     "LinearSolver",
@@ -158,14 +160,10 @@ class LinearSolver:
 
     def __post_init__(self):
         if self.method not in METHODS:
-            from .errors import ImplicitDiffError
-
             raise ImplicitDiffError(
                 f"unknown linear solve method {self.method!r}; choose one of {', '.join(METHODS)}"
             )
         if not (self.precond is None or self.precond == "jacobi" or callable(self.precond)):
-            from .errors import ImplicitDiffError
-
             raise ImplicitDiffError(
                 f"precond must be None, 'jacobi' or a callable, got {self.precond!r}"
             )
@@ -311,8 +309,6 @@ def _projector(null_space, d, dtype):
     if basis.ndim == 1:
         basis = basis[None, :]
     if basis.shape[-1] != d:
-        from .errors import ImplicitDiffError
-
         raise ImplicitDiffError(
             f"null_space has shape {basis.shape}; expected (k, {d}) rows on the flattened solution"
         )
@@ -320,8 +316,6 @@ def _projector(null_space, d, dtype):
 
 
 def _check_square(matvec, b):
-    from .errors import ImplicitDiffError
-
     message = (
         "normal_cg: the operator does not map b's shape to itself, so the solution's shape "
         "is unknown; pass init= shaped like the solution, e.g. LinearSolver('normal_cg', "
@@ -418,8 +412,6 @@ def as_linear_solver(solve: Any) -> LinearSolver | Callable:
         return LinearSolver(solve)
     if isinstance(solve, LinearSolver) or callable(solve):
         return solve
-    from .errors import ImplicitDiffError
-
     raise ImplicitDiffError(
         f"solve must be None, a method name ({', '.join(METHODS)}), a LinearSolver or a "
         f"callable solve(matvec, b) -> x; got {solve!r}"
@@ -497,8 +489,6 @@ def linear_solve(matvec: Callable, b: Any, solve: Any = "auto", **options) -> tu
     """
     if options:
         if not isinstance(solve, str):
-            from .errors import ImplicitDiffError
-
             raise ImplicitDiffError("linear_solve options are only accepted with a method name")
         solve = LinearSolver(solve, **options)
     return solve_with_info(solve, matvec, b)

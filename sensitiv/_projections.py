@@ -14,10 +14,15 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from .errors import InputError
+
 __all__ = [
     "projection_non_negative",
     "projection_box",
+    "projection_hypercube",
     "projection_simplex",
+    "projection_sparse_simplex",
+    "projection_l1_sphere",
     "projection_l1_ball",
     "projection_l2_ball",
     "projection_linf_ball",
@@ -25,6 +30,7 @@ __all__ = [
     "projection_hyperplane",
     "projection_halfspace",
     "projection_affine_set",
+    "projection_box_section",
     "projection_second_order_cone",
     "projection_psd_cone",
     "kl_projection_simplex",
@@ -109,6 +115,26 @@ def projection_box(x: Any, hyperparams: tuple[Any, Any]) -> Any:
     return jax.tree_util.tree_map(lambda v, lo, hi: jnp.minimum(jnp.maximum(v, lo), hi), x, lower, upper)
 
 
+def projection_hypercube(x: Any, unit: Any = 1.0) -> Any:
+    r"""Projection onto the hypercube `{y : 0 ≤ y ≤ unit}`: `projection_box(x, (0, unit))`.
+
+    **Arguments:**
+
+    - `x`: a pytree of arrays.
+    - `unit`: the side length (scalar or pytree shaped like `x`, differentiable; `None`
+      means 1).
+
+    **Returns:** a pytree like `x`.
+
+    **Example:**
+
+    ```python
+    projection_hypercube(jnp.array([-1.0, 2.0, 0.5]))  # [0., 1., 0.5]
+    ```
+    """
+    return projection_box(x, (0.0, _or_default(unit, 1.0)))
+
+
 def projection_l2_ball(x: Any, radius: Any = 1.0) -> Any:
     r"""Projection onto the Euclidean ball `{y : ‖y‖₂ ≤ radius}`: `x · min(1, radius/‖x‖₂)`.
 
@@ -186,6 +212,13 @@ def projection_l2_sphere(x: Any, radius: Any = 1.0) -> Any:
 # --- simplex and l1 ball ---------------------------------------------------------------------
 
 
+def _as_vector(x, where):
+    x = jnp.asarray(x)
+    if x.ndim != 1:
+        raise InputError(f"{where}: x must be 1-D, got shape {x.shape}; use jax.vmap for rows")
+    return x
+
+
 @jax.custom_jvp
 def _simplex(x, value):
     # Sorting-based algorithm (Held, Wolfe, Crowder 1974; Duchi et al. 2008): find the
@@ -240,14 +273,70 @@ def projection_simplex(x: jax.Array, value: Any = 1.0) -> jax.Array:
     jax.vmap(projection_simplex)(scores)             # one simplex per row
     ```
     """
-    x = jnp.asarray(x)
-    if x.ndim != 1:
-        from .errors import InputError
-
-        raise InputError(
-            f"projection_simplex: x must be 1-D, got shape {x.shape}; use jax.vmap for rows"
-        )
+    x = _as_vector(x, "projection_simplex")
     return _simplex(x, jnp.asarray(_or_default(value, 1.0), x.dtype))
+
+
+def projection_sparse_simplex(
+    x: jax.Array, max_nz: int, use_approx_max_nz: bool = False, value: Any = 1.0
+) -> jax.Array:
+    r"""Projection onto the sparse simplex `{y ≥ 0 : Σᵢ yᵢ = value, ‖y‖₀ ≤ max_nz}`.
+
+    The set is not convex, but the projection has a closed form (Kyrillidis et al.,
+    ICML 2013): project the `max_nz` largest entries onto the simplex, zero the rest.
+    Differentiable through the gather of the top entries and the simplex projection's
+    closed-form JVP.
+
+    **Arguments:**
+
+    - `x`: a 1-D array.
+    - `max_nz`: the largest number of non-zero entries (a Python int).
+    - `use_approx_max_nz`: find the top entries with `jax.lax.approx_max_k` (faster on
+      TPU, approximate) instead of `jax.lax.top_k`.
+    - `value`: the sum (scalar > 0; `None` means 1).
+
+    **Returns:** a 1-D array like `x` with at most `max_nz` non-zero entries.
+
+    **Example:**
+
+    ```python
+    projection_sparse_simplex(jnp.array([0.5, 2.0, 1.8, -1.0]), 1)  # [0., 1., 0., 0.]
+    ```
+    """
+    x = _as_vector(x, "projection_sparse_simplex")
+    value = jnp.asarray(_or_default(value, 1.0), x.dtype)
+    if use_approx_max_nz:
+        top, index = jax.lax.approx_max_k(x, max_nz)
+    else:
+        top, index = jax.lax.top_k(x, max_nz)
+    return jnp.zeros_like(x).at[index].set(_simplex(top, value))
+
+
+def projection_l1_sphere(x: Any, value: Any = 1.0) -> Any:
+    r"""Projection onto the ℓ1 sphere `{y : ‖y‖₁ = value}`: `s · proj_simplex(|x|, value)`.
+
+    `s` is the sign of `x`, taken as `+1` at zeros (the sphere is not convex: where
+    several points are closest, this one is returned; jaxopt's `jnp.sign` leaves zero
+    entries at zero, off the sphere when `x` is inside the ball). The norm is taken over
+    the whole pytree.
+
+    **Arguments:**
+
+    - `x`: a pytree of arrays.
+    - `value`: the radius (scalar, differentiable; `None` means 1).
+
+    **Returns:** a pytree like `x`.
+
+    **Example:**
+
+    ```python
+    projection_l1_sphere(jnp.array([0.2, -0.1]))  # [0.55, -0.45]
+    ```
+    """
+    flat, unravel = ravel_pytree(x)
+    value = jnp.asarray(_or_default(value, 1.0), flat.dtype)
+    sign = jnp.where(flat >= 0, 1.0, -1.0).astype(flat.dtype)
+    return unravel(sign * _simplex(jnp.abs(flat), value))
 
 
 def projection_l1_ball(x: Any, radius: Any = 1.0) -> Any:
@@ -371,6 +460,74 @@ def projection_affine_set(x: jax.Array, hyperparams: tuple[jax.Array, jax.Array]
     return x - A.T @ jax.scipy.linalg.cho_solve(factor, A @ x - b)
 
 
+def projection_box_section(x: jax.Array, hyperparams: tuple[Any, Any, Any, Any], check_feasible: bool = False) -> jax.Array:
+    r"""Projection onto a box section `{y : α ≤ y ≤ β, ⟨w, y⟩ = c}` (`w > 0`).
+
+    The solution is `yᵢ = clip(xᵢ + wᵢ τ, αᵢ, βᵢ)` with `τ` the root of the non-decreasing,
+    piecewise-linear `φ(τ) = ⟨w, clip(x + w τ, α, β)⟩ − c`, found by bisection to round-off.
+    On the coordinates strictly inside their bounds (the free set `F`) `φ` is linear, so
+    `τ = (c − Σ_{lower} wα − Σ_{upper} wβ − Σ_F w x) / Σ_F w²` exactly; this formula is
+    what autodiff differentiates, giving the exact derivatives in `x`, `α`, `β`, `w`, `c`
+    (one-sided where a coordinate sits exactly on a bound).
+
+    **Arguments:**
+
+    - `x`: a 1-D array.
+    - `hyperparams`: `(α, β, w, c)`: `α`, `β`, `w` shaped like `x` (or scalars), `w > 0`,
+      `c` a scalar; feasible when `⟨w, α⟩ ≤ c ≤ ⟨w, β⟩`.
+    - `check_feasible`: raise `InputError` when the set is empty (outside `jit` only).
+
+    **Returns:** a 1-D array like `x`.
+
+    **Example:**
+
+    ```python
+    w = jnp.ones(3)
+    projection_box_section(jnp.array([0.5, 2.0, -1.0]), (0.0, 1.0, w, 1.0))  # [0., 1., 0.]
+    ```
+    """
+    x = _as_vector(x, "projection_box_section")
+    alpha, beta, w, c = _box_section_params(x, hyperparams)
+    if check_feasible:
+        low, high = float(jnp.vdot(w, alpha)), float(jnp.vdot(w, beta))
+        if not low <= float(c) <= high:
+            raise InputError(
+                f"projection_box_section: the set is empty: c = {float(c):g} must lie in "
+                f"[<w, alpha>, <w, beta>] = [{low:g}, {high:g}]"
+            )
+
+    def phi(tau):
+        return jnp.vdot(w, jnp.clip(x + w * tau, alpha, beta)) - c
+
+    # Bisection on the bracket of all breakpoints: φ(lower) = ⟨w, α⟩ − c ≤ 0 ≤ φ(upper).
+    lower = jax.lax.stop_gradient(jnp.min((alpha - x) / w))
+    upper = jax.lax.stop_gradient(jnp.max((beta - x) / w))
+    steps = 2 * jnp.finfo(x.dtype).nmant + 8
+
+    def bisect(_, bracket):
+        lo, hi = bracket
+        mid = (lo + hi) / 2
+        below = jax.lax.stop_gradient(phi(mid)) < 0
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, steps, bisect, (lower, upper))
+    tau0 = jax.lax.stop_gradient((lo + hi) / 2)
+    z = jax.lax.stop_gradient(x + w * tau0)
+    at_lower, at_upper = z <= alpha, z >= beta
+    free = ~(at_lower | at_upper)
+    curvature = jnp.sum(jnp.where(free, w * w, 0.0))
+    fixed = jnp.sum(jnp.where(at_lower, w * alpha, 0.0)) + jnp.sum(jnp.where(at_upper, w * beta, 0.0))
+    exact = (c - fixed - jnp.sum(jnp.where(free, w * x, 0.0))) / jnp.where(curvature > 0, curvature, 1.0)
+    tau = jnp.where(curvature > 0, exact, tau0)
+    return jnp.clip(x + w * tau, alpha, beta)
+
+
+def _box_section_params(x, hyperparams):
+    alpha, beta, w, c = hyperparams
+    alpha, beta, w = (jnp.broadcast_to(jnp.asarray(v, x.dtype), x.shape) for v in (alpha, beta, w))
+    return alpha, beta, w, jnp.asarray(c, x.dtype)
+
+
 # --- cones -----------------------------------------------------------------------------------
 
 
@@ -454,8 +611,6 @@ def projection_psd_cone(x: jax.Array, hyperparams: Any = None) -> jax.Array:
     del hyperparams
     x = jnp.asarray(x)
     if x.ndim != 2 or x.shape[0] != x.shape[1]:
-        from .errors import InputError
-
         raise InputError(f"projection_psd_cone: x must be a square matrix, got shape {x.shape}")
     return _psd((x + x.T) / 2)
 

@@ -1,19 +1,21 @@
-"""The built-in plugin: what sensitiv itself contributes.
+"""Deprecated location of the built-in plugin; it moved to `sensitiv.plugins.builtin`.
 
-It is registered through the entry-point group `sensitiv` (`builtin = "sensitiv.builtin"`
-in sensitiv's `pyproject.toml`), exactly like a third-party plugin, so
-`SENSITIV_DISABLE_PLUGIN_AUTOLOAD` and `SENSITIV_PLUGINS` apply to it too. Each hook is a
-plain `@hookimpl` function; imports happen inside them so that listing plugins stays cheap.
+Kept for one release so that an environment installed before the move, whose entry point
+still names `sensitiv.builtin`, keeps working; reinstalling sensitiv (`pip install -e .`)
+points the entry point at the new module.
 """
 
 from __future__ import annotations
 
-from .hookspecs import hookimpl
-from .records import StructureReader
+import warnings
 
+from .plugins.builtin import sensitiv_structure_readers
 
-@hookimpl
-def sensitiv_structure_readers() -> list[StructureReader]:
-    from ._amber import amber_reader
+__all__ = ["sensitiv_structure_readers"]
 
-    return [amber_reader()]
+warnings.warn(
+    "sensitiv.builtin moved to sensitiv.plugins.builtin; reinstall sensitiv "
+    "(pip install -e .) to update its entry point",
+    DeprecationWarning,
+    stacklevel=2,
+)

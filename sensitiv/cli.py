@@ -43,6 +43,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import __version__
+from .errors import ConfigError, ConvergenceError, InputError, SensitivError
+from .plugins import KINDS, Registry
+
 __all__ = ["ExitCode", "main", "command", "argument", "COMMANDS", "build_parser"]
 
 
@@ -186,8 +190,6 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every declared subcommand."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(
         prog="sensitiv",
         description="Exact sensitivities of equilibria by implicit differentiation.",
@@ -290,6 +292,9 @@ def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
 
 
 # -- commands ---------------------------------------------------------------------------
+# Each command imports the pipeline modules it needs when it runs: the host and the
+# config are all `plugins`, `validate` and `schema` need, and the numerical core (jax)
+# loads only once `analyze` is past its refusals (tests/test_cheap_commands.py).
 
 
 @command(
@@ -302,8 +307,6 @@ def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
     arguments=[argument("--json", action="store_true", help="print JSON instead of text")],
 )
 def plugins_command(args: argparse.Namespace) -> ExitCode:
-    from .plugins import Registry
-
     registry = Registry(strict=False)
     description = registry.to_dict()
     description["errors"] = [{"plugin": name, "error": message} for name, message in registry.errors]
@@ -324,8 +327,6 @@ def plugins_command(args: argparse.Namespace) -> ExitCode:
 
 
 def _plugins_text(description: dict) -> str:
-    from .plugins import KINDS
-
     lines = []
     plugins = description["plugins"]
     if description["selection"] is not None:
@@ -403,15 +404,16 @@ def _verbosity(args: argparse.Namespace) -> int:
     ],
 )
 def analyze_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config, output, report
-    from .pipeline._progress import Progress
-    from .pipeline.structure import read_structures
+    from .pipeline import config, output  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
     path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite, cfg.input_files)
     if args.dry_run:
+        # lazy: a dry run computes nothing
+        from .pipeline import report
+        from .pipeline.structure import read_structures
         from .pipeline.theta import check_parameters
         from .plugins import get_registry
 
@@ -430,7 +432,9 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
                     print(f"# {s.source}" + (f" (frame {s.frame})" if s.frame else "") + ":", file=sys.stderr)
                     print("\n".join(lines), file=sys.stderr)
         return ExitCode.OK
-    # The numerical core (jax) loads here, after every refusal above has had its chance.
+    # Lazy: the numerical core (jax) loads here, after every refusal above had its chance.
+    from .pipeline import report
+    from .pipeline._progress import Progress
     from .pipeline.run import run_config
 
     outcome = run_config(
@@ -456,8 +460,7 @@ def _print_json(data: Any) -> None:
     arguments=[argument("config", help="the YAML config"), _SET],
 )
 def validate_command(args: argparse.Namespace) -> ExitCode:
-    from .errors import ConfigError
-    from .pipeline import config
+    from .pipeline import config  # lazy (see the note above the commands)
 
     try:
         config.load(args.config, overrides=args.overrides)
@@ -480,10 +483,9 @@ def validate_command(args: argparse.Namespace) -> ExitCode:
                         help="print only the packaged base schema (no plugin parts)")],
 )
 def schema_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config
-    from .plugins import get_registry
+    from .pipeline import config  # lazy (see the note above the commands)
 
-    schema = config.base_schema() if args.base else config.full_schema(get_registry())
+    schema = config.base_schema() if args.base else config.full_schema()
     json.dump(schema, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return ExitCode.OK
@@ -492,19 +494,69 @@ def schema_command(args: argparse.Namespace) -> ExitCode:
 @command(
     "inspect",
     help="print a summary of a result file",
-    arguments=[argument("result", help="a NetCDF file written by sensitiv analyze")],
+    arguments=[argument("result", help="a NetCDF file written by sensitiv analyze"),
+               argument("--json", action="store_true", help="print the summary as JSON")],
 )
 def inspect_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report
+    from .pipeline import output, report  # lazy (see the note above the commands)
 
     result = output.open_result(args.result)
     try:
         with output.reading_result(args.result):
-            text = report.inspect_text(result, args.result)
+            if args.json:
+                text = None
+                _print_json(report.inspect_record(result, args.result))
+            else:
+                text = report.inspect_text(result, args.result)
     finally:
         result.close()
-    print(text)
+    if text is not None:
+        print(text)
     return ExitCode.OK
+
+
+@command(
+    "export",
+    help="write a result as extended XYZ, a LAMMPS dump or an AMBER NetCDF trajectory (OVITO, ASE, VMD)",
+    description="Write the relaxed structure of a result with the per-atom sensitivity vectors "
+    "dx*/dθ of each parameter as properties (dx_dtheta_<label>, dx_dtheta_norm_<label>, "
+    "dx_dlogtheta_<label>; labels like sigma[0,1] become sigma_0_1). The format follows the "
+    "ending: .extxyz/.xyz extended XYZ, .dump/.lammpstrj LAMMPS text dump, .nc AMBER NetCDF-3 "
+    "trajectory (Conventions AMBER, what OVITO's and VMD's readers require).",
+    arguments=[
+        argument("result", help="a NetCDF file written by sensitiv analyze"),
+        argument("-o", "--output", required=True, help="the file to write (.extxyz, .dump, .nc)"),
+        argument("--format", choices=["extxyz", "lammps-dump", "amber"], help="override the format the ending implies"),
+        argument("--frame", type=int, help="one frame (default: every frame)"),
+        argument("--parameter", action="append", help="only this θ label (repeatable; default: all)"),
+        argument("--structure", type=int, default=0, help="group to export (results with groups)"),
+        argument("--force", action="store_true", help="replace an existing file"),
+    ],
+)
+def export_command(args: argparse.Namespace) -> ExitCode:
+    from . import io  # lazy (see the note above the commands)
+    from .pipeline import output
+
+    result = output.open_result(args.result)
+    try:
+        ds = _one_group(result, args.structure)
+        path = io.export(ds, args.output, args.format, frame=args.frame, parameter=args.parameter,
+                         overwrite=args.force)
+    finally:
+        result.close()
+    if _verbosity(args):
+        print(f"wrote {path}")
+    return ExitCode.OK
+
+
+def _one_group(result, structure: int):
+    """The dataset of a result, or of its group number `structure`."""
+    from .pipeline import report  # lazy (see the note above the commands)
+
+    groups = report.result_groups(result)
+    if not 0 <= structure < len(groups):
+        raise InputError(f"--structure {structure}: the result holds {len(groups)} structure(s)")
+    return groups[structure][1]
 
 
 @command(
@@ -520,7 +572,7 @@ def inspect_command(args: argparse.Namespace) -> ExitCode:
     ],
 )
 def plot_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report
+    from .pipeline import output, report  # lazy (see the note above the commands)
 
     result = output.open_result(args.result)
     try:

@@ -39,9 +39,12 @@ from ._projections import (
     kl_projection_simplex,
     projection_affine_set,
     projection_box,
+    projection_box_section,
     projection_halfspace,
+    projection_hypercube,
     projection_hyperplane,
     projection_l1_ball,
+    projection_l1_sphere,
     projection_l2_ball,
     projection_l2_sphere,
     projection_linf_ball,
@@ -49,6 +52,7 @@ from ._projections import (
     projection_psd_cone,
     projection_second_order_cone,
     projection_simplex,
+    projection_sparse_simplex,
 )
 from .errors import ConvergenceError, InputError
 from .solvers import QP
@@ -56,7 +60,10 @@ from .solvers import QP
 __all__ = [
     "projection_non_negative",
     "projection_box",
+    "projection_hypercube",
     "projection_simplex",
+    "projection_sparse_simplex",
+    "projection_l1_sphere",
     "projection_l1_ball",
     "projection_l2_ball",
     "projection_linf_ball",
@@ -64,6 +71,7 @@ __all__ = [
     "projection_hyperplane",
     "projection_halfspace",
     "projection_affine_set",
+    "projection_box_section",
     "projection_polyhedron",
     "projection_second_order_cone",
     "projection_psd_cone",
@@ -82,9 +90,9 @@ def projection_polyhedron(
     x: jax.Array,
     hyperparams: tuple[Any, Any, Any, Any],
     *,
-    tol: float = 1e-12,
+    tol: float | None = None,
     maxiter: int = 5000,
-    check: bool = False,
+    check: bool | None = None,
 ) -> jax.Array:
     r"""Projection onto the polyhedron `{y : A y = b, G y ≤ h}` by a QP solve.
 
@@ -96,9 +104,13 @@ def projection_polyhedron(
 
     - `x`: a 1-D array of size `n`.
     - `hyperparams`: `(A, b, G, h)`; `A`, `b` may be `None` (no equality), as may `G`, `h`.
-    - `tol`, `maxiter`: passed to the QP solver.
-    - `check`: if `True` (outside `jit` only), raise `ConvergenceError` when the QP did not
-      converge. Under `jit` use `sensitiv.solvers.QP` directly to get its state.
+    - `tol`, `maxiter`: passed to the QP solver; the default tolerance is `1e-12` in
+      float64 and `10 · eps^¾` (6e-5) in float32, where `1e-12` is below round-off.
+    - `check`: raise `ConvergenceError` when the QP did not converge (an empty
+      polyhedron, or too few iterations). The default `None` checks whenever the inputs
+      are concrete (outside `jit`, `vmap` and differentiation), like jaxopt's
+      `check_feasible=True`; under transformations there is no Python-side check: use
+      `sensitiv.solvers.QP` directly to get its state.
 
     **Returns:** a 1-D array like `x`.
 
@@ -111,16 +123,21 @@ def projection_polyhedron(
     """
     A, b, G, h = hyperparams
     n = x.shape[0]
+    if tol is None:
+        eps = float(jnp.finfo(x.dtype).eps)
+        tol = 1e-12 if eps < 1e-10 else 10 * eps**0.75
     solver = QP(tol=tol, maxiter=maxiter)
     eye = jnp.eye(n, dtype=x.dtype)
     params_eq = None if A is None else (A, b)
     params_ineq = None if G is None else (G, h)
     sol, state = solver.run(None, (eye, -x), params_eq, params_ineq)
-    if check:
-        if not bool(state.converged):
-            raise ConvergenceError(
-                f"projection_polyhedron: QP did not converge (KKT residual {float(state.error):.3e})"
-            )
+    if check is None:
+        check = not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves((x, hyperparams)))
+    if check and not bool(state.converged):
+        raise ConvergenceError(
+            f"projection_polyhedron: the QP did not converge (KKT residual {float(state.error):.3e} after "
+            f"{int(state.iterations)} iterations): the polyhedron may be empty; otherwise raise maxiter="
+        )
     return sol.primal
 
 

@@ -34,6 +34,12 @@ __all__ = [
 ]
 
 
+def _or_default(value, default=1.0):
+    # `None` is the default strength, as in jaxopt (and as the solvers pass it when no
+    # hyperparameters are given).
+    return default if value is None else value
+
+
 def _broadcast_tree(value, like):
     if jax.tree_util.tree_structure(value) == jax.tree_util.tree_structure(like):
         return value
@@ -68,7 +74,7 @@ def prox_lasso(x: Any, l1reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `l1reg`: the ℓ1 strength `λ ≥ 0`, a scalar or a pytree shaped like `x`.
+    - `l1reg`: the ℓ1 strength `λ ≥ 0`, a scalar or a pytree shaped like `x` (`None` means 1).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`. `∂/∂x = 1` on the support, `∂/∂λ = −η · sign(x)` there.
@@ -79,7 +85,7 @@ def prox_lasso(x: Any, l1reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     prox_lasso(jnp.array([3.0, -0.5]), 1.0)  # [2., 0.]
     ```
     """
-    l1reg = _broadcast_tree(l1reg, x)
+    l1reg = _broadcast_tree(_or_default(l1reg), x)
     return jax.tree_util.tree_map(
         lambda v, lam: jnp.sign(v) * jnp.maximum(jnp.abs(v) - scaling * lam, 0), x, l1reg
     )
@@ -91,7 +97,7 @@ def prox_non_negative_lasso(x: Any, l1reg: Any = 1.0, scaling: Any = 1.0) -> Any
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `l1reg`: the ℓ1 strength `λ ≥ 0`, a scalar or a pytree shaped like `x`.
+    - `l1reg`: the ℓ1 strength `λ ≥ 0`, a scalar or a pytree shaped like `x` (`None` means 1).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`.
@@ -102,7 +108,7 @@ def prox_non_negative_lasso(x: Any, l1reg: Any = 1.0, scaling: Any = 1.0) -> Any
     prox_non_negative_lasso(jnp.array([3.0, -2.0]), 1.0)  # [2., 0.]
     ```
     """
-    l1reg = _broadcast_tree(l1reg, x)
+    l1reg = _broadcast_tree(_or_default(l1reg), x)
     return jax.tree_util.tree_map(lambda v, lam: jnp.maximum(v - scaling * lam, 0), x, l1reg)
 
 
@@ -183,7 +189,7 @@ def prox_group_lasso(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays (one group).
-    - `l2reg`: the group strength `λ ≥ 0` (scalar).
+    - `l2reg`: the group strength `λ ≥ 0` (scalar; `None` means 1).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`; exactly zero when `‖x‖₂ ≤ η λ`.
@@ -194,6 +200,7 @@ def prox_group_lasso(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     prox_group_lasso(jnp.array([3.0, 4.0]), 1.0)  # [2.4, 3.2]
     ```
     """
+    l2reg = _or_default(l2reg)
     sq = sum(jnp.vdot(v, v) for v in jax.tree_util.tree_leaves(x))
     positive = sq > 0
     norm = jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
@@ -207,7 +214,7 @@ def prox_ridge(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `l2reg`: the ridge strength `λ ≥ 0`, a scalar or a pytree shaped like `x`.
+    - `l2reg`: the ridge strength `λ ≥ 0`, a scalar or a pytree shaped like `x` (`None` means 1).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`.
@@ -218,7 +225,7 @@ def prox_ridge(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any:
     prox_ridge(jnp.array([2.0]), 1.0)  # [1.]
     ```
     """
-    l2reg = _broadcast_tree(l2reg, x)
+    l2reg = _broadcast_tree(_or_default(l2reg), x)
     return jax.tree_util.tree_map(lambda v, lam: v / (1 + scaling * lam), x, l2reg)
 
 
@@ -228,7 +235,7 @@ def prox_non_negative_ridge(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any
     **Arguments:**
 
     - `x`: a pytree of arrays.
-    - `l2reg`: the ridge strength `λ ≥ 0`, a scalar or a pytree shaped like `x`.
+    - `l2reg`: the ridge strength `λ ≥ 0`, a scalar or a pytree shaped like `x` (`None` means 1).
     - `scaling`: the step size `η`.
 
     **Returns:** a pytree like `x`.
@@ -239,7 +246,7 @@ def prox_non_negative_ridge(x: Any, l2reg: Any = 1.0, scaling: Any = 1.0) -> Any
     prox_non_negative_ridge(jnp.array([2.0, -1.0]), 1.0)  # [1., 0.]
     ```
     """
-    l2reg = _broadcast_tree(l2reg, x)
+    l2reg = _broadcast_tree(_or_default(l2reg), x)
     return jax.tree_util.tree_map(lambda v, lam: jnp.maximum(v, 0) / (1 + scaling * lam), x, l2reg)
 
 

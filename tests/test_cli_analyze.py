@@ -45,37 +45,63 @@ def test_softspheres_contract(softspheres):
     assert code == ExitCode.OK
     ds = xr.open_dataset(out)
     try:
-        assert dict(ds.sizes) == {"atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2, "species_index": 2}
-        assert list(ds["spatial"].values) == ["x", "y"]
-        assert list(ds["parameter"].values) == ["sigma[0,0]", "sigma[0,1]", "sigma[1,1]"]
-        assert ds["coordinates"].dims == ("atom", "spatial")
-        assert ds["dx_dtheta"].dims == ("atom", "spatial", "parameter")
-        np.testing.assert_allclose(ds["parameter_value"].values, [1.0, 1.2, 1.4])
-        assert list(ds["parameter_units"].values) == ["1", "1", "1"]
+        assert dict(ds.sizes) == {"frame": 1, "atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2,
+                                  "problem": 1, "species_index": 2, "reading": 2}
+        # CF: numeric coordinate variables, labels as auxiliary coordinates
+        assert ds["spatial"].values.tolist() == [0, 1] and ds["parameter"].values.tolist() == [0, 1, 2]
+        assert list(ds["spatial_label"].values) == ["x", "y"]
+        assert list(ds["parameter_label"].values) == ["sigma[0,0]", "sigma[0,1]", "sigma[1,1]"]
+        assert ds["coordinates"].dims == ("frame", "atom", "spatial")
+        assert ds["dx_dtheta"].dims == ("frame", "atom", "spatial", "parameter")
+        np.testing.assert_allclose(ds["parameter_value"].values, [[1.0, 1.2, 1.4]])
+        # reduced units named as such, not "1"
+        assert list(ds["parameter_units"].values) == ["sigma", "sigma", "sigma"]
+        assert ds["coordinates"].attrs["units"] == "sigma"
+        assert ds["energy"].attrs["units"] == "epsilon"
+        assert ds["smallest_eigenvalue"].attrs["units"] == "epsilon sigma2-1" or \
+            ds["smallest_eigenvalue"].attrs["units"] == "epsilon (sigma2)-1"
         assert list(ds["parameter_symmetric"].values) == [0, 1, 0]
         assert set(ds["species"].values) == {"A", "B"}
-        assert ds["cell"].dims == ("cell_vector", "spatial")
+        assert ds["Z"].values.tolist() == [0] * 16  # "A", "B" are labels, not elements
+        assert ds["cell"].dims == ("frame", "cell_vector", "spatial")
         for name in ("stationarity_residual", "linear_residual", "linear_converged", "smallest_eigenvalue",
                      "verdict", "null_space_dimension", "jacobian_error_estimate", "jacobian_strategy",
-                     "energy", "denergy_dtheta", "dx_dlogtheta", "trustworthy"):
+                     "energy", "denergy_dtheta", "dx_dlogtheta", "trustworthy", "problems"):
             assert name in ds.variables, name
-        assert ds["linear_residual"].dims == ("parameter",)
-        assert str(ds["verdict"].values) == "minimum"
-        assert int(ds["null_space_dimension"]) == 2  # the two translations
-        assert ds["trustworthy"].dtype == np.int8 and int(ds["trustworthy"]) == 1
+        for name in ("stationarity_residual", "solver_residual", "smallest_eigenvalue", "largest_eigenvalue",
+                     "solution_error_estimate", "coordinates", "dx_dtheta", "dx_dlogtheta", "energy",
+                     "parameter_value", "cell"):
+            assert "units" in ds[name].attrs, name
+        assert ds["linear_residual"].dims == ("frame", "parameter")
+        assert str(ds["verdict"].values[0]) == "minimum"
+        assert int(ds["null_space_dimension"][0]) == 2  # the two translations
+        assert ds["trustworthy"].dtype == np.int8 and int(ds["trustworthy"][0]) == 1
+        assert ds["problems"].dims == ("frame", "problem") and ds["problems"].values.tolist() == [[""]]
         assert ds["linear_converged"].dtype == np.int8
         assert ds.attrs["Conventions"] == "CF-1.11"
         assert "sensitiv 0.1.0" in ds.attrs["source"] and "jaxmd" in ds.attrs["source"]
         assert "analyze" in ds.attrs["history"]
-        assert ds["coordinates"].attrs["units"] == "1" and "long_name" in ds["dx_dtheta"].attrs
-        resolved = yaml.safe_load(ds.attrs["sensitiv_config"])
+        assert "long_name" in ds["dx_dtheta"].attrs
+        from sensitiv.pipeline._yaml import parse_yaml_text
+
+        resolved = parse_yaml_text(ds.attrs["sensitiv_config"], "stored")[0]
         assert resolved["structure"]["generator"]["n_atoms"] == 16
+        assert resolved["output"]["path"] == "ss.nc"
         for value in ds.attrs.values():
             assert not isinstance(value, (dict, bool)) and value is not None
+        # no absolute path anywhere in the file's attributes or strings
+        import re
+
+        for value in list(ds.attrs.values()) + [str(v) for v in ds["frame_source"].values]:
+            assert not re.search(r"(^|[\s=:])/", str(value)), value
+        # selecting by label: after opening through sensitiv (or ds.set_xindex("parameter_label"))
+        labelled = ds.set_xindex("parameter_label")
+        assert labelled["dx_dtheta"].sel(parameter_label="sigma[0,1]").dims == ("frame", "atom", "spatial")
     finally:
         ds.close()
     with netCDF4.Dataset(out) as nc:
         assert nc.file_format == "NETCDF4"
+        assert nc.dimensions["frame"].isunlimited()
         filters = nc.variables["dx_dtheta"].filters()
         assert filters["zlib"] and filters["shuffle"] and filters["complevel"] == 4
     # No temporary file left beside the output.
@@ -91,8 +117,8 @@ def test_softspheres_numbers_match_python_api_and_finite_differences(softspheres
 
     code, out = softspheres
     with xr.open_dataset(out) as ds:
-        x_cli = ds["coordinates"].values
-        j_cli = ds["dx_dtheta"].values
+        x_cli = ds["coordinates"].values[0]
+        j_cli = ds["dx_dtheta"].values[0]
     registry = get_registry()
     s = st.bidisperse_packing(n_atoms=16, packing_fraction=0.9, seed=0)
     sigma = jnp.array([[1.0, 1.2], [1.2, 1.4]])
@@ -134,23 +160,28 @@ def test_silicon_sw_relaxed_ion_elastic_constants(tmp_path, capsys):
     assert "result: trustworthy" in stdout and "jacobian:" in stdout and "timings:" in stdout
     assert "result:" not in err
     with xr.open_dataset(out) as ds:
-        gpa = 160.21766208
-        c = ds["elastic_constants"].values * gpa
+        gpa = 160.2176634
+        c = ds["elastic_constants"].values[0] * gpa
+        # the GPa copies, converted by sensitiv.units (eV/Å³ = 160.2176634 GPa)
+        assert ds["elastic_constants_gpa"].attrs["units"] == "GPa"
+        np.testing.assert_allclose(ds["elastic_constants_gpa"].values[0], c, rtol=1e-12)
+        np.testing.assert_allclose(ds["stress_gpa"].values, ds["stress"].values * gpa, rtol=1e-12, atol=1e-14)
         # Stillinger & Weber (1985) silicon: C11 151.4, C12 76.4, C44 56.4 GPa (relaxed ion).
         np.testing.assert_allclose(c[0, 0], 151.4, atol=0.2)
         np.testing.assert_allclose(c[0, 1], 76.4, atol=0.2)
         np.testing.assert_allclose(c[3, 3], 56.4, atol=0.2)
         np.testing.assert_allclose(c, c.T, atol=1e-8)
-        clamped = ds["elastic_constants_clamped"].values * gpa
+        clamped = ds["elastic_constants_clamped"].values[0] * gpa
         assert clamped[3, 3] > 1.9 * c[3, 3]  # internal relaxation softens shear a lot
         np.testing.assert_allclose(clamped[:3, :3], c[:3, :3], atol=1e-6)  # no relaxation under pure dilation
-        assert list(ds["parameter"].values) == [
+        assert list(ds["parameter_label"].values) == [
             "strain[0,0]", "strain[0,1]", "strain[0,2]", "strain[1,1]", "strain[1,2]", "strain[2,2]"]
+        assert list(ds["voigt_i_label"].values) == ["xx", "yy", "zz", "yz", "xz", "xy"]
         # Internal strain: only shear moves the atoms inside the cell.
-        norms = np.sqrt((ds["dx_dtheta"] ** 2).sum(("atom", "spatial"))).values
+        norms = np.sqrt((ds["dx_dtheta"] ** 2).sum(("atom", "spatial"))).values[0]
         assert norms[[0, 3, 5]].max() < 1e-6 * norms[[1, 2, 4]].min()
-        assert ds["dstress_dtheta"].dims == ("stress_i", "stress_j", "parameter")
-        assert ds["cell_lengths"].dims == ("cell_spatial",)
+        assert ds["dstress_dtheta"].dims == ("frame", "stress_i", "stress_j", "parameter")
+        assert ds["cell_lengths"].dims == ("frame", "cell_spatial")
         np.testing.assert_allclose(ds["cell_angles"].values, 90.0)
 
 
@@ -165,17 +196,18 @@ def test_lj_crystal_from_extxyz(tmp_path, capsys):
     with xr.open_dataset(out) as ds:
         assert ds.sizes["atom"] == 31 and ds.sizes["spatial"] == 3
         # Per-species-pair matrices, one species: one component each.
-        assert list(ds["parameter"].values) == ["sigma[0,0]", "epsilon[0,0]"]
-        assert set(ds["species"].values) == {"Ar"}
+        assert list(ds["parameter_label"].values) == ["sigma[0,0]", "epsilon[0,0]"]
+        assert set(ds["species"].values) == {"Ar"} and set(ds["Z"].values) == {18}
         assert ds["coordinates"].attrs["units"] == "angstrom"
         # σ takes the structure's length units, ε the model's energy units.
         assert list(ds["parameter_units"].values) == ["angstrom", "eV"]
-        np.testing.assert_allclose(ds["cell"].values, np.eye(3) * 10.52)
+        np.testing.assert_allclose(ds["cell"].values[0], np.eye(3) * 10.52)
+        ds = ds.set_xindex("parameter_label")
         assert "ase" in ds.attrs["source"]
         # Equal-σ scaling: the LJ minimum scales with σ at fixed ε, so dx*/dσ is bounded by
         # the cell size, and ε (an overall energy scale) does not move the minimum at all.
-        eps_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="epsilon[0,0]")).max())
-        sig_norm = float(np.abs(ds["dx_dtheta"].sel(parameter="sigma[0,0]")).max())
+        eps_norm = float(np.abs(ds["dx_dtheta"].sel(parameter_label="epsilon[0,0]")).max())
+        sig_norm = float(np.abs(ds["dx_dtheta"].sel(parameter_label="sigma[0,0]")).max())
         assert eps_norm < 1e-6 * sig_norm
         assert ds["dstress_dtheta"].sizes["parameter"] == 2
 
@@ -197,6 +229,7 @@ def test_inspect_and_plot(softspheres, tmp_path, capsys):
     code, text, _ = _run(capsys, "inspect", out)
     assert code == ExitCode.OK
     assert "16 atoms × 2 dims, 3 parameters" in text and "sigma[0,1]" in text and "verdict: minimum" in text
+    assert "θ sigma[0,1] = 1.2 σ (reduced)" in text
     pytest.importorskip("matplotlib")
     fig = tmp_path / "fig.png"
     code, _, err = _run(capsys, "plot", out, "-o", fig, "--parameter", "sigma[0,0]")
@@ -210,11 +243,11 @@ def test_inspect_and_plot(softspheres, tmp_path, capsys):
 
 def test_read_result_back_as_structure(softspheres):
     """A result is an AMBER-style file: the built-in reader reads x* back."""
-    from sensitiv._amber import read_amber_netcdf
+    from sensitiv.plugins.amber import read_amber_netcdf
 
     _, out = softspheres
     with xr.open_dataset(out) as ds:
-        positions, cell = ds["coordinates"].values, ds["cell"].values
+        positions, cell = ds["coordinates"].values[0], ds["cell"].values[0]
     frames = read_amber_netcdf(str(out), {})
     np.testing.assert_array_equal(frames[0].positions, positions)
     np.testing.assert_array_equal(frames[0].cell, cell)

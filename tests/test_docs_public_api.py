@@ -28,6 +28,7 @@ PUBLIC_MODULES = (
     "sensitiv.prox",
     "sensitiv.solvers",
     "sensitiv.jacobian",
+    "sensitiv.uncertainty",
     "sensitiv.errors",
     "sensitiv.records",
     "sensitiv.hookspecs",

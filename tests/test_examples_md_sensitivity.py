@@ -17,8 +17,10 @@ md = load_example("md_sensitivity")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("md")
     path = md.analyze(out, n_atoms=16)
-    with xr.open_dataset(path) as ds:
-        return ds.load()
+    from sensitiv import io
+
+    with io.open_result(path) as ds:
+        return ds.isel(frame=0).load()
 
 
 def test_analyze_reports_a_trustworthy_minimum(result):
@@ -43,8 +45,8 @@ def test_script_writes_figures(tmp_path):
     for name in ("md_sensitivity.png", "sensitiv_plot.png"):
         assert (tmp_path / name).stat().st_size > 10_000
     with xr.open_dataset(tmp_path / "md_dA.nc") as derived:
-        assert list(derived["parameter"].values) == ["sigma[0,0]", "sigma[0,1]", "d_A"]
-        columns = derived["dx_dtheta"]
-        combined = columns.sel(parameter="sigma[0,0]") + 0.5 * columns.sel(parameter="sigma[0,1]")
-        np.testing.assert_allclose(columns.sel(parameter="d_A"), combined, rtol=1e-14)
+        assert list(derived["parameter_label"].values) == ["sigma[0,0]", "sigma[0,1]", "d_A"]
+        columns = derived["dx_dtheta"].set_xindex("parameter_label")
+        combined = columns.sel(parameter_label="sigma[0,0]") + 0.5 * columns.sel(parameter_label="sigma[0,1]")
+        np.testing.assert_allclose(columns.sel(parameter_label="d_A"), combined, rtol=1e-14)
     assert json.loads((tmp_path / "md_sensitivity.json").read_text())["n_atoms"] == 32

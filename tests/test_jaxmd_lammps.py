@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import sensitiv
+import sensitiv.errors
 import sensitiv_jaxmd as sj
 from sensitiv.records import Structure
 
@@ -356,3 +357,60 @@ def test_theta_labels_by_element_and_config_errors(tmp_path, capsys):
                       "model: {name: tersoff, options: {potential_file: Si.tersoff}, differentiate: ['m[Si,Si,Si]']}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "not differentiable" in capsys.readouterr().err
+
+
+def test_potential_file_relative_to_the_config_folder(tmp_path, monkeypatch):
+    """A potential file next to the config is found from any working directory; a bare
+    name not found there is left for the plugin's LAMMPS lookup."""
+    import shutil
+
+    from sensitiv.pipeline.config import load
+
+    folder = tmp_path / "run"
+    (folder / "pot").mkdir(parents=True)
+    shutil.copy(lmp_ref.potential("Si.tersoff"), folder / "pot" / "mine.tersoff")
+    config = folder / "config.yaml"
+    config.write_text("structure: {generator: {name: diamond, lattice_constant: 5.43, species: Si}}\n"
+                      "model: {name: tersoff, options: {potential_file: pot/mine.tersoff}}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load(str(config))
+    assert cfg.model.options["potential_file"] == str(folder / "pot" / "mine.tersoff")
+    config.write_text(config.read_text().replace("pot/mine.tersoff", "Si.tersoff"))
+    assert load(str(config)).model.options["potential_file"] == "Si.tersoff"
+    with pytest.raises(sensitiv.errors.InputError, match="model.options.potential_file: potential file 'nothere"):
+        sj.MODELS["tersoff"].record().factory(structure(*crystal(DIAMOND, 5.43, 1), [1] * 8, ("Si",)),
+                                              {"potential_file": "nothere.tersoff"})
+
+
+if __name__ == "__main__":  # python tests/test_jaxmd_lammps.py: the agreement table
+    import tempfile
+
+    jax.config.update("jax_enable_x64", True)  # as tests/conftest.py does for the suite
+
+    print("| model | file | structure | atoms | energy | forces | virial |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as folder:
+        for case in sorted(CASES):
+            model, options, elements, pair, (positions, cell), typing = CASES[case]()
+            types = typing(len(positions)) if typing else [1] * len(positions)
+            reference = lmp_ref.evaluate(folder, positions, cell, types, [MASSES[e] for e in elements], pair)
+            system = sj.MODELS[model].record().factory(structure(positions, cell, types, elements), options)
+            energy, forces, stress = sensitiv_values(system)
+            file = options["potential_file"]
+            file = " + ".join(file.values()) if isinstance(file, dict) else file
+            print(f"| {model} | {file} | vacancy + interstitial, rattled, {cell[0, 0]:.2f} Å cell | {len(positions)} "
+                  f"| {lmp_ref.relative_error(energy, reference['energy']):.1e} "
+                  f"| {lmp_ref.relative_error(forces, reference['forces']):.1e} "
+                  f"| {lmp_ref.relative_error(stress, reference['stress']):.1e} |")
+        positions, cell = crystal(FCC, 5.26, 2, vacancy=0, rattle=0.1, seed=3)
+        for name, (parameters, style, coeff) in PAIRS.items():
+            for truncation in ("cut", "shift"):
+                pair = [f"pair_style {style}", coeff, f"pair_modify shift {'yes' if truncation == 'shift' else 'no'}"]
+                reference = lmp_ref.evaluate(folder, positions, cell, [1] * len(positions), [MASSES["Ar"]], pair)
+                system = sj.MODELS[name].record().factory(structure(positions, cell, [1] * len(positions), ("Ar",)), {
+                    "truncation": truncation, "cutoff_units": "absolute", "r_cutoff": 8.5, "parameters": parameters})
+                energy, forces, stress = sensitiv_values(system)
+                print(f"| {name} truncation={truncation} | {style} shift {truncation == 'shift'} | vacancy, rattled, "
+                      f"10.52 Å cell | {len(positions)} | {lmp_ref.relative_error(energy, reference['energy']):.1e} "
+                      f"| {lmp_ref.relative_error(forces, reference['forces']):.1e} "
+                      f"| {lmp_ref.relative_error(stress, reference['stress']):.1e} |")

@@ -309,10 +309,13 @@ def test_pair_parameter_units_are_the_structures_length_and_the_models_energy():
     units = {p.name: p.units for p in make("morse", angstrom, energy_units="eV").parameters}
     assert (units["sigma"], units["epsilon"], units["alpha"]) == ("angstrom", "eV", "angstrom-1")
     units = {p.name: p.units for p in make("soft_sphere_additive", angstrom).parameters}
-    assert (units["diameter"], units["epsilon"], units["alpha"]) == ("angstrom", "1", "1")
-    # Reduced (Lennard-Jones) units stay dimensionless.
+    # reduced-unit models name their energy unit (`epsilon`) instead of claiming "1"
+    assert (units["diameter"], units["epsilon"], units["alpha"]) == ("angstrom", "epsilon", "1")
+    # Reduced (Lennard-Jones) units are named: σ for lengths, ε for energies (the structure
+    # here has no length units: "1").
     reduced = jittered_lattice(5, 2, 1.0, 0.2)
-    assert {p.units for p in make("lennard_jones", reduced).parameters if p.name != "strain"} == {"1"}
+    units = {p.name: p.units for p in make("lennard_jones", reduced).parameters if p.name != "strain"}
+    assert units == {"sigma": "1", "epsilon": "epsilon"}
 
 
 @pytest.mark.parametrize(

@@ -295,6 +295,8 @@ def test_projections_extreme_magnitudes(scale, dtype):
     a = np.array([1.0, 2.0, -1.0, 0.5])
     close(P.projection_hyperplane(x, (jnp.asarray(a, dtype), 0.1 * scale)), x64 - (a @ x64 - 0.1 * scale) / (a @ a) * a)
     close(P.projection_halfspace(x, (jnp.asarray(a, dtype), -scale)), x64 - max(a @ x64 + scale, 0) / (a @ a) * a)
+    close(P.projection_hypercube(x, 0.5 * scale), np.clip(x64, 0, 0.5 * scale))
+    close(P.projection_l1_sphere(x, 1.0 * scale), np.sign(x64) * np.maximum(np.abs(x64) - 0.7 / 3 * scale, 0))
     l1 = P.projection_l1_ball(x, 1.0 * scale)
     assert float(jnp.sum(jnp.abs(l1))) <= scale * (1 + 50 * eps)
     close(l1, np.sign(x64) * np.maximum(np.abs(x64) - 0.7 / 3 * scale, 0))  # support of 3: τ = (1.7 − 1)/3
@@ -317,6 +319,10 @@ def _points_of_sets(dtype):
     return [
         ("non_negative", lambda x: P.projection_non_negative(x), d([0.0, 1.0, 2.5])),
         ("box", lambda x: P.projection_box(x, (0.0, 1.0)), d([0.0, 0.5, 1.0])),
+        ("hypercube", lambda x: P.projection_hypercube(x, 2.0), d([0.0, 0.5, 2.0])),
+        ("box_section", lambda x: P.projection_box_section(x, (0.0, 1.0, d([1.0, 2.0, 3.0]), 2.0)), d([0.5, 0.0, 0.5])),
+        ("sparse_simplex", lambda x: P.projection_sparse_simplex(x, 2), d([0.0, 0.7, 0.0, 0.3])),
+        ("l1_sphere", lambda x: P.projection_l1_sphere(x, 2.0), d([0.5, -1.0, 0.0, 0.5])),
         ("simplex", lambda x: P.projection_simplex(x), d([0.2, 0.3, 0.5, 0.0])),
         ("simplex-value", lambda x: P.projection_simplex(x, 3.0), d([1.0, 2.0, 0.0])),
         ("l1_ball", lambda x: P.projection_l1_ball(x, 1.0), d([0.2, -0.3, 0.5])),
@@ -404,6 +410,44 @@ def test_transport_projection_against_dykstra_and_finite_differences(seed):
     )
 
 
+def test_box_section_against_the_qp_and_finite_differences():
+    """The box section {0 ≤ y ≤ 0.8, ⟨w, y⟩ = c} against the QP-backed polyhedron
+    projection of the same set, and its derivative in x, w and c against central
+    differences (two coordinates free at the solution)."""
+    x = jnp.array([0.9, 0.1, 0.5, -0.3])
+    w = jnp.array([1.0, 2.0, 0.5, 1.5])
+    c = 1.2
+    box = lambda x, w, c: P.projection_box_section(x, (0.0, 0.8, w, c))
+    n = x.shape[0]
+    G = jnp.concatenate([-jnp.eye(n), jnp.eye(n)])
+    h = jnp.concatenate([jnp.zeros(n), 0.8 * jnp.ones(n)])
+    reference = P.projection_polyhedron(x, (w[None, :], jnp.array([c]), G, h))
+    y = box(x, w, c)
+    np.testing.assert_allclose(y, reference, atol=1e-9)
+    assert float(jnp.vdot(w, y)) == pytest.approx(c, abs=1e-12)
+    free = (y > 1e-9) & (y < 0.8 - 1e-9)
+    assert int(free.sum()) >= 2
+    rng = np.random.RandomState(0)
+    u = jnp.asarray(rng.randn(n))
+    v = jnp.asarray(rng.randn(n))
+    f = lambda t: box(x + t * u, w + 0.1 * t * v, c + 0.3 * t)
+    h_ = 1e-6
+    _, jvp = jax.jvp(f, (0.0,), (1.0,))
+    np.testing.assert_allclose(jvp, (f(h_) - f(-h_)) / (2 * h_), atol=1e-8)
+
+
+def test_sparse_simplex_is_the_simplex_on_the_top_entries():
+    x = jnp.array([0.3, 2.0, -1.0, 1.7, 0.9])
+    top = jnp.array([1, 3])
+    y = P.projection_sparse_simplex(x, 2, value=2.0)
+    expected = jnp.zeros(5).at[top].set(P.projection_simplex(x[top], 2.0))
+    np.testing.assert_allclose(y, expected, atol=1e-15)
+    J = jax.jacobian(lambda x: P.projection_sparse_simplex(x, 2, value=2.0))(x)
+    Jtop = np.zeros((5, 5))
+    Jtop[np.ix_(top, top)] = jax.jacobian(lambda v: P.projection_simplex(v, 2.0))(x[top])
+    np.testing.assert_allclose(J, Jtop, atol=1e-15)
+
+
 def test_birkhoff_at_a_vertex_has_zero_derivative():
     """Near a permutation matrix scaled up, the projection is that permutation and stays
     so under small perturbations: the derivative is exactly zero (finite, not NaN)."""
@@ -488,6 +532,49 @@ def test_issue20_make_prox_from_projection_defaults():
 def test_none_hyperparams_mean_the_default_set(projection):
     x = jnp.array([0.9, -0.7, 0.4])
     np.testing.assert_array_equal(projection(x, None), projection(x))
+
+
+@pytest.mark.parametrize(
+    "prox", [X.prox_lasso, X.prox_non_negative_lasso, X.prox_group_lasso, X.prox_ridge, X.prox_non_negative_ridge,
+             X.prox_elastic_net, X.prox_elastic_net_jaxopt]
+)
+def test_none_strengths_mean_one(prox):
+    x = jnp.array([2.0, -0.5, 0.3])
+    one = (1.0, 1.0) if "elastic" in prox.__name__ else 1.0
+    np.testing.assert_array_equal(prox(x, None, 0.5), prox(x, one, 0.5))
+
+
+def test_prox_ridge_is_half_squared_norm():
+    """jaxopt's and sensitiv's prox_ridge both minimize ½(y − x)² + η·½λy² (jaxopt's
+    docstring omits the ½; the numbers agree)."""
+    x, lam, eta = 3.0, 2.0, 0.5
+    assert float(X.prox_ridge(jnp.array([x]), lam, eta)[0]) == pytest.approx(x / (1 + eta * lam))
+
+
+def test_polyhedron_float32_default_tolerance_is_reachable():
+    """In float32 the default QP tolerance sits above round-off, so an eager call on a
+    feasible set converges (no ConvergenceError) and matches the float64 answer."""
+    rng = np.random.RandomState(0)
+    x, A, b, G, h = rng.randn(5), rng.randn(3, 5), rng.randn(3), rng.randn(2, 5), rng.randn(2)
+    f32 = lambda *a: tuple(jnp.asarray(v, jnp.float32) for v in a)
+    p32 = P.projection_polyhedron(f32(x)[0], f32(A, b, G, h))
+    p64 = P.projection_polyhedron(jnp.asarray(x), tuple(jnp.asarray(v) for v in (A, b, G, h)))
+    assert p32.dtype == jnp.float32
+    np.testing.assert_allclose(p32, p64, atol=1e-3)
+    np.testing.assert_allclose(A @ np.asarray(p64), b, atol=1e-9)
+
+
+def test_polyhedron_reports_an_empty_set_outside_jit():
+    """jaxopt checks feasibility by default; sensitiv checks convergence whenever the
+    inputs are concrete, and says what may be wrong."""
+    from sensitiv.errors import ConvergenceError
+
+    A = jnp.array([[1.0, 1.0], [0.0, 1.0], [-1.0, 1.0]])
+    b = jnp.array([1.0, 1.0, -1.0])
+    G = -jnp.eye(2)
+    h = jnp.zeros(2)
+    with pytest.raises(ConvergenceError, match="may be empty"):
+        P.projection_polyhedron(jnp.zeros(2), hyperparams=(A, b, G, h), maxiter=20)
 
 
 # --- boundary solutions of paired solvers ----------------------------------------------------------
@@ -584,3 +671,13 @@ def test_migrating_table_names_exist():
         for part in dotted.split("."):
             assert hasattr(obj, part), f"docs/migrating.md names sensitiv.{dotted}, which does not exist"
             obj = getattr(obj, part)
+
+
+def test_scipy_minimize_refuses_two_iteration_limits():
+    """jaxopt refuses maxiter= together with options['maxiter']; so does sensitiv (one of
+    the two would be silently ignored)."""
+    from sensitiv.solvers import ScipyBoundedMinimize, ScipyMinimize
+
+    for solver in (ScipyMinimize, ScipyBoundedMinimize):
+        with pytest.raises(ImplicitDiffError, match=r"options\['maxiter'\]"):
+            solver(lambda x: jnp.sum(x**2), maxiter=500, options={"maxiter": 100})

@@ -8,6 +8,7 @@ exactly as an installed one).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -507,10 +508,21 @@ def test_builtin_registers_through_its_entry_point():
     registry = Registry(entry_points=["builtin"])
     (info,) = registry.plugins
     assert (info.name, info.module, info.entry_point, info.distribution) == (
-        "builtin", "sensitiv.builtin", "sensitiv.builtin", "sensitiv",
+        "builtin", "sensitiv.plugins.builtin", "sensitiv.plugins.builtin", "sensitiv",
     )
     assert registry.find_structure_reader("traj.nc").name == "amber-netcdf"
     assert registry.owner("structure_reader", "amber-netcdf") == "builtin"
+
+
+def test_old_builtin_path_still_registers_with_a_deprecation_warning(monkeypatch):
+    # Environments installed before the move still name `sensitiv.builtin` in their
+    # entry-point metadata: the old module keeps working for one release, and says so.
+    monkeypatch.delitem(sys.modules, "sensitiv.builtin", raising=False)
+    with pytest.deprecated_call(match="sensitiv.plugins.builtin"):
+        old = importlib.import_module("sensitiv.builtin")
+    registry = Registry(entry_points=False)
+    registry.register(old, name="old-builtin")
+    assert registry.find_structure_reader("traj.nc").name == "amber-netcdf"
 
 
 def test_autoload_loads_every_entry_point(site, monkeypatch):
@@ -557,7 +569,7 @@ def test_disable_autoload_environment_variable(monkeypatch, site):
 def test_disable_autoload_accepts_false_words(monkeypatch, value):
     monkeypatch.setenv(ENV_DISABLE_AUTOLOAD, value)
     monkeypatch.setenv(ENV_PLUGINS, "builtin")  # keep to entry points known to load
-    assert plugins._autoload_disabled(value) is False
+    assert plugins._registry._autoload_disabled(value) is False
     assert [p.name for p in Registry().plugins] == ["builtin"]
 
 
@@ -630,7 +642,7 @@ def test_two_distributions_declaring_one_entry_point_name(site):
 
 
 def test_default_registry_is_cached_and_can_be_refreshed(monkeypatch):
-    monkeypatch.setattr(plugins, "_default", None)
+    monkeypatch.setattr(plugins._registry, "_default", None)
     monkeypatch.setenv(ENV_PLUGINS, "builtin")
     first = get_registry()
     assert get_registry() is first

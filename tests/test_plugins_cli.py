@@ -37,7 +37,7 @@ def test_plugins_json_lists_plugin_version_distribution_and_contributions(capsys
     (builtin,) = data["plugins"]
     assert builtin["name"] == "builtin" and builtin["distribution"] == "sensitiv"
     assert builtin["version"] == data["sensitiv_version"]
-    assert builtin["entry_point"] == "sensitiv.builtin"
+    assert builtin["entry_point"] == "sensitiv.plugins.builtin"
     (reader,) = builtin["contributions"]["sensitiv_structure_readers"]
     assert reader["name"] == "amber-netcdf" and ".nc" in reader["extensions"]
     assert data["selection"] == ["builtin"] and data["errors"] == []

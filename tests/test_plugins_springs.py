@@ -309,8 +309,8 @@ def test_sensitiv_analyze_runs_the_third_party_model(installed, springs, tmp_pat
     assert done.returncode == 0, done.stderr
     with xr.open_dataset(tmp_path / "springs.nc") as ds:
         assert ds.attrs["model"] == "harmonic_springs" and int(ds["trustworthy"]) == 1
-        x_star = jnp.asarray(ds["coordinates"].values)
-        column = ds["dx_dtheta"].sel(parameter="rest_length_scale[0,1]").values
+        x_star = jnp.asarray(ds["coordinates"].values[0])
+        column = ds["dx_dtheta"].set_xindex("parameter_label").sel(parameter_label="rest_length_scale[0,1]").values[0]
 
     # The same column computed here at the file's equilibrium; the pipeline moves the
     # symmetric pair [0,1] and [1,0] together.

@@ -13,7 +13,7 @@ import ase.io  # noqa: E402
 from ase import Atoms  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
-from sensitiv._amber import cell_from_lengths_angles, read_amber_netcdf  # noqa: E402
+from sensitiv.plugins.amber import cell_from_lengths_angles, read_amber_netcdf  # noqa: E402
 from sensitiv.errors import InputError  # noqa: E402
 from sensitiv.pipeline import structure as st  # noqa: E402
 from sensitiv_ase.readers import READERS, read_with_ase  # noqa: E402
@@ -259,7 +259,7 @@ def test_read_structures_through_registry(tmp_path):
 
 def test_amber_netcdf_lazy_frames(tmp_path, monkeypatch):
     """Large trajectories are read frame by frame, when indexed."""
-    import sensitiv._amber as amber
+    import sensitiv.plugins.amber as amber
 
     monkeypatch.setattr(amber, "_EAGER_BYTES", 0)
     atoms = _crystal()

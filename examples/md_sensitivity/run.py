@@ -44,8 +44,10 @@ def analyze(out_dir: pathlib.Path, n_atoms: int | None = None) -> pathlib.Path:
 
 
 def small_diameter_field(ds):
-    """∂x*/∂d_A = ∂x*/∂σ_AA + ½ ∂x*/∂σ_AB, shape (atoms, 2)."""
-    field = ds["dx_dtheta"].sel(parameter="sigma[0,0]") + 0.5 * ds["dx_dtheta"].sel(parameter="sigma[0,1]")
+    """∂x*/∂d_A = ∂x*/∂σ_AA + ½ ∂x*/∂σ_AB, shape (atoms, 2), of a one-frame result
+    opened by `sensitiv.io.open_result` (labels indexed) and `.isel(frame=0)`."""
+    jac = ds["dx_dtheta"]
+    field = jac.sel(parameter_label="sigma[0,0]") + 0.5 * jac.sel(parameter_label="sigma[0,1]")
     return np.asarray(field.transpose("atom", "spatial").values)
 
 
@@ -55,16 +57,23 @@ def write_field(ds, field, path: pathlib.Path):
     import xarray as xr
 
     columns = ds["dx_dtheta"].transpose("atom", "spatial", "parameter").values
+    labels = [*map(str, ds["parameter_label"].values), "d_A"]
     derived = xr.Dataset(
         {
-            "coordinates": ds["coordinates"],
+            "coordinates": ds["coordinates"].expand_dims("frame"),
             "species": ds["species"],
-            "cell": ds["cell"],
-            "dx_dtheta": (("atom", "spatial", "parameter"), np.concatenate([columns, field[:, :, None]], axis=2),
+            "pbc": ds["pbc"],
+            "cell": ds["cell"].expand_dims("frame"),
+            "dx_dtheta": (("frame", "atom", "spatial", "parameter"),
+                          np.concatenate([columns, field[:, :, None]], axis=2)[None],
                           {"long_name": "sensitivity of the relaxed positions to the small diameter d_A",
                            "units": ds["dx_dtheta"].attrs.get("units", "1")}),
+            "parameter_value": (("frame", "parameter"),
+                                np.append(ds["parameter_value"].values, DIAMETERS[0])[None]),
+            "trustworthy": ds["trustworthy"].expand_dims("frame"),
         },
-        coords={"spatial": ds["spatial"], "parameter": [*map(str, ds["parameter"].values), "d_A"]},
+        coords={"spatial": ds["spatial"].values, "spatial_label": ("spatial", ds["spatial_label"].values),
+                "parameter": np.arange(len(labels)), "parameter_label": ("parameter", labels)},
         attrs={**ds.attrs, "title": ds.attrs.get("title", "") + " (derived: theta = d_A)"},
     )
     derived.to_netcdf(path)
@@ -151,12 +160,12 @@ def main(argv=None):
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "output", help="output folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    import xarray as xr
+    from sensitiv import io
     from sensitiv.cli import main as sensitiv_cli
 
     path = analyze(args.out, 32 if args.small else None)
-    with xr.open_dataset(path) as ds:
-        ds = ds.load()
+    with io.open_result(path) as opened:
+        ds = opened.isel(frame=0).load()
     field = small_diameter_field(ds)
     derived = write_field(ds, field, args.out / "md_dA.nc")
     code = sensitiv_cli(["plot", str(derived), "-o", str(args.out / "sensitiv_plot.png"), "--parameter", "d_A", "-q"])

@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import PluginError
-from ..plugins import Registry
+from ..plugins import Registry, get_registry
 from ._yaml import Marks
 from .theta import LABEL, parse_parameter_label, value_problems
 
@@ -59,7 +59,7 @@ class ConfigIssue:
 
 
 
-# -- schema ----------------------------------------------------------------------
+# -- schema --------------------------------------------------------------------------
 
 
 def base_schema() -> dict:
@@ -107,15 +107,16 @@ def _then(properties: Mapping) -> dict:
     return then
 
 
-def full_schema(registry: Registry) -> dict:
+def full_schema(registry: Registry | None = None) -> dict:
     """The base schema with every installed plugin's names and option schemas merged in.
 
     **Arguments:**
 
-    - `registry`: the plugin registry (`sensitiv.plugins.get_registry()`).
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
 
     **Returns:** a JSON Schema (dict), what `sensitiv schema` prints.
     """
+    registry = registry if registry is not None else get_registry()
     schema = base_schema()
     defs = schema["$defs"]
 
@@ -523,6 +524,33 @@ def _size_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
                         f"machine's {memory / 2**30:,.0f} GiB; generate fewer atoms")]
 
 
+#: Option keys holding units, checked by `sensitiv.units` (kind of unit each must be).
+UNITS_OPTIONS = {"energy_units": "energy", "length_units": "length"}
+
+
+def _units_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """Units given in the model's and the structure's options: readable units of the right
+    kind, LAMMPS unit styles (`metal`, `real`, `lj`) or reduced units (`epsilon`, `sigma`)."""
+    issues: list[ConfigIssue] = []
+    for section in ("model", "structure"):
+        part = data.get(section)
+        options = part.get("options") if isinstance(part, Mapping) else None
+        if not isinstance(options, Mapping):
+            continue
+        for key, kind in UNITS_OPTIONS.items():
+            value = options.get(key)
+            if not isinstance(value, str):
+                continue  # absent, or the schema reports its type
+            from .. import units
+
+            try:
+                units.check(value, kind)
+            except units.UnitsError as err:
+                path = (section, "options", key)
+                issues.append(ConfigIssue(marks.locate(path), _json_path(path), str(err)))
+    return issues
+
+
 def _structure_files(structure: Mapping) -> list[tuple[tuple, Any]]:
     files: list[tuple[tuple, Any]] = []
     if isinstance(structure.get("file"), str):
@@ -559,7 +587,7 @@ def _file_issues(
 def validate(
     data: Any,
     marks: Marks,
-    registry: Registry,
+    registry: Registry | None = None,
     base_dir: str = ".",
     check_files: bool = True,
     duplicates: Sequence = (),
@@ -569,13 +597,14 @@ def validate(
     **Arguments:**
 
     - `data`, `marks`: from `sensitiv.pipeline._yaml.load_yaml_with_marks`.
-    - `registry`: the plugin registry.
+    - `registry`: the plugin registry (default: `sensitiv.plugins.get_registry()`).
     - `base_dir`: the folder relative paths in the config refer to.
     - `check_files`: also check that structure files exist and are readable.
     - `duplicates`: duplicate keys found while parsing.
 
     **Returns:** a list of `ConfigIssue` (empty when valid).
     """
+    registry = registry if registry is not None else get_registry()
     issues = [
         ConfigIssue(
             f"{marks.filename}:{where[0]}:{where[1]}",
@@ -596,6 +625,7 @@ def validate(
     issues += _option_issues(data, marks, registry, schema)
     issues += _parameter_value_issues(data, marks, registry)
     issues += _differentiate_issues(data, marks, registry)
+    issues += _units_issues(data, marks)
     issues += _file_issues(data, marks, registry, base_dir, check_files)
 
     def order(issue: ConfigIssue):

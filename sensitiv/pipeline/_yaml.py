@@ -16,6 +16,11 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+
 from ..errors import ConfigError
 
 __all__ = ["Marks", "load_yaml_with_marks", "parse_yaml_text", "parse_scalar", "dump_yaml"]
@@ -24,8 +29,6 @@ Path = tuple  # a key path: ("model", "parameters", "sigma") or ("observables", 
 
 
 def _yaml(typ: str = "safe"):
-    from ruamel.yaml import YAML  # deliberately lazy: only commands that read YAML pay for it
-
     yaml = YAML(typ=typ, pure=True)
     yaml.version = (1, 2)
     return yaml
@@ -82,8 +85,6 @@ MAX_VALUES = 100_000
 
 
 def _construct(constructor, node, path, marks: Marks, duplicates: list, budget: list | None = None):
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
     budget = budget if budget is not None else [MAX_VALUES]
     budget[0] -= 1
     if budget[0] < 0:
@@ -127,8 +128,6 @@ def parse_yaml_text(text: str, filename: str) -> tuple[Any, Marks, list]:
 
     Raises `ConfigError` with `file:line:col` for malformed YAML.
     """
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     marks = Marks(filename)
     yaml = _yaml()
     constructor, parser = yaml.get_constructor_parser(text)
@@ -169,8 +168,6 @@ def parse_scalar(text: str, what: str) -> Any:
 
     **Raises:** `ConfigError` starting with `what` when `text` is not valid YAML.
     """
-    from ruamel.yaml.error import YAMLError
-
     if not text.strip():
         return ""
     try:
@@ -183,8 +180,6 @@ def parse_scalar(text: str, what: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    import numpy as np
-
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -229,5 +224,6 @@ def dump_yaml(data: Any) -> str:
     text = stream.getvalue()
     # The `%YAML 1.2` directive ruamel writes for an explicit version is noise in a config.
     if text.startswith("%YAML"):
-        text = text.split("---\n", 1)[-1] if "---\n" in text else text
+        # `--- {a: 1}` when the whole document fits on one line in flow style.
+        text = text.split("\n", 1)[1].removeprefix("---").lstrip(" \n")
     return text

@@ -50,6 +50,7 @@ __all__ = [
     "base_schema",
     "full_schema",
     "load",
+    "load_data",
     "validate",
     "parse_override",
     "parse_memory",
@@ -258,7 +259,10 @@ class Config:
     - `path`: the config file (`"<string>"` when parsed from text).
     - `marks`: where each value came from, for later error messages.
     - `raw`: the configuration as written, before defaults.
-    - `resolved`: the resolved configuration as plain data (what `to_yaml` writes).
+    - `resolved`: the resolved configuration as plain data, paths absolute (`to_yaml`
+      writes it with paths relative to `base_dir`).
+    - `base_dir`: the folder relative paths refer to: the config file's, or the working
+      folder for a config given as text.
 
     **Example:**
 
@@ -281,6 +285,7 @@ class Config:
     marks: Marks
     raw: Mapping[str, Any]
     resolved: Mapping[str, Any]
+    base_dir: str = ""
 
     @property
     def input_files(self) -> list[str]:
@@ -291,10 +296,6 @@ class Config:
     def locate(self, *keys) -> str:
         """`file:line:col` of the value at `keys`, e.g. `cfg.locate("structure", "file")`."""
         return self.marks.locate(tuple(keys))
-
-    def to_dict(self) -> dict:
-        """The resolved configuration as plain dicts and lists (a copy)."""
-        return copy.deepcopy(dict(self.resolved))
 
     def with_output(self, path: str | None = None, overwrite: bool | None = None) -> "Config":
         """This config with `output.path` (made absolute) and/or `output.overwrite` replaced,
@@ -311,9 +312,42 @@ class Config:
         resolved["output"] = {**resolved["output"], **changes}
         return dataclasses.replace(self, output=dataclasses.replace(self.output, **changes), resolved=resolved)
 
+    def to_dict(self, relative: bool = False) -> dict:
+        """The resolved configuration as plain dicts and lists (a copy); with `relative`,
+        its structure files relative to `base_dir` and the output as its file name (the
+        result sits beside it; a rerun of the stored config writes beside the config)."""
+        data = copy.deepcopy(dict(self.resolved))
+        if relative and self.base_dir:
+            def rel(path: str) -> str:
+                return os.path.relpath(path, self.base_dir) if os.path.isabs(path) else path
+
+            structure, output = data.get("structure", {}), data.get("output", {})
+            if "file" in structure:
+                structure["file"] = rel(structure["file"])
+            if "files" in structure:
+                structure["files"] = [rel(f) for f in structure["files"]]
+            if "path" in output:
+                output["path"] = os.path.basename(output["path"])
+
+            def relative_paths(value):  # plugin options declared as paths (potential files)
+                if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
+                    return rel(value)
+                if isinstance(value, dict):
+                    return {k: relative_paths(v) for k, v in value.items()}
+                if isinstance(value, list):
+                    return [relative_paths(v) for v in value]
+                return value
+
+            for section in ("model", "solver", "condition"):
+                if isinstance(data.get(section), dict) and "options" in data[section]:
+                    data[section]["options"] = relative_paths(data[section]["options"])
+        return data
+
     def to_yaml(self) -> str:
-        """The resolved configuration as YAML text (stored in the output)."""
-        return dump_yaml(self.to_dict())
+        """The resolved configuration as YAML 1.2 text, paths relative to the config's
+        folder: what the dry run prints and the output stores (`sensitiv_config`); saved
+        beside the original config, it reruns the same analysis."""
+        return dump_yaml(self.to_dict(relative=True))
 
 
 # -- defaults and resolution ------------------------------------------------------------
@@ -356,6 +390,34 @@ def _absolute(base_dir: str, path: str) -> str:
     return os.path.normpath(os.path.join(base_dir, os.path.expanduser(path)))
 
 
+def _is_path(schema: Mapping) -> bool:
+    """Whether an option's schema declares a file path (`"format": "path"`, also inside
+    `oneOf` alternatives and as the values of a mapping)."""
+    if not isinstance(schema, Mapping):
+        return False
+    if schema.get("format") == "path":
+        return True
+    return any(_is_path(s) for s in schema.get("oneOf", ())) or _is_path(schema.get("additionalProperties"))
+
+
+def _resolve_option_paths(options: dict, schema: Mapping, base_dir: str) -> None:
+    """Plugin options declared as paths, made absolute when the file is found relative to
+    the config's folder (like `structure.file`); a name not found there is left for the
+    plugin to look up (a LAMMPS potential by name, say)."""
+
+    def resolve(value):
+        if isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)):
+            candidate = _absolute(base_dir, value)
+            return candidate if os.path.exists(candidate) else value
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    for key, sub in (schema.get("properties") or {}).items():
+        if key in options and _is_path(sub):
+            options[key] = resolve(options[key])
+
+
 def _resolve(
     data: dict, schema: Mapping, path: str, base_dir: str, registry: Registry
 ) -> tuple[dict, tuple[StructureFile, ...]]:
@@ -374,12 +436,25 @@ def _resolve(
     formats = {f.format for f in files}
     if len(formats) == 1:  # recorded, so that the dry run and the stored config show it
         structure["format"] = formats.pop()
+    model = registry.energy_models.get(data["model"]["name"])
+    if model is not None:
+        _resolve_option_paths(data["model"].get("options") or {}, model.options_schema, base_dir)
     output = data["output"]
     if "path" not in output:
         stem = os.path.splitext(os.path.basename(path))[0] if path != "<string>" else "sensitiv"
         output["path"] = os.path.join(base_dir, stem + ".nc")
     else:
         output["path"] = _absolute(base_dir, output["path"])
+    # Units options as the model and reader receive them: a LAMMPS unit style ("metal")
+    # becomes its unit of that kind ("eV"); validation has checked every one.
+    from .. import units
+    from ._schema import UNITS_OPTIONS
+
+    for section in ("model", "structure"):
+        options = data[section].get("options") or {}
+        for key, kind in UNITS_OPTIONS.items():
+            if isinstance(options.get(key), str):
+                options[key] = units.check(options[key], kind)
     data["observables"] = [
         {"name": o, "label": o} if isinstance(o, str) else {"label": o["name"], **o}
         for o in data["observables"]
@@ -525,7 +600,49 @@ def load(
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
     resolved, files = _resolve(data, full_schema(registry), path, base_dir, registry)
     return Config(**_sections(resolved, files), path=path, marks=marks,
-                  raw=copy.deepcopy(data), resolved=resolved)
+                  raw=copy.deepcopy(data), resolved=resolved, base_dir=base_dir)
+
+
+class _SourceMarks(Marks):
+    """Marks of a config given as data (`sensitiv.analyze`): no lines, the source's name."""
+
+    def locate(self, path, key=False):
+        return self.filename
+
+
+def load_data(
+    data: Mapping[str, Any],
+    *,
+    source: str = "<data>",
+    base_dir: str | None = None,
+    registry: Registry | None = None,
+    check_files: bool = True,
+) -> Config:
+    """Validate and resolve a configuration given as a mapping (what `sensitiv.analyze`
+    builds from its arguments): the same schema, checks and messages as `load`, located
+    at `source` instead of `file:line:col`.
+
+    **Arguments:**
+
+    - `data`: the configuration, as the YAML would give it.
+    - `source`: the name messages start with.
+    - `base_dir`: the folder relative paths refer to (default: the working folder).
+    - `registry`, `check_files`: as for `load`.
+
+    **Returns:** a `Config`.
+
+    **Raises:** `ConfigError` listing every problem, one per line.
+    """
+    registry = registry if registry is not None else get_registry()
+    base_dir = os.path.abspath(base_dir or os.getcwd())
+    data = copy.deepcopy(dict(data))
+    marks = _SourceMarks(source)
+    issues = validate(data, marks, registry, base_dir, check_files, ())
+    if issues:
+        raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
+    resolved, files = _resolve(data, full_schema(registry), "<string>", base_dir, registry)
+    return Config(**_sections(resolved, files), path=source, marks=marks,
+                  raw=copy.deepcopy(data), resolved=resolved, base_dir=base_dir)
 
 
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,

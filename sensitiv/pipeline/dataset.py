@@ -1,67 +1,97 @@
 """The NetCDF contract of `sensitiv analyze` (documented in `docs/output.md`): the one
 module that spells output variable, dimension and attribute names.
 
-`structure_dataset` turns one `StructureAnalysis` into a labeled `xarray.Dataset`;
-`global_attributes` gives a result its CF-style global attributes. Everything else that
-reads or writes results (`output`, `report`, the AMBER reader's round trip) imports the
-names from here. The names shared with the AMBER trajectory convention (`coordinates`,
-`cell_lengths`, `cell_angles`, `spatial`, `atom`, `frame`), and `species`, `cell`, `pbc`
-which that reader also reads back, are defined by the built-in AMBER reader and re-exported
-here: a result opens as an AMBER-style trajectory and reads back as a structure.
+`structure_dataset` turns one `StructureAnalysis` into a labeled `xarray.Dataset` with a
+`frame` dimension of length 1; `combine_frames` stacks such datasets along `frame`;
+`global_attributes` gives a result its CF global attributes. Everything else that reads
+or writes results (`output`, `report`, `sensitiv.io`, the AMBER reader's round trip)
+imports the names from here.
+
+The layout is CF 1.11 and AMBER-compatible at once:
+
+- every dimension that has labels has a **numeric** coordinate variable (`spatial`,
+  `parameter`, `voigt_i`, `voigt_j`: 0, 1, …) and a string **auxiliary coordinate**
+  (`spatial_label`, `parameter_label`, …) holding the labels; the datasets built here
+  (and those `sensitiv.io.open_result` opens) carry an index on the labels, so
+  `ds.sel(parameter_label="sigma[0,1]")` works;
+- `frame` is always there (length 1 for one structure) and unlimited in the file, and
+  atomic numbers `Z(atom)` sit beside `species(atom)`, so ASE's AMBER reader
+  (`ase.io.read(path, format="netcdftrajectory")`) reads a 3-D result with its species,
+  cell and periodicity;
+- every dimensional variable has `units` (UDUNITS strings; reduced units named `sigma`,
+  `epsilon`, see `sensitiv.units`), stresses and elastic constants also in GPa when their
+  units are physical;
+- `problems(frame, problem)` holds one sentence per element (empty strings pad);
+- no absolute path is stored: sources are relative to the config's folder.
 
 **Example:**
 
 ```python
 from sensitiv.pipeline import dataset
 ds = dataset.structure_dataset(analysis, log_sensitivity=True)
-ds[dataset.DX_DTHETA].sel({dataset.PARAMETER: "sigma[0,1]"})
+ds[dataset.DX_DTHETA].sel({dataset.PARAMETER_LABEL: "sigma[0,1]"})
 ```
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from .._amber import ATOM, CELL, CELL_ANGLES, CELL_LENGTHS, COORDINATES, FRAME, PBC, SPATIAL, SPECIES
+from .. import units as _units
+from ..plugins.amber import ATOM, CELL, CELL_ANGLES, CELL_LENGTHS, COORDINATES, ELEMENTS, FRAME, PBC, SPATIAL, SPECIES
 from ..plugins import Registry
 from .analysis import STRESS, StructureAnalysis
 from .config import Config
 
 __all__ = [
-    "ATOM", "SPATIAL", "PARAMETER", "FRAME", "CELL_VECTOR", "CELL_SPATIAL", "CELL_ANGULAR",
-    "STRESS_I", "STRESS_J", "VOIGT", "VOIGT_", "LINEAR_SOLVE",
+    "ATOM", "SPATIAL", "PARAMETER", "FRAME", "PROBLEM", "CELL_VECTOR", "CELL_SPATIAL", "CELL_ANGULAR",
+    "STRESS_I", "STRESS_J", "VOIGT_I", "VOIGT_J", "LINEAR_SOLVE", "LABEL_COORDINATES",
+    "SPATIAL_LABEL", "PARAMETER_LABEL", "VOIGT_I_LABEL", "VOIGT_J_LABEL",
     "COORDINATES", "INITIAL_COORDINATES", "DX_DTHETA", "DX_DLOGTHETA", "PARAMETER_VALUE",
-    "PARAMETER_UNITS", "PARAMETER_NAME", "PARAMETER_SYMMETRIC", "SPECIES", "PBC", "CELL",
+    "PARAMETER_UNITS", "PARAMETER_NAME", "PARAMETER_SYMMETRIC", "SPECIES", "ATOMIC_NUMBER", "PBC", "CELL",
     "CELL_LENGTHS", "CELL_ANGLES", "STATIONARITY_RESIDUAL", "STATIONARITY_RESIDUAL_NORM",
     "SOLVER_CONVERGED", "SOLVER_ITERATIONS", "SOLVER_RESIDUAL", "LINEAR_RESIDUAL",
     "LINEAR_CONVERGED", "LINEAR_ITERATIONS", "SMALLEST_EIGENVALUE", "LARGEST_EIGENVALUE",
     "VERDICT", "NULL_SPACE_DIMENSION", "DETECTED_NULL_SPACE_DIMENSION", "JACOBIAN_ERROR_ESTIMATE",
     "SOLUTION_ERROR_ESTIMATE", "JACOBIAN_STRATEGY", "TRUSTWORTHY", "PROBLEMS", "FRAME_SOURCE",
-    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "SPECIES_INDEX", "SPECIES_NAME", "SPECIES_TYPE",
-    "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS", "ATTR_COORDINATES",
-    "COORDINATES_WRAPPED", "COORDINATES_FREE", "DIAGNOSTICS", "PROBLEM_SEPARATOR",
+    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "DIAGNOSTICS", "GPA_SUFFIX", "SPECIES_INDEX", "READING",
+    "SPECIES_NAME", "SPECIES_TYPE", "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS",
+    "ATTR_COORDINATES", "COORDINATES_WRAPPED", "COORDINATES_FREE",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
-    "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG",
-    "derivative_name", "derivative_names", "structure_dataset", "global_attributes",
+    "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG", "ATTR_CONFIG_FILE",
+    "derivative_name", "derivative_names", "atomic_numbers", "relative_path", "structure_dataset",
+    "combine_frames", "index_labels", "global_attributes",
 ]
 
 # -- dimensions ----------------------------------------------------------------------------
 PARAMETER = "parameter"
+PROBLEM = "problem"
+#: The species table's dimension (and coordinate): index k of per-species parameters.
+SPECIES_INDEX = "species_index"
+READING = "reading"
 CELL_VECTOR = "cell_vector"
 CELL_SPATIAL = "cell_spatial"
 CELL_ANGULAR = "cell_angular"
 STRESS_I, STRESS_J = "stress_i", "stress_j"
-VOIGT, VOIGT_ = "voigt", "voigt_"
+VOIGT_I, VOIGT_J = "voigt_i", "voigt_j"
 LINEAR_SOLVE = "linear_solve"
-#: The species table's dimension (and coordinate): index k of per-species parameters.
-SPECIES_INDEX = "species_index"
+
+# -- label (auxiliary) coordinates: dimension -> its labels -------------------------------
+SPATIAL_LABEL = "spatial_label"
+PARAMETER_LABEL = "parameter_label"
+VOIGT_I_LABEL, VOIGT_J_LABEL = "voigt_i_label", "voigt_j_label"
+#: The string labels of each labeled dimension (an index on them makes `.sel` by label work).
+LABEL_COORDINATES = {SPATIAL: SPATIAL_LABEL, PARAMETER: PARAMETER_LABEL,
+                     VOIGT_I: VOIGT_I_LABEL, VOIGT_J: VOIGT_J_LABEL}
 
 # -- variables -----------------------------------------------------------------------------
+ATOMIC_NUMBER = "Z"
 INITIAL_COORDINATES = "initial_coordinates"
 DX_DTHETA = "dx_dtheta"
 DX_DLOGTHETA = "dx_dlogtheta"
@@ -103,10 +133,13 @@ COORDINATES_WRAPPED = ("wrapped into the periodic cell from cell_origin (fractio
                        "along periodic directions); unwrapped = initial_coordinates + cell_image . cell")
 COORDINATES_FREE = "as read (no periodic direction)"
 
-#: Variables that describe the structure or parameters, not one analysis: they stay
-#: without a `frame` dimension when frames are combined.
-STATIC_VARIABLES = (SPECIES, PBC, PARAMETER_UNITS, PARAMETER_NAME, PARAMETER_SYMMETRIC,
-                    SPECIES_NAME, SPECIES_TYPE, ATOM_ID, ATOM_SPECIES)
+#: Suffix of the copies of stresses and elastic constants in GPa (`elastic_constants_gpa`).
+GPA_SUFFIX = "_gpa"
+
+#: Variables that describe the atoms, the dimensions or the parameters, not one analysis:
+#: they have no `frame` dimension.
+STATIC_VARIABLES = (SPECIES, ATOMIC_NUMBER, PBC, PARAMETER_UNITS, PARAMETER_NAME, PARAMETER_SYMMETRIC,
+                    SPECIES_NAME, SPECIES_TYPE, ATOM_ID, ATOM_SPECIES, *LABEL_COORDINATES.values())
 
 #: The diagnostics `sensitiv inspect` lists, in order.
 DIAGNOSTICS = (VERDICT, SMALLEST_EIGENVALUE, STATIONARITY_RESIDUAL, JACOBIAN_ERROR_ESTIMATE,
@@ -116,8 +149,7 @@ DIAGNOSTICS = (VERDICT, SMALLEST_EIGENVALUE, STATIONARITY_RESIDUAL, JACOBIAN_ERR
 ATTR_MODEL, ATTR_STRUCTURE_SOURCE, ATTR_STRUCTURE_FRAME = "model", "structure_source", "structure_frame"
 ATTR_LENGTH_UNITS, ATTR_ENERGY_UNITS = "length_units", "energy_units"
 ATTR_TITLE, ATTR_SOURCE, ATTR_HISTORY, ATTR_CONFIG = "title", "source", "history", "sensitiv_config"
-
-PROBLEM_SEPARATOR = "; "
+ATTR_CONFIG_FILE = "sensitiv_config_file"
 
 
 def derivative_name(label: str) -> str:
@@ -130,12 +162,22 @@ def derivative_names(variables: Sequence[str]) -> list[str]:
     return [v for v in variables if v.startswith("d") and v.endswith("_dtheta") and v != DX_DTHETA]
 
 
-def _ratio_units(numerator: str, denominator: str) -> str:
-    if denominator in ("1", ""):
-        return numerator
-    if numerator in ("1", ""):
-        return f"({denominator})-1"
-    return f"{numerator} ({denominator})-1"
+def atomic_numbers(names: Sequence[str]) -> np.ndarray:
+    """Atomic numbers of species names: `["Ar", "Ar"]` → `[18, 18]`. When any name is not
+    an element symbol (`"A"`, `"type1"`), every atom gets 0 (ASE's `X`): the names are
+    labels, and `"B"` beside `"A"` is not boron."""
+    index = {symbol: z for z, symbol in enumerate(ELEMENTS) if z > 0}
+    if not all(str(n) in index for n in names):
+        return np.zeros(len(names), dtype=np.int32)
+    return np.array([index[str(n)] for n in names], dtype=np.int32)
+
+
+def relative_path(source: str, base_dir: str | None) -> str:
+    """`source` relative to `base_dir` when it is an absolute path (results store no
+    absolute paths); generator descriptions and relative paths come back unchanged."""
+    if base_dir is None or not os.path.isabs(source):
+        return source
+    return os.path.relpath(source, base_dir)
 
 
 def _common_units(analysis: StructureAnalysis) -> str | None:
@@ -163,6 +205,11 @@ def _cell_angles(cell: np.ndarray) -> np.ndarray:
     return np.array([angle(b, c), angle(a, c), angle(a, b)])
 
 
+def _per_frame(ds, name: str, dims: tuple, values, attrs: dict) -> None:
+    """Add `name` with a leading `frame` dimension of length 1."""
+    ds[name] = ((FRAME, *dims), np.asarray(values)[None, ...], attrs)
+
+
 def _periodic(s) -> bool:
     return s.cell is not None and any(s.pbc)
 
@@ -171,30 +218,33 @@ def _positions_and_theta(ds, analysis: StructureAnalysis, log_sensitivity: bool)
     units = analysis.length_units
     jac = analysis.dx_dtheta
     periodic = _periodic(analysis.structure)
-    ds[COORDINATES] = ((ATOM, SPATIAL), analysis.positions, {
-        "units": units, "long_name": "equilibrium positions x*",
-        ATTR_COORDINATES: ("relaxed from initial_coordinates, not wrapped again" if periodic
-                           else COORDINATES_FREE)})
-    ds[INITIAL_COORDINATES] = ((ATOM, SPATIAL), np.asarray(analysis.structure.positions, np.float64),
-                               {"units": units, "long_name": "positions before relaxation",
-                                ATTR_COORDINATES: COORDINATES_WRAPPED if periodic else COORDINATES_FREE})
+    _per_frame(ds, COORDINATES, (ATOM, SPATIAL), analysis.positions,
+               {"units": units, "long_name": "equilibrium positions x*",
+                ATTR_COORDINATES: "relaxed from initial_coordinates, not wrapped again" if periodic
+                else COORDINATES_FREE})
+    _per_frame(ds, INITIAL_COORDINATES, (ATOM, SPATIAL), np.asarray(analysis.structure.positions, np.float64),
+               {"units": units, "long_name": "positions before relaxation",
+                ATTR_COORDINATES: COORDINATES_WRAPPED if periodic else COORDINATES_FREE})
     dx_attrs = {"long_name": "sensitivity of the equilibrium positions dx*/dθ"}
     theta_units = _common_units(analysis)
+    value_attrs = {"long_name": "value of θ_k"}
     if theta_units is not None:
-        dx_attrs["units"] = _ratio_units(units, theta_units)
+        dx_attrs["units"] = _units.ratio(units, theta_units)
+        value_attrs["units"] = theta_units
     else:
         dx_attrs["comment"] = (
-            f"units: {units} per unit of each parameter (see parameter_units); "
+            f"units: {units} per unit of each parameter (parameter_units); "
             "dx_dlogtheta has the units of x for every parameter"
         )
-    ds[DX_DTHETA] = ((ATOM, SPATIAL, PARAMETER), jac, dx_attrs)
+        value_attrs["comment"] = "units: parameter_units, per parameter"
+    _per_frame(ds, DX_DTHETA, (ATOM, SPATIAL, PARAMETER), jac, dx_attrs)
     if log_sensitivity:
-        ds[DX_DLOGTHETA] = ((ATOM, SPATIAL, PARAMETER), jac * analysis.theta[None, None, :],
-                            {"units": units, "long_name": "log-sensitivity θ·dx*/dθ"})
+        _per_frame(ds, DX_DLOGTHETA, (ATOM, SPATIAL, PARAMETER), jac * analysis.theta[None, None, :],
+                   {"units": units, "long_name": "log-sensitivity θ·dx*/dθ (dx* per relative change of θ)"})
     components = analysis.components
-    ds[PARAMETER_VALUE] = ((PARAMETER,), analysis.theta, {"long_name": "value of θ_k"})
+    _per_frame(ds, PARAMETER_VALUE, (PARAMETER,), analysis.theta, value_attrs)
     ds[PARAMETER_UNITS] = ((PARAMETER,), np.array([c.units for c in components], dtype=object),
-                           {"long_name": "units of θ_k (UDUNITS)"})
+                           {"long_name": "units of θ_k (UDUNITS; sigma, epsilon: reduced units)"})
     ds[PARAMETER_NAME] = ((PARAMETER,), np.array([c.name for c in components], dtype=object),
                           {"long_name": "model parameter θ_k belongs to"})
     ds[PARAMETER_SYMMETRIC] = ((PARAMETER,), np.array([c.tied is not None for c in components]),
@@ -204,39 +254,61 @@ def _positions_and_theta(ds, analysis: StructureAnalysis, log_sensitivity: bool)
 def _structure_variables(ds, analysis: StructureAnalysis) -> None:
     s = analysis.structure
     d, units = s.n_spatial, analysis.length_units
-    ds[SPECIES] = ((ATOM,), np.array([s.species_names[k] for k in s.species], dtype=object),
-                   {"long_name": "species of each atom"})
-    ds[PBC] = ((SPATIAL,), np.array(list(s.pbc) or [False] * d, dtype=bool),
-               {"long_name": "periodic along each direction"})
-    ds.coords[SPECIES_INDEX] = (SPECIES_INDEX, np.arange(len(s.species_names)),
+    names = [s.species_names[k] for k in s.species]
+    ds[SPECIES] = ((ATOM,), np.array(names, dtype=object), {"long_name": "species of each atom"})
+    ds[ATOMIC_NUMBER] = ((ATOM,), atomic_numbers(names),
+                         {"long_name": "atomic number (0: the species is not an element)"})
+    pbc = np.array(list(s.pbc) or [False] * d, dtype=bool)
+    ds[PBC] = ((SPATIAL,), pbc, {"long_name": "periodic along each direction"})
+    _identity_variables(ds, s)
+    cell = np.asarray(s.cell, np.float64) if s.cell is not None and pbc.any() else None
+    if cell is not None:
+        _per_frame(ds, CELL, (CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": "lattice vectors (rows)"})
+        if s.image is not None:
+            _per_frame(ds, CELL_IMAGE, (ATOM, SPATIAL), np.asarray(s.image, np.int64),
+                       {"long_name": "periodic image of each atom: unwrapped = initial_coordinates + "
+                                     "cell_image . cell (LAMMPS image flags)"})
+        origin = np.zeros(d) if s.origin is None else np.asarray(s.origin, np.float64)
+        _per_frame(ds, CELL_ORIGIN, (SPATIAL,), origin,
+                   {"units": units, "long_name": "corner of the cell the coordinates are wrapped into (LAMMPS "
+                                                 "xlo ylo zlo)"})
+    if d == 3:
+        # AMBER's box: written for every 3-D structure, zero along open directions (as
+        # ASE and the AMBER readers expect for non-periodic ones).
+        lengths = np.zeros(3) if cell is None else np.where(pbc, np.linalg.norm(cell, axis=1), 0.0)
+        angles = np.full(3, 90.0) if cell is None else _cell_angles(cell)
+        _per_frame(ds, CELL_LENGTHS, (CELL_SPATIAL,), lengths,
+                   {"units": units, "long_name": "cell lengths a, b, c (0 along open directions)"})
+        _per_frame(ds, CELL_ANGLES, (CELL_ANGULAR,), angles,
+                   {"units": "degree", "long_name": "cell angles alpha, beta, gamma"})
+
+
+def _identity_variables(ds, s) -> None:
+    """Who is who: the species table (the index k of per-species parameters, its name and the
+    file's own type number), each atom's species index and its ID in the file, and how the
+    input was read where it leaves room (`Structure.readings`)."""
+    ds.coords[SPECIES_INDEX] = (SPECIES_INDEX, np.arange(len(s.species_names), dtype=np.int32),
                                 {"long_name": "species index k: the k of per-species parameters (sigma[k,l])"})
     ds[SPECIES_NAME] = ((SPECIES_INDEX,), np.array(list(s.species_names), dtype=object),
                         {"long_name": "name of species k"})
     if s.species_types is not None:
         ds[SPECIES_TYPE] = ((SPECIES_INDEX,), np.asarray(s.species_types, np.int64),
                             {"long_name": "the file's own type number of species k (LAMMPS atom type)"})
-    ds[ATOM_SPECIES] = ((ATOM,), np.asarray(s.species, np.int64),
+    ds[ATOM_SPECIES] = ((ATOM,), np.asarray(s.species, np.int32),
                         {"long_name": "species index of each atom (into species_name)"})
     ids = np.arange(1, s.n_atoms + 1) if s.atom_ids is None else np.asarray(s.atom_ids, np.int64)
-    ds[ATOM_ID] = ((ATOM,), ids, {"long_name": "identifier of each atom in the source file (LAMMPS atom "
-                                                "ID; 1, 2, ... in file order for formats without IDs)"})
-    ds[READINGS] = ((), PROBLEM_SEPARATOR.join(s.readings),
-                    {"long_name": "how the input was read where it leaves room (species, units, coordinates)"})
-    if not _periodic(s):
-        return
-    if s.image is not None:
-        ds[CELL_IMAGE] = ((ATOM, SPATIAL), np.asarray(s.image, np.int64),
-                          {"long_name": "periodic image of each atom: unwrapped = initial_coordinates + "
-                                        "cell_image . cell (LAMMPS image flags)"})
-    origin = np.zeros(d) if s.origin is None else np.asarray(s.origin, np.float64)
-    ds[CELL_ORIGIN] = ((SPATIAL,), origin, {"units": units, "long_name": "corner of the cell (LAMMPS xlo ylo zlo)"})
-    cell = np.asarray(s.cell, np.float64)
-    ds[CELL] = ((CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": "lattice vectors (rows)"})
-    if d == 3:
-        ds[CELL_LENGTHS] = ((CELL_SPATIAL,), np.linalg.norm(cell, axis=1),
-                            {"units": units, "long_name": "cell lengths a, b, c"})
-        ds[CELL_ANGLES] = ((CELL_ANGULAR,), _cell_angles(cell),
-                           {"units": "degree", "long_name": "cell angles alpha, beta, gamma"})
+    ds[ATOM_ID] = ((ATOM,), ids, {"long_name": "identifier of each atom in the source file (LAMMPS atom ID; "
+                                                "1, 2, ... in file order for formats without IDs)"})
+    readings = list(s.readings) or [""]
+    _per_frame(ds, READINGS, (READING,), np.array(readings, dtype=object),
+               {"long_name": "how the input was read where it leaves room (species, units, coordinates), "
+                             "one sentence each"})
+
+
+def _gpa_copy(ds, name: str, dims: tuple, values, units: str, long_name: str) -> None:
+    gpa = _units.to_gpa(values, units)
+    if gpa is not None:
+        _per_frame(ds, name + GPA_SUFFIX, dims, gpa, {"units": "GPa", "long_name": f"{long_name}, in GPa"})
 
 
 def _observable_variables(ds, analysis: StructureAnalysis) -> None:
@@ -244,100 +316,171 @@ def _observable_variables(ds, analysis: StructureAnalysis) -> None:
     theta_units = _common_units(analysis)
     for obs in analysis.observables:
         dims = _observable_dims(obs.label, obs.name, obs.value.shape, n, d)
-        ds[obs.label] = (dims, obs.value, {"units": obs.units, "long_name": f"observable {obs.name} at x*"})
+        attrs = {"long_name": f"observable {obs.name} at x*"}
+        if obs.units:
+            attrs["units"] = obs.units
+        _per_frame(ds, obs.label, dims, obs.value, attrs)
+        if obs.name == STRESS and obs.units:
+            _gpa_copy(ds, obs.label, dims, obs.value, obs.units, f"observable {obs.name} at x*")
         attrs = {"long_name": f"total derivative d{obs.name}/dθ = ∂g/∂θ + ∂g/∂x·dx*/dθ"}
-        if theta_units is not None:
-            attrs["units"] = _ratio_units(obs.units, theta_units)
-        ds[derivative_name(obs.label)] = (dims + (PARAMETER,), obs.derivative, attrs)
+        if theta_units is not None and obs.units:
+            attrs["units"] = _units.ratio(obs.units, theta_units)
+        else:
+            attrs["comment"] = f"units: {obs.units or '1'} per unit of each parameter (parameter_units)"
+        _per_frame(ds, derivative_name(obs.label), dims + (PARAMETER,), obs.derivative, attrs)
     elastic = analysis.elastic_constants
     if elastic is not None:
-        ds.coords[VOIGT] = (VOIGT, list(elastic.voigt))
-        ds.coords[VOIGT_] = (VOIGT_, list(elastic.voigt))
-        ds[elastic.label] = ((VOIGT, VOIGT_), elastic.relaxed, {
-            "units": elastic.units,
-            "long_name": "relaxed-ion elastic constants C (Voigt), dσ/dε with internal relaxation"})
-        ds[f"{elastic.label}_clamped"] = ((VOIGT, VOIGT_), elastic.clamped, {
-            "units": elastic.units, "long_name": "clamped-ion elastic constants ∂σ/∂ε (no relaxation)"})
+        for dim, label in ((VOIGT_I, VOIGT_I_LABEL), (VOIGT_J, VOIGT_J_LABEL)):
+            ds.coords[dim] = (dim, np.arange(len(elastic.voigt), dtype=np.int32), {"long_name": "Voigt index"})
+            ds.coords[label] = (dim, np.array(elastic.voigt, dtype=object), {"long_name": "Voigt component"})
+        relaxed = "relaxed-ion elastic constants C (Voigt), dσ/dε with internal relaxation"
+        clamped = "clamped-ion elastic constants ∂σ/∂ε (no relaxation)"
+        for name, values, long_name in ((elastic.label, elastic.relaxed, relaxed),
+                                        (f"{elastic.label}_clamped", elastic.clamped, clamped)):
+            _per_frame(ds, name, (VOIGT_I, VOIGT_J), values, {"units": elastic.units, "long_name": long_name})
+            _gpa_copy(ds, name, (VOIGT_I, VOIGT_J), values, elastic.units, long_name)
 
 
 def _diagnostic_variables(ds, analysis: StructureAnalysis) -> None:
     engine, solver, p = analysis.engine, analysis.solver, len(analysis.components)
-    ds[STATIONARITY_RESIDUAL] = ((), analysis.stationarity_residual,
-                                 {"long_name": "max |F(x*, θ)| at the relaxed positions"})
-    ds[STATIONARITY_RESIDUAL_NORM] = ((), engine.stationarity_residual_norm, {"long_name": "‖F(x*, θ)‖₂"})
-    ds[SOLVER_CONVERGED] = ((), solver.converged, {"long_name": "equilibrium solver converged"})
-    ds[SOLVER_ITERATIONS] = ((), solver.iterations, {"long_name": "equilibrium solver steps"})
-    ds[SOLVER_RESIDUAL] = ((), solver.residual, {"long_name": "equilibrium solver's final stopping quantity"})
+    length, energy = analysis.length_units, analysis.energy_units
+    force = _units.ratio(energy, length)  # units of F = ∂E/∂x, the stationarity condition's
+    curvature = _units.ratio(energy, _units.power(length, 2))
+    scalar = [
+        (STATIONARITY_RESIDUAL, analysis.stationarity_residual,
+         {"units": force, "long_name": "max |F(x*, θ)| at the relaxed positions (F = ∂E/∂x for 'stationary')"}),
+        (STATIONARITY_RESIDUAL_NORM, engine.stationarity_residual_norm, {"units": force, "long_name": "‖F(x*, θ)‖₂"}),
+        (SOLVER_CONVERGED, solver.converged, {"long_name": "equilibrium solver converged"}),
+        (SOLVER_ITERATIONS, solver.iterations, {"long_name": "equilibrium solver steps"}),
+        (SOLVER_RESIDUAL, solver.residual,
+         {"units": force, "long_name": "equilibrium solver's final stopping quantity (max |force| for FIRE)"}),
+        (SMALLEST_EIGENVALUE, engine.smallest_eigenvalue,
+         {"units": curvature, "long_name": "smallest Hessian eigenvalue outside the null space"}),
+        (LARGEST_EIGENVALUE, engine.largest_eigenvalue,
+         {"units": curvature, "long_name": "largest Hessian eigenvalue magnitude"}),
+        (VERDICT, engine.verdict, {"long_name": "nature of x*: minimum, saddle, singular or regular"}),
+        (NULL_SPACE_DIMENSION, engine.null_space_dimension,
+         {"long_name": "known plus detected zero modes of the Hessian"}),
+        (DETECTED_NULL_SPACE_DIMENSION, engine.detected_null_space_dimension,
+         {"long_name": "zero modes beyond the model's known null space"}),
+        (JACOBIAN_ERROR_ESTIMATE, engine.jacobian_error_estimate,
+         {"units": "1", "long_name": "estimated relative error of dx*/dθ from x̂ ≠ x* (Theorem 1)"}),
+        (SOLUTION_ERROR_ESTIMATE, engine.solution_error_estimate,
+         {"units": length, "long_name": "estimated ‖x̂ − x*‖ (Newton step)"}),
+        (JACOBIAN_STRATEGY, engine.description,
+         {"long_name": "strategy used for the Jacobian", "comment": engine.reason}),
+        (TRUSTWORTHY, analysis.trustworthy,
+         {"long_name": "the diagnostics found no problem (minimum, solves converged, finite)"}),
+    ]
+    for name, value, attrs in scalar:
+        _per_frame(ds, name, (), value, attrs)
     if engine.mode == "forward" and engine.column_residual.size >= p:
-        ds[LINEAR_RESIDUAL] = ((PARAMETER,), engine.column_residual[:p],
-                               {"long_name": "relative residual of the linear solve for dx*/dθ_k"})
-        ds[LINEAR_CONVERGED] = ((PARAMETER,), engine.column_converged[:p],
-                                {"long_name": "linear solve for dx*/dθ_k converged"})
-        ds[LINEAR_ITERATIONS] = ((PARAMETER,), engine.column_iterations[:p],
-                                 {"long_name": "Krylov iterations for dx*/dθ_k (0: dense)"})
+        _per_frame(ds, LINEAR_RESIDUAL, (PARAMETER,), engine.column_residual[:p],
+                   {"units": "1", "long_name": "relative residual of the linear solve for dx*/dθ_k"})
+        _per_frame(ds, LINEAR_CONVERGED, (PARAMETER,), engine.column_converged[:p],
+                   {"long_name": "linear solve for dx*/dθ_k converged"})
+        _per_frame(ds, LINEAR_ITERATIONS, (PARAMETER,), engine.column_iterations[:p],
+                   {"long_name": "Krylov iterations for dx*/dθ_k (0: dense)"})
     else:
         # Reverse mode solves one adjoint system per coordinate, not per parameter.
-        ds[LINEAR_RESIDUAL] = ((LINEAR_SOLVE,), engine.column_residual,
-                               {"long_name": "relative residual of each (adjoint) linear solve"})
-        ds[LINEAR_CONVERGED] = ((LINEAR_SOLVE,), engine.column_converged,
-                                {"long_name": "linear solve converged"})
-    ds[SMALLEST_EIGENVALUE] = ((), engine.smallest_eigenvalue,
-                               {"long_name": "smallest Hessian eigenvalue outside the null space"})
-    ds[LARGEST_EIGENVALUE] = ((), engine.largest_eigenvalue, {"long_name": "largest Hessian eigenvalue magnitude"})
-    ds[VERDICT] = ((), engine.verdict, {"long_name": "nature of x*: minimum, saddle, singular or regular"})
-    ds[NULL_SPACE_DIMENSION] = ((), engine.null_space_dimension,
-                                {"long_name": "known plus detected zero modes of the Hessian"})
-    ds[DETECTED_NULL_SPACE_DIMENSION] = ((), engine.detected_null_space_dimension,
-                                         {"long_name": "zero modes beyond the model's known null space"})
-    ds[JACOBIAN_ERROR_ESTIMATE] = ((), engine.jacobian_error_estimate,
-                                   {"long_name": "estimated relative error of dx*/dθ from x̂ ≠ x* (Theorem 1)"})
-    ds[SOLUTION_ERROR_ESTIMATE] = ((), engine.solution_error_estimate,
-                                   {"units": analysis.length_units, "long_name": "estimated ‖x̂ − x*‖ (Newton step)"})
-    ds[JACOBIAN_STRATEGY] = ((), engine.description,
-                             {"long_name": "strategy used for the Jacobian", "comment": engine.reason})
-    ds[TRUSTWORTHY] = ((), analysis.trustworthy,
-                       {"long_name": "the diagnostics found no problem (minimum, solves converged, finite)"})
-    ds[PROBLEMS] = ((), PROBLEM_SEPARATOR.join(analysis.problems), {"long_name": "why the result is not trustworthy"})
+        _per_frame(ds, LINEAR_RESIDUAL, (LINEAR_SOLVE,), engine.column_residual,
+                   {"units": "1", "long_name": "relative residual of each (adjoint) linear solve"})
+        _per_frame(ds, LINEAR_CONVERGED, (LINEAR_SOLVE,), engine.column_converged,
+                   {"long_name": "linear solve converged"})
+    problems = list(analysis.problems) or [""]
+    _per_frame(ds, PROBLEMS, (PROBLEM,), np.array(problems, dtype=object),
+               {"long_name": "why the result is not trustworthy, one sentence each (empty: none)"})
 
 
-def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = True):
-    """The labeled `xarray.Dataset` of one analyzed structure (no `frame` dimension).
+def index_labels(ds):
+    """`ds` with an index on each label coordinate it has (`parameter_label`, …), so that
+    `ds.sel(parameter_label="sigma[0,1]")` selects by label."""
+    for label in LABEL_COORDINATES.values():
+        if label in ds.coords and label not in ds.xindexes:
+            ds = ds.set_xindex(label)
+    return ds
+
+
+def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = True, base_dir: str | None = None):
+    """The labeled `xarray.Dataset` of one analyzed structure, with a `frame` dimension of length 1.
 
     **Arguments:**
 
     - `analysis`: from `sensitiv.pipeline.analyze.analyze_structure`.
     - `log_sensitivity`: also write `dx_dlogtheta` = θ·dx*/dθ (`output.log_sensitivity`).
+    - `base_dir`: the folder the structure's source path is stored relative to (the
+      config's folder); `None` keeps it as it is.
 
     **Returns:** the Dataset: coordinates and dx*/dθ with their labels, the parameters,
-    the structure (species, periodicity, cell), observables and their total derivatives,
-    elastic constants, diagnostics, and which structure (and parameter sample) it is.
+    the structure (species, atomic numbers, periodicity, cell), observables and their
+    total derivatives, elastic constants, diagnostics, and which structure (and parameter
+    sample) it is.
     """
     import xarray as xr  # deliberately lazy: xarray costs ~0.5 s and only results need it
 
     s = analysis.structure
-    ds = xr.Dataset(coords={SPATIAL: (SPATIAL, ["x", "y", "z"][: s.n_spatial]),
-                            PARAMETER: (PARAMETER, analysis.labels)})
-    ds[SPATIAL].attrs = {"long_name": "Cartesian direction"}
-    ds[PARAMETER].attrs = {"long_name": "scalar parameter component θ_k"}
+    d, p = s.n_spatial, len(analysis.labels)
+    ds = xr.Dataset(coords={
+        FRAME: (FRAME, np.array([0], dtype=np.int32), {"long_name": "analyzed structure (frame) index"}),
+        SPATIAL: (SPATIAL, np.arange(d, dtype=np.int32), {"long_name": "Cartesian direction index"}),
+        SPATIAL_LABEL: (SPATIAL, np.array(["x", "y", "z"][:d], dtype=object), {"long_name": "Cartesian direction"}),
+        PARAMETER: (PARAMETER, np.arange(p, dtype=np.int32), {"long_name": "scalar parameter component index k"}),
+        PARAMETER_LABEL: (PARAMETER, np.array(analysis.labels, dtype=object),
+                          {"long_name": "scalar parameter component θ_k"}),
+    })
     _positions_and_theta(ds, analysis, log_sensitivity)
     _structure_variables(ds, analysis)
     _observable_variables(ds, analysis)
     _diagnostic_variables(ds, analysis)
+    source = relative_path(s.source, base_dir)
     ds.attrs = {
         ATTR_MODEL: analysis.model,
-        ATTR_STRUCTURE_SOURCE: s.source,
+        ATTR_STRUCTURE_SOURCE: source,
         ATTR_STRUCTURE_FRAME: int(s.frame),
         ATTR_LENGTH_UNITS: analysis.length_units,
         ATTR_ENERGY_UNITS: analysis.energy_units,
         # What the model says about itself (cutoff convention, potential file, ...).
-        **{f"{ATTR_MODEL}_{key}": value for key, value in analysis.model_metadata.items()
-           if key != "model"},
+        # Paths among them (a potential file) relative to the config's folder, as every path.
+        **{f"{ATTR_MODEL}_{key}": relative_path(value, base_dir) if isinstance(value, str) else value
+           for key, value in analysis.model_metadata.items() if key != "model"},
     }
-    ds[FRAME_SOURCE] = ((), s.source, {"long_name": "file (or generator) of the structure"})
-    ds[FRAME_INDEX] = ((), int(s.frame), {"long_name": "frame index within frame_source"})
+    _per_frame(ds, FRAME_SOURCE, (), source, {"long_name": "file (relative to the config) or generator of the structure"})
+    _per_frame(ds, FRAME_INDEX, (), int(s.frame), {"long_name": "frame index within frame_source"})
     if analysis.sample is not None:
-        ds[SAMPLE] = ((), int(analysis.sample), {"long_name": "parameter sample index"})
-    return ds
+        _per_frame(ds, SAMPLE, (), int(analysis.sample), {"long_name": "parameter sample index"})
+    return index_labels(ds)
+
+
+def _pad(ds, name: str, dim: str, size: int):
+    """`ds` with the sentences of `name(frame, dim)` padded with empty strings to `size`."""
+    values = ds[name].values
+    if values.shape[-1] == size:
+        return ds
+    padded = np.full(values.shape[:-1] + (size,), "", dtype=object)
+    padded[..., : values.shape[-1]] = values
+    return ds.drop_dims(dim).assign({name: ((FRAME, dim), padded, ds[name].attrs)})
+
+
+def combine_frames(datasets: Sequence):
+    """Stack per-structure datasets (each with `frame` of length 1, same atoms, spatial
+    dimensions and parameters) along `frame`; static variables are kept once and the
+    `problem` and `reading` dimensions are padded with empty strings to the longest list."""
+    import xarray as xr  # deliberately lazy: xarray costs ~0.5 s and only results need it
+
+    first = datasets[0]
+    parts = list(datasets)
+    for name, dim in ((PROBLEMS, PROBLEM), (READINGS, READING)):
+        size = max(d.sizes.get(dim, 1) for d in parts)
+        parts = [_pad(d, name, dim, size) if name in d else d for d in parts]
+    static = [v for v in STATIC_VARIABLES if v in first.data_vars]
+    varying = [v for v in parts[0].data_vars if v not in static]
+    combined = xr.concat([d.drop_vars(static) for d in parts], dim=FRAME, data_vars=varying,
+                         coords="minimal", join="exact", combine_attrs="drop_conflicts")
+    for v in static:
+        combined[v] = first[v]
+    combined = combined.assign_coords({FRAME: (FRAME, np.arange(len(datasets), dtype=np.int32),
+                                               first[FRAME].attrs)})
+    return index_labels(combined)
 
 
 def _source_string(cfg: Config, registry: Registry) -> str:
@@ -359,17 +502,18 @@ def _source_string(cfg: Config, registry: Registry) -> str:
 def global_attributes(
     cfg: Config, analyses: Sequence[StructureAnalysis], registry: Registry, history: str
 ) -> dict[str, Any]:
-    """CF-style global attributes of a result.
+    """CF global attributes of a result.
 
     **Arguments:**
 
-    - `cfg`: the resolved config (stored as YAML in `sensitiv_config`).
+    - `cfg`: the resolved config (stored as YAML in `sensitiv_config`, its paths relative
+      to the config's folder, so that the stored config reruns there).
     - `analyses`: every analyzed structure (the result is `trustworthy` when all are).
     - `registry`: the plugin registry, for the versions of the plugins used (`source`).
     - `history`: the `history` line (`sensitiv.pipeline.output.history_line`).
 
     **Returns:** `Conventions`, `title`, `history`, `source`, `references`,
-    `sensitiv_config` and `trustworthy`.
+    `sensitiv_config`, `sensitiv_config_file` (the config's file name) and `trustworthy`.
     """
     return {
         "Conventions": "CF-1.11",
@@ -378,5 +522,6 @@ def global_attributes(
         ATTR_SOURCE: _source_string(cfg, registry),
         "references": "Blondel et al., Efficient and Modular Implicit Differentiation, arXiv:2105.15183",
         ATTR_CONFIG: cfg.to_yaml(),
+        ATTR_CONFIG_FILE: os.path.basename(cfg.path),
         TRUSTWORTHY: all(a.trustworthy for a in analyses),
     }

@@ -138,7 +138,7 @@ def analyze_task(cfg: Config, task: Task):
 
 
 def _dask_client(scheduler: str, workers: int | None):
-    try:
+    try:  # lazy: Dask is the optional extra sensitiv[dask]
         import dask
         from dask.distributed import Client, LocalCluster
     except ImportError:

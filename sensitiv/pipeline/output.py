@@ -4,10 +4,10 @@ self-describing file atomically, open it again.
 The variables themselves are `sensitiv.pipeline.dataset`'s (the contract, documented in
 `docs/output.md`); this module decides how datasets are combined and stored:
 
-- dimensions `atom`, `spatial` (labels `"x"`, `"y"`[, `"z"`]), `parameter` (one readable
-  label per scalar parameter component, e.g. `sigma[0,1]`), and `frame` when several
-  structures of equal size are analyzed (several structures of different sizes go to one
-  NetCDF-4 group per structure instead);
+- dimensions `frame` (always; unlimited in the file), `atom`, `spatial`, `parameter`
+  (numeric coordinates with label coordinates `spatial_label`, `parameter_label`, e.g.
+  `sigma[0,1]`); structures of equal size are stacked along `frame`, several structures
+  of different sizes go to one NetCDF-4 group per structure instead;
 - compression on (zlib, shuffle); booleans stored as `int8`; attributes never `None`,
   dicts or booleans;
 - written to a temporary file in the target's folder and `os.replace`d into place only
@@ -27,7 +27,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .dataset import ATOM, DX_DTHETA, FRAME, PARAMETER, SPATIAL, STATIC_VARIABLES
+from ._yaml import dump_yaml
+from .dataset import (
+    ATOM,
+    DX_DTHETA,
+    FRAME,
+    PARAMETER,
+    PARAMETER_LABEL,
+    SPATIAL,
+    STATIC_VARIABLES,
+    combine_frames,
+    index_labels,
+)
 
 __all__ = [
     "STATIC_VARIABLES",
@@ -40,13 +51,25 @@ __all__ = [
     "history_line",
 ]
 
-def history_line(argv: Sequence[str] | None = None) -> str:
-    """`2026-01-01T12:00:00Z sensitiv analyze config.yaml` for the `history` attribute."""
+def _relative_argument(arg: str, base_dir: str) -> str:
+    key, eq, value = arg.partition("=") if "=" in arg and not os.path.isabs(arg) else ("", "", arg)
+    if not eq:
+        key, value = "", arg
+    if os.path.isabs(value):
+        value = os.path.relpath(value, base_dir)
+    return f"{key}{eq}{value}"
+
+
+def history_line(argv: Sequence[str] | None = None, base_dir: str | None = None) -> str:
+    """`2026-01-01T12:00:00Z sensitiv analyze config.yaml` for the `history` attribute;
+    absolute paths in the command line are written relative to `base_dir` (the config's
+    folder; default: the working folder), as every path a result stores."""
+    base_dir = base_dir or os.getcwd()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     argv = list(sys.argv if argv is None else argv)
     if argv:
         argv[0] = os.path.basename(argv[0])
-    return f"{now} {' '.join(argv)}".strip()
+    return f"{now} {' '.join(_relative_argument(a, base_dir) for a in argv)}".strip()
 
 
 def _plain_attr(value: Any) -> Any:
@@ -55,8 +78,6 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        from ._yaml import dump_yaml
-
         return dump_yaml(_to_plain(value)).strip()
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
@@ -106,14 +127,15 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
 
     **Arguments:**
 
-    - `datasets`: one `xarray.Dataset` per analyzed structure, each without `frame`.
+    - `datasets`: one `xarray.Dataset` per analyzed structure, each with a `frame`
+      dimension of length 1 (`dataset.structure_dataset`).
     - `attrs`: global attributes of the result.
 
-    **Returns:** the single dataset when there is one; a dataset with a `frame`
-    dimension when all have the same atoms, spatial dimensions and parameters; otherwise
+    **Returns:** the single dataset when there is one; the datasets stacked along
+    `frame` when all have the same atoms, spatial dimensions and parameters; otherwise
     an `xarray.DataTree` with one group `structure_NNN` per structure.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     attrs = dict(attrs or {})
     if len(datasets) == 1:
@@ -121,24 +143,19 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
         ds.attrs = {**ds.attrs, **attrs}
         return ds
     first = datasets[0]
+    labels = PARAMETER_LABEL if PARAMETER_LABEL in first.coords else PARAMETER
     same_shape = all(
         d.sizes.get(ATOM) == first.sizes.get(ATOM)
         and d.sizes.get(SPATIAL) == first.sizes.get(SPATIAL)
-        and list(d[PARAMETER].values) == list(first[PARAMETER].values)
+        and list(d[labels].values) == list(first[labels].values)
         and set(d.data_vars) == set(first.data_vars)
         and all(_same_values(d, first, v) for v in STATIC_VARIABLES)
         for d in datasets
     )
     if same_shape:
-        static = [v for v in STATIC_VARIABLES if v in first.variables]
-        varying = [v for v in first.data_vars if v not in static]
-        parts = [d.drop_vars(static) for d in datasets]
-        combined = xr.concat(parts, dim=FRAME, data_vars=varying, coords="minimal", join="exact",
-                             combine_attrs="drop_conflicts")
-        for v in static:
-            combined[v] = first[v]
-        combined = combined.assign_coords({FRAME: np.arange(len(datasets))})
-        combined[FRAME].attrs = {"long_name": "analyzed structure (frame) index"}
+        if FRAME not in first.dims:  # datasets made without a frame dimension
+            datasets = [d.expand_dims(FRAME) for d in datasets]
+        combined = combine_frames(datasets)
         combined.attrs = {**_common_attrs(datasets), **attrs}
         return combined
     children = {}
@@ -227,7 +244,7 @@ def write_netcdf(result, path: str, *, compression: int = 4, overwrite: bool = F
     (including `KeyboardInterrupt`) the temporary file is removed and an existing output
     is left untouched.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     path = check_output_path(path, overwrite)
     folder, base = os.path.split(path)
@@ -247,7 +264,8 @@ def write_netcdf(result, path: str, *, compression: int = 4, overwrite: bool = F
         else:
             clean = _sanitize_dataset(result)
             clean.to_netcdf(tmp, mode="w", engine="netcdf4", format="NETCDF4",
-                            encoding=_encoding(clean, compression))
+                            encoding=_encoding(clean, compression),
+                            unlimited_dims=[FRAME] if FRAME in clean.dims else None)
         # mkstemp creates 0600 files; give the result the permissions a new file gets.
         umask = os.umask(0)
         os.umask(umask)
@@ -269,7 +287,7 @@ def open_result(path: str):
 
     **Raises:** `InputError` naming the path when it is missing or not a sensitiv result.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: ~0.5 s that the refusals and checks of this module do not need
 
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file")
@@ -291,7 +309,7 @@ def open_result(path: str):
             raise InputError(f"{path}: not a sensitiv result{where}: {problem}")
     if tree.has_data and DX_DTHETA in tree.dataset.variables:
         tree.close()
-        return xr.open_dataset(path)
+        return index_labels(xr.open_dataset(path))
     return tree
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
+from .. import units as _units
 from ..errors import InputError
 from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
 from .dataset import (
@@ -18,19 +21,26 @@ from .dataset import (
     CELL,
     COORDINATES,
     DIAGNOSTICS,
+    DX_DLOGTHETA,
     DX_DTHETA,
     FRAME,
+    GPA_SUFFIX,
     LINEAR_RESIDUAL,
     PARAMETER,
+    PARAMETER_LABEL,
     PARAMETER_UNITS,
     PARAMETER_VALUE,
     PROBLEMS,
     SPATIAL,
     SPECIES,
+    TRUSTWORTHY,
+    VOIGT_I_LABEL,
     derivative_names,
+    index_labels,
 )
 
-__all__ = ["analysis_summary", "summary_record", "species_table", "reading_lines", "inspect_text", "plot_result"]
+__all__ = ["analysis_summary", "summary_record", "species_table", "reading_lines", "result_groups", "inspect_record",
+           "inspect_text", "plot_result"]
 
 
 def species_table(structure) -> list[dict[str, Any]]:
@@ -168,64 +178,150 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     return "\n".join(lines)
 
 
-def _datasets(result) -> list[tuple[str, Any]]:
-    import xarray as xr
+def result_groups(result) -> list[tuple[str, Any]]:
+    """`[(group path, dataset)]` of a result: one entry `("", ds)` for a plain result, one per
+    group for a result with one group per structure."""
 
     if isinstance(result, xr.DataTree):
-        return [(node.path, node.to_dataset()) for node in result.subtree if node.has_data]
+        return [(node.path, index_labels(node.to_dataset())) for node in result.subtree if node.has_data]
     return [("", result)]
 
 
-def inspect_text(result, path: str = "") -> str:
-    """A summary of a result file: sizes, parameters, diagnostics, largest sensitivities."""
+_datasets = result_groups
 
+
+def _labels(ds) -> list[str]:
+    coord = PARAMETER_LABEL if PARAMETER_LABEL in ds.coords else PARAMETER
+    return [str(v) for v in ds[coord].values]
+
+
+def _clean(values: np.ndarray, relative: float = 1e-9) -> np.ndarray:
+    """Round-off suppressed: entries below `relative` × the largest magnitude become 0."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.abs(values[np.isfinite(values)])
+    scale = finite.max() if finite.size else 0.0
+    return np.where(np.abs(values) <= relative * scale, 0.0, values) + 0.0
+
+
+def _quantity(value: float, units: str | None, digits: int = 6) -> str:
+    text = "nan" if not np.isfinite(value) else f"{value:.{digits}g}"
+    shown = _units.describe(units) if units else ""
+    return f"{text} {shown}".strip()
+
+
+def _frame0(var):
+    return var.isel({FRAME: 0}) if FRAME in var.dims else var
+
+
+def _group_record(ds) -> dict:
+    frames = ds.sizes.get(FRAME, 1)
+    labels = _labels(ds)
+    units = [str(u) for u in ds[PARAMETER_UNITS].values] if PARAMETER_UNITS in ds else [""] * len(labels)
+    jac = ds[DX_DTHETA]
+    norms = np.sqrt((jac**2).sum((ATOM, SPATIAL)))
+    if FRAME in norms.dims:
+        norms = norms.mean(FRAME)
+    values = np.atleast_1d(_frame0(ds[PARAMETER_VALUE]).values)
+    log_norms = None
+    if DX_DLOGTHETA in ds:
+        log = np.sqrt((ds[DX_DLOGTHETA] ** 2).sum((ATOM, SPATIAL)))
+        log_norms = (log.mean(FRAME) if FRAME in log.dims else log).values
+    parameters = []
+    for k, label in enumerate(labels):
+        entry = {"label": label, "value": float(values[k]), "units": units[k], "dx_dtheta_norm": float(norms.values[k])}
+        if log_norms is not None:
+            entry["dx_dlogtheta_norm"] = float(log_norms[k])
+        parameters.append(entry)
+    diagnostics = {}
+    for name in DIAGNOSTICS:
+        if name in ds:
+            v = np.ravel(ds[name].values)
+            items = [x.item() if hasattr(x, "item") else x for x in v]
+            items = [str(x) if isinstance(x, (str, bytes)) else x for x in items]
+            diagnostics[name] = {"values": items, "units": ds[name].attrs.get("units")}
+    record = {
+        "atoms": int(ds.sizes[ATOM]), "spatial": int(ds.sizes[SPATIAL]), "frames": int(frames),
+        "length_units": str(ds[COORDINATES].attrs.get("units", "")) if COORDINATES in ds
+        else str(ds.attrs.get("length_units", "")),
+        "parameters": parameters, "diagnostics": diagnostics,
+    }
+    if LINEAR_RESIDUAL in ds:
+        record["max_linear_residual"] = float(ds[LINEAR_RESIDUAL].max())
+    record["observable_derivatives"] = derivative_names(list(ds.data_vars))
+    if ELASTIC_CONSTANTS in ds:
+        c = _frame0(ds[ELASTIC_CONSTANTS])
+        voigt = [str(v) for v in c[VOIGT_I_LABEL].values] if VOIGT_I_LABEL in c.coords else []
+        elastic = {"voigt": voigt, "units": c.attrs.get("units", ""), "values": _clean(c.values).tolist()}
+        gpa = ELASTIC_CONSTANTS + GPA_SUFFIX
+        if gpa in ds:
+            elastic["GPa"] = _clean(_frame0(ds[gpa]).values).tolist()
+        record[ELASTIC_CONSTANTS] = elastic
+    if PROBLEMS in ds:
+        record["problems"] = [str(p) for p in np.ravel(ds[PROBLEMS].values) if str(p)]
+    return record
+
+
+def inspect_record(result, path: str = "") -> dict:
+    """What `sensitiv inspect --json` prints: the result's title, source, history, and per
+    group its sizes, parameters (value, units, ‖dx*/dθ_k‖ averaged over frames),
+    diagnostics with units, elastic constants (also in GPa when physical) and problems."""
     attrs = result.attrs
-    lines = [f"{path}: {attrs.get(ATTR_TITLE, 'sensitiv result')}"]
-    lines.append(f"  source: {attrs.get(ATTR_SOURCE, '?')}")
     history = str(attrs.get(ATTR_HISTORY, "")).splitlines()
-    if history:
-        lines.append(f"  history: {history[-1]}")
-    for group, ds in _datasets(result):
-        prefix = f"  [{group}] " if group else "  "
-        frames = ds.sizes.get(FRAME)
+    trust = attrs.get(TRUSTWORTHY)
+    return {
+        "path": path,
+        "title": str(attrs.get(ATTR_TITLE, "sensitiv result")),
+        "source": str(attrs.get(ATTR_SOURCE, "")),
+        "history": history[-1] if history else "",
+        "trustworthy": None if trust is None else bool(int(trust)),
+        "groups": [{"group": group, **_group_record(ds)} for group, ds in result_groups(result)],
+    }
+
+
+def inspect_text(result, path: str = "") -> str:
+    """A summary of a result file: sizes, parameters with their units, diagnostics with
+    units, elastic constants (round-off shown as 0; also in GPa when the units are
+    physical), the largest sensitivities and the problems found."""
+    record = inspect_record(result, path)
+    lines = [f"{path}: {record['title']}", f"  source: {record['source']}"]
+    if record["history"]:
+        lines.append(f"  history: {record['history']}")
+    for group in record["groups"]:
+        prefix = f"  [{group['group']}] " if group["group"] else "  "
+        frames = group["frames"]
         lines.append(
-            f"{prefix}{ds.sizes[ATOM]} atoms × {ds.sizes[SPATIAL]} dims"
-            + (f" × {frames} frames" if frames else "")
-            + f", {ds.sizes[PARAMETER]} parameters"
+            f"{prefix}{group['atoms']} atoms × {group['spatial']} dims"
+            + (f" × {frames} frames" if frames > 1 else "")
+            + f", {len(group['parameters'])} parameters (lengths in {_units_text(group['length_units'])})"
         )
-        units = ds[PARAMETER_UNITS].values if PARAMETER_UNITS in ds else [""] * ds.sizes[PARAMETER]
-        jac = ds[DX_DTHETA]
-        norms = np.sqrt((jac**2).sum((ATOM, SPATIAL)))
-        if frames:
-            norms = norms.mean(FRAME)
-        values = ds[PARAMETER_VALUE]
-        if FRAME in values.dims:
-            values = values.isel({FRAME: 0})
-        for label, value, unit, norm in zip(ds[PARAMETER].values, values.values, units, norms.values):
-            lines.append(f"{prefix}  θ {label} = {value:.6g} [{unit}]  ‖dx*/dθ‖ = {norm:.4g}")
-        for name in DIAGNOSTICS:
-            if name in ds:
-                v = ds[name].values
-                text = ", ".join(map(str, np.ravel(v)[:8])) + (" …" if np.size(v) > 8 else "")
-                lines.append(f"{prefix}  {name}: {text}")
-        if LINEAR_RESIDUAL in ds:
-            lines.append(f"{prefix}  max linear residual: {float(ds[LINEAR_RESIDUAL].max()):.3e}")
-        observables = derivative_names(list(ds.data_vars))
-        if observables:
-            lines.append(f"{prefix}  observable derivatives: {', '.join(observables)}")
-        for name in (ELASTIC_CONSTANTS,):
-            if name in ds:
-                c = ds[name]
-                if FRAME in c.dims:
-                    c = c.isel({FRAME: 0})
-                lines.append(f"{prefix}  {name} [{c.attrs.get('units', '')}] (Voigt):")
-                for row in np.atleast_2d(c.values):
-                    lines.append(f"{prefix}    " + " ".join(f"{x:10.4g}" for x in row))
-        if PROBLEMS in ds:
-            problems = [p for p in np.ravel(ds[PROBLEMS].values) if str(p)]
-            for p in problems[:5]:
-                lines.append(f"{prefix}  WARNING: {p}")
+        for p in group["parameters"]:
+            log = f", ‖θ·dx*/dθ‖ = {p['dx_dlogtheta_norm']:.4g}" if "dx_dlogtheta_norm" in p else ""
+            lines.append(f"{prefix}  θ {p['label']} = {_quantity(p['value'], p['units'])}  "
+                         f"‖dx*/dθ‖ = {p['dx_dtheta_norm']:.4g}{log}")
+        for name, d in group["diagnostics"].items():
+            values = d["values"]
+            if d["units"] is not None and all(isinstance(v, (int, float)) for v in values):
+                text = ", ".join(_quantity(float(v), d["units"], 4) for v in values[:8])
+            else:
+                text = ", ".join(map(str, values[:8]))
+            lines.append(f"{prefix}  {name}: {text}" + (" …" if len(values) > 8 else ""))
+        if "max_linear_residual" in group:
+            lines.append(f"{prefix}  max linear residual: {group['max_linear_residual']:.3e}")
+        if group["observable_derivatives"]:
+            lines.append(f"{prefix}  observable derivatives: {', '.join(group['observable_derivatives'])}")
+        elastic = group.get(ELASTIC_CONSTANTS)
+        if elastic:
+            table, units = (elastic["GPa"], "GPa") if "GPa" in elastic else (elastic["values"], elastic["units"])
+            lines.append(f"{prefix}  {ELASTIC_CONSTANTS} [{_units_text(units)}] (Voigt {' '.join(elastic['voigt'])}):")
+            for row in table:
+                lines.append(f"{prefix}    " + " ".join(f"{x:10.5g}" for x in row))
+        for p in group.get("problems", [])[:5]:
+            lines.append(f"{prefix}  WARNING: {p}")
     return "\n".join(lines)
+
+
+def _units_text(units: str) -> str:
+    return _units.describe(units) or "1"
 
 
 def plot_result(result, figure_path: str, parameter: str | None = None, frame: int = 0,
@@ -243,11 +339,11 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
 
     **Returns:** the path written.
     """
-    try:
+    try:  # lazy: matplotlib is the optional extra sensitiv[plot], needed by this command only
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # after the backend is chosen: files only, no display
     except ImportError:
         raise InputError("plot needs matplotlib: pip install 'sensitiv[plot]'") from None
     datasets = _datasets(result)
@@ -261,18 +357,16 @@ def plot_result(result, figure_path: str, parameter: str | None = None, frame: i
     if COORDINATES not in ds:
         raise InputError("the result has no coordinates variable to draw the atoms at; is it a complete "
                          "sensitiv result?")
-    labels = [str(v) for v in ds[PARAMETER].values]
+    labels = _labels(ds)
     norms = np.sqrt((ds[DX_DTHETA] ** 2).sum((ATOM, SPATIAL))).values
     if parameter is None:
         parameter = labels[int(np.argmax(norms))]
     if parameter not in labels:
-        import difflib
-
         close = difflib.get_close_matches(parameter, labels, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"--parameter {parameter!r}: not in the result{hint}; parameters: {', '.join(labels)}")
     x = ds[COORDINATES].values
-    field = ds[DX_DTHETA].sel({PARAMETER: parameter}).values
+    field = ds[DX_DTHETA].isel({PARAMETER: labels.index(parameter)}).values
     species = ds[SPECIES].values if SPECIES in ds else np.zeros(len(x))
     n, d = x.shape
     fig, (ax, bar) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [1.3, 1]})

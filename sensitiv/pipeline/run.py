@@ -87,6 +87,7 @@ def analyze_config(
     progress: Progress | None = None,
     scheduler: str | None = None,
     argv: Sequence[str] | None = None,
+    structures: Sequence | None = None,
 ) -> RunOutcome:
     """Analyze every structure and parameter sample a config selects; write nothing.
 
@@ -98,18 +99,22 @@ def analyze_config(
     - `scheduler`: `"serial"`, `"local"` or a Dask scheduler address; default: the config's
       `ensemble.scheduler`.
     - `argv`: the command line recorded in the `history` attribute.
+    - `structures`: checked structures to analyze instead of those `cfg.structure` selects
+      (`sensitiv.analyze` with in-memory atoms).
 
     **Returns:** a `RunOutcome` with `path=None`.
     """
     registry = registry if registry is not None else get_registry()
     progress = progress or Progress(enabled=False, verbosity=0)
-    with progress.stage("read"):
-        structures = read_structures(cfg.structure, registry)
+    if structures is None:
+        with progress.stage("read"):
+            structures = read_structures(cfg.structure, registry)
     check_parameters(structures, cfg, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
     analyses = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
-    datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity) for a in analyses]
-    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv))
+    datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity, base_dir=cfg.base_dir)
+                for a in analyses]
+    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv, cfg.base_dir or None))
     result = output.combine(datasets, attrs)
     return RunOutcome(result, tuple(analyses), None, dict(progress.timings))
 

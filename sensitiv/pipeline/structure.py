@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..errors import InputError, PluginError
 from ..plugins import Registry, get_registry
@@ -58,7 +59,7 @@ def bidisperse_packing(
     fraction_small: float = 0.5,
     seed: int = 0,
 ) -> Structure:
-    """A random bidisperse packing in a periodic box (reduced units, diameters as given).
+    """A random bidisperse packing in a periodic box (reduced units: lengths in `sigma`, diameters as given).
 
     **Arguments:**
 
@@ -92,7 +93,7 @@ def bidisperse_packing(
         species_names=("A", "B"),
         cell=np.eye(dimension) * side,
         pbc=(True,) * dimension,
-        length_units="1",
+        length_units="sigma",  # reduced units (sensitiv.units.REDUCED_LENGTH)
         source=f"generator:bidisperse_packing(n_atoms={n_atoms}, dimension={dimension}, "
         f"packing_fraction={packing_fraction}, seed={seed})",
         frame=0,
@@ -224,8 +225,6 @@ def select_frames(n_frames: int, spec: Any, where: str = "structure.frames") -> 
 
 def _pairs_closer_than(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: float):
     """Pairs `(i, j, distance)` closer than `cutoff` under the minimum-image convention."""
-    from scipy.spatial import cKDTree
-
     n, dim = positions.shape
     shifts = [np.zeros(dim)]
     if cell is not None and any(pbc):

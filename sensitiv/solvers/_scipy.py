@@ -98,7 +98,8 @@ class ScipyMinimize:
     - `method`: a gradient-based `scipy.optimize.minimize` method (default `"L-BFGS-B"`).
     - `tol`: the gradient tolerance given to scipy (`gtol`) and used for `converged`.
     - `maxiter`: scipy's iteration limit.
-    - `options`: extra scipy options (override the defaults).
+    - `options`: extra scipy options (override the defaults; the iteration limit is
+      `maxiter=`, and `options['maxiter']` is refused).
     - `solve`: the linear solve of implicit differentiation (the Hessian is symmetric).
     - `jit`: compile `run` with `jax.jit`, once per solver configuration (default `True`).
 
@@ -122,6 +123,12 @@ class ScipyMinimize:
     def __post_init__(self):
         if not callable(self.fun):
             raise ImplicitDiffError(f"{type(self).__name__}: fun must be callable, got {self.fun!r}")
+        if self.options and "maxiter" in self.options:
+            # Two limits for one run: one of them would be silently ignored.
+            raise ImplicitDiffError(
+                f"{type(self).__name__}: options['maxiter'] = {self.options['maxiter']!r} contradicts "
+                f"maxiter = {self.maxiter!r}; pass the iteration limit as maxiter= only"
+            )
 
     def optimality_fun(self):
         """`F = ∇₁f`."""

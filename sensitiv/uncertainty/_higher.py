@@ -1,0 +1,433 @@
+"""Second- and third-order directional derivatives of a root, and how far first order holds.
+
+Along a direction `v` in parameter space the root moves as
+`x*(θ̂ + t v) = x̂ + t a₁ + t²/2 a₂ + t³/6 a₃ + …`. Differentiating `F(x*(θ̂ + t v), θ̂ + t v) = 0`
+`k` times at `t = 0` gives `K a_k = −r_k`, with `K = ∂₁F` (the operator of the first-order
+solve) and `r_k = d^k/dt^k F(x̂ + t a₁ + … + t^{k−1}/(k−1)! a_{k−1}, θ̂ + t v)` at `t = 0`:
+a `k`-th order forward derivative of `F` along a path built from the lower orders (the
+`a_k` term of `K` is exactly what the truncated path leaves out). So every order costs one
+higher-order JVP of `F` per direction and one linear solve with the same `K` as the
+Jacobian — never finite differences. The solves for all directions go through the Jacobian
+engine in one call (same strategy, null space and diagnostics as the first order): the
+engine differentiates the shifted condition `F(x, θ̂) + R η = 0` in `η` at `η = 0`, whose
+Jacobian is `−K⁺ R` for the stacked right-hand sides `R`.
+
+An observable `g(x, θ)` follows the same path: `g_k = d^k/dt^k g(x̂ + … + t^k/k! a_k, θ̂ + t v)`.
+
+**Validity of the first-order prediction.** Its error along `v` is
+`e(t) = t²/2 a₂ + t³/6 a₃ + O(t⁴)`. The range is the step `|t|` at which `‖e(t)‖` reaches
+`rtol · ‖t a₁‖ + atol` (relative to the predicted change, plus an absolute floor). Without
+the third order (`third_order="bound"`, no further solve) `‖a₃‖` is bounded from `r₃`:
+`‖K a₃‖ = ‖r₃‖` (on the complement of the known null space), hence
+`‖a₃‖ ≤ ‖r₃‖ / λ_min` with `λ_min` the engine's smallest curvature; with it
+(`third_order="solve"`, one more solve) `a₃` is exact. Both give a bracket from the
+triangle inequality, `t²/2 ‖a₂‖ − t³/6 h ≤ ‖e(t)‖ ≤ t²/2 ‖a₂‖ + t³/6 h` with `h` the bound
+of `‖a₃‖` (or `2‖a₃‖` when `a₃` is exact, which also covers a fourth-order term up to
+`‖t a₄‖/4 ≤ ‖a₃‖`): below `lower` the first-order error is within tolerance, by `upper` it
+certainly exceeds it, and the estimate (second order, or the exact cubic model) lies between.
+`resolved` is false where the third-order term is more than half the second-order one at
+the estimate: there the Taylor series does not settle the range and re-solving is needed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ..errors import InputError
+from ._linear import _structure, jacobian_columns
+
+__all__ = ["DirectionalDerivatives", "ValidityRange", "directional_derivatives", "validity_range"]
+
+THIRD_ORDER = ("bound", "solve", "none")
+
+
+class DirectionalDerivatives(NamedTuple):
+    """Derivatives of the root (and of observables) along directions in parameter space.
+
+    Every array has a trailing direction axis `k`; `x`-fields are shaped like the solution
+    (`sol.shape + (k,)`), observables like each observable (`g.shape + (k,)`).
+
+    **Arguments:**
+
+    - `directions`: `(k, n)` the directions `v` in flattened θ.
+    - `first`, `second`, `third`: `a₁ = J v`, `a₂`, `a₃` of the solution (`third` is `None`
+      unless `third_order="solve"`).
+    - `third_bound`: an upper bound of `‖a₃‖₂` over the whole solution, per direction `(k,)`
+      (exact norm when `third` is solved).
+    - `observables_first`, `observables_second`, `observables_third`: dicts name → arrays
+      (`observables_third` is `None` unless solved).
+    - `observables_third_bound`: dict name → componentwise upper bounds of `|g₃|`.
+    - `info`: the engine's `JacobianInfo` of the second-order solve (`info_third` of the third).
+
+    **Example:**
+
+    ```python
+    dd = directional_derivatives(F, x_star, params, jacobian=J)
+    dd.second.shape                 # x_star.shape + (n_params,)
+    ```
+    """
+
+    directions: np.ndarray
+    first: Any
+    second: Any
+    third: Any
+    third_bound: jax.Array
+    observables_first: dict
+    observables_second: dict
+    observables_third: dict | None
+    observables_third_bound: dict
+    info: Any
+    info_third: Any = None
+
+
+# -- the shifted condition the engine solves for the higher-order right-hand sides ----------
+
+_SHIFTED: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _shifted(fun):
+    """`F(x, θ, *args) + unravel(R η)`: the same `∂₁F`; `∂F/∂η = R`. Cached per `F` so that the
+    engine's compiled program (keyed on the function) is reused."""
+    try:
+        return _SHIFTED[fun]
+    except (KeyError, TypeError):
+        pass
+
+    def shifted(x, eta, rhs, params, *args):
+        flat, unravel = ravel_pytree(fun(x, params, *args))
+        return unravel(flat + rhs @ eta)
+
+    try:
+        _SHIFTED[fun] = shifted
+    except TypeError:  # not weak-referenceable: no caching
+        pass
+    return shifted
+
+
+def _solve_many(fun, sol, params, args, rhs, options):
+    """`−K⁺ rhs` for the columns of `rhs (d, k)` through the Jacobian engine, and its info."""
+    # `sensitiv.jacobian` is callable (the engine's function), whatever its module layout
+    from .. import jacobian as engine_jacobian
+
+    k = rhs.shape[1]
+    opts = dict(options)
+    opts.pop("per_atom_params", None)
+    eta = np.zeros((k,), rhs.dtype)
+    result = engine_jacobian(_shifted(fun), sol, eta, rhs, params, *args, **opts)
+    cols = [np.asarray(c) for c in jax.tree.leaves(result.jacobian)]
+    flat = np.concatenate([c.reshape(-1, k) for c in cols], axis=0)
+    return flat, result.info
+
+
+def _taylor_coefficient(f, order, x, theta, coeffs, v):
+    """`d^order/dt^order f(x + Σ_j t^j/j! coeffs[j-1], θ + t v)` at `t = 0` (nested forward mode)."""
+
+    def path(t):
+        xt = x
+        fact = 1.0
+        for j, c in enumerate(coeffs, start=1):
+            fact *= j
+            xt = xt + (t**j / fact) * c
+        return f(xt, theta + t * v)
+
+    g = path
+    for _ in range(order):
+        g = (lambda h: (lambda t: jax.jvp(h, (t,), (jnp.ones_like(t),))[1]))(g)
+    return g(jnp.zeros((), theta.dtype))
+
+
+def _flat(fun, sol, params, args):
+    x, unravel_x = ravel_pytree(sol)
+    theta, unravel_theta = ravel_pytree(params)
+    theta = theta.astype(x.dtype)
+
+    def f(xx, tt):
+        return ravel_pytree(fun(unravel_x(xx), unravel_theta(tt), *args))[0]
+
+    return f, x, theta
+
+
+@jax.jit(static_argnums=(0, 1))
+def _coefficients(fun, order, sol, params, args, coeffs, v):
+    """Taylor coefficients of `fun` (F or an observable) for every direction (rows of `v`)."""
+    f, x, theta = _flat(fun, sol, params, args)
+    return jax.vmap(lambda c, vv: _taylor_coefficient(f, order, x, theta, c, vv))(coeffs, v)
+
+
+@jax.jit(static_argnums=(0,))
+def _gradient_row_norms(fun, sol, params, args):
+    """`‖∇ₓ gᵢ‖₂` for every component of an observable: one VJP each, in batches."""
+    f, x, theta = _flat(fun, sol, params, args)
+    out, vjp = jax.vjp(lambda xx: f(xx, theta), x)
+    rows = jnp.eye(out.shape[0], dtype=out.dtype)
+    return jax.lax.map(lambda e: jnp.linalg.norm(vjp(e)[0]), rows, batch_size=64)
+
+
+def directional_derivatives(
+    optimality_fun,
+    sol: Any,
+    params: Any,
+    *args: Any,
+    jacobian: Any,
+    directions: Any = None,
+    observables: dict | None = None,
+    third_order: str = "bound",
+    lambda_min: float | None = None,
+    **options: Any,
+) -> DirectionalDerivatives:
+    """Second- (and third-) order derivatives of `x*(θ)` along directions, by implicit differentiation.
+
+    Each order is one higher-order JVP of `F` per direction and one linear solve with the
+    operator `∂₁F` of the first order, through the Jacobian engine (one call for all
+    directions, with its diagnostics); see the module notes.
+
+    **Arguments:**
+
+    - `optimality_fun`, `sol`, `params`, `*args`: as in `sensitiv.jacobian` (`F(x, θ, *args)`
+      zero at `sol`).
+    - `jacobian`: `∂x*/∂θ` at `(sol, params)` as `sensitiv.jacobian` returns it (`.jacobian`).
+    - `directions`: `(k, n)` directions in θ flattened in `jax.tree` order; default: every
+      parameter axis (the identity).
+    - `observables`: dict name → `g(x, θ, *args)`; their derivatives along the same paths.
+    - `third_order`: `"bound"` (default: an upper bound of `‖a₃‖` from `‖r₃‖ / λ_min`, no
+      further solve), `"solve"` (exact `a₃`: one more engine call), `"none"`.
+    - `lambda_min`: the smallest curvature of `∂₁F` for the bound; default the engine's
+      `info.lambda_min` from the second-order solve.
+    - `**options`: options of `sensitiv.jacobian` (`null_space`, `method`, `sparsity`, ...),
+      the same as for the first-order Jacobian.
+
+    **Returns:** a `DirectionalDerivatives`.
+
+    **Example:**
+
+    ```python
+    F = jax.grad(energy)
+    J = sensitiv.jacobian(F, x_star, params, null_space=modes).jacobian
+    dd = directional_derivatives(F, x_star, params, jacobian=J, null_space=modes)
+    ```
+    """
+    if third_order not in THIRD_ORDER:
+        raise InputError(f"third_order: expected one of {', '.join(THIRD_ORDER)}, got {third_order!r}")
+    observables = dict(observables or {})
+    # host glue in numpy (one transfer per array); every derivative is a compiled program
+    sol_leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(sol)]
+    dtype = np.result_type(*sol_leaves)
+    d = sum(leaf.size for leaf in sol_leaves)
+    n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+    _, cols = jacobian_columns(jacobian, _structure(params))
+    j_flat = np.concatenate([np.reshape(np.asarray(c), (-1, n)) for c in cols], axis=0).astype(dtype)
+    if j_flat.shape[0] != d:
+        raise InputError(f"jacobian: has {j_flat.shape[0]} rows for a solution of {d} entries")
+    v = np.eye(n, dtype=dtype) if directions is None else np.atleast_2d(np.asarray(directions, dtype))
+    if v.ndim != 2 or v.shape[1] != n:
+        raise InputError(f"directions: expected (k, {n}) rows in flattened θ, got shape {tuple(v.shape)}")
+    k = v.shape[0]
+
+    args = tuple(args)
+    a1 = v @ j_flat.T  # (k, d)
+    r2 = np.asarray(_coefficients(optimality_fun, 2, sol, params, args, (a1,), v))
+    a2_cols, info2 = _solve_many(optimality_fun, sol, params, args, r2.T, options)
+    a2 = a2_cols.T
+    r3 = (np.asarray(_coefficients(optimality_fun, 3, sol, params, args, (a1, a2), v))
+          if third_order != "none" else None)
+
+    a3 = info3 = None
+    if third_order == "solve":
+        a3_cols, info3 = _solve_many(optimality_fun, sol, params, args, r3.T, options)
+        a3 = a3_cols.T
+        third_bound = np.linalg.norm(a3, axis=1)
+    elif third_order == "bound":
+        lam = abs(float(np.asarray(info2.lambda_min if lambda_min is None else lambda_min)))
+        basis = options.get("null_space")
+        if basis is not None:
+            basis = np.linalg.qr(np.atleast_2d(np.asarray(basis, dtype)).T)[0].T
+            r3 = r3 - (r3 @ basis.T) @ basis  # ‖K a₃‖ = ‖r₃‖ on the complement of the zero modes
+        third_bound = np.linalg.norm(r3, axis=1) / lam
+    else:
+        third_bound = np.full((k,), np.nan, dtype)
+
+    def rows_to(rows, like):
+        """`(k, size)` rows → a pytree shaped like `like` with a trailing direction axis."""
+        if rows is None:
+            return None
+        leaves, treedef = jax.tree.flatten(like)
+        out, offset = [], 0
+        for leaf in leaves:
+            shape = tuple(np.shape(leaf))
+            size = int(np.prod(shape))
+            out.append(np.moveaxis(rows[:, offset:offset + size].reshape((k,) + shape), 0, -1))
+            offset += size
+        return jax.tree.unflatten(treedef, out)
+
+    obs_first, obs_second, obs_third, obs_bound = {}, {}, ({} if a3 is not None else None), {}
+    for name, g in observables.items():
+        like = jax.eval_shape(g, sol, params, *args)
+        g1 = np.asarray(_coefficients(g, 1, sol, params, args, (a1,), v))
+        g2 = np.asarray(_coefficients(g, 2, sol, params, args, (a1, a2), v))
+        obs_first[name], obs_second[name] = rows_to(g1, like), rows_to(g2, like)
+        if a3 is not None:
+            g3 = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2, a3), v))
+            obs_third[name] = rows_to(g3, like)
+            obs_bound[name] = rows_to(np.abs(g3), like)
+        elif third_order == "bound":
+            # g₃ = (what the quadratic path gives) + ∂₁g a₃, and |∂₁gᵢ a₃| ≤ ‖∇ₓgᵢ‖ ‖a₃‖
+            g3_quad = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2), v))
+            grad_norm = np.asarray(_gradient_row_norms(g, sol, params, args))
+            obs_bound[name] = rows_to(np.abs(g3_quad) + grad_norm[None, :] * third_bound[:, None], like)
+        else:
+            obs_bound[name] = rows_to(np.full_like(g2, np.nan), like)
+
+    return DirectionalDerivatives(
+        v, rows_to(a1, sol), rows_to(a2, sol), rows_to(a3, sol), third_bound,
+        obs_first, obs_second, obs_third, obs_bound, info2, info3,
+    )
+
+
+# -- validity ranges ----------------------------------------------------------------------------
+
+
+class ValidityRange(NamedTuple):
+    """How far along each direction the first-order prediction stays within tolerance.
+
+    Steps are in units of the direction (a parameter's own units along a parameter axis;
+    standard deviations along a principal direction scaled to one σ).
+
+    **Arguments:**
+
+    - `estimate`: the step `|t|` at which the first-order error reaches
+      `rtol · ‖t a₁‖ + atol` (second-order model, or the cubic model when `a₃` is exact).
+    - `lower`: below it the error is within tolerance (up to fourth-order terms).
+    - `upper`: by it the error certainly exceeds the tolerance (`inf`: not bounded at this order).
+    - `resolved`: the third-order term at `estimate` is at most half the second-order one.
+    - `rtol`, `atol`: the tolerance.
+
+    **Example:**
+
+    ```python
+    vr = validity_range(dd.first, dd.second, third_bound=dd.third_bound, rtol=0.01)
+    vr.estimate                      # (k,): one range per direction
+    ```
+    """
+
+    estimate: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    resolved: np.ndarray
+    rtol: float
+    atol: float
+
+
+def _smallest_positive_root(coeffs) -> float:
+    """Smallest positive real root of a polynomial (highest power first), else inf."""
+    c = np.trim_zeros(np.asarray(coeffs, float), "f")
+    if c.size <= 1:
+        return np.inf
+    roots = np.roots(c)
+    real = roots[(np.abs(roots.imag) <= 1e-9 * np.maximum(np.abs(roots.real), 1e-300)) & (roots.real > 0)].real
+    return float(real.min()) if real.size else np.inf
+
+
+def _ranges(l, q, h, dot, h_exact, rtol, atol):
+    """Scalars: ‖a₁‖, ‖a₂‖, bound of ‖a₃‖, a₂·a₃ (exact model) -> (estimate, lower, upper, resolved)."""
+    rl = rtol * l
+    if q == 0 and h == 0:
+        return np.inf, np.inf, np.inf, True
+    if rl == 0 and atol == 0:
+        return 0.0, 0.0, 0.0, True  # no predicted change, but a nonlinear one: any step errs
+    # The bracket neglects the fourth order. With an exact a₃ the bracket takes 2‖a₃‖: it
+    # then also covers a fourth-order term up to the size of the third at the range
+    # (‖t a₄‖/4 ≤ ‖a₃‖); the bound ‖r₃‖/λ_min is already conservative.
+    hb = 2.0 * h if h_exact else h
+    lower = _smallest_positive_root([hb / 6, q / 2, -rl, -atol])
+    upper = _smallest_positive_root([-hb / 6, q / 2, -rl, -atol])
+    if h_exact:
+        # ‖t²/2 a₂ ± t³/6 a₃‖² = (rl t + atol)², for both signs of t
+        est = min(
+            _smallest_positive_root([h * h / 36, s * dot / 6, q * q / 4, 0.0, -rl * rl, -2 * rl * atol, -atol * atol])
+            for s in (1.0, -1.0)
+        )
+    else:
+        est = _smallest_positive_root([q / 2, -rl, -atol])
+    est = min(max(est, lower), upper)
+    resolved = bool(not np.isfinite(est) or h * est <= 1.5 * q)
+    return est, lower, upper, resolved
+
+
+def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: Any = None,
+                   rtol: float = 0.01, atol: float = 0.0, reduce: str = "norm") -> ValidityRange:
+    """The step along each direction within which the first-order prediction errs by less than a tolerance.
+
+    See the module notes for the model and the bracket. With `reduce="norm"` the error of
+    the whole array (e.g. the displacement field) is measured in the 2-norm; with
+    `"component"` every component gets its own range (observables such as `C11`), and
+    components that are zero at every order (by symmetry) get `inf`.
+
+    **Arguments:**
+
+    - `first`, `second`: arrays with a trailing direction axis `k` (`DirectionalDerivatives`
+      fields, or one observable's).
+    - `third`: the exact third order (same shape), or `None`.
+    - `third_bound`: without `third`, an upper bound of `‖a₃‖` (`(k,)` for `"norm"`, shaped
+      like `first` for `"component"`); `None` ignores the third order.
+    - `rtol`: tolerance relative to the predicted change `‖t a₁‖` (default 1 %).
+    - `atol`: absolute tolerance in the array's units (default 0).
+    - `reduce`: `"norm"` or `"component"`.
+
+    **Returns:** a `ValidityRange` (shape `(k,)`, or `first.shape` for `"component"`).
+
+    **Example:**
+
+    ```python
+    dd = directional_derivatives(F, x_star, params, jacobian=J)
+    vr = validity_range(dd.first, dd.second, third_bound=dd.third_bound)
+    ```
+    """
+    if reduce not in ("norm", "component"):
+        raise InputError(f"reduce: expected 'norm' or 'component', got {reduce!r}")
+    if not (rtol >= 0 and atol >= 0 and rtol + atol > 0):
+        raise InputError(f"rtol, atol: need rtol ≥ 0, atol ≥ 0, not both zero; got {rtol}, {atol}")
+    a1 = np.asarray(first, float)
+    a2 = np.asarray(second, float)
+    a3 = None if third is None else np.asarray(third, float)
+    k = a1.shape[-1]
+    if reduce == "norm":
+        a1r, a2r = a1.reshape(-1, k), a2.reshape(-1, k)
+        l = np.linalg.norm(a1r, axis=0)
+        q = np.linalg.norm(a2r, axis=0)
+        if a3 is not None:
+            a3r = a3.reshape(-1, k)
+            h = np.linalg.norm(a3r, axis=0)
+            dot = np.sum(a2r * a3r, axis=0)
+        else:
+            h = np.zeros(k) if third_bound is None else np.broadcast_to(np.asarray(third_bound, float), (k,))
+            dot = np.zeros(k)
+        shape = (k,)
+        entries = zip(l, q, h, dot)
+    else:
+        l, q = np.abs(a1), np.abs(a2)
+        if a3 is not None:
+            h, dot = np.abs(a3), a2 * a3
+        else:
+            h = np.zeros_like(a1) if third_bound is None else np.broadcast_to(np.abs(np.asarray(third_bound, float)), a1.shape)
+            dot = np.zeros_like(a1)
+        # components zero at every order (by symmetry) are exact: round-off is not a range
+        floor = 1e-10 * np.max(np.abs(np.stack([l, q, np.nan_to_num(h)])).reshape(3, -1, k), axis=1)
+        zero = (l <= floor[0]) & (q <= floor[1]) & (np.nan_to_num(h) <= floor[2])
+        q = np.where(zero, 0.0, q)
+        h = np.where(zero, 0.0, h)
+        shape = a1.shape
+        entries = zip(l.ravel(), q.ravel(), np.asarray(h).ravel(), np.asarray(dot).ravel())
+    h_exact = a3 is not None
+    entries = list(entries)
+    unknown = np.array([not np.isfinite(e[2]) for e in entries], bool).reshape(shape)
+    entries = [(e[0], e[1], 0.0 if not np.isfinite(e[2]) else e[2], e[3]) for e in entries]
+    out = np.array([_ranges(*e, h_exact, rtol, atol) for e in entries], dtype=float).reshape(*shape, 4) \
+        if np.prod(shape) else np.zeros(shape + (4,))
+    resolved = out[..., 3].astype(bool) & ~unknown
+    return ValidityRange(out[..., 0], out[..., 1], out[..., 2], resolved, float(rtol), float(atol))
