@@ -27,7 +27,6 @@ from sensitiv.uncertainty import (
     observable_covariance,
     parameter_labels,
     per_atom_covariance,
-    power_units,
     propagate,
     validity_range,
 )
@@ -203,13 +202,6 @@ def test_semidefinite_covariance_is_accepted():
     cov = ParameterCovariance.from_matrix([[1.0, 1.0], [1.0, 1.0]], {"a": 0.0, "b": 0.0})
     lam, steps = cov.principal_directions()
     assert lam.shape == (1,) and steps.shape == (1, 2)
-
-
-def test_power_units():
-    assert power_units("angstrom", 2) == "angstrom2"
-    assert power_units("eV angstrom-3", 2) == "eV2 angstrom-6"
-    assert power_units("", 2) == "" and power_units(None, 2) is None
-    assert power_units("eV/Å^3", 2) == "(eV/Å^3)^2"
 
 
 # -- importance -------------------------------------------------------------------------------

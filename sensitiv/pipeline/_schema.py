@@ -28,7 +28,8 @@ import jsonschema
 from ..errors import PluginError
 from ..plugins import Registry, get_registry
 from ._yaml import Marks
-from .theta import LABEL, parse_parameter_label, value_problems
+from .theta import LABEL, STRAIN, parse_parameter_label, value_problems
+from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
 
@@ -524,6 +525,44 @@ def _size_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
                         f"machine's {memory / 2**30:,.0f} GiB; generate fewer atoms")]
 
 
+def _uncertainty_issues(data: Mapping, marks: Marks, registry: Registry, base_dir: str) -> list[ConfigIssue]:
+    """The `uncertainty` section: one source, matrices of the right size, positive
+    semi-definite, readable files, and labels that name differentiated model parameters."""
+    section = data.get("uncertainty")
+    if not isinstance(section, Mapping):
+        return []
+    base = ("uncertainty",)
+    try:
+        spec = parse_spec(section, base_dir)
+    except SpecIssue as issue:
+        path = base + issue.path
+        return [ConfigIssue(marks.locate(path), _json_path(path), issue.message)]
+    model_cfg = data.get("model") if isinstance(data.get("model"), Mapping) else {}
+    model = registry.energy_models.get(model_cfg.get("name"))
+    if model is None:
+        return []
+    names = {p.name for p in model.parameters} | {STRAIN}
+    wanted = model_cfg.get("differentiate", "all")
+    issues = []
+    for i, label in enumerate(spec.labels):
+        name, index = parse_parameter_label(label)
+        if "parameters" in section:
+            path = base + ("parameters", i)
+        elif label in section.get("std", {}):
+            path = base + ("std", label)
+        else:
+            path = base + ("relative_std", label)
+        if name not in names:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path),
+                                      f"model {model.name!r} has no parameter {name!r}; it has {', '.join(sorted(names))}",
+                                      _closest(name, names)))
+        elif isinstance(wanted, list) and label not in wanted and name not in wanted:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path),
+                                      f"{label!r} is not differentiated: add it to model.differentiate "
+                                      f"({', '.join(map(str, wanted))})"))
+    return issues
+
+
 #: Option keys holding units, checked by `sensitiv.units` (kind of unit each must be).
 UNITS_OPTIONS = {"energy_units": "energy", "length_units": "length"}
 
@@ -627,6 +666,8 @@ def validate(
     issues += _differentiate_issues(data, marks, registry)
     issues += _units_issues(data, marks)
     issues += _file_issues(data, marks, registry, base_dir, check_files)
+    if not any(i.path.startswith("$.uncertainty") for i in issues):
+        issues += _uncertainty_issues(data, marks, registry, base_dir)
 
     def order(issue: ConfigIssue):
         parts = issue.location.rsplit(":", 2)

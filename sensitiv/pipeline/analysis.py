@@ -31,6 +31,9 @@ __all__ = [
     "EngineReport",
     "ObservableResult",
     "ElasticConstants",
+    "ValidityRanges",
+    "ObservableUncertainty",
+    "UncertaintyAnalysis",
     "StructureAnalysis",
 ]
 
@@ -141,6 +144,102 @@ class ElasticConstants:
 
 
 @dataclasses.dataclass(frozen=True)
+class ValidityRanges:
+    """How far the first-order prediction holds along each direction (see
+    `sensitiv.uncertainty.validity_range`): the step at which it errs by `rtol` of the
+    predicted change, a bracket `[lower, upper]`, and whether the Taylor series settles it.
+
+    **Arguments:**
+
+    - `estimate`, `lower`, `upper`: steps (NaN along exact parameters); trailing axis: the
+      directions (parameters or principal directions).
+    - `resolved`: the third-order term is at most half the second-order one at `estimate`.
+    """
+
+    estimate: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    resolved: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservableUncertainty:
+    """The propagated uncertainty of one observable (or of the elastic constants).
+
+    **Arguments:**
+
+    - `label`: the observable's output name; `units`: its units.
+    - `std`: standard deviation of every component (shape of the observable).
+    - `variance_by_parameter`, `variance_by_group`: the variance decomposed (trailing axis:
+      parameters, groups); each adds up to `std²`.
+    - `validity`: along each parameter axis, in the parameter's units (NaN for exact
+      parameters), or `None` without second order; `validity_principal`: along the
+      principal directions, in standard deviations.
+    - `mean_shift`: second-order shift of the mean, or `None`.
+    - `derivative`: dg/dθ used (for the elastic constants: dC/dθ from second-order
+      implicit derivatives of the stress), shape + `(p,)`.
+    """
+
+    label: str
+    units: str
+    std: np.ndarray
+    variance_by_parameter: np.ndarray
+    variance_by_group: np.ndarray
+    validity: ValidityRanges | None
+    validity_principal: ValidityRanges | None
+    mean_shift: np.ndarray | None
+    derivative: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class UncertaintyAnalysis:
+    """What the `uncertainty` section asked for, at one structure.
+
+    **Arguments:**
+
+    - `source`, `rule`, `rtol`: where the covariance came from, the importance rule, the
+      validity tolerance.
+    - `covariance`: Σ over θ, `(p, p)` (exact components: zero rows); `groups`: the groups
+      of labels whose variance is reported together.
+    - `principal_variance`, `principal_direction`: Σ's eigenpairs, `(k,)`, `(k, p)` rows
+      scaled to one σ.
+    - `positions_std`, `positions_covariance`: `(n, d)`, `(n, d, d)` per atom.
+    - `positions_variance_by_parameter`, `positions_variance_by_group`: `(n, d, p)`, `(n, d, G)`.
+    - `positions_validity`, `positions_validity_principal`: ranges of the whole displacement
+      field (2-norm), `(p,)` and `(k,)`; `None` without second order.
+    - `positions_mean_shift`: `(n, d)` or `None`.
+    - `observables`: one `ObservableUncertainty` per observable; `elastic_constants`: that
+      of the relaxed-ion constants (needs second order), or `None`.
+    - `observable_labels`, `observable_covariance`, `observable_correlation`: every
+      observable component together, `(m,)`, `(m, m)`.
+    - `second_order_trustworthy`, `second_order_warnings`: the engine's diagnostics of the
+      second-order solve.
+    """
+
+    source: str
+    rule: str
+    rtol: float
+    covariance: np.ndarray
+    groups: tuple[tuple[str, ...], ...]
+    principal_variance: np.ndarray
+    principal_direction: np.ndarray
+    positions_std: np.ndarray
+    positions_covariance: np.ndarray
+    positions_variance_by_parameter: np.ndarray
+    positions_variance_by_group: np.ndarray
+    positions_validity: ValidityRanges | None
+    positions_validity_principal: ValidityRanges | None
+    positions_mean_shift: np.ndarray | None
+    observables: tuple[ObservableUncertainty, ...]
+    elastic_constants: ObservableUncertainty | None
+    observable_labels: tuple[str, ...]
+    observable_covariance: np.ndarray
+    observable_correlation: np.ndarray
+    second_order_trustworthy: bool
+    second_order_warnings: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class StructureAnalysis:
     """Everything `analyze_structure` found for one structure, as numbers.
 
@@ -162,6 +261,7 @@ class StructureAnalysis:
     - `sample`: the parameter-sample index in an ensemble that samples parameters, else `None`.
     - `model_metadata`: what the bound model says about itself (`System.metadata`, plain
       values only: its cutoff and cutoff convention, potential file, ...).
+    - `uncertainty`: the propagated parameter uncertainty (`uncertainty` section), or `None`.
     """
 
     structure: Structure
@@ -181,6 +281,7 @@ class StructureAnalysis:
     trustworthy: bool
     sample: int | None = None
     model_metadata: dict = dataclasses.field(default_factory=dict)
+    uncertainty: UncertaintyAnalysis | None = None
 
     @property
     def labels(self) -> list[str]:

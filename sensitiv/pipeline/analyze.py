@@ -57,7 +57,9 @@ from .config import (
     ObservableSettings,
     SolverSettings,
 )
+from ._uncertainty_stage import analyze_uncertainty
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
+from .uncertainty import theta_covariance
 
 __all__ = ["analyze_structure", "voigt_pairs"]
 
@@ -225,6 +227,17 @@ def _check_finite(system: System, F, x_star, problem: "_Problem", registry: Regi
 NULL_RTOL = 1e-6
 
 
+def _zero_modes(F, x_star, problem: "_Problem", f_star: np.ndarray, registry: Registry, model: str,
+                where: str) -> np.ndarray | None:
+    """The model's declared zero modes at x*, verified (`None` when it declares none)."""
+    if problem.system.null_space is None:
+        return None
+    with _blame(_plugin(registry, "energy_model", model), where, "listing its zero modes"):
+        modes = np.asarray(problem.system.null_space(x_star), dtype=np.float64)
+    _verify_null_space(F, x_star, problem, modes, f_star, registry, model, where)
+    return modes
+
+
 def _verify_null_space(F, x_star, problem: "_Problem", modes, f_star: np.ndarray,
                        registry: Registry, model: str, where: str) -> None:
     """Declared zero modes must be orthonormal rows and zero modes of ∂₁F at x*: a wrong one
@@ -330,16 +343,18 @@ def _choose_observables(
     return chosen, elastic
 
 
-def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dtype, modes=None):
-    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`;
-    `modes`: the model's verified zero modes, or `None`."""
+def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype, modes=None) -> dict:
+    """The engine's options for this structure (also those of the uncertainty stage's
+    second-order solve, which must use the same operator); `modes`: the model's verified
+    zero modes, or `None` to take the model's own."""
     system = problem.system
+    if modes is None and system.null_space is not None:
+        modes = system.null_space(x_star)  # callers that verified none (`sensitiv check`)
     null_space = None if modes is None else jnp.asarray(modes, dtype)
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
-    result = engine_jacobian(
-        F, x_star, problem.theta0,
+    return dict(
         method=settings.strategy,
         null_space=null_space,
         sparsity=sparsity,
@@ -351,6 +366,11 @@ def _differentiate(F, x_star, problem: _Problem, settings: JacobianSettings, dty
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
     )
+
+
+def _differentiate(F, x_star, problem: _Problem, options: Mapping[str, Any]):
+    """`(dx*/dθ as a NumPy array (n·d, p)-shaped like the engine returns, JacobianInfo)`."""
+    result = engine_jacobian(F, x_star, problem.theta0, **options)
     return np.asarray(jax.block_until_ready(result.jacobian)), result.info
 
 
@@ -370,12 +390,17 @@ def _observable_derivative(g, x_star, theta0, j_cols):
             np.asarray(through_x, np.float64))
 
 
+def _observable_function(fun, problem: _Problem):
+    """`g(x, θ)` of an observable `fun(x, params)`, θ embedded into the parameters."""
+    return lambda x, theta: fun(x, problem.embed(theta))
+
+
 def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple[ObservableResult, ...]:
     """dg/dθ = ∂g/∂θ + ∂g/∂x · J for each chosen observable."""
     j_cols = jnp.moveaxis(jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype), -1, 0)  # (p, n, d)
     out = []
     for label, (name, fun, units) in chosen.items():
-        g = (lambda fun: (lambda x, theta: fun(x, problem.embed(theta))))(fun)
+        g = _observable_function(fun, problem)
         value, partial, through_x = _observable_derivative(g, x_star, problem.theta0, j_cols)
         p = partial.shape[-1]
         out.append(ObservableResult(label, name, units, value,
@@ -484,6 +509,10 @@ def analyze_structure(
     dtype = _dtype(cfg.jacobian.precision)
     with progress.stage("model"):
         problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+    sigma = None
+    if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
+        sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
+                                    where=cfg.locate("uncertainty"))
     F = _condition(problem, cfg.condition, registry)
     x0 = jnp.asarray(problem.system.positions)
     # Finite energy and F before the solver runs (or in its place), and again at x*.
@@ -496,12 +525,9 @@ def analyze_structure(
                                cfg.condition.name, where, "the relaxed positions")
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
     with progress.stage("jacobian"):
-        modes = None
-        if problem.system.null_space is not None:
-            with _blame(_plugin(registry, "energy_model", cfg.model.name), where, "listing its zero modes"):
-                modes = np.asarray(problem.system.null_space(x_star), dtype=np.float64)
-            _verify_null_space(F, x_star, problem, modes, f_star, registry, cfg.model.name, where)
-        jac, info = _differentiate(F, x_star, problem, cfg.jacobian, dtype, modes)
+        modes = _zero_modes(F, x_star, problem, f_star, registry, cfg.model.name, where)
+        options = _engine_options(x_star, problem, cfg.jacobian, dtype, modes)
+        jac, info = _differentiate(F, x_star, problem, options)
     observables: tuple[ObservableResult, ...] = ()
     if chosen:
         with progress.stage("observables"):
@@ -510,9 +536,17 @@ def analyze_structure(
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
+    system = problem.system
+    uncertainty = None
+    if sigma is not None:
+        with progress.stage("uncertainty"):
+            functions = {label: _observable_function(fun, problem) for label, (_, fun, _) in chosen.items()}
+            uncertainty = analyze_uncertainty(
+                cfg.uncertainty, sigma, F, x_star, problem.theta0, problem.components, jac, observables,
+                functions, elastic, voigt_pairs(d), options, system.length_units or structure.length_units,
+            )
     engine = _engine_report(info)
     problems = _problems(engine, jac)
-    system = problem.system
     return StructureAnalysis(
         structure=structure,
         model=cfg.model.name,
@@ -531,6 +565,7 @@ def analyze_structure(
         trustworthy=engine.trustworthy and not problems,
         sample=sample,
         model_metadata=_plain_metadata(system.metadata),
+        uncertainty=uncertainty,
     )
 
 

@@ -33,6 +33,7 @@ from ..plugins import Registry, get_registry
 from ._schema import SOLVER_NONE, ConfigIssue, _json_path, base_schema, full_schema, validate
 from ._yaml import Marks, dump_yaml, load_yaml_with_marks, parse_scalar, parse_yaml_text
 from .theta import parse_parameter_label
+from .uncertainty import UncertaintySpec, parse_spec
 
 __all__ = [
     "Config",
@@ -47,6 +48,7 @@ __all__ = [
     "ParameterSamples",
     "EnsembleSettings",
     "OutputSettings",
+    "UncertaintySpec",
     "base_schema",
     "full_schema",
     "load",
@@ -255,6 +257,7 @@ class Config:
 
     - `structure`, `model`, `solver`, `condition`, `observables`, `jacobian`, `ensemble`,
       `output`: the sections (see their classes).
+    - `uncertainty`: the `uncertainty` section (`UncertaintySpec`), or `None` without one.
     - `title`: the analysis title, or `None`.
     - `path`: the config file (`"<string>"` when parsed from text).
     - `marks`: where each value came from, for later error messages.
@@ -280,6 +283,7 @@ class Config:
     jacobian: JacobianSettings
     ensemble: EnsembleSettings
     output: OutputSettings
+    uncertainty: UncertaintySpec | None
     title: str | None
     path: str
     marks: Marks
@@ -328,6 +332,9 @@ class Config:
                 structure["files"] = [rel(f) for f in structure["files"]]
             if "path" in output:
                 output["path"] = os.path.basename(output["path"])
+            uncertainty = data.get("uncertainty")
+            if isinstance(uncertainty, dict) and "file" in uncertainty:
+                uncertainty["file"] = rel(uncertainty["file"])
 
             def relative_paths(value):  # plugin options declared as paths (potential files)
                 if isinstance(value, str) and os.path.isabs(value) and os.path.exists(value):
@@ -445,6 +452,8 @@ def _resolve(
         output["path"] = os.path.join(base_dir, stem + ".nc")
     else:
         output["path"] = _absolute(base_dir, output["path"])
+    if isinstance(data.get("uncertainty"), dict) and "file" in data["uncertainty"]:
+        data["uncertainty"]["file"] = _absolute(base_dir, data["uncertainty"]["file"])
     # Units options as the model and reader receive them: a LAMMPS unit style ("metal")
     # becomes its unit of that kind ("eV"); validation has checked every one.
     from .. import units
@@ -500,6 +509,7 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
         "jacobian": JacobianSettings(**jacobian),
         "ensemble": _ensemble_settings(resolved["ensemble"]),
         "output": OutputSettings(**resolved["output"]),
+        "uncertainty": parse_spec(resolved["uncertainty"], "") if "uncertainty" in resolved else None,
         "title": resolved.get("title"),
     }
 

@@ -65,7 +65,13 @@ __all__ = [
     "ATTR_COORDINATES", "COORDINATES_WRAPPED", "COORDINATES_FREE",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
     "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG", "ATTR_CONFIG_FILE",
-    "derivative_name", "derivative_names", "atomic_numbers", "relative_path", "structure_dataset",
+    "SPATIAL_J", "PARAMETER_J", "PRINCIPAL", "GROUP", "OBSERVABLE_COMPONENT", "OBSERVABLE_COMPONENT_J",
+    "SPATIAL_J_LABEL", "PARAMETER_J_LABEL", "GROUP_LABEL", "OBSERVABLE_COMPONENT_LABEL",
+    "OBSERVABLE_COMPONENT_J_LABEL", "PARAMETER_STD", "PARAMETER_COVARIANCE", "PRINCIPAL_VARIANCE",
+    "PRINCIPAL_DIRECTION", "COORDINATES_STD", "COORDINATES_COVARIANCE", "COORDINATES_IMPORTANCE",
+    "OBSERVABLE_COVARIANCE", "OBSERVABLE_CORRELATION", "ATTR_UNCERTAINTY_SOURCE", "ATTR_UNCERTAINTY_RULE",
+    "ATTR_UNCERTAINTY_RTOL", "std_name", "variance_by_parameter_name", "variance_by_group_name",
+    "mean_shift_name", "validity_names", "derivative_name", "derivative_names", "atomic_numbers", "relative_path", "structure_dataset",
     "combine_frames", "index_labels", "global_attributes",
 ]
 
@@ -81,14 +87,25 @@ CELL_ANGULAR = "cell_angular"
 STRESS_I, STRESS_J = "stress_i", "stress_j"
 VOIGT_I, VOIGT_J = "voigt_i", "voigt_j"
 LINEAR_SOLVE = "linear_solve"
+# the uncertainty section's dimensions: second axes of covariances, principal directions of
+# Σ, groups of parameters, and every observable component together
+SPATIAL_J, PARAMETER_J = "spatial_j", "parameter_j"
+PRINCIPAL, GROUP = "principal", "group"
+OBSERVABLE_COMPONENT, OBSERVABLE_COMPONENT_J = "observable_component", "observable_component_j"
 
 # -- label (auxiliary) coordinates: dimension -> its labels -------------------------------
 SPATIAL_LABEL = "spatial_label"
 PARAMETER_LABEL = "parameter_label"
 VOIGT_I_LABEL, VOIGT_J_LABEL = "voigt_i_label", "voigt_j_label"
+SPATIAL_J_LABEL, PARAMETER_J_LABEL, GROUP_LABEL = "spatial_j_label", "parameter_j_label", "group_label"
+OBSERVABLE_COMPONENT_LABEL = "observable_component_label"
+OBSERVABLE_COMPONENT_J_LABEL = "observable_component_j_label"
 #: The string labels of each labeled dimension (an index on them makes `.sel` by label work).
 LABEL_COORDINATES = {SPATIAL: SPATIAL_LABEL, PARAMETER: PARAMETER_LABEL,
-                     VOIGT_I: VOIGT_I_LABEL, VOIGT_J: VOIGT_J_LABEL}
+                     VOIGT_I: VOIGT_I_LABEL, VOIGT_J: VOIGT_J_LABEL,
+                     SPATIAL_J: SPATIAL_J_LABEL, PARAMETER_J: PARAMETER_J_LABEL, GROUP: GROUP_LABEL,
+                     OBSERVABLE_COMPONENT: OBSERVABLE_COMPONENT_LABEL,
+                     OBSERVABLE_COMPONENT_J: OBSERVABLE_COMPONENT_J_LABEL}
 
 # -- variables -----------------------------------------------------------------------------
 ATOMIC_NUMBER = "Z"
@@ -135,6 +152,16 @@ COORDINATES_FREE = "as read (no periodic direction)"
 
 #: Suffix of the copies of stresses and elastic constants in GPa (`elastic_constants_gpa`).
 GPA_SUFFIX = "_gpa"
+# the uncertainty section's variables (see `_uncertainty_variables`)
+PARAMETER_STD = "parameter_std"
+PARAMETER_COVARIANCE = "parameter_covariance"
+PRINCIPAL_VARIANCE = "principal_variance"
+PRINCIPAL_DIRECTION = "principal_direction"
+COORDINATES_STD = "coordinates_std"
+COORDINATES_COVARIANCE = "coordinates_covariance"
+COORDINATES_IMPORTANCE = "coordinates_importance"
+OBSERVABLE_COVARIANCE = "observable_covariance"
+OBSERVABLE_CORRELATION = "observable_correlation"
 
 #: Variables that describe the atoms, the dimensions or the parameters, not one analysis:
 #: they have no `frame` dimension.
@@ -150,6 +177,36 @@ ATTR_MODEL, ATTR_STRUCTURE_SOURCE, ATTR_STRUCTURE_FRAME = "model", "structure_so
 ATTR_LENGTH_UNITS, ATTR_ENERGY_UNITS = "length_units", "energy_units"
 ATTR_TITLE, ATTR_SOURCE, ATTR_HISTORY, ATTR_CONFIG = "title", "source", "history", "sensitiv_config"
 ATTR_CONFIG_FILE = "sensitiv_config_file"
+ATTR_UNCERTAINTY_SOURCE = "uncertainty_source"
+ATTR_UNCERTAINTY_RULE = "uncertainty_rule"
+ATTR_UNCERTAINTY_RTOL = "uncertainty_rtol"
+
+
+def std_name(base: str) -> str:
+    """The standard deviation of `base` (`coordinates`, an observable label): `energy_std`."""
+    return f"{base}_std"
+
+
+def variance_by_parameter_name(base: str) -> str:
+    """The variance of `base` decomposed by parameter: `energy_variance_by_parameter`."""
+    return f"{base}_variance_by_parameter"
+
+
+def variance_by_group_name(base: str) -> str:
+    """The variance of `base` decomposed by group of parameters."""
+    return f"{base}_variance_by_group"
+
+
+def mean_shift_name(base: str) -> str:
+    """The second-order shift of the mean of `base`."""
+    return f"{base}_mean_shift"
+
+
+def validity_names(base: str, principal: bool = False) -> tuple[str, str, str, str]:
+    """`(estimate, lower, upper, resolved)` variable names of `base`'s validity ranges
+    along the parameter axes, or along the principal directions."""
+    stem = f"{base}_validity" + ("_principal" if principal else "")
+    return stem, f"{stem}_lower", f"{stem}_upper", f"{stem}_resolved"
 
 
 def derivative_name(label: str) -> str:
@@ -341,6 +398,105 @@ def _observable_variables(ds, analysis: StructureAnalysis) -> None:
             _gpa_copy(ds, name, (VOIGT_I, VOIGT_J), values, elastic.units, long_name)
 
 
+def _labeled_dimension(ds, dim: str, labels: Sequence[str], long_name: str) -> None:
+    ds.coords[dim] = (dim, np.arange(len(labels), dtype=np.int32), {"long_name": f"{long_name} index"})
+    ds.coords[LABEL_COORDINATES[dim]] = (dim, np.array(list(labels), dtype=object), {"long_name": long_name})
+
+
+def _validity_variables(ds, base: str, ranges, dims: tuple, principal: bool, units_attrs: dict) -> None:
+    if ranges is None:
+        return
+    names = validity_names(base, principal)
+    what = "standard deviations along the principal direction" if principal else "the parameter's units"
+    texts = ("step at which the first-order prediction errs by rtol of the predicted change",
+             "step below which the first-order prediction is within tolerance (bracket, lower)",
+             "step by which the first-order prediction exceeds the tolerance (bracket, upper; inf: not bounded)")
+    for name, values, text in zip(names[:3], (ranges.estimate, ranges.lower, ranges.upper), texts):
+        _per_frame(ds, name, dims, values, {**units_attrs, "long_name": f"{base}: {text}, in {what}"})
+    _per_frame(ds, names[3], dims, np.asarray(ranges.resolved, bool),
+               {"long_name": f"{base}: the third-order term is at most half the second at the range"})
+
+
+def _uncertainty_variables(ds, analysis: StructureAnalysis) -> None:
+    """The propagated parameter uncertainty (`uncertainty` section), when there is one."""
+    u = analysis.uncertainty
+    if u is None:
+        return
+    length = analysis.length_units
+    labels = analysis.labels
+    theta_units = _common_units(analysis)
+    _labeled_dimension(ds, PARAMETER_J, labels, "scalar parameter component θ_l")
+    _labeled_dimension(ds, SPATIAL_J, ["x", "y", "z"][: analysis.structure.n_spatial], "Cartesian direction")
+    _labeled_dimension(ds, GROUP, ["+".join(g) for g in u.groups], "group of parameters")
+    ds.coords[PRINCIPAL] = (PRINCIPAL, np.arange(len(u.principal_variance), dtype=np.int32),
+                            {"long_name": "principal direction of the covariance of θ, largest variance first"})
+    param_attrs = {"units": theta_units} if theta_units is not None else {
+        "comment": "units: those of each parameter (parameter_units)"}
+    _per_frame(ds, PARAMETER_STD, (PARAMETER,), np.sqrt(np.clip(np.diag(u.covariance), 0, None)),
+               {**param_attrs, "long_name": "standard deviation of θ_k (0: taken as exact)"})
+    _per_frame(ds, PARAMETER_COVARIANCE, (PARAMETER, PARAMETER_J), u.covariance, {
+        "long_name": "covariance of θ propagated",
+        **({"units": _units.power(theta_units, 2)} if theta_units is not None else
+           {"comment": "units: products of the parameters' units (parameter_units)"})})
+    _per_frame(ds, PRINCIPAL_VARIANCE, (PRINCIPAL,), u.principal_variance,
+               {"long_name": "variance of θ along each principal direction (of the direction below)"})
+    _per_frame(ds, PRINCIPAL_DIRECTION, (PRINCIPAL, PARAMETER), u.principal_direction,
+               {**param_attrs, "long_name": "principal direction of the covariance of θ, one standard deviation long"})
+    area = _units.power(length, 2)
+    _per_frame(ds, COORDINATES_STD, (ATOM, SPATIAL), u.positions_std,
+               {"units": length, "long_name": "standard deviation of x* (linear propagation)"})
+    _per_frame(ds, COORDINATES_COVARIANCE, (ATOM, SPATIAL, SPATIAL_J), u.positions_covariance,
+               {"units": area, "long_name": "covariance of each atom's x* (linear propagation)"})
+    _per_frame(ds, variance_by_parameter_name(COORDINATES), (ATOM, SPATIAL, PARAMETER),
+               u.positions_variance_by_parameter,
+               {"units": area, "long_name": f"variance of x* decomposed by parameter ({u.rule})"})
+    _per_frame(ds, variance_by_group_name(COORDINATES), (ATOM, SPATIAL, GROUP), u.positions_variance_by_group,
+               {"units": area, "long_name": f"variance of x* decomposed by group of parameters ({u.rule})"})
+    total = u.positions_variance_by_parameter.reshape(-1, len(labels)).sum(axis=0)
+    trace = float(np.sum(u.positions_std**2))
+    _per_frame(ds, COORDINATES_IMPORTANCE, (PARAMETER,), total / trace if trace > 0 else np.zeros_like(total),
+               {"units": "1", "long_name": "share of the summed variance of x* due to each parameter"})
+    _validity_variables(ds, COORDINATES, u.positions_validity, (PARAMETER,), False, param_attrs)
+    _validity_variables(ds, COORDINATES, u.positions_validity_principal, (PRINCIPAL,), True, {"units": "1"})
+    if u.positions_mean_shift is not None:
+        _per_frame(ds, mean_shift_name(COORDINATES), (ATOM, SPATIAL), u.positions_mean_shift,
+                   {"units": length, "long_name": "second-order shift of the mean of x*, ½ tr(Σ ∂²x*/∂θ²)"})
+    n, d = analysis.structure.n_atoms, analysis.structure.n_spatial
+    names = {o.label: o.name for o in analysis.observables}
+    items = list(u.observables) + ([u.elastic_constants] if u.elastic_constants is not None else [])
+    for o in items:
+        attrs = {"units": o.units} if o.units else {}
+        squared = {"units": _units.power(o.units, 2)} if o.units else {}
+        if u.elastic_constants is not None and o is u.elastic_constants:
+            dims = (VOIGT_I, VOIGT_J)
+            _per_frame(ds, derivative_name(o.label), dims + (PARAMETER,), o.derivative, {
+                **({"units": _units.ratio(o.units, theta_units)} if theta_units is not None and o.units else {}),
+                "long_name": "dC/dθ of the relaxed-ion elastic constants, from second-order implicit derivatives "
+                             "of the stress"})
+            _gpa_copy(ds, std_name(o.label), dims, o.std, o.units, f"standard deviation of {o.label}")
+        else:
+            dims = _observable_dims(o.label, names.get(o.label, o.label), o.std.shape, n, d)
+        _per_frame(ds, std_name(o.label), dims, o.std, {**attrs, "long_name": f"standard deviation of {o.label}"})
+        _per_frame(ds, variance_by_parameter_name(o.label), dims + (PARAMETER,), o.variance_by_parameter,
+                   {**squared, "long_name": f"variance of {o.label} decomposed by parameter ({u.rule})"})
+        _per_frame(ds, variance_by_group_name(o.label), dims + (GROUP,), o.variance_by_group,
+                   {**squared, "long_name": f"variance of {o.label} decomposed by group ({u.rule})"})
+        _validity_variables(ds, o.label, o.validity, dims + (PARAMETER,), False, param_attrs)
+        _validity_variables(ds, o.label, o.validity_principal, dims + (PRINCIPAL,), True, {"units": "1"})
+        if o.mean_shift is not None:
+            _per_frame(ds, mean_shift_name(o.label), dims, o.mean_shift,
+                       {**attrs, "long_name": f"second-order shift of the mean of {o.label}"})
+    if u.observable_labels:
+        _labeled_dimension(ds, OBSERVABLE_COMPONENT, u.observable_labels, "observable component")
+        _labeled_dimension(ds, OBSERVABLE_COMPONENT_J, u.observable_labels, "observable component")
+        pair = (OBSERVABLE_COMPONENT, OBSERVABLE_COMPONENT_J)
+        _per_frame(ds, OBSERVABLE_COVARIANCE, pair, u.observable_covariance, {
+            "long_name": "covariance of every observable component",
+            "comment": "units: products of the two components' units"})
+        _per_frame(ds, OBSERVABLE_CORRELATION, pair, u.observable_correlation,
+                   {"units": "1", "long_name": "correlation of every observable component"})
+
+
 def _diagnostic_variables(ds, analysis: StructureAnalysis) -> None:
     engine, solver, p = analysis.engine, analysis.solver, len(analysis.components)
     length, energy = analysis.length_units, analysis.energy_units
@@ -444,6 +600,11 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
         **{f"{ATTR_MODEL}_{key}": relative_path(value, base_dir) if isinstance(value, str) else value
            for key, value in analysis.model_metadata.items() if key != "model"},
     }
+    _uncertainty_variables(ds, analysis)
+    u = analysis.uncertainty
+    if u is not None:
+        ds.attrs.update({ATTR_UNCERTAINTY_SOURCE: relative_path(u.source, base_dir) if u.source != "config" else u.source,
+                         ATTR_UNCERTAINTY_RULE: u.rule, ATTR_UNCERTAINTY_RTOL: u.rtol})
     _per_frame(ds, FRAME_SOURCE, (), source, {"long_name": "file (relative to the config) or generator of the structure"})
     _per_frame(ds, FRAME_INDEX, (), int(s.frame), {"long_name": "frame index within frame_source"})
     if analysis.sample is not None:

@@ -76,6 +76,70 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and np.isfinite(x) else None
 
 
+def _ranking(variance_by_parameter: np.ndarray, labels: Sequence[str], count: int = 4) -> list[dict]:
+    """The parameters with the largest shares of a summed variance, largest first."""
+    totals = np.asarray(variance_by_parameter).reshape(-1, len(labels)).sum(axis=0)
+    whole = float(totals.sum())
+    order = np.argsort(-totals, kind="stable")
+    return [{"parameter": labels[k], "share": float(totals[k] / whole)} for k in order[:count]
+            if whole > 0 and totals[k] > 0]
+
+
+def _validity_record(ranges, labels: Sequence[str]) -> list[dict]:
+    if ranges is None:
+        return []
+    est = np.asarray(ranges.estimate)
+    return [{"direction": labels[k], "range": _finite(est[k]) if np.isfinite(est[k]) else None,
+             "exact": bool(np.isinf(est[k])), "resolved": bool(np.asarray(ranges.resolved)[k])}
+            for k in range(len(labels)) if not np.isnan(est[k])]
+
+
+def _uncertainty_record(a: StructureAnalysis) -> dict | None:
+    """The uncertainty part of a structure's summary: σ of x* and of each observable, the
+    dominant parameters, and how far the first-order prediction holds."""
+    u = a.uncertainty
+    if u is None:
+        return None
+    labels = a.labels
+    std = np.asarray(u.positions_std)
+    atom_rms = np.sqrt(np.sum(std**2, axis=-1))
+    principal = [f"principal {k + 1}" for k in range(len(u.principal_variance))]
+    observables = []
+    for o in list(u.observables) + ([u.elastic_constants] if u.elastic_constants is not None else []):
+        observables.append({
+            "label": o.label, "units": o.units,
+            "std_max": _finite(float(np.max(o.std))) if o.std.size else None,
+            "importance": _ranking(o.variance_by_parameter, labels),
+            "validity_principal_min": (_finite(float(np.nanmin(o.validity_principal.estimate)))
+                                       if o.validity_principal is not None and o.validity_principal.estimate.size else None),
+        })
+    elastic = None
+    if u.elastic_constants is not None and a.elastic_constants is not None:
+        c, sd = a.elastic_constants.relaxed, u.elastic_constants.std
+        elastic = {name: {"value": _finite(float(c[i, j])), "std": _finite(float(sd[i, j]))}
+                   for name, (i, j) in (("C11", (0, 0)), ("C12", (0, 1)), ("C44", (3, 3)))
+                   if c.shape[0] > 3 or name != "C44"}
+    validity_p = u.positions_validity_principal
+    smallest = None
+    if validity_p is not None and np.asarray(validity_p.estimate).size:
+        smallest = float(np.min(validity_p.estimate))
+    return {
+        "source": u.source,
+        "rule": u.rule,
+        "rtol": u.rtol,
+        "positions_std_max": _finite(float(atom_rms.max())) if atom_rms.size else None,
+        "positions_std_max_atom": int(np.argmax(atom_rms)) if atom_rms.size else None,
+        "positions_std_rms": _finite(float(np.sqrt(np.mean(atom_rms**2)))) if atom_rms.size else None,
+        "importance": _ranking(u.positions_variance_by_parameter, labels),
+        "validity": _validity_record(u.positions_validity, labels),
+        "validity_principal": _validity_record(validity_p, principal),
+        "validity_principal_min": smallest if smallest is None or np.isfinite(smallest) else None,
+        "observables": observables,
+        "elastic_constants": elastic,
+        "second_order_warnings": list(u.second_order_warnings),
+    }
+
+
 def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> dict:
     """The closing summary of `sensitiv analyze` as plain data (`--json` prints it).
 
@@ -116,6 +180,7 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
                 "error_estimate": _finite(engine.jacobian_error_estimate),
             },
             "largest_sensitivities": [{"parameter": label, "norm": _finite(norm)} for label, norm in _largest(a)],
+            "uncertainty": _uncertainty_record(a),
             "problems": list(a.problems),
         })
     bad = sum(not a.trustworthy for a in analyses)
@@ -126,6 +191,37 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
         "structures": structures,
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
     }
+
+
+def _shares(ranking: list[dict]) -> str:
+    return ", ".join(f"{r['parameter']} {r['share']:.0%}" for r in ranking) or "none (no variance)"
+
+
+def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
+    if rec is None:
+        return []
+    lines = [f"  uncertainty ({rec['source']}): σ(x*) per atom max {_fmt(rec['positions_std_max'])} {length_units} "
+             f"(atom {rec['positions_std_max_atom']}), rms {_fmt(rec['positions_std_rms'])}; "
+             f"variance of x* from: {_shares(rec['importance'])}"]
+    if rec["elastic_constants"]:
+        parts = [f"{k} {v['value']:.4g} ± {v['std']:.2g}" for k, v in rec["elastic_constants"].items()
+                 if v["value"] is not None and v["std"] is not None]
+        lines.append("    elastic constants (1σ): " + ", ".join(parts))
+    for o in rec["observables"]:
+        lines.append(f"    {o['label']}: σ ≤ {_fmt(o['std_max'])} {o['units']}; from: {_shares(o['importance'])}")
+    valid = [v for v in rec["validity"] if not v["exact"] and v["range"] is not None]
+    if valid:
+        lines.append(f"    first order within {rec['rtol']:.0%} for |Δθ| ≤ "
+                     + ", ".join(f"{v['direction']} {v['range']:.3g}" for v in valid))
+    smallest = rec["validity_principal_min"]
+    if smallest is not None:
+        lines.append(f"    along the covariance's principal directions: first order holds to {smallest:.3g} σ")
+        if smallest < 1.0:
+            lines.append(f"    NOTE: the linear propagation errs by more than {rec['rtol']:.0%} within one standard "
+                         "deviation; check it by sampling (sensitiv check)")
+    for w in rec["second_order_warnings"]:
+        lines.append(f"  WARNING (second-order solve): {w}")
+    return lines
 
 
 def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> str:
@@ -162,6 +258,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
                         for t in rec["largest_sensitivities"])
         lines.append(f"  largest ‖dx*/dθ‖: {top}")
+        lines += _uncertainty_lines(rec["uncertainty"], a.length_units)
         for problem in rec["problems"]:
             lines.append(f"  WARNING: {problem}")
     if len(analyses) > 10:

@@ -15,36 +15,58 @@ From the implicit Jacobian `∂x*/∂θ` of a root (and the total derivatives of
 - `propagate`: all of it at one root, in two engine calls.
 """
 
-from ._covariance import ParameterCovariance, parameter_labels
-from ._higher import DirectionalDerivatives, ValidityRange, directional_derivatives, validity_range
-from ._linear import (
-    FieldCovariance,
-    Importance,
-    ObservableCovariance,
-    importance,
-    log_sensitivity,
-    observable_covariance,
-    per_atom_covariance,
-    power_units,
-)
-from ._propagate import UncertaintyResult, observable_derivatives, propagate
+from __future__ import annotations
 
-__all__ = [
-    "ParameterCovariance",
-    "parameter_labels",
-    "per_atom_covariance",
-    "observable_covariance",
-    "FieldCovariance",
-    "ObservableCovariance",
-    "log_sensitivity",
-    "importance",
-    "Importance",
-    "directional_derivatives",
-    "DirectionalDerivatives",
-    "validity_range",
-    "ValidityRange",
-    "observable_derivatives",
-    "propagate",
-    "UncertaintyResult",
-    "power_units",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+#: public name -> private module: imported on first use, so that the config loader can use
+#: the numpy-only checks (`_psd`) without importing jax.
+_SOURCES = {
+    "ParameterCovariance": "._covariance",
+    "parameter_labels": "._covariance",
+    "per_atom_covariance": "._linear",
+    "observable_covariance": "._linear",
+    "FieldCovariance": "._linear",
+    "ObservableCovariance": "._linear",
+    "log_sensitivity": "._linear",
+    "importance": "._linear",
+    "Importance": "._linear",
+    "directional_derivatives": "._higher",
+    "DirectionalDerivatives": "._higher",
+    "validity_range": "._higher",
+    "ValidityRange": "._higher",
+    "observable_derivatives": "._propagate",
+    "propagate": "._propagate",
+    "UncertaintyResult": "._propagate",
+}
+
+if TYPE_CHECKING:
+    from ._covariance import ParameterCovariance, parameter_labels
+    from ._higher import DirectionalDerivatives, ValidityRange, directional_derivatives, validity_range
+    from ._linear import (
+        FieldCovariance,
+        Importance,
+        ObservableCovariance,
+        importance,
+        log_sensitivity,
+        observable_covariance,
+        per_atom_covariance,
+    )
+    from ._propagate import UncertaintyResult, observable_derivatives, propagate
+
+__all__ = list(_SOURCES)
+
+
+def __getattr__(name: str):
+    try:
+        module = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from ..errors import InputError
+from ._psd import covariance_problem
 
 __all__ = ["ParameterCovariance", "parameter_labels"]
 
@@ -69,32 +70,9 @@ def _as_matrix(value, what) -> np.ndarray:
 
 
 def _check_psd(matrix: np.ndarray, labels, what: str, rtol: float) -> np.ndarray:
-    n = len(labels)
-    if matrix.shape != (n, n):
-        raise InputError(
-            f"{what}: expected a {n} × {n} matrix (one row per parameter entry: "
-            f"{', '.join(labels[:6])}{', ...' if n > 6 else ''}), got shape {matrix.shape}"
-        )
-    scale = float(np.max(np.abs(matrix))) if matrix.size else 0.0
-    asym = float(np.max(np.abs(matrix - matrix.T))) if matrix.size else 0.0
-    if asym > rtol * max(scale, np.finfo(float).tiny):
-        i, j = np.unravel_index(np.argmax(np.abs(matrix - matrix.T)), matrix.shape)
-        raise InputError(
-            f"{what}: not symmetric (entry {labels[i]},{labels[j]} = {matrix[i, j]:.6g} but "
-            f"{labels[j]},{labels[i]} = {matrix[j, i]:.6g}); give a symmetric covariance"
-        )
-    sym = 0.5 * (matrix + matrix.T)
-    if n:
-        eigvals, eigvecs = np.linalg.eigh(sym)
-        if eigvals[0] < -rtol * max(eigvals[-1], np.finfo(float).tiny) * n:
-            worst = eigvecs[:, 0]
-            top = np.argsort(-np.abs(worst))[:3]
-            names = ", ".join(labels[k] for k in top)
-            raise InputError(
-                f"{what}: not positive semi-definite (eigenvalue {eigvals[0]:.3g} < 0, along a "
-                f"combination of {names}); a covariance's correlations must lie in [-1, 1] and "
-                "be mutually consistent"
-            )
+    problem, sym = covariance_problem(matrix, labels, rtol)
+    if problem:
+        raise InputError(f"{what}: {problem}")
     return sym
 
 

@@ -30,7 +30,6 @@ shares can be negative.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, NamedTuple
 
 import jax
@@ -48,49 +47,10 @@ __all__ = [
     "observable_covariance",
     "log_sensitivity",
     "importance",
-    "power_units",
 ]
 
 #: Largest number of correlated players whose 2^g conditionings are enumerated exactly.
 MAX_SHAPLEY_GROUP = 14
-
-_UNIT_TOKEN = re.compile(r"^([^\W\d][\w]*?)(-?\d+)?$")
-
-
-def power_units(units: str | None, power: int) -> str | None:
-    """The unit string of a quantity raised to an integer power (UDUNITS-style products).
-
-    `"eV angstrom-3"` squared is `"eV2 angstrom-6"`; strings that are not a product of
-    `name[exponent]` tokens are parenthesized: `"(eV/Å^3)^2"`.
-
-    **Arguments:**
-
-    - `units`: a unit string, `""` (dimensionless, also `"1"`) or `None` (unknown).
-    - `power`: the integer power.
-
-    **Returns:** the unit string, or `None` when `units` is `None`.
-
-    **Example:**
-
-    ```python
-    power_units("angstrom", 2)        # 'angstrom2'
-    ```
-    """
-    if units is None:
-        return None
-    text = units.strip()
-    if text in ("", "1"):
-        return text
-    tokens = text.split()
-    out = []
-    for token in tokens:
-        match = _UNIT_TOKEN.match(token)
-        if not match:
-            return f"({text})^{power}"
-        exponent = int(match.group(2) or 1) * power
-        out.append(match.group(1) + ("" if exponent == 1 else str(exponent)))
-    return " ".join(out)
-
 
 # -- reading Jacobians shaped like jax.jacobian's --------------------------------------------
 
