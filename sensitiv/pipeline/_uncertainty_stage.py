@@ -175,8 +175,15 @@ def analyze_uncertainty(
             o.label, o.units, np.asarray(oc.std[o.label]), np.asarray(imp.contribution),
             np.asarray(imp.group_contribution), validity, validity_p, shift, o.derivative))
 
-    elastic_out = None
+    elastic_out = relax_std = relax_derivative = None
     if elastic is not None and dd is not None and mixed:
+        # the internal-relaxation field dx*/dε_b and its derivative by θ_k (mixed, polarized)
+        x2 = np.asarray(dd.second)[..., n_ax + k:]  # (n, d, 2·len(mixed))
+        relax_derivative = np.zeros((n, d, len(strain_cols), p))
+        for m, (b, i) in enumerate(mixed):
+            relax_derivative[:, :, strain_cols.index(b), i] = 0.25 * (x2[..., 2 * m] - x2[..., 2 * m + 1])
+        relax_std = np.sqrt(np.clip(np.einsum("nvbp,pq,nvbq->nvb", relax_derivative, sigma, relax_derivative),
+                                    0.0, None))
         d2 = np.asarray(dd.observables_second[STRESS])[..., n_ax + k:]  # (d, d, 2·len(mixed))
         factor = np.array([1.0 if i == j else 0.5 for i, j in voigt_pairs])
         mixed_sd = np.zeros((d, d, len(strain_cols), p))
@@ -198,6 +205,7 @@ def analyze_uncertainty(
         positions_validity=positions_validity, positions_validity_principal=positions_validity_p,
         positions_mean_shift=positions_shift,
         observables=tuple(obs_out), elastic_constants=elastic_out,
+        internal_relaxation_std=relax_std, internal_relaxation_derivative=relax_derivative,
         observable_labels=tuple(oc.labels) if oc is not None else (),
         observable_covariance=np.asarray(oc.covariance) if oc is not None else np.zeros((0, 0)),
         observable_correlation=np.asarray(oc.correlation) if oc is not None else np.zeros((0, 0)),
