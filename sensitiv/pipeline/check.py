@@ -29,13 +29,28 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConvergenceError
+from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
+from ..uncertainty import directional_derivatives, validity_range
 from ._progress import Progress
-from .analysis import StructureAnalysis
+from .analysis import ObservableResult, StructureAnalysis
+from .analyze import (
+    _bind,
+    _choose_observables,
+    _condition,
+    _dtype,
+    _elastic_constants,
+    _engine_options,
+    _observable_function,
+    voigt_pairs,
+)
 from .config import Config
+from .run import analyze_config
 
 __all__ = ["CheckReport", "check_config", "check_text"]
 
@@ -77,23 +92,6 @@ def _sampler(a: StructureAnalysis, cfg: Config, registry: Registry):
     (the last two `None` without elastic constants),
     re-relaxing from the structure as read. Everything is compiled once for all samples
     (the solver's runner, the condition, the engine program and the observables)."""
-    import jax
-    import jax.numpy as jnp
-
-    from ..errors import ConvergenceError
-    from ..jacobian import jacobian as engine_jacobian
-    from .analysis import ObservableResult
-    from .analyze import (
-        _bind,
-        _choose_observables,
-        _condition,
-        _dtype,
-        _elastic_constants,
-        _engine_options,
-        _observable_function,
-        voigt_pairs,
-    )
-
     dtype = _dtype(cfg.jacobian.precision)
     problem = _bind(a.structure, cfg.model, registry, None, dtype)
     F = _condition(problem, cfg.condition, registry)
@@ -144,11 +142,6 @@ def _sampler(a: StructureAnalysis, cfg: Config, registry: Registry):
 
 def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samples: int, seed: int,
                      progress: Progress) -> dict:
-    import jax.numpy as jnp
-
-    from ..uncertainty import directional_derivatives, validity_range
-    from .analyze import _dtype, _engine_options
-
     u = a.uncertainty
     rtol = float(cfg.uncertainty.rtol)
     sigma = np.asarray(u.covariance)
@@ -291,7 +284,6 @@ def check_config(cfg: Config, *, samples: int = 32, seed: int = 0, registry: Reg
     **Raises:** `ConfigError` without an `uncertainty` section, with `ensemble.parameter_samples`
     (the check samples θ itself), or for fewer than 3 samples.
     """
-    from .run import analyze_config
 
     if cfg.uncertainty is None:
         raise ConfigError(f"{cfg.path}: check needs an 'uncertainty' section (what to sample)")
