@@ -392,15 +392,13 @@ def _print_json(data: Any) -> None:
     ],
 )
 def check_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config
-    from .pipeline._progress import Progress
+    from .pipeline import config  # lazy (see the note above the commands)
+    from .pipeline._progress import Progress  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     if cfg.uncertainty is None:
-        from .errors import ConfigError
-
         raise ConfigError(f"{args.config}: check needs an 'uncertainty' section (what to sample)")
-    from .pipeline.check import check_config, check_text
+    from .pipeline.check import check_config, check_text  # lazy: jax only after the config is valid
 
     _use_cache(args)
     report = check_config(cfg, samples=args.samples, seed=args.seed, progress=Progress(verbosity=_verbosity(args)))
