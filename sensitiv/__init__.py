@@ -11,12 +11,20 @@ jacobian`). So the plugin host and the commands that only need it (`sensitiv plu
 from __future__ import annotations
 
 import importlib
-import sys as _sys
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from . import _moved
 
 __version__ = "0.1.0"
+
+# XLA's C++ logger writes an E-level line for every program loaded from the persistent
+# compilation cache on CPU (a false alarm about LLVM tuning flags, jax-ml/jax#38445): one
+# warm run would print hundreds. The level is read once, when jaxlib loads, so it is set
+# here, before any jax import, unless the user chose one. `sensitiv.cache` turns the cache
+# on by default only where this took effect.
+_XLA_LOGS_QUIET = "jaxlib" not in sys.modules and os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") == "3"
 
 #: public name -> (module relative to this package, attribute or None for the module).
 _SOURCES: dict[str, tuple[str, str | None]] = {
@@ -54,10 +62,12 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "analyze": (".pipeline.api", "analyze"),
     "io": (".io", None),
     "units": (".units", None),
+    # the persistent compilation cache (on by default in the command line)
+    "cache": (".cache", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import engine, errors, io, optimality, projections, prox, records, solvers, uncertainty, units
+    from . import cache, engine, errors, io, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -82,7 +92,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
 
 # the module path of earlier releases (`from sensitiv.jacobian import Sparsity`), deprecated:
 # a plain module object forwarding to sensitiv.engine (no jax imported here)
-_sys.modules.setdefault(__name__ + ".jacobian", _moved.jacobian_module())
+sys.modules.setdefault(__name__ + ".jacobian", _moved.jacobian_module())
 
 __all__ = [
     "custom_root",
@@ -107,6 +117,7 @@ __all__ = [
     "analyze",
     "io",
     "units",
+    "cache",
     "__version__",
 ]
 
