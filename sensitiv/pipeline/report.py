@@ -276,7 +276,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         )
         lines.append(
             f"  jacobian: {jac['strategy']}, max linear residual {_fmt(jac['max_linear_residual'])}, "
-            f"error estimate {_fmt(jac['error_estimate'])} (tolerance {_fmt(jac['trust_rtol'])})"
+            f"error estimate {_fmt(jac['error_estimate'])} (tolerance {'nan' if jac['trust_rtol'] is None else format(jac['trust_rtol'], '.3g')})"
         )
         top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
                         for t in rec["largest_sensitivities"])
