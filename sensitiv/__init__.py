@@ -40,6 +40,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "uncertainty": (".uncertainty", None),
     # the command line's analysis in Python, and results in the user's tools
     "analyze": (".pipeline.api", "analyze"),
+    "plot": (".pipeline.plot", "plot"),
     "io": (".io", None),
     "units": (".units", None),
 }
@@ -56,6 +57,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
     from .pipeline.api import analyze
+    from .pipeline.plot import plot
 
 __all__ = [
     "custom_root",
@@ -77,6 +79,7 @@ __all__ = [
     "records",
     "uncertainty",
     "analyze",
+    "plot",
     "io",
     "units",
     "__version__",
