@@ -66,6 +66,7 @@ from .dataset import (
     ATTR_LENGTH_UNITS,
     ATTR_TITLE,
 )
+from .output import open_result
 from .report import result_groups
 
 __all__ = ["plot", "plot_result", "figure_data", "FigureData"]
@@ -179,8 +180,6 @@ def _periodic_mean(x: np.ndarray, weights: np.ndarray, cell, pbc) -> np.ndarray:
 
 def _one_frame(result, structure: int, frame: int):
     if isinstance(result, (str, os.PathLike)):
-        from .output import open_result
-
         result = open_result(os.fspath(result))
     groups = result_groups(result)
     if not 0 <= structure < len(groups):
@@ -634,7 +633,7 @@ def _draw_bars(ax, data: FigureData):
     for rect, value in zip(bars, values[order]):
         ax.text(rect.get_width(), rect.get_y() + rect.get_height() / 2, f" {value:.3g}", va="center", fontsize=8)
     ax.set_xlabel("\n".join(textwrap.wrap(data.importance_label, 60)), fontsize=9)
-    ax.set_title("importance ranking (linear scale; orange = the field drawn)", fontsize=10)
+    ax.set_title("importance ranking, linear scale (orange: drawn)", fontsize=10)
 
 
 def _mark_verdict(fig, data: FigureData):
