@@ -277,6 +277,9 @@ def figure_data(result, parameter: str | None = None, frame: int = 0, structure:
     **Example:** `figure_data("eam.nc").centre`
     """
     ds = _one_frame(result, structure, frame)
+    if COORDINATES not in ds:
+        raise InputError("the result has no coordinates variable to draw the atoms at; is it a complete "
+                         "sensitiv result?")
     labels = _labels(ds)
     x = np.asarray(ds[COORDINATES].values, dtype=float)
     d = x.shape[1]

@@ -34,7 +34,26 @@ from .dataset import (
     index_labels,
 )
 
-__all__ = ["analysis_summary", "summary_record", "result_groups", "inspect_record", "inspect_text"]
+__all__ = ["analysis_summary", "summary_record", "species_table", "reading_lines", "result_groups", "inspect_record",
+           "inspect_text"]
+
+
+def species_table(structure) -> list[dict[str, Any]]:
+    """The species table of a structure: `[{"index", "name", "type"}]` (`type`: the file's
+    own type number, LAMMPS type, or `None`)."""
+    types = structure.species_types
+    return [{"index": k, "name": name, "type": None if types is None else int(types[k])}
+            for k, name in enumerate(structure.species_names)]
+
+
+def reading_lines(structure, indent: str = "  ") -> list[str]:
+    """How a structure was read, for the dry run and the summary: the species table (index
+    → name, and type where it came from) and each of the reader's and pipeline's readings."""
+    table = ", ".join(
+        f"{row['index']} = {row['name']}" + (f" (type {row['type']})" if row["type"] is not None else "")
+        for row in species_table(structure)
+    )
+    return [f"{indent}species: {table}"] + [f"{indent}read: {text}" for text in structure.readings]
 
 
 def _fmt(x: float | None) -> str:
@@ -149,6 +168,8 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
             "frame": int(a.structure.frame),
             "sample": a.sample,
             "atoms": int(a.structure.n_atoms),
+            "species": species_table(a.structure),
+            "readings": list(a.structure.readings),
             "trustworthy": bool(a.trustworthy),
             "equilibrium": {
                 "solver": a.solver.name, "converged": bool(a.solver.converged),
@@ -236,6 +257,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         n_atoms = rec["atoms"]
         head = f"{a.where}: {n_atoms} atoms" if len(analyses) > 1 else f"structure: {a.where}, {n_atoms} atoms"
         lines.append(head)
+        lines += reading_lines(a.structure)
         eq, hessian, jac = rec["equilibrium"], rec["hessian"], rec["jacobian"]
         lines.append(
             f"  equilibrium: {eq['steps']} steps, solver residual {_fmt(eq['solver_residual'])}, "

@@ -37,6 +37,7 @@ from .analysis import StructureAnalysis
 from .analyze import analyze_structure
 from .config import Config
 from .structure import read_structures
+from .theta import check_parameters
 
 __all__ = ["RunOutcome", "analyze_config", "run_config"]
 
@@ -108,6 +109,7 @@ def analyze_config(
     if structures is None:
         with progress.stage("read"):
             structures = read_structures(cfg.structure, registry)
+    check_parameters(structures, cfg, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
     analyses = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
     datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity, base_dir=cfg.base_dir)
@@ -142,7 +144,7 @@ def run_config(
     without `force`, its folder is missing or read-only).
     """
     overwrite = force or cfg.output.overwrite
-    path = output.check_output_path(output_path or cfg.output.path, overwrite)
+    path = output.check_output_path(output_path or cfg.output.path, overwrite, cfg.input_files)
     progress = progress or Progress(enabled=False, verbosity=0)
     start = time.perf_counter()
     outcome = analyze_config(cfg, registry=registry, progress=progress, scheduler=scheduler, argv=argv)
