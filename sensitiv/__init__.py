@@ -60,6 +60,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "uncertainty": (".uncertainty", None),
     # the command line's analysis in Python, and results in the user's tools
     "analyze": (".pipeline.api", "analyze"),
+    "plot": (".pipeline.plot", "plot"),
     "io": (".io", None),
     "units": (".units", None),
     # the persistent compilation cache (on by default in the command line)
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         translation_modes,
     )
     from .pipeline.api import analyze
+    from .pipeline.plot import plot
 
 # the module path of earlier releases (`from sensitiv.jacobian import Sparsity`), deprecated:
 # a plain module object forwarding to sensitiv.engine (no jax imported here)
@@ -115,6 +117,7 @@ __all__ = [
     "records",
     "uncertainty",
     "analyze",
+    "plot",
     "io",
     "units",
     "cache",

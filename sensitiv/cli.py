@@ -605,28 +605,47 @@ def _one_group(result, structure: int):
 
 @command(
     "plot",
-    help="draw dx*/dθ as arrows on the structure and per-parameter magnitudes as bars",
+    help="draw a result: the field of one parameter on the structure, a radial profile, importance bars",
+    description="Draw dx*/dθ of one parameter on the relaxed structure (wrapped into its cell, coloured "
+    "by |dx*_i/dθ|; 2-D: particles at their size, every arrow; 3-D: an oblique view with a depth cue "
+    "and a slice through the centre, arrows where they do not overlap), a radial profile around the "
+    "centre of the response (3-D) or --centre, and one bar per parameter of ‖θ·dx*/dθ‖ on a linear "
+    "scale. An untrustworthy result is framed in red with its problems.",
     arguments=[
         argument("result", help="a NetCDF file written by sensitiv analyze"),
         argument("-o", "--output", required=True, help="the figure (.png, .pdf, .svg)"),
-        argument("--parameter", help="θ label whose field is drawn (default: the largest)"),
+        argument("--parameter", help="θ label whose field is drawn (default: the most important)"),
         argument("--frame", type=int, default=0, help="frame to draw (ensembles)"),
         argument("--structure", type=int, default=0, help="group to draw (results with groups)"),
+        argument("--centre", "--center", dest="centre",
+                 help="centre of the radial profile: X,Y[,Z] in the result's length units, or atom=N"),
         argument("--scale", type=float, help="arrow length per unit sensitivity"),
     ],
 )
 def plot_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report  # lazy (see the note above the commands)
+    from .pipeline import output, plot  # lazy (see the note above the commands)
 
+    centre = _centre_argument(args.centre)
     result = output.open_result(args.result)
     try:
         with output.reading_result(args.result):
-            path = report.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale)
+            path = plot.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale,
+                                    centre)
     finally:
         result.close()
     if _verbosity(args):
         print(f"wrote {path}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _centre_argument(text: str | None):
+    """`--centre`: `None`, `"atom=N"`, or a list of coordinates."""
+    if text is None or text.replace(" ", "").startswith("atom"):
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--centre {text!r}: give coordinates X,Y[,Z] or atom=N") from None
 
 
 if __name__ == "__main__":
