@@ -142,7 +142,9 @@ def full_schema(registry: Registry | None = None) -> dict:
     defs["solver"]["properties"]["name"] = {
         "enum": sorted(solvers) + [SOLVER_NONE],
         "default": "fire" if "fire" in solvers else SOLVER_NONE,
-        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed.",
+        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed. Default: "
+        "'polish' (Newton from a nearly relaxed structure, FIRE far from a minimum) when the structures "
+        "come from files, 'fire' for generated ones.",
     }
     defs["solver"]["allOf"] = _cases(
         "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}
