@@ -36,6 +36,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from sensitiv import progress
 from sensitiv.records import EquilibriumResult, System
 
 from ._declarations import POLISH_SCHEMA
@@ -182,6 +183,7 @@ class _Polish:
                 return x, fmax, "no Newton step reduces the force (far from a minimum?)"
             stats["newton_steps"] += 1
             x, fmax = y, f_new
+            progress.report("newton", stats["newton_steps"], fmax, o["ftol"], o["max_steps"])
         return x, fmax, ""
 
     def _fire(self, solver, system: System, x, params, stats: dict):
