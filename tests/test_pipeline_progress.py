@@ -22,9 +22,13 @@ def test_live_display_on_a_terminal():
     assert progress.timings["minimization"] >= 0.2
 
 
-def test_one_line_per_stage_in_batch_and_silent_when_quiet():
+def test_one_line_per_stage_in_verbose_batch_and_silent_when_quiet():
+    plain = io.StringIO()
+    with Progress(stream=plain).stage("jacobian"):
+        pass
+    assert plain.getvalue() == ""  # a refusal after a stage stays one line
     stream = io.StringIO()
-    progress = Progress(stream=stream)
+    progress = Progress(stream=stream, verbosity=2)
     with progress.stage("jacobian"):
         pass
     assert stream.getvalue().startswith("jacobian: ") and stream.getvalue().count("\n") == 1
@@ -46,7 +50,7 @@ def test_what_the_solver_reports_is_shown():
     text = stream.getvalue()
     assert "fire step 4000/100000, max|F| 2.10e-07 → 1e-10" in text
     batch = io.StringIO()
-    progress = Progress(stream=batch)
+    progress = Progress(stream=batch, verbosity=2)
     with progress.stage("minimization"):
         reports.report("newton", 2, 3e-12, 1e-10)
     assert batch.getvalue().startswith("minimization: ") and "(newton step 2, max|F| 3.00e-12 → 1e-10)" in batch.getvalue()

@@ -1,11 +1,11 @@
-"""Stage timings, a live progress line on a terminal, and one log line per stage in batch.
+"""Stage timings, a live progress line on a terminal, and log lines in batch.
 
 On a terminal (stderr), the running stage is redrawn by a thread: its name, elapsed time
 and what the computation last reported (`sensitiv.progress`: the FIRE or Newton step,
-max‖F‖ against the tolerance). In batch (stderr is a file or a pipe) each stage that
-ends writes one line, with the last report. An ensemble adds one line per task done or
-failed, with an estimate of the time left. `-q` silences all of it; the closing summary
-goes to stdout, not here.
+max‖F‖ against the tolerance). An ensemble writes one line per task done or failed, with
+an estimate of the time left, on a terminal and in batch (stderr a file or a pipe); with
+`-v`, batch logs also get one line per stage, with the last report. `-q` silences all of
+it; the closing summary goes to stdout, not here, and a refusal stays one line.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ class Progress:
 
     - `stream`: where to write (stderr by default).
     - `enabled`: draw a live line; default: when `stream` is a terminal.
-    - `verbosity`: 0 quiet, 1 normal (live line, or one line per stage in batch),
-      2 verbose (`log` lines too).
+    - `verbosity`: 0 quiet, 1 normal (live line on a terminal, task lines), 2 verbose
+      (stage lines in batch, `log` lines).
     """
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, verbosity: int = 1):
@@ -135,5 +135,5 @@ class Progress:
                 with self._lock:
                     self.stream.write(f"\r\033[K✓ {label} {elapsed:6.2f} s{detail}\n")
                     self.stream.flush()
-            elif self.verbosity >= 1:
+            elif self.verbosity >= 2:
                 self._write_line(f"{label}: {elapsed:.2f} s{detail}")
