@@ -49,6 +49,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "uncertainty": (".uncertainty", None),
     # the command line's analysis in Python, and results in the user's tools
     "analyze": (".pipeline.api", "analyze"),
+    "plot": (".pipeline.plot", "plot"),
     "io": (".io", None),
     "units": (".units", None),
     # the persistent compilation cache (on by default in the command line)
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
     from .pipeline.api import analyze
+    from .pipeline.plot import plot
 
 __all__ = [
     "custom_root",
@@ -88,6 +90,7 @@ __all__ = [
     "records",
     "uncertainty",
     "analyze",
+    "plot",
     "io",
     "units",
     "cache",

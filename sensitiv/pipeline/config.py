@@ -291,6 +291,12 @@ class Config:
     resolved: Mapping[str, Any]
     base_dir: str = ""
 
+    @property
+    def input_files(self) -> list[str]:
+        """The files a run reads — the config and the structure files — which its output
+        never replaces, not even with `--force`."""
+        return [p for p in [self.path, *(f.path for f in self.structure.files)] if p != "<string>"]
+
     def locate(self, *keys) -> str:
         """`file:line:col` of the value at `keys`, e.g. `cfg.locate("structure", "file")`."""
         return self.marks.locate(tuple(keys))

@@ -40,6 +40,7 @@ from .analyze import analyze_structure
 from .checkpoint import Checkpoint, resumable
 from .config import Config
 from .structure import read_structures
+from .theta import check_parameters
 
 __all__ = ["RunOutcome", "TaskFailure", "analyze_config", "run_config"]
 
@@ -184,6 +185,7 @@ def analyze_config(
     if structures is None:
         with progress.stage("read"):
             structures = read_structures(cfg.structure, registry)
+    check_parameters(structures, cfg, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
     analyses, failures, resumed = _analyze_tasks(tasks, cfg, registry, progress,
                                                  scheduler or cfg.ensemble.scheduler, parts)
@@ -230,7 +232,7 @@ def run_config(
     target = output_path or cfg.output.path
     # --resume after a partial run replaces the output that run wrote (its parts are kept).
     overwrite = force or cfg.output.overwrite or (resume and resumable(target))
-    path = output.check_output_path(target, overwrite)
+    path = output.check_output_path(target, overwrite, cfg.input_files)
     progress = progress or Progress(enabled=False, verbosity=0)
     start = time.perf_counter()
     parts = Checkpoint(path, cfg, resume=resume)

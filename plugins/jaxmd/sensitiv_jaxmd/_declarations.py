@@ -102,9 +102,31 @@ class ModelDeclaration:
             name=self.name,
             factory=factory,
             description=self.description,
-            parameters=self.parameters,
+            parameters=self.parameters + (STRAIN_PARAMETER,),
             options_schema=self.full_options_schema(),
+            check_options=check_cutoffs,
         )
+
+
+#: Declared on every model's record (bound only for periodic structures, where the
+#: host offers it): a homogeneous strain of the cell.
+STRAIN_PARAMETER = Parameter(
+    "strain", ("spatial", "spatial"), "1", 0.0, True,
+    "Homogeneous strain of the periodic cell (symmetric part acts); periodic structures only.",
+)
+
+
+def check_cutoffs(options: Mapping[str, Any]) -> list[str]:
+    """The cross-field rule of every model with a switch: `r_onset` below the cutoff
+    (pair models use `r_onset` only with `truncation: switch`)."""
+    if options.get("truncation", "switch") != "switch":
+        return []
+    onset = options.get("r_onset")
+    cutoff_key = "r_cutoff" if "r_cutoff" in options else "cutoff"
+    cutoff = options.get(cutoff_key)
+    if onset is not None and cutoff is not None and onset >= cutoff:
+        return [f"r_onset ({onset}) must be below {cutoff_key} ({cutoff})"]
+    return []
 
 
 # -- pair models ---------------------------------------------------------------------------
