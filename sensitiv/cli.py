@@ -452,9 +452,9 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     )
     # The summary is the command's result: stdout. Progress and errors went to stderr.
     if args.json:
-        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
+        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
     elif verbosity:
-        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
+        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
     return ExitCode.OK if outcome.trustworthy else ExitCode.UNTRUSTWORTHY
 
 

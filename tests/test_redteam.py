@@ -538,6 +538,62 @@ def test_physics_minimization_does_not_converge(capsys, work):
     refused(run, ExitCode.UNTRUSTWORTHY, "did not converge after 3 steps", "residual reached", "solver.options")
 
 
+TRAJECTORY = """\
+structure: {file: traj.xyz, frames: all}
+model:
+  name: lennard_jones
+  differentiate: [sigma]
+  options: {r_cutoff: 1.5, r_onset: 1.3}
+solver: {name: fire, options: {ftol: 1.0e-10, max_steps: 1000}}
+output: {path: out.nc}
+"""
+
+
+def _vacancy_box(rattle: float):
+    from ase.build import bulk
+
+    atoms = bulk("Ar", "fcc", a=1.55, cubic=True) * (2, 2, 2)
+    del atoms[3]
+    atoms.positions += np.random.default_rng(1).normal(0, rattle, atoms.positions.shape)
+    return atoms
+
+
+def test_physics_one_frame_of_many_does_not_converge(capsys, work):
+    """Work is never lost: the frames that converged are written, the one that did not is
+    named (at once, in the summary and in the file), and the exit code says so."""
+    pytest.importorskip("ase")
+    import ase.io
+    import xarray as xr
+
+    # FIRE relaxes the vacancy in 152 steps; the strongly rattled frame is stuck after 1000
+    frames = [_vacancy_box(0.0), _vacancy_box(0.15), _vacancy_box(0.0)]
+    ase.io.write(work / "traj.xyz", frames, format="extxyz")
+    run = analyze(capsys, work, TRAJECTORY)
+    text = run.out + run.err
+    assert run.code == ExitCode.UNTRUSTWORTHY, text
+    assert "Traceback" not in text and "internal error" not in text, text
+    assert run.changed == {"out.nc"}
+    warning = [line for line in run.err.splitlines() if "WARNING" in line]
+    assert len(warning) == 1 and "traj.xyz (frame 1)" in warning[0] and "did not converge after 1000 steps" in warning[0]
+    assert "going on with the other 1 task(s)" in warning[0]
+    assert "FAILED (not in the file): " in run.out and "(frame 1)" in run.out
+    assert "result: NOT trustworthy (1 of 3 did not converge; the file holds the other 2)" in run.out
+    with xr.open_dataset(work / "out.nc") as ds:
+        assert ds["frame_index"].values.tolist() == [0, 2]
+        assert ds.attrs["trustworthy"] == 0
+        assert ds.attrs["failed_tasks"].startswith("1: ") and "(frame 1)" in ds.attrs["failed_tasks"]
+        assert ds["trustworthy"].values.tolist() == [1, 1]
+
+
+def test_physics_every_frame_fails_writes_nothing(capsys, work):
+    pytest.importorskip("ase")
+    import ase.io
+
+    ase.io.write(work / "traj.xyz", [_vacancy_box(0.15)] * 2, format="extxyz")
+    run = analyze(capsys, work, TRAJECTORY.replace("max_steps: 1000", "max_steps: 30"), "-q")
+    refused(run, ExitCode.UNTRUSTWORTHY, "none of the 2 tasks converged; nothing written", "did not converge after 30")
+
+
 def test_physics_saddle_written_and_flagged(capsys, work):
     config = ("structure: {generator: {name: fcc, lattice_constant: 1.95, repeat: [2, 2, 2]}}\n"
               "model: {name: lennard_jones, differentiate: [sigma], options: {r_cutoff: 1.8, r_onset: 1.5}}\n"

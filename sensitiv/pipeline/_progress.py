@@ -40,6 +40,11 @@ class Progress:
         if self.verbosity >= 2:
             print(message, file=self.stream, flush=True)
 
+    def warn(self, message: str) -> None:
+        """A line shown at every verbosity but `-q` (a task failed, the run goes on)."""
+        if self.verbosity >= 1:
+            print(f"{self.prefix}WARNING: {message}", file=self.stream, flush=True)
+
     @contextlib.contextmanager
     def stage(self, name: str):
         """Time the block as stage `name` (timings add up over frames)."""

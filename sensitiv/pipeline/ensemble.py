@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConvergenceError
 from ..plugins import Registry, get_registry
 from ..records import EnergyModel, Structure
 from .analyze import analyze_structure
@@ -163,7 +163,8 @@ def _dask_client(scheduler: str, workers: int | None):
 
 
 def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
-    """Analyze `tasks` on a Dask cluster; the `StructureAnalysis` records in task order.
+    """Analyze `tasks` on a Dask cluster; the `StructureAnalysis` records in task order, a
+    task that did not converge as its `ConvergenceError` in its place (the others are kept).
 
     **Arguments:**
 
@@ -176,7 +177,16 @@ def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
     client, cluster = _dask_client(scheduler, cfg.ensemble.workers)
     try:
         futures = client.map(analyze_task, [cfg] * len(tasks), list(tasks), pure=False)
-        return client.gather(futures)
+        from dask.distributed import wait  # lazy: Dask is optional; _dask_client imported it already
+
+        wait(futures)
+        out = []
+        for future in futures:
+            error = future.exception() if future.status == "error" else None
+            if error is not None and not isinstance(error, ConvergenceError):
+                raise error
+            out.append(error if error is not None else future.result())
+        return out
     finally:
         client.close()
         if cluster is not None:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..errors import ConvergenceError
 from ..plugins import Registry, get_registry
 from . import dataset, ensemble, output
 from ._progress import Progress
@@ -39,7 +40,25 @@ from .config import Config
 from .structure import read_structures
 from .theta import check_parameters
 
-__all__ = ["RunOutcome", "analyze_config", "run_config"]
+__all__ = ["RunOutcome", "TaskFailure", "analyze_config", "run_config"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFailure:
+    """A task of a run whose equilibrium did not converge; the run went on with the others.
+
+    **Arguments:**
+
+    - `index`: the task's place in the run (structures × parameter samples, in order).
+    - `where`: the structure (file, frame) and sample it analyzed.
+    - `message`: the one-line error.
+
+    **Example:** `[f.where for f in outcome.failures]` — the frames missing from the output.
+    """
+
+    index: int
+    where: str
+    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,31 +72,54 @@ class RunOutcome:
     - `path`: the file written (`None` from `analyze_config`, which writes nothing).
     - `timings`: seconds per stage (`read`, `model`, `minimization`, `jacobian`,
       `observables`, `write`, `total`), summed over tasks.
+    - `failures`: the tasks that did not converge (`TaskFailure`); the result holds the
+      others, and says which are missing in its `failed_tasks` attribute.
     """
 
     result: Any
     analyses: tuple[StructureAnalysis, ...]
     path: str | None
     timings: Mapping[str, float]
+    failures: tuple[TaskFailure, ...] = ()
 
     @property
     def trustworthy(self) -> bool:
-        """Whether every analyzed structure is trustworthy."""
-        return all(a.trustworthy for a in self.analyses)
+        """Whether every task finished and every analyzed structure is trustworthy."""
+        return not self.failures and all(a.trustworthy for a in self.analyses)
 
 
-def _analyze_tasks(tasks: Sequence[ensemble.Task], cfg: Config, registry: Registry,
-                   progress: Progress, scheduler: str) -> list[StructureAnalysis]:
+def _where(task: ensemble.Task) -> str:
+    s = task.structure
+    return s.source + (f" (frame {s.frame})" if s.frame else "") + (
+        f" (sample {task.sample})" if task.sample is not None else "")
+
+
+def _analyze_tasks(tasks: Sequence[ensemble.Task], cfg: Config, registry: Registry, progress: Progress,
+                   scheduler: str) -> tuple[list[StructureAnalysis], list[TaskFailure]]:
+    """Every task analyzed; of several, one that does not converge is reported and the
+    others go on (their work is kept). A lone task's error, or every task failing, raises."""
     if scheduler != "serial" and len(tasks) > 1:
         with progress.stage(f"ensemble of {len(tasks)} on dask"):
-            return ensemble.analyze_on_dask(tasks, cfg, scheduler)
-    analyses = []
-    for i, task in enumerate(tasks):
-        progress.prefix = f"[{i + 1}/{len(tasks)}] " if len(tasks) > 1 else ""
-        analyses.append(analyze_structure(task.structure, cfg, registry, progress,
-                                          parameter_values=task.values, sample=task.sample))
-    progress.prefix = ""
-    return analyses
+            outcomes = ensemble.analyze_on_dask(tasks, cfg, scheduler)
+    else:
+        outcomes = []
+        for i, task in enumerate(tasks):
+            progress.prefix = f"[{i + 1}/{len(tasks)}] " if len(tasks) > 1 else ""
+            try:
+                outcomes.append(analyze_structure(task.structure, cfg, registry, progress,
+                                                  parameter_values=task.values, sample=task.sample))
+            except ConvergenceError as err:
+                if len(tasks) == 1:
+                    raise
+                outcomes.append(err)
+                progress.warn(f"{err} — going on with the other {len(tasks) - i - 1} task(s)")
+        progress.prefix = ""
+    failures = [TaskFailure(i, _where(t), str(o)) for i, (t, o) in enumerate(zip(tasks, outcomes))
+                if isinstance(o, ConvergenceError)]
+    if failures and len(failures) == len(tasks):
+        raise ConvergenceError(f"none of the {len(tasks)} tasks converged; nothing written. "
+                               f"First: {failures[0].message}")
+    return [o for o in outcomes if not isinstance(o, ConvergenceError)], failures
 
 
 def analyze_config(
@@ -102,7 +144,10 @@ def analyze_config(
     - `structures`: checked structures to analyze instead of those `cfg.structure` selects
       (`sensitiv.analyze` with in-memory atoms).
 
-    **Returns:** a `RunOutcome` with `path=None`.
+    **Returns:** a `RunOutcome` with `path=None`; tasks that did not converge are in its
+    `failures`, the others in its result.
+
+    **Raises:** `ConvergenceError` when a lone task, or every task, does not converge.
     """
     registry = registry if registry is not None else get_registry()
     progress = progress or Progress(enabled=False, verbosity=0)
@@ -111,12 +156,13 @@ def analyze_config(
             structures = read_structures(cfg.structure, registry)
     check_parameters(structures, cfg, registry)
     tasks = ensemble.make_tasks(structures, cfg, registry)
-    analyses = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
+    analyses, failures = _analyze_tasks(tasks, cfg, registry, progress, scheduler or cfg.ensemble.scheduler)
     datasets = [dataset.structure_dataset(a, log_sensitivity=cfg.output.log_sensitivity, base_dir=cfg.base_dir)
                 for a in analyses]
-    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv, cfg.base_dir or None))
+    attrs = dataset.global_attributes(cfg, analyses, registry, output.history_line(argv, cfg.base_dir or None),
+                                      failed=[f"{f.index}: {f.message}" for f in failures])
     result = output.combine(datasets, attrs)
-    return RunOutcome(result, tuple(analyses), None, dict(progress.timings))
+    return RunOutcome(result, tuple(analyses), None, dict(progress.timings), tuple(failures))
 
 
 def run_config(
