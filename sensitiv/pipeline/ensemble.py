@@ -162,6 +162,15 @@ def _dask_client(scheduler: str, workers: int | None):
         raise ConfigError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err})") from None
 
 
+def _analyze_or_failure(cfg: Config, task: Task):
+    """`analyze_task`, a `ConvergenceError` returned (the run goes on without this task)
+    rather than raised (which Dask would log as a failed computation with its traceback)."""
+    try:
+        return analyze_task(cfg, task)
+    except ConvergenceError as err:
+        return err
+
+
 def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
     """Analyze `tasks` on a Dask cluster; the `StructureAnalysis` records in task order, a
     task that did not converge as its `ConvergenceError` in its place (the others are kept).
@@ -176,17 +185,8 @@ def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
     """
     client, cluster = _dask_client(scheduler, cfg.ensemble.workers)
     try:
-        futures = client.map(analyze_task, [cfg] * len(tasks), list(tasks), pure=False)
-        from dask.distributed import wait  # lazy: Dask is optional; _dask_client imported it already
-
-        wait(futures)
-        out = []
-        for future in futures:
-            error = future.exception() if future.status == "error" else None
-            if error is not None and not isinstance(error, ConvergenceError):
-                raise error
-            out.append(error if error is not None else future.result())
-        return out
+        futures = client.map(_analyze_or_failure, [cfg] * len(tasks), list(tasks), pure=False)
+        return client.gather(futures)
     finally:
         client.close()
         if cluster is not None:
