@@ -669,6 +669,101 @@ def test_plugin_model_right_answer_is_trustworthy(capsys, work, beads):
     assert "result: trustworthy" in run.out and run.changed == {"out.nc"}
 
 
+BROKEN_PLUGINS = [
+    ("plugin-import-failure", "sensitiv_broken_gone.plugin", None,
+     ["plugin 'broken' (sensitiv_broken_gone.plugin, from sensitiv-broken)", "ModuleNotFoundError"]),
+    ("plugin-raising-hook", "sensitiv_broken_mod", """
+from sensitiv.hookspecs import hookimpl
+
+@hookimpl
+def sensitiv_energy_models():
+    raise RuntimeError("boom")
+""", ["plugin 'broken'", "sensitiv_energy_models()", "RuntimeError: boom"]),
+    ("plugin-wrong-hook-signature", "sensitiv_broken_mod", """
+from sensitiv.hookspecs import hookimpl
+
+@hookimpl
+def sensitiv_energy_models(structure):
+    return []
+""", ["plugin 'broken'", "structure"]),
+    ("plugin-misspelt-hook", "sensitiv_broken_mod", """
+from sensitiv.hookspecs import hookimpl
+
+@hookimpl
+def sensitiv_energy_model():
+    return []
+""", ["plugin 'broken'", "did you mean 'sensitiv_energy_models'"]),
+    ("plugin-duplicate-name", "sensitiv_broken_mod", """
+from sensitiv.hookspecs import hookimpl
+from sensitiv.records import EquilibriumSolver
+
+@hookimpl
+def sensitiv_equilibrium_solvers():
+    return [EquilibriumSolver(name="fire", factory=lambda options: None, description="a second fire")]
+""", ["'fire'", "broken"]),
+]
+
+
+@pytest.fixture
+def broken_site(tmp_path, monkeypatch):
+    """Install (as files on sys.path) one broken third-party plugin; returns a writer."""
+    site = tmp_path / "broken_site"
+
+    def install(module: str, source: str | None, case: str = ""):
+        if source is not None:  # one module per case: Python keeps imported modules
+            module = f"{module}_{case.replace('-', '_')}"
+        info = site / "sensitiv_broken-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sensitiv-broken\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[sensitiv]\nbroken = {module}\n")
+        if source is not None:
+            (site / f"{module}.py").write_text(source)
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.setattr(sensitiv.plugins._registry, "_default", None)  # the command discovers it
+
+    yield install
+    monkeypatch.undo()
+    get_registry(refresh=True)
+
+
+@pytest.mark.parametrize("case, module, source, fragments", BROKEN_PLUGINS, ids=[c[0] for c in BROKEN_PLUGINS])
+def test_plugin_broken_one_never_breaks_the_others(capsys, work, broken_site, case, module, source, fragments):
+    """One broken third-party plugin is left out with a one-line warning naming it, its
+    distribution and the SENSITIV_PLUGINS workaround; every other plugin keeps working."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)  # what the CLI's logging set-up shows
+    logging.getLogger("sensitiv.plugins").addHandler(handler)
+    try:
+        broken_site(module, source, case)
+        config = GEN.replace("output: {path: out.nc}", "output: {path: out.nc}\nsolver: {name: fire}")
+        run = validate(capsys, work, config)
+    finally:
+        logging.getLogger("sensitiv.plugins").removeHandler(handler)
+    assert run.code == ExitCode.OK, run.err
+    warnings = [line for line in run.lines if "left out, the other plugins work" in line]
+    assert len(warnings) == 1 and "SENSITIV_PLUGINS=builtin" in warnings[0], run.err
+    assert all(f in warnings[0] for f in fragments), warnings[0]
+    assert "Traceback" not in run.err and run.changed == set()
+    registry = get_registry()
+    assert "fire" in registry.equilibrium_solvers and "soft_sphere" in registry.energy_models
+    assert registry.equilibrium_solvers["fire"].description != "a second fire"
+    with pytest.raises(sensitiv.errors.PluginError, match="left out, failed to load: broken"):
+        registry.get_energy_model("bead_spring")
+
+
+def test_plugin_broken_one_chosen_by_name_is_an_error(capsys, work, broken_site, monkeypatch):
+    broken_site("sensitiv_broken_gone.plugin", None)
+    monkeypatch.setenv("SENSITIV_PLUGINS", "builtin,jaxmd,broken")
+    get_registry_error = None
+    try:
+        get_registry(refresh=True)
+    except sensitiv.errors.PluginError as err:
+        get_registry_error = str(err)
+    assert get_registry_error is not None and "plugin 'broken'" in get_registry_error
+    refused(validate(capsys, work, GEN), ExitCode.USAGE_ERROR, "plugin 'broken'", "ModuleNotFoundError")
+
+
 # == Python API ==============================================================================
 
 
@@ -862,7 +957,8 @@ def test_security_stored_config_is_plain_yaml(work):
 
 
 def test_catalogue_covers_every_category():
-    ids = [c[0] for c in CONFIG_CASES + STRUCTURE_CASES + PLUGIN_FAULTS + INSPECT_CASES + SECURITY_CASES]
+    ids = [c[0] for c in CONFIG_CASES + STRUCTURE_CASES + PLUGIN_FAULTS + BROKEN_PLUGINS + INSPECT_CASES
+           + SECURITY_CASES]
     categories = {i.split("-")[0] for i in ids} | {"output", "signal", "api"}
     assert categories >= {"config", "structure", "output", "signal", "physics", "plugin", "api", "inspect",
                           "security"}
