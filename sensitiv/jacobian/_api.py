@@ -104,6 +104,15 @@ def _check_inexact(tree, what):
             )
         if jnp.issubdtype(jnp.result_type(leaf), jnp.complexfloating):
             raise InputError(f"{what}: complex arrays are not supported")
+        if isinstance(leaf, (jax.core.Tracer, jax.ShapeDtypeStruct)):
+            continue  # under the caller's jit the values are unknown; the flags catch NaN later
+        bad = ~np.isfinite(np.asarray(leaf))
+        if bad.any():
+            raise InputError(
+                f"{what}: {int(bad.sum())} non-finite entr{'y' if bad.sum() == 1 else 'ies'} (NaN or inf, first at "
+                f"index {tuple(int(i) for i in np.argwhere(bad)[0])}); the Jacobian at such a point means "
+                f"nothing: pass finite values"
+            )
 
 
 def _device_memory() -> int:
@@ -560,7 +569,8 @@ def _compute(cfg: _Config, fun, sol, params, args, null_basis):
     sol_bound = residual_norm / jnp.abs(lam_min)
     n_known = proj.n_known
     flags, trustworthy = compute_flags(
-        jacobian_finite=jnp.all(jnp.isfinite(j_flat)),
+        # F(x̂, θ) not finite (NaN input under jit): no Jacobian at such a point can be trusted
+        jacobian_finite=jnp.all(jnp.isfinite(j_flat)) & jnp.isfinite(residual_norm),
         column_converged=col_conv,
         verdict_code=verdict,
         detected_null=detected,
