@@ -446,6 +446,13 @@ def _register_accessor() -> None:
             """`sensitiv.io.to_atoms` of this result."""
             return to_atoms(self._ds, frame=frame, parameter=parameter)
 
+        def plot(self, path=None, **options):
+            """`sensitiv.plot` of this result: the figure of `sensitiv plot` (options: `parameter`,
+            `frame`, `centre`, `scale`); written to `path` when given."""
+            from .pipeline.plot import plot  # lazy: the figure code is read only when a figure is asked for
+
+            return plot(self._ds, path, **options)
+
         def record(self) -> dict:
             """The summary as data (what `sensitiv inspect --json` gives for a file)."""
             from .pipeline.report import inspect_record

@@ -64,7 +64,7 @@ __all__ = [
     "SPECIES_NAME", "SPECIES_TYPE", "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS",
     "ATTR_COORDINATES", "COORDINATES_WRAPPED", "COORDINATES_FREE",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
-    "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG", "ATTR_CONFIG_FILE", "ATTR_FAILED_TASKS",
+    "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG", "ATTR_CONFIG_FILE",
     "SPATIAL_J", "PARAMETER_J", "PRINCIPAL", "GROUP", "OBSERVABLE_COMPONENT", "OBSERVABLE_COMPONENT_J",
     "SPATIAL_J_LABEL", "PARAMETER_J_LABEL", "GROUP_LABEL", "OBSERVABLE_COMPONENT_LABEL",
     "OBSERVABLE_COMPONENT_J_LABEL", "PARAMETER_STD", "PARAMETER_COVARIANCE", "PRINCIPAL_VARIANCE",
@@ -180,8 +180,6 @@ ATTR_MODEL, ATTR_STRUCTURE_SOURCE, ATTR_STRUCTURE_FRAME = "model", "structure_so
 ATTR_LENGTH_UNITS, ATTR_ENERGY_UNITS = "length_units", "energy_units"
 ATTR_TITLE, ATTR_SOURCE, ATTR_HISTORY, ATTR_CONFIG = "title", "source", "history", "sensitiv_config"
 ATTR_CONFIG_FILE = "sensitiv_config_file"
-#: Tasks of the run that did not converge and are missing from the result, one per line.
-ATTR_FAILED_TASKS = "failed_tasks"
 ATTR_UNCERTAINTY_SOURCE = "uncertainty_source"
 ATTR_UNCERTAINTY_RULE = "uncertainty_rule"
 ATTR_UNCERTAINTY_RTOL = "uncertainty_rtol"
@@ -674,8 +672,7 @@ def _source_string(cfg: Config, registry: Registry) -> str:
 
 
 def global_attributes(
-    cfg: Config, analyses: Sequence[StructureAnalysis], registry: Registry, history: str,
-    failed: Sequence[str] = (),
+    cfg: Config, analyses: Sequence[StructureAnalysis], registry: Registry, history: str
 ) -> dict[str, Any]:
     """CF global attributes of a result.
 
@@ -686,14 +683,10 @@ def global_attributes(
     - `analyses`: every analyzed structure (the result is `trustworthy` when all are).
     - `registry`: the plugin registry, for the versions of the plugins used (`source`).
     - `history`: the `history` line (`sensitiv.pipeline.output.history_line`).
-    - `failed`: one line per task that did not converge (`"<task index>: <error>"`); the
-      result is then not `trustworthy` and says which frames it lacks in `failed_tasks`.
 
     **Returns:** `Conventions`, `title`, `history`, `source`, `references`,
-    `sensitiv_config`, `sensitiv_config_file` (the config's file name), `trustworthy`, and
-    `failed_tasks` when some task failed.
+    `sensitiv_config`, `sensitiv_config_file` (the config's file name) and `trustworthy`.
     """
-    failures = {ATTR_FAILED_TASKS: "\n".join(failed)} if failed else {}
     return {
         "Conventions": "CF-1.11",
         ATTR_TITLE: cfg.title or f"sensitiv analysis of {cfg.model.name}",
@@ -702,6 +695,5 @@ def global_attributes(
         "references": "Blondel et al., Efficient and Modular Implicit Differentiation, arXiv:2105.15183",
         ATTR_CONFIG: cfg.to_yaml(),
         ATTR_CONFIG_FILE: os.path.basename(cfg.path),
-        TRUSTWORTHY: not failed and all(a.trustworthy for a in analyses),
-        **failures,
+        TRUSTWORTHY: all(a.trustworthy for a in analyses),
     }
