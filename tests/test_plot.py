@@ -169,7 +169,7 @@ def test_packing_profile_around_a_given_atom(packing, tmp_path):
     ds, path = packing
     figure = tmp_path / "centre.png"
     assert main(["plot", str(path), "-o", str(figure), "--centre", "atom=3"]) == ExitCode.OK
-    fig = sensitiv.plot(ds, centre="atom=3")
+    fig = ds.sensitiv.plot(centre="atom=3")          # the accessor: the same figure
     (radial,) = _axes_with(fig, "radial_component")
     data = plot_module.figure_data(ds, centre="atom=3")
     assert data.distance[3] == 0 and data.centre_source == "atom 3"
