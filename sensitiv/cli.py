@@ -13,8 +13,9 @@ sensitiv plugins [--json]        every plugin, its version, what it contributes 
 | 1    | `UNTRUSTWORTHY`  | the analysis ran, but a diagnostic says its result cannot be trusted (no convergence, a saddle point, a large residual) |
 | 2    | `USAGE_ERROR`    | bad command line, config, input file or plugin (the message names it) |
 | 3    | `INTERNAL_ERROR` | a bug in sensitiv or a plugin (`--traceback` shows where)      |
-| 130  | `INTERRUPTED`    | interrupted (Ctrl-C, SIGINT); nothing partial is left behind   |
-| 143  | `TERMINATED`     | terminated (SIGTERM); nothing partial is left behind           |
+| 4    | `PARTIAL`        | an ensemble in which some tasks failed: the result holds the others, `failed_tasks` says why (`--resume --force` retries only the failed ones) |
+| 130  | `INTERRUPTED`    | interrupted (Ctrl-C, SIGINT); no partial output file (an ensemble's finished tasks stay in `<output>.parts/` for `--resume`) |
+| 143  | `TERMINATED`     | terminated (SIGTERM); as for Ctrl-C                            |
 
 **Adding a command** takes one function: decorate it with `@command`, declare its
 arguments with `argument(...)` (the arguments of `ArgumentParser.add_argument`), and
@@ -59,6 +60,7 @@ class ExitCode(enum.IntEnum):
     UNTRUSTWORTHY = 1
     USAGE_ERROR = 2
     INTERNAL_ERROR = 3
+    PARTIAL = 4
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -186,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensitiv",
         description="Exact sensitivities of equilibria by implicit differentiation.",
         epilog="Exit codes: 0 OK, 1 untrustworthy analysis, 2 usage/config error, "
-        "3 internal error, 130 interrupted, 143 terminated.",
+        "3 internal error, 4 partial ensemble (some tasks failed), 130 interrupted, 143 terminated.",
     )
     parser.add_argument("--version", action="version", version=f"sensitiv {__version__}")
     _add_common_options(parser, suppress=False)
@@ -204,12 +206,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.ERROR if args.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
         args.verbose, logging.DEBUG
     )
-    # -v raises sensitiv's own loggers (and its plugins'); the libraries' loggers stay at
-    # WARNING so that -v does not fill the terminal with JAX's backend probing.
-    verbose = getattr(args, "verbose", 0) or 0
-    logging.basicConfig(level=logging.WARNING if verbose < 2 else level,
-                        format="%(name)s: %(levelname)s: %(message)s")
-    logging.getLogger("sensitiv").setLevel(level)
+    # -v/-vv raise sensitiv's own loggers (and its first-party plugins'); the libraries'
+    # loggers stay at WARNING, so that -vv does not flood the terminal with JAX's internals.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+    for name in ("sensitiv", "sensitiv_jaxmd", "sensitiv_ase"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -245,6 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         signals.stop()
 
 
+def _mention_parts(args: argparse.Namespace) -> None:
+    """After an interrupted ensemble: where its finished tasks are, and how to go on."""
+    folder = getattr(args, "_parts_folder", None)
+    if folder and os.path.isdir(folder):
+        done = sum(name.startswith("task-") for name in os.listdir(folder))
+        print(f"sensitiv: {done} finished task(s) kept in {folder}; run the same command with --resume "
+              "to analyze only the others", file=sys.stderr)
+
+
 def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
     try:
         try:
@@ -253,9 +263,11 @@ def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
             signals.done.set()  # caught here or below: stop re-sending
     except Terminated:
         print("sensitiv: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        _mention_parts(args)
         return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("sensitiv: interrupted", file=sys.stderr)
+        _mention_parts(args)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`sensitiv plugins | head`): not an error.
@@ -407,17 +419,23 @@ def _verbosity(args: argparse.Namespace) -> int:
                  "of spawned workers (ensembles; needs sensitiv[dask])"),
         argument("--json", action="store_true",
                  help="print the closing summary as JSON on stdout (progress stays on stderr)"),
+        argument("--resume", action="store_true",
+                 help="continue an interrupted or partial ensemble: reuse the tasks kept in "
+                 "<output>.parts/ and run only the others"),
         _NO_CACHE,
         _SET,
     ],
 )
 def analyze_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config, output  # lazy (see the note above the commands)
+    from .pipeline import checkpoint, config, output  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
-    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite, cfg.input_files)
+    resumable = args.resume and checkpoint.resumable(cfg.output.path)
+    args._parts_folder = checkpoint.parts_folder(cfg.output.path)
+    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite or resumable,
+                                    cfg.input_files)
     if args.dry_run:
         # lazy: a dry run computes nothing
         from .pipeline import report
@@ -448,13 +466,20 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     _use_cache(args)
     outcome = run_config(
         cfg, output_path=path, force=args.force, progress=Progress(verbosity=verbosity),
-        argv=["sensitiv"] + args.command_line, scheduler=args.scheduler,
+        argv=["sensitiv"] + args.command_line, scheduler=args.scheduler, resume=args.resume,
     )
     # The summary is the command's result: stdout. Progress and errors went to stderr.
     if args.json:
         _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
     elif verbosity:
         print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
+    if outcome.failures:
+        for failure in outcome.failures:
+            print(f"sensitiv: error: task failed: {failure}", file=sys.stderr)
+        print(f"sensitiv: {len(outcome.failures)} of {len(outcome.failures) + len(outcome.analyses)} tasks "
+              f"failed; {outcome.path} holds the others (attribute failed_tasks). Fix the cause and run "
+              f"again with --resume --force to retry only the failed ones", file=sys.stderr)
+        return ExitCode.PARTIAL
     return ExitCode.OK if outcome.trustworthy else ExitCode.UNTRUSTWORTHY
 
 

@@ -111,7 +111,7 @@ def test_softspheres_contract(softspheres):
 def test_softspheres_numbers_match_python_api_and_finite_differences(softspheres):
     """The CLI's dx*/dθ equals `sensitiv.jacobian` on the same system, and central
     differences of re-solving (the paper's experiment)."""
-    from sensitiv.jacobian import jacobian
+    from sensitiv.engine import jacobian
     from sensitiv.pipeline import structure as st
     from sensitiv.plugins import get_registry
 

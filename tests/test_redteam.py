@@ -647,7 +647,7 @@ def test_api_cotangent_of_the_wrong_structure():
 @pytest.mark.parametrize("which", ["params", "sol"])
 def test_api_integer_dtypes(which):
     import jax.numpy as jnp
-    from sensitiv.jacobian import jacobian
+    from sensitiv import jacobian
 
     ints, floats = jnp.arange(3), jnp.ones(3)
     args = (ints, floats) if which == "sol" else (floats, ints)
@@ -657,7 +657,7 @@ def test_api_integer_dtypes(which):
 
 def test_api_float32_right_and_flagged_honestly():
     import jax.numpy as jnp
-    from sensitiv.jacobian import jacobian
+    from sensitiv import jacobian
 
     result = jacobian(lambda x, t: x**3 / 3 + x - t, jnp.zeros(3, jnp.float32), jnp.ones(3, jnp.float32) * 0)
     np.testing.assert_allclose(np.asarray(result.jacobian), np.eye(3), rtol=1e-6)
@@ -666,7 +666,7 @@ def test_api_float32_right_and_flagged_honestly():
 
 def test_api_pytree_solution():
     import jax.numpy as jnp
-    from sensitiv.jacobian import jacobian
+    from sensitiv import jacobian
 
     result = jacobian(lambda x, t: {"a": x["a"] - 2.0 * t}, {"a": jnp.zeros(2)}, jnp.ones(2))
     np.testing.assert_allclose(np.asarray(result.jacobian["a"]), 2.0 * np.eye(2))
@@ -676,7 +676,7 @@ def test_api_pytree_solution():
 @pytest.mark.parametrize("which", ["sol", "params"])
 def test_api_non_finite_input_never_trustworthy(which):
     import jax.numpy as jnp
-    from sensitiv.jacobian import jacobian
+    from sensitiv import jacobian
 
     bad = jnp.array([jnp.nan, 0.0, 0.0])
     sol, params = (bad, jnp.ones(3)) if which == "sol" else (jnp.zeros(3), bad)

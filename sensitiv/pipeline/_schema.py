@@ -145,7 +145,9 @@ def full_schema(registry: Registry | None = None) -> dict:
     defs["solver"]["properties"]["name"] = {
         "enum": sorted(solvers) + [SOLVER_NONE],
         "default": solver_default,
-        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed.",
+        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed. Default: "
+        "'polish' (Newton from a nearly relaxed structure, FIRE far from a minimum) when the structures "
+        "come from files, 'fire' for generated ones.",
     }
     defs["solver"]["allOf"] = _cases(
         "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}, solver_default

@@ -33,8 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..engine import KrylovOptions
+from ..engine import jacobian as engine_jacobian
 from ..errors import ConfigError, ConvergenceError, PluginError, SensitivError
-from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
 from ..records import Structure, System
 from ._progress import Progress
@@ -358,10 +359,12 @@ def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype
         method=settings.strategy,
         null_space=null_space,
         sparsity=sparsity,
-        tol=settings.tol,
-        maxiter=settings.maxiter,
-        precond="auto" if settings.preconditioner == "auto" else None,
-        lanczos_steps=settings.lanczos_steps,
+        krylov=KrylovOptions(
+            tol=settings.tol,
+            maxiter=settings.maxiter,
+            precond="auto" if settings.preconditioner == "auto" else None,
+            lanczos_steps=settings.lanczos_steps,
+        ),
         memory_budget=settings.memory_budget,
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
@@ -460,6 +463,8 @@ def _engine_report(info) -> EngineReport:
         solution_error_estimate=float(np.asarray(info.solution_error_estimate)),
         trustworthy=bool(np.asarray(info.trustworthy)),
         warnings=tuple(info.warnings),
+        trust_rtol=float(info.trust_rtol),
+        notes=tuple(info.notes),
     )
 
 

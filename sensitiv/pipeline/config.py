@@ -425,6 +425,23 @@ def _resolve_option_paths(options: dict, schema: Mapping, base_dir: str) -> None
             options[key] = resolve(options[key])
 
 
+#: The solver of structures read from files when the config names none.
+RELAXED_INPUT_SOLVER = "polish"
+
+
+def _default_solver(data: Any, registry: Registry) -> None:
+    """Name `polish` as the solver when the config names none and its structures come from
+    files: a simulation's output is usually relaxed already, and Newton steps finish that
+    in a few Hessian solves where FIRE takes thousands of steps (FIRE remains its fallback).
+    Generated structures keep the schema's default (`fire`)."""
+    if not isinstance(data, dict) or RELAXED_INPUT_SOLVER not in registry.equilibrium_solvers:
+        return
+    structure, solver = data.get("structure"), data.get("solver", {})
+    if (isinstance(structure, Mapping) and ("file" in structure or "files" in structure)
+            and isinstance(solver, Mapping) and "name" not in solver):
+        data["solver"] = {**solver, "name": RELAXED_INPUT_SOLVER}
+
+
 def _resolve(
     data: dict, schema: Mapping, path: str, base_dir: str, registry: Registry
 ) -> tuple[dict, tuple[StructureFile, ...]]:
@@ -605,6 +622,7 @@ def load(
         if not isinstance(data, dict):
             break
         _apply_override(data, marks, key, value, text_override)
+    _default_solver(data, registry)
     issues = validate(data, _OverrideMarks(marks), registry, base_dir, check_files, duplicates)
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
@@ -647,6 +665,7 @@ def load_data(
     base_dir = os.path.abspath(base_dir or os.getcwd())
     data = copy.deepcopy(dict(data))
     marks = _SourceMarks(source)
+    _default_solver(data, registry)
     issues = validate(data, marks, registry, base_dir, check_files, ())
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)

@@ -183,10 +183,12 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
             "jacobian": {
                 "strategy": engine.description, "max_linear_residual": _finite(residual_max),
                 "error_estimate": _finite(engine.jacobian_error_estimate),
+                "trust_rtol": _finite(engine.trust_rtol),
             },
             "largest_sensitivities": [{"parameter": label, "norm": _finite(norm)} for label, norm in _largest(a)],
             "uncertainty": _uncertainty_record(a),
             "problems": list(a.problems),
+            "notes": list(engine.notes),
         })
     bad = sum(not a.trustworthy for a in analyses)
     return {
@@ -269,7 +271,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         )
         lines.append(
             f"  jacobian: {jac['strategy']}, max linear residual {_fmt(jac['max_linear_residual'])}, "
-            f"error estimate {_fmt(jac['error_estimate'])}"
+            f"error estimate {_fmt(jac['error_estimate'])} (tolerance {'nan' if jac['trust_rtol'] is None else format(jac['trust_rtol'], '.3g')})"
         )
         top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
                         for t in rec["largest_sensitivities"])
@@ -277,6 +279,8 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         lines += _uncertainty_lines(rec["uncertainty"], a.length_units)
         for problem in rec["problems"]:
             lines.append(f"  WARNING: {problem}")
+        for note in rec["notes"]:
+            lines.append(f"  note: {note}")
     if len(analyses) > 10:
         rest = analyses[10:]
         bad = sum(not a.trustworthy for a in rest)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax_md import minimize
 
+from sensitiv import progress
 from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
 
 from ._declarations import FIRE_SCHEMA, GRADIENT_DESCENT_SCHEMA, SOLVER_DESCRIPTIONS
@@ -36,8 +37,9 @@ def _shift(x, dx, **unused):
     return x + dx
 
 
-#: Steps per compiled call: between calls Python can act on signals (Ctrl-C, SIGTERM).
-CHUNK = 2000
+#: Steps per compiled call: between calls Python can act on signals (Ctrl-C, SIGTERM) and
+#: report progress (`sensitiv.progress`: the step and max|F| the display shows).
+CHUNK = 500
 
 
 def _make_runner(system: System, method: str, options: Mapping[str, Any]):
@@ -119,6 +121,7 @@ class _Solve:
             fmax, e = float(fmax), float(e)
             if not math.isfinite(e):
                 fmax = math.nan  # an invalid energy invalidates its forces
+            progress.report(self.method, total_steps, fmax, self.options["ftol"], self.options["max_steps"])
             if math.isfinite(fmax) and fmax > self.options["ftol"] and total_steps < self.options["max_steps"]:
                 continue  # the next chunk, from the carried state
             if math.isfinite(fmax) or binding is None:
