@@ -113,7 +113,11 @@ def _fake_analysis():
 
 
 def test_dask_streams_results_and_keeps_them_when_a_task_fails(trajectory, tmp_path, capsys):
-    """A LocalCluster of two spawned worker processes; frame 1 fails on purpose (step limit)."""
+    """A LocalCluster of two spawned worker processes; frame 1 fails on purpose (step limit).
+
+    Runs where `sensitiv[dask]` is installed. It is not in the test extra: with dask
+    installed, xarray imports it when opening any NetCDF file, and `sensitiv inspect` would
+    no longer be a host-only command (tests/test_cheap_commands.py)."""
     pytest.importorskip("dask.distributed")
     output = str(tmp_path / "dask.nc")
     code = main(["analyze", str(trajectory / "config.yaml"), "-o", output, "--scheduler", "local",
