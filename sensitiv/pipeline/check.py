@@ -282,7 +282,8 @@ def check_config(cfg: Config, *, samples: int = 32, seed: int = 0, registry: Reg
     **Returns:** a `CheckReport`.
 
     **Raises:** `ConfigError` without an `uncertainty` section, with `ensemble.parameter_samples`
-    (the check samples θ itself), or for fewer than 3 samples.
+    (the check samples θ itself), with a solver that does not relax (`none`), or for fewer
+    than 3 samples.
     """
 
     if cfg.uncertainty is None:
@@ -292,6 +293,10 @@ def check_config(cfg: Config, *, samples: int = 32, seed: int = 0, registry: Reg
                           "'uncertainty' section itself; remove ensemble.parameter_samples")
     if samples < 3:
         raise ConfigError(f"--samples {samples}: need at least 3 samples")
+    if not cfg.solver.relaxes:
+        # without a solver every sample would keep x̂: a comparison that cannot fail
+        raise ConfigError(f"{cfg.locate('solver', 'name')}: check re-relaxes every θ sample and solver "
+                          f"{cfg.solver.name!r} relaxes nothing; choose one (e.g. --set solver.name=fire)")
     registry = registry if registry is not None else get_registry()
     progress = progress or Progress(enabled=False, verbosity=0)
     if analyses is None:
