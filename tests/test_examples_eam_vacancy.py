@@ -83,3 +83,21 @@ def test_fit_covariance_reruns():
     doc = fit.fit_covariance(*fit.properties_function(fit.crystal(), *fit.vacancy()))
     committed = json.loads((vac.HERE / "covariance.json").read_text())
     np.testing.assert_allclose(doc["covariance"], committed["covariance"], rtol=1e-6)
+
+
+def test_committed_uncertainty_run_and_docs():
+    # the committed run of uncertainty_measured.yaml: the validity ranges foresaw every
+    # sample's first-order error, and the docs quote its numbers
+    summary = json.loads((vac.HERE / "output" / "eam_vacancy_uncertainty_measured.json").read_text())
+    check = summary["check"]
+    err = check["first_order_error"]
+    assert err["disagreements"] == 0 and check["validity_agrees"]
+    assert err["samples_beyond_rtol_measured"] == err["samples_beyond_rtol_predicted"]
+    assert err["predicted_median"] == pytest.approx(err["measured_median"], rel=0.1)
+    first = summary["shells"][0]
+    assert first["atoms"] == 12 and 0 < first["u_r_std"] < abs(first["u_r"])
+    page = (vac.HERE.parents[1] / "docs" / "uncertainty.md").read_text()
+    assert f"−{-1e3 * first['u_r']:.2f} ± {1e3 * first['u_r_std']:.2f}" in page
+    c11 = summary["elastic_constants_GPa"]["C11"]
+    assert f"C11 = {c11['value']:.1f}: σ linear → sampled | {c11['std']:.2f}" in page
+    assert (vac.HERE / "output" / "eam_vacancy_uncertainty_measured.png").stat().st_size > 10_000

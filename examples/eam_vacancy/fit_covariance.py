@@ -29,11 +29,18 @@ fit's covariance is `Σ = (Jᵀ S⁻² J)⁻¹`, `J = dP/dθ` at θ = 1 (the fil
 six data, four parameters, correlated through the data they share. Written to
 `covariance.json`, which `uncertainty.yaml` reads (`uncertainty: {file: covariance.json}`).
 
-Run:  python examples/eam_vacancy/fit_covariance.py
+`--targets measured` takes instead the precision of the room-temperature measurements
+themselves as s_i (stated assumptions: 0.05 % for a₀, 1 % for E_c and the elastic
+constants, 0.05 eV for E_v) — the covariance a fit to those numbers alone would export,
+ignoring that a static potential is fitted to 300 K data — and writes
+`covariance_measured.json` (`uncertainty_measured.yaml`).
+
+Run:  python examples/eam_vacancy/fit_covariance.py [--targets thermal|measured]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 import sys
@@ -135,7 +142,12 @@ def properties_function(system, vacancy_system, vacancy_a):
     return props, crystal_props
 
 
-def fit_covariance(props, crystal_props, theta0=np.ones(4)) -> dict:
+#: s_i of `--targets measured`: the assumed precision of the room-temperature data
+MEASURED = {"a0": 0.0005 * 3.615, "cohesive_energy": 0.01 * 3.54, "C11": 0.01 * 168.4,
+            "C12": 0.01 * 121.4, "C44": 0.01 * 75.4}
+
+
+def fit_covariance(props, crystal_props, theta0=np.ones(4), targets: str = "thermal") -> dict:
     """The Laplace approximation of the fit at θ0; the Jacobian checked against central
     differences of re-solved properties."""
     theta0 = jnp.asarray(theta0, jnp.float64)
@@ -146,7 +158,8 @@ def fit_covariance(props, crystal_props, theta0=np.ones(4)) -> dict:
                         for k in range(4)], axis=1)
     # E_v's row is a value function: its central differences would need re-relaxation
     jac_check = float(np.max(np.abs(jac[:-1] - central[:-1]) / np.max(np.abs(jac[:-1]), axis=1, keepdims=True)))
-    s = np.array([abs(DATA[k][0] - DATA[k][1]) for k in PROPERTIES[:-1]] + [VACANCY[1]])
+    spread = MEASURED if targets == "measured" else {k: abs(DATA[k][0] - DATA[k][1]) for k in DATA}
+    s = np.array([spread[k] for k in PROPERTIES[:-1]] + [VACANCY[1]])
     weighted = jac / s[:, None]
     laplace = np.linalg.inv(weighted.T @ weighted)
     room = np.array([DATA[k][0] for k in PROPERTIES[:-1]] + [VACANCY[0]])
@@ -187,6 +200,7 @@ def fit_covariance(props, crystal_props, theta0=np.ones(4)) -> dict:
             "model_values": values.tolist(),
             "room_temperature": room.tolist(),
             "zero_kelvin": [DATA[k][1] for k in PROPERTIES[:-1]] + [VACANCY[0]],
+            "targets": targets,
             "target_std": s.tolist(),
             "normalized_residual": residual.tolist(),
             "jacobian": jac.tolist(),
@@ -220,8 +234,13 @@ def posterior_moments(crystal_props, theta0, values, jac, s, laplace, samples: i
 
 
 def main() -> dict:
-    doc = fit_covariance(*properties_function(crystal(), *vacancy()))
-    (HERE / "covariance.json").write_text(json.dumps(doc, indent=2) + "\n")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", choices=("thermal", "measured"), default="thermal",
+                        help="s_i: the 300 K − 0 K difference (default) or the measurements' precision")
+    args = parser.parse_args()
+    doc = fit_covariance(*properties_function(crystal(), *vacancy()), targets=args.targets)
+    name = "covariance.json" if args.targets == "thermal" else "covariance_measured.json"
+    (HERE / name).write_text(json.dumps(doc, indent=2) + "\n")
     fit = doc["fit"]
     print("property       model    300 K     0 K     s    (model-300K)/s")
     for k, v, rt, zk, s, r in zip(fit["properties"], fit["model_values"], fit["room_temperature"],

@@ -32,7 +32,7 @@ from run import THETA_LABELS, _minimum_image, perfect_lattice  # noqa: E402
 REPEAT = 4
 
 
-def run_analysis(out: pathlib.Path):
+def run_analysis(out: pathlib.Path, name: str):
     """`sensitiv analyze uncertainty.yaml` (through the Python API, to hand its analyses to
     the check): the result's first frame, the config and the run's outcome."""
     import xarray as xr
@@ -41,8 +41,8 @@ def run_analysis(out: pathlib.Path):
     from sensitiv.pipeline.report import analysis_summary
     from sensitiv.pipeline.run import run_config
 
-    cfg = config.load(str(HERE / "uncertainty.yaml"))
-    outcome = run_config(cfg, output_path=str(out / "eam_vacancy_uncertainty.nc"), force=True)
+    cfg = config.load(str(HERE / f"{name}.yaml"))
+    outcome = run_config(cfg, output_path=str(out / f"eam_vacancy_{name}.nc"), force=True)
     print(analysis_summary(outcome.path, outcome.analyses, outcome.timings))
     with xr.open_dataset(outcome.path) as opened:
         return opened.isel(frame=0).load(), cfg, outcome
@@ -89,13 +89,21 @@ def elastic_table(ds) -> dict:
             for name, (i, j) in {"C11": (0, 0), "C12": (0, 1), "C44": (3, 3)}.items()}
 
 
+def _name(label: str) -> str:
+    """`embedding_scale[Cu]` → `F (embedding)`."""
+    return THETA_LABELS.get(label.split("[")[0], label)
+
+
 def figure(rows: list[dict], ds, path: pathlib.Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [str(v) for v in ds["parameter_label"].values]
+    all_labels = [str(v) for v in ds["parameter_label"].values]
+    sigma_all = np.sqrt(np.diag(ds["parameter_covariance"].values))
+    uncertain = [i for i, sd in enumerate(sigma_all) if sd > 0]  # the strain is exact
+    labels = [all_labels[i] for i in uncertain]
     colors = dict(zip(labels, plt.cm.tab10(np.arange(len(labels)))))
     fig, (ax_u, ax_share, ax_valid) = plt.subplots(1, 3, figsize=(15, 4.8),
                                                   gridspec_kw={"width_ratios": [1, 1.1, 1]})
@@ -110,23 +118,24 @@ def figure(rows: list[dict], ds, path: pathlib.Path) -> None:
     bottom = np.zeros(len(rows))
     for lab in labels:
         share = np.array([row["shares"].get(lab, 0.0) for row in rows]) * 100
-        ax_share.bar(shells, share, bottom=bottom, color=colors[lab], label=THETA_LABELS.get(lab, lab))
+        ax_share.bar(shells, share, bottom=bottom, color=colors[lab], label=_name(lab))
         bottom += share
     ax_share.set_xticks(shells, [str(x) for x in shells])
     ax_share.set_xlabel("shell")
     ax_share.set_ylabel("share of the variance of the shell's u_r (%)")
     ax_share.set_title("which part controls it (Shapley shares,\nthe fit's correlated covariance)")
-    ax_share.legend(fontsize=8, loc="lower right")
-    valid = ds["coordinates_validity"].values * 100
-    lower = ds["coordinates_validity_lower"].values * 100
-    upper = ds["coordinates_validity_upper"].values * 100
+    ax_share.set_xlim(0.4, len(rows) + 2.2)  # room for the legend on the right
+    ax_share.legend(fontsize=8, loc="center right")
+    valid = ds["coordinates_validity"].values[uncertain] * 100
+    lower = ds["coordinates_validity_lower"].values[uncertain] * 100
+    upper = ds["coordinates_validity_upper"].values[uncertain] * 100
     upper = np.where(np.isfinite(upper), upper, valid * 1.5)
     y = np.arange(len(labels))
     ax_valid.barh(y, valid, color=[colors[lab] for lab in labels], alpha=0.85)
     ax_valid.errorbar(valid, y, xerr=[valid - lower, upper - valid], fmt="none", ecolor="k", capsize=4)
-    ax_valid.set_yticks(y, [THETA_LABELS.get(lab, lab) for lab in labels])
+    ax_valid.set_yticks(y, [_name(lab) for lab in labels])
     ax_valid.invert_yaxis()
-    sigma = np.sqrt(np.diag(ds["parameter_covariance"].values)) * 100
+    sigma = sigma_all[uncertain] * 100
     ax_valid.scatter(sigma, y, marker="D", color="tab:red", zorder=3, label="1σ of the part (fit)")
     ax_valid.legend(fontsize=8, loc="lower right")
     ax_valid.set_xscale("log")
@@ -141,11 +150,13 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=32, help="θ samples of the check (0: skip it)")
     parser.add_argument("--out", default=str(HERE / "output"))
+    parser.add_argument("--config", default="uncertainty", choices=("uncertainty", "uncertainty_measured"),
+                        help="uncertainty.yaml (the fit's 300 K − 0 K spread, default) or uncertainty_measured.yaml")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     a0 = json.loads((HERE / "output" / "eam_vacancy.json").read_text())["a0"]
-    ds, cfg, outcome = run_analysis(out)
+    ds, cfg, outcome = run_analysis(out, args.config)
     rows = shell_table(ds, a0)
     labels = [str(v) for v in ds["parameter_label"].values]
     summary = {
@@ -167,9 +178,9 @@ def main(argv=None) -> dict:
         print(check_text(report))
         summary["check"] = report.structures[0]
         summary["check_agrees"] = report.agrees
-        (out / "eam_vacancy_uncertainty_check.txt").write_text(check_text(report) + "\n")
-    figure(rows, ds, out / "eam_vacancy_uncertainty.png")
-    (out / "eam_vacancy_uncertainty.json").write_text(json.dumps(summary, indent=2))
+        (out / f"eam_vacancy_{args.config}_check.txt").write_text(check_text(report) + "\n")
+    figure(rows, ds, out / f"eam_vacancy_{args.config}.png")
+    (out / f"eam_vacancy_{args.config}.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({k: v for k, v in summary.items() if k != "check"}, indent=2))
     return summary
 

@@ -205,10 +205,10 @@ def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Dir
 
     def field_ranges(sl, cols):
         width = sl.stop - sl.start
+        first = np.asarray(dd.first)[..., sl].reshape(-1, width)
         third = None if dd.third is None else np.asarray(dd.third)[..., sl].reshape(-1, width)
         return _ranges(validity_range(
-            np.asarray(dd.first)[..., sl].reshape(-1, width),
-            np.asarray(dd.second)[..., sl].reshape(-1, width), third,
+            first, np.asarray(dd.second)[..., sl].reshape(-1, width), third,
             third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol), p, cols,
             None if cols is None else np.sqrt(sigma[cols, cols]))
 
