@@ -88,6 +88,8 @@ class Structure:
     - `source`: where the structure came from (a path, or the generator's name).
     - `frame`: the frame index within `source`.
     - `info`: anything else the reader knows (energy, time step, ...), plain Python values.
+    - `fixed`: `(n_atoms,)` booleans, `True` for atoms the file marks as held fixed (ASE
+      `FixAtoms`, extended XYZ `move_mask`), or `None` when the file says nothing.
 
     **Example:**
 
@@ -107,6 +109,7 @@ class Structure:
     source: str = ""
     frame: int = 0
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fixed: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:

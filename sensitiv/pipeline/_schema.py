@@ -27,7 +27,7 @@ import jsonschema
 from ..errors import PluginError
 from ..plugins import Registry, get_registry
 from ._yaml import Marks
-from .theta import LABEL, STRAIN, parse_parameter_label
+from .theta import LABEL, PRESSURE, STRAIN, parse_parameter_label
 from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
@@ -304,8 +304,12 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
     if model is None or not isinstance(wanted, list):
         return []
     params = {p.name: p for p in model.parameters}
-    params.setdefault(STRAIN, None)
-    differentiable = [p.name for p in model.parameters if p.differentiable] + [STRAIN]
+    cell = data.get("cell") if isinstance(data.get("cell"), Mapping) else {}
+    relaxes = cell.get("relax", "none") != "none"
+    # With a relaxing cell the strain is an unknown and the target pressure a parameter.
+    extra = PRESSURE if relaxes else STRAIN
+    params.setdefault(extra, None)
+    differentiable = [p.name for p in model.parameters if p.differentiable] + [extra]
     issues: list[ConfigIssue] = []
     for i, label in enumerate(wanted):
         if not isinstance(label, str) or not LABEL.match(label):
@@ -316,11 +320,14 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
         def issue(message: str, suggestion: str = "") -> None:
             issues.append(ConfigIssue(marks.locate(path), _json_path(path), message, suggestion))
 
-        if name not in params:
+        if name == STRAIN and relaxes:
+            issue("with cell.relax the cell's strain is an unknown of the equilibrium, not a parameter; "
+                  "differentiate 'pressure' (or hold the cell: cell.relax: none)")
+        elif name not in params:
             issue(f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
                   _closest(name, params))
         elif params[name] is None:
-            continue  # strain: its shape is known only with the structure
+            continue  # strain: its shape is known only with the structure; pressure: a scalar
         elif not params[name].differentiable:
             issue(f"parameter {name!r} of model {model.name!r} is not differentiable; "
                   f"differentiable: {', '.join(differentiable)}")

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import constraints
 from ..errors import ConfigError, ConvergenceError
 from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
@@ -49,6 +50,7 @@ from .analysis import (
     StructureAnalysis,
 )
 from .config import (
+    CellSettings,
     ConditionSettings,
     Config,
     JacobianSettings,
@@ -57,6 +59,7 @@ from .config import (
     SolverSettings,
 )
 from ._uncertainty_stage import analyze_uncertainty
+from .structure import fixed_atoms
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
 from .uncertainty import theta_covariance
 
@@ -112,11 +115,27 @@ def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], d
     return embed, theta0.astype(dtype)
 
 
+def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) -> System:
+    """The system over the equilibrium's unknowns: fixed atoms out, the cell's strain in."""
+    if fixed is not None:
+        system = constraints.fix_atoms(system, fixed)
+    if cell.relaxes:
+        if structure.cell is None or not any(structure.pbc):
+            raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+    return system
+
+
 def _bind(structure: Structure, model: ModelSettings, registry: Registry,
-          parameter_values: Mapping[str, Any] | None, dtype) -> _Problem:
+          parameter_values: Mapping[str, Any] | None, dtype, fixed=None,
+          cell: CellSettings | None = None) -> _Problem:
     record = registry.get_energy_model(model.name)
     values = {**model.parameters, **(parameter_values or {})}
     system = bind_model(structure, record, values, model.options)
+    system = dataclasses.replace(system, positions=jnp.asarray(system.positions, dtype),
+                                 params={k: jnp.asarray(v, dtype) for k, v in system.params.items()})
+    if fixed is not None or (cell is not None and cell.relaxes):
+        system = _constrain(system, structure, fixed, cell or CellSettings("none", 0.0))
     components = theta_components(system, structure, model.differentiate, record.parameters)
     params = {k: jnp.asarray(v, dtype) for k, v in system.params.items()}
     embed, theta0 = _embedder(params, components, dtype)
@@ -293,6 +312,28 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
     )
 
 
+def _full_coordinates(problem: _Problem, x_star, jac: np.ndarray, dtype):
+    """`(positions, dx/dθ, cell, dcell/dθ)` of every atom from the equilibrium's unknowns:
+    fixed atoms put back (zero derivative), positions and cell of a relaxing cell in the
+    relaxed frame (`cell` and `dcell/dθ` are `None` when the cell is held)."""
+    energy = problem.system.energy
+    p = int(problem.theta0.shape[0])
+    if not isinstance(energy, constraints.ConstrainedEnergy):
+        x = np.asarray(x_star, np.float64)
+        return x, jac.reshape(x.shape + (p,)), None, None
+    j_cols = jnp.moveaxis(jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype), -1, 0)
+    parts = {"positions": energy.positions}
+    if energy.cell is not None:
+        parts["cell"] = energy.cell
+    out = {}
+    for name, fun in parts.items():
+        value, partial, through_x = _observable_derivative(_observable_function(fun, problem), x_star,
+                                                           problem.theta0, j_cols)
+        out[name] = (value, (partial + through_x).reshape(value.shape + (p,)))
+    cell, dcell = out.get("cell", (None, None))
+    return (*out["positions"], cell, dcell)
+
+
 def _engine_report(info) -> EngineReport:
     return EngineReport(
         strategy=str(info.strategy),
@@ -358,9 +399,13 @@ def analyze_structure(
     progress = progress or Progress(enabled=False, verbosity=0)
     where = structure.source + (f" (frame {structure.frame})" if structure.frame else "")
     dtype = _dtype(cfg.jacobian.precision)
+    fixed = fixed_atoms(structure, cfg.structure.fixed)
     with progress.stage("model"):
-        problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+        problem = _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
     sigma = None
+    if cfg.uncertainty is not None and (fixed is not None or cfg.cell.relaxes):
+        raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell "
+                          "(structure.fixed, cell.relax); analyze without the uncertainty section")
     if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
         sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
                                     where=cfg.locate("uncertainty"))
@@ -375,7 +420,7 @@ def analyze_structure(
     if chosen:
         with progress.stage("observables"):
             observables = _observe(chosen, x_star, problem, jac, dtype)
-    n, d, p = structure.n_atoms, structure.n_spatial, len(problem.components)
+    positions, dx_dtheta, cell, dcell = _full_coordinates(problem, x_star, jac, dtype)
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
@@ -395,13 +440,13 @@ def analyze_structure(
         model=cfg.model.name,
         components=problem.components,
         theta=np.asarray(problem.theta0, dtype=np.float64),
-        positions=np.asarray(x_star, np.float64),
-        dx_dtheta=jac.reshape(n, d, p),
+        positions=positions,
+        dx_dtheta=dx_dtheta,
         length_units=system.length_units or structure.length_units,
         energy_units=system.energy_units,
         solver=solver,
         engine=engine,
-        stationarity_residual=float(np.max(np.abs(np.asarray(F(x_star, problem.theta0))))) if n else 0.0,
+        stationarity_residual=float(np.max(np.abs(np.asarray(F(x_star, problem.theta0))))),
         observables=observables,
         elastic_constants=elastic,
         problems=tuple(problems),
@@ -409,6 +454,9 @@ def analyze_structure(
         sample=sample,
         model_metadata=_plain_metadata(system.metadata),
         uncertainty=uncertainty,
+        fixed=fixed,
+        cell=cell,
+        dcell_dtheta=dcell,
     )
 
 

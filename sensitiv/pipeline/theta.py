@@ -39,6 +39,7 @@ from ..records import EnergyModel, Parameter, Structure, System
 
 __all__ = [
     "STRAIN",
+    "PRESSURE",
     "ThetaComponent",
     "parse_parameter_label",
     "resolve_shape",
@@ -49,6 +50,9 @@ __all__ = [
 #: The conventional name of a homogeneous strain parameter (see `sensitiv.records`); models
 #: add it to their `System` when the structure is periodic, so it is accepted for every model.
 STRAIN = "strain"
+#: The target pressure a relaxing cell adds to the parameters (`sensitiv.constraints.PRESSURE`,
+#: spelt here too so that validating a config loads no JAX).
+PRESSURE = "pressure"
 
 #: `name` or `name[i,j,...]`; an index is a number or, along a species dimension, a species name.
 LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*)\])?$")
@@ -218,6 +222,9 @@ def theta_components(
             name, index = parse_parameter_label(label)
             if name not in records:
                 why = " (strain needs a periodic cell)" if name == STRAIN else ""
+                if name == STRAIN and (system.metadata or {}).get("cell_relax"):
+                    why = (" (with cell.relax the cell's strain is an unknown of the equilibrium; "
+                           "differentiate 'pressure' instead)")
                 raise ConfigError(
                     f"model.differentiate: model has no parameter {name!r} for "
                     f"{structure.source or 'this structure'}{why}; it has {', '.join(records)}"
