@@ -42,7 +42,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import ConfigError, InputError
-from .records import Parameter, System
+
+# No import of `sensitiv.records` (the host layer, above this core module): systems are
+# transformed with `dataclasses.replace`, and the pressure's `Parameter` record is made
+# from the strain's own.
 
 __all__ = ["ConstrainedEnergy", "fix_atoms", "relax_cell", "unwrapped_energy", "CELL_MODES", "PRESSURE", "STRAIN"]
 
@@ -109,7 +112,7 @@ def _left_null_space(matrix: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     return u[:, rank:].T
 
 
-def fix_atoms(system: System, fixed) -> System:
+def fix_atoms(system: "System", fixed) -> "System":
     """The `System` whose coordinates are the free atoms' positions; fixed atoms stay put.
 
     **Arguments:**
@@ -211,7 +214,7 @@ def _voigt_tensor(values, mode: str, d: int):
     return eps
 
 
-def relax_cell(system: System, cell, mode: str = "aniso", pressure: float = 0.0) -> System:
+def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.0) -> "System":
     """The `System` whose coordinates are the positions and the cell's strain, at a target
     hydrostatic pressure: its energy is the enthalpy `E(x, ε) + P·(V(ε) − V₀)`.
 
@@ -321,8 +324,12 @@ def relax_cell(system: System, cell, mode: str = "aniso", pressure: float = 0.0)
     units = f"{system.energy_units} {system.length_units}-{d}"
     description = ("target hydrostatic pressure of the variable cell (positive compresses); "
                    "the energy minimized is the enthalpy E + P (V - V0)")
-    parameters = tuple(p for p in system.parameters if p.name != STRAIN) + (
-        Parameter(PRESSURE, (), units, float(pressure), True, description),)
+    strain_record = next((p for p in system.parameters if p.name == STRAIN), None)
+    if strain_record is None:
+        raise ConfigError("cell.relax: the model's parameter records lack 'strain'")
+    pressure_record = dataclasses.replace(strain_record, name=PRESSURE, shape=(), units=units,
+                                          default=float(pressure), differentiable=True, description=description)
+    parameters = tuple(p for p in system.parameters if p.name != STRAIN) + (pressure_record,)
     metadata = {**dict(system.metadata or {}), "cell_relax": mode, "cell_dof_scale": scale,
                 "reference_volume": volume0}
     z0 = jnp.concatenate([x0, jnp.zeros((rows, d), dtype)], axis=0)
