@@ -11,9 +11,18 @@ jacobian`). So the plugin host and the commands that only need it (`sensitiv plu
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# XLA's C++ logger writes an E-level line for every program loaded from the persistent
+# compilation cache on CPU (a false alarm about LLVM tuning flags, jax-ml/jax#38445): one
+# warm run would print hundreds. The level is read once, when jaxlib loads, so it is set
+# here, before any jax import, unless the user chose one. `sensitiv.cache` turns the cache
+# on by default only where this took effect.
+_XLA_LOGS_QUIET = "jaxlib" not in sys.modules and os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") == "3"
 
 #: public name -> (module relative to this package, attribute or None for the module).
 _SOURCES: dict[str, tuple[str, str | None]] = {
@@ -42,10 +51,12 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "analyze": (".pipeline.api", "analyze"),
     "io": (".io", None),
     "units": (".units", None),
+    # the persistent compilation cache (on by default in the command line)
+    "cache": (".cache", None),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import errors, io, jacobian, optimality, projections, prox, records, solvers, uncertainty, units
+    from . import cache, errors, io, jacobian, optimality, projections, prox, records, solvers, uncertainty, units
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -79,6 +90,7 @@ __all__ = [
     "analyze",
     "io",
     "units",
+    "cache",
     "__version__",
 ]
 

@@ -292,6 +292,23 @@ _SET = argument(
 )
 
 
+_NO_CACHE = argument(
+    "--no-cache", action="store_true",
+    help="do not read or write the persistent compilation cache (default: on, in "
+    "$SENSITIV_CACHE_DIR or ~/.cache/sensitiv; SENSITIV_NO_CACHE=1 also turns it off)",
+)
+
+
+def _use_cache(args: argparse.Namespace) -> None:
+    """Turn the persistent compilation cache on unless `--no-cache`/`SENSITIV_NO_CACHE` say no."""
+    from . import cache  # lazy: imports jax, which only the computing commands need
+
+    if getattr(args, "no_cache", False) or not cache.enabled_by_environment():
+        cache.disable()
+    else:
+        cache.enable()
+
+
 def _verbosity(args: argparse.Namespace) -> int:
     return 0 if getattr(args, "quiet", False) else 1 + int(getattr(args, "verbose", 0) or 0)
 
@@ -313,6 +330,7 @@ def _verbosity(args: argparse.Namespace) -> int:
                  "of spawned workers (ensembles; needs sensitiv[dask])"),
         argument("--json", action="store_true",
                  help="print the closing summary as JSON on stdout (progress stays on stderr)"),
+        _NO_CACHE,
         _SET,
     ],
 )
@@ -338,6 +356,7 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     from .pipeline._progress import Progress
     from .pipeline.run import run_config
 
+    _use_cache(args)
     outcome = run_config(
         cfg, output_path=path, force=args.force, progress=Progress(verbosity=verbosity),
         argv=["sensitiv"] + args.command_line, scheduler=args.scheduler,
@@ -368,20 +387,20 @@ def _print_json(data: Any) -> None:
         argument("--samples", type=int, default=32, help="θ samples per structure (default 32)"),
         argument("--seed", type=int, default=0, help="random seed (default 0)"),
         argument("--json", action="store_true", help="print the report as JSON on stdout"),
+        _NO_CACHE,
         _SET,
     ],
 )
 def check_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config
-    from .pipeline._progress import Progress
+    from .pipeline import config  # lazy (see the note above the commands)
+    from .pipeline._progress import Progress  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     if cfg.uncertainty is None:
-        from .errors import ConfigError
-
         raise ConfigError(f"{args.config}: check needs an 'uncertainty' section (what to sample)")
-    from .pipeline.check import check_config, check_text
+    from .pipeline.check import check_config, check_text  # lazy: jax only after the config is valid
 
+    _use_cache(args)
     report = check_config(cfg, samples=args.samples, seed=args.seed, progress=Progress(verbosity=_verbosity(args)))
     if args.json:
         _print_json(dataclasses.asdict(report))

@@ -11,10 +11,20 @@ the uncertainty of C.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
+import jax.numpy as jnp
 import numpy as np
 
+from ..uncertainty import (
+    ParameterCovariance,
+    directional_derivatives,
+    importance,
+    observable_covariance,
+    per_atom_covariance,
+    validity_range,
+)
 from .analysis import (
     STRESS,
     ElasticConstants,
@@ -29,8 +39,22 @@ from .uncertainty import UncertaintySpec
 __all__ = ["analyze_uncertainty"]
 
 
-def _ranges(vr, p: int, columns: Sequence[int] | None = None) -> ValidityRanges:
-    """A `ValidityRange` along `columns` of θ scattered into `p` columns (NaN elsewhere)."""
+#: A range beyond this many standard deviations is round-off over a vanishing second order:
+#: the output is linear in that direction (reported as inf).
+EXACT_SIGMAS = 1e6
+
+
+def _ranges(vr, p: int, columns: Sequence[int] | None = None, sigmas: np.ndarray | None = None) -> ValidityRanges:
+    """A `ValidityRange` along `columns` of θ scattered into `p` columns (NaN elsewhere);
+    `sigmas`: one standard deviation along each direction, in the ranges' units."""
+    scale = np.ones(np.shape(vr.estimate)[-1]) if sigmas is None else np.asarray(sigmas, float)
+    exact = np.asarray(vr.estimate) > EXACT_SIGMAS * scale
+    if np.any(exact):
+        est, lo, up, res = (np.array(a) for a in (vr.estimate, vr.lower, vr.upper, vr.resolved))
+        for a in (est, lo, up):
+            a[exact] = np.inf
+        res[exact] = True
+        vr = ValidityRanges(est, lo, up, res)
     if columns is None:
         return ValidityRanges(vr.estimate, vr.lower, vr.upper, vr.resolved)
 
@@ -46,6 +70,30 @@ def _ranges(vr, p: int, columns: Sequence[int] | None = None) -> ValidityRanges:
 def _voigt(tensor_cols: np.ndarray, pairs, cols, factor) -> np.ndarray:
     """`(d, d, …)` stress derivatives along strain columns `cols` → Voigt `(v, v, …)`."""
     return np.array([[tensor_cols[i, j, b] * factor[b] for b in range(len(cols))] for i, j in pairs])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Directions:
+    """The directions of the second-order engine call, in the order of its last axis:
+    each uncertain parameter axis, each principal direction of Σ, then `strain_b ± θ_i`
+    for each `(b, i)` of `mixed`."""
+
+    uncertain: list[int]
+    principal_count: int
+    mixed: list[tuple[int, int]]
+    strain_cols: list[int]
+
+    @property
+    def axes(self) -> slice:
+        return slice(0, len(self.uncertain))
+
+    @property
+    def principal(self) -> slice:
+        return slice(len(self.uncertain), len(self.uncertain) + self.principal_count)
+
+    @property
+    def polarized(self) -> slice:
+        return slice(len(self.uncertain) + self.principal_count, None)
 
 
 def analyze_uncertainty(
@@ -78,23 +126,11 @@ def analyze_uncertainty(
 
     **Returns:** an `UncertaintyAnalysis`.
     """
-    import jax.numpy as jnp
-
-    from ..uncertainty import (
-        ParameterCovariance,
-        directional_derivatives,
-        importance,
-        observable_covariance,
-        per_atom_covariance,
-        validity_range,
-    )
-
     labels = tuple(c.label for c in components)
-    p = len(labels)
     theta = np.asarray(theta0, np.float64)
     x_star = jnp.asarray(x_star)
     n, d = x_star.shape
-    jac3 = np.asarray(jac, np.float64).reshape(n, d, p)
+    jac3 = np.asarray(jac, np.float64).reshape(n, d, len(labels))
     cov = ParameterCovariance.from_matrix(sigma, theta, labels=labels)
     groups = None
     if spec.groups:
@@ -102,108 +138,153 @@ def analyze_uncertainty(
 
     field = per_atom_covariance(jac3, cov, units=length_units)
     imp_x = importance(jac3, cov, groups=groups, rule=spec.rule)
-    group_labels = imp_x.groups
     derivs = {o.label: o.derivative for o in observables}
     oc = observable_covariance(derivs, cov) if derivs else None
-    imp_obs = {label: importance(dg, cov, groups=groups, rule=spec.rule) for label, dg in derivs.items()}
 
     lam, steps = cov.principal_directions()
-    k = lam.shape[0]
-    uncertain = [i for i in range(p) if sigma[i, i] > 0]
+    dirs = _directions(sigma, components, elastic, voigt_pairs, steps.shape[0])
     dd = None
-    mixed: list[tuple[int, int]] = []
-    strain_cols: list[int] = []
-    if spec.second_order and uncertain:
-        directions = [np.eye(p)[i] for i in uncertain] + list(steps)
-        if elastic is not None:
-            by_index = {c.index: i for i, c in enumerate(components) if c.name == STRAIN}
-            strain_cols = [by_index[pair] for pair in voigt_pairs]
-            for b in strain_cols:
-                for i in uncertain:
-                    mixed.append((b, i))
-                    directions += [np.eye(p)[b] + np.eye(p)[i], np.eye(p)[b] - np.eye(p)[i]]
-        g_functions = dict(functions)
-        dd = directional_derivatives(F, x_star, jnp.asarray(theta0), jacobian=jac3, directions=np.array(directions),
-                                     observables=g_functions, third_order=spec.third_order,
+    if spec.second_order and dirs.uncertain:
+        dd = directional_derivatives(F, x_star, jnp.asarray(theta0), jacobian=jac3,
+                                     directions=_direction_matrix(dirs, len(labels), steps),
+                                     observables=dict(functions), third_order=spec.third_order,
                                      **dict(engine_options))
-
-    n_ax = len(uncertain)
-    axes, principal = slice(0, n_ax), slice(n_ax, n_ax + k)
-
-    def field_ranges(sl, cols):
-        third = None if dd.third is None else np.asarray(dd.third)[..., sl].reshape(-1, sl.stop - sl.start)
-        return _ranges(validity_range(
-            np.asarray(dd.first)[..., sl].reshape(-1, sl.stop - sl.start),
-            np.asarray(dd.second)[..., sl].reshape(-1, sl.stop - sl.start), third,
-            third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol), p, cols)
-
-    def component_ranges(label, sl, cols):
-        first = np.asarray(dd.observables_first[label])[..., sl]
-        second = np.asarray(dd.observables_second[label])[..., sl]
-        third = None if dd.observables_third is None else np.asarray(dd.observables_third[label])[..., sl]
-        bound = np.asarray(dd.observables_third_bound[label])[..., sl]
-        return _ranges(validity_range(first, second, third, third_bound=bound, rtol=spec.rtol,
-                                      reduce="component"), p, cols)
-
-    positions_validity = positions_validity_p = positions_shift = None
-    if dd is not None:
-        positions_validity = field_ranges(axes, uncertain)
-        positions_validity_p = field_ranges(principal, None)
-        positions_shift = 0.5 * np.sum(np.asarray(dd.second)[..., principal], axis=-1)
-        # Where x* does not move (a perfect crystal under its potential's parameters), the
-        # derivatives are round-off and their ratio no range: a field that moves by less
-        # than 1e-10 of the structure's extent per standard deviation is exact.
-        extent = float(np.max(np.ptp(np.asarray(x_star), axis=0))) or 1.0
-        per_sigma = np.concatenate([
-            np.linalg.norm(np.asarray(dd.first)[..., axes].reshape(-1, n_ax), axis=0) * np.sqrt(sigma[uncertain, uncertain]),
-            np.linalg.norm(np.asarray(dd.first)[..., principal].reshape(-1, k), axis=0),
-        ])
-        still = per_sigma <= 1e-10 * extent
-        if np.any(still):
-            positions_validity = _exact(positions_validity, uncertain, still[:n_ax])
-            positions_validity_p = _exact(positions_validity_p, list(range(k)), still[n_ax:])
-
-    obs_out = []
-    for o in observables:
-        imp = imp_obs[o.label]
-        validity = validity_p = shift = None
-        if dd is not None:
-            validity = component_ranges(o.label, axes, uncertain)
-            validity_p = component_ranges(o.label, principal, None)
-            shift = 0.5 * np.sum(np.asarray(dd.observables_second[o.label])[..., principal], axis=-1)
-        obs_out.append(ObservableUncertainty(
-            o.label, o.units, np.asarray(oc.std[o.label]), np.asarray(imp.contribution),
-            np.asarray(imp.group_contribution), validity, validity_p, shift, o.derivative))
-
-    elastic_out = None
-    if elastic is not None and dd is not None and mixed:
-        d2 = np.asarray(dd.observables_second[STRESS])[..., n_ax + k:]  # (d, d, 2·len(mixed))
-        factor = np.array([1.0 if i == j else 0.5 for i, j in voigt_pairs])
-        mixed_sd = np.zeros((d, d, len(strain_cols), p))
-        for m, (b, i) in enumerate(mixed):
-            mixed_sd[:, :, strain_cols.index(b), i] = 0.25 * (d2[..., 2 * m] - d2[..., 2 * m + 1])
-        dC = _voigt(mixed_sd, voigt_pairs, strain_cols, factor)  # (v, v, p)
-        ec = observable_covariance(dC, cov)
-        imp_c = importance(dC, cov, groups=groups, rule=spec.rule)
-        elastic_out = ObservableUncertainty(
-            elastic.label, elastic.units, np.asarray(ec.std), np.asarray(imp_c.contribution),
-            np.asarray(imp_c.group_contribution), None, None, None, dC)
+    positions_validity, positions_validity_p, positions_shift = _positions_validity(spec, sigma, dd, dirs, x_star)
+    obs_out = [_observable_uncertainty(o, spec, sigma, cov, groups, oc, dd, dirs) for o in observables]
+    elastic_out, relax_std, relax_derivative = _elastic_uncertainty(
+        spec, sigma, cov, groups, elastic, voigt_pairs, dd, dirs, (n, d))
 
     return UncertaintyAnalysis(
         source=spec.source, rule=imp_x.rule, rtol=float(spec.rtol), covariance=np.asarray(sigma),
-        groups=group_labels, principal_variance=lam, principal_direction=steps,
+        groups=imp_x.groups, principal_variance=lam, principal_direction=steps,
         positions_std=np.asarray(field.std), positions_covariance=np.asarray(field.covariance),
         positions_variance_by_parameter=np.asarray(imp_x.contribution),
         positions_variance_by_group=np.asarray(imp_x.group_contribution),
         positions_validity=positions_validity, positions_validity_principal=positions_validity_p,
         positions_mean_shift=positions_shift,
         observables=tuple(obs_out), elastic_constants=elastic_out,
+        internal_relaxation_std=relax_std, internal_relaxation_derivative=relax_derivative,
         observable_labels=tuple(oc.labels) if oc is not None else (),
         observable_covariance=np.asarray(oc.covariance) if oc is not None else np.zeros((0, 0)),
         observable_correlation=np.asarray(oc.correlation) if oc is not None else np.zeros((0, 0)),
         second_order_trustworthy=bool(np.asarray(dd.info.trustworthy)) if dd is not None else True,
         second_order_warnings=tuple(dd.info.warnings) if dd is not None else (),
     )
+
+
+def _directions(sigma: np.ndarray, components: Sequence[ThetaComponent], elastic: ElasticConstants | None,
+                voigt_pairs: Sequence[tuple[int, int]], principal_count: int) -> _Directions:
+    """Which directions the second order needs: the uncertain axes, Σ's principal
+    directions and, with elastic constants, every (strain column, uncertain axis) pair."""
+    uncertain = [i for i in range(len(components)) if sigma[i, i] > 0]
+    mixed: list[tuple[int, int]] = []
+    strain_cols: list[int] = []
+    if elastic is not None:
+        by_index = {c.index: i for i, c in enumerate(components) if c.name == STRAIN}
+        strain_cols = [by_index[pair] for pair in voigt_pairs]
+        mixed = [(b, i) for b in strain_cols for i in uncertain]
+    return _Directions(uncertain, principal_count, mixed, strain_cols)
+
+
+def _direction_matrix(dirs: _Directions, p: int, steps: np.ndarray) -> np.ndarray:
+    """`(m, p)`: the directions of `dirs` as rows (polarization pairs `e_b ± e_i` last)."""
+    eye = np.eye(p)
+    rows = [eye[i] for i in dirs.uncertain] + list(steps)
+    for b, i in dirs.mixed:
+        rows += [eye[b] + eye[i], eye[b] - eye[i]]
+    return np.array(rows)
+
+
+def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Directions, x_star):
+    """`(validity along each axis, along each principal direction, second-order mean shift)`
+    of x*; `None`s without the second order."""
+    if dd is None:
+        return None, None, None
+    p = sigma.shape[0]
+    uncertain, n_ax, k = dirs.uncertain, len(dirs.uncertain), dirs.principal_count
+
+    def field_ranges(sl, cols):
+        width = sl.stop - sl.start
+        third = None if dd.third is None else np.asarray(dd.third)[..., sl].reshape(-1, width)
+        return _ranges(validity_range(
+            np.asarray(dd.first)[..., sl].reshape(-1, width),
+            np.asarray(dd.second)[..., sl].reshape(-1, width), third,
+            third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol), p, cols,
+            None if cols is None else np.sqrt(sigma[cols, cols]))
+
+    validity = field_ranges(dirs.axes, uncertain)
+    validity_p = field_ranges(dirs.principal, None)
+    shift = 0.5 * np.sum(np.asarray(dd.second)[..., dirs.principal], axis=-1)
+    # Where x* does not move (a perfect crystal under its potential's parameters), the
+    # derivatives are round-off and their ratio no range: a field that moves by less
+    # than 1e-10 of the structure's extent per standard deviation is exact.
+    extent = float(np.max(np.ptp(np.asarray(x_star), axis=0))) or 1.0
+    per_sigma = np.concatenate([
+        np.linalg.norm(np.asarray(dd.first)[..., dirs.axes].reshape(-1, n_ax), axis=0)
+        * np.sqrt(sigma[uncertain, uncertain]),
+        np.linalg.norm(np.asarray(dd.first)[..., dirs.principal].reshape(-1, k), axis=0),
+    ])
+    still = per_sigma <= 1e-10 * extent
+    if np.any(still):
+        validity = _exact(validity, uncertain, still[:n_ax])
+        validity_p = _exact(validity_p, list(range(k)), still[n_ax:])
+    return validity, validity_p, shift
+
+
+def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: np.ndarray, cov, groups, oc, dd,
+                            dirs: _Directions) -> ObservableUncertainty:
+    """σ, importance and (with the second order) validity ranges and mean shift of one observable."""
+    imp = importance(o.derivative, cov, groups=groups, rule=spec.rule)
+    validity = validity_p = shift = None
+    if dd is not None:
+        p = sigma.shape[0]
+
+        def component_ranges(sl, cols):
+            first = np.asarray(dd.observables_first[o.label])[..., sl]
+            second = np.asarray(dd.observables_second[o.label])[..., sl]
+            third = None if dd.observables_third is None else np.asarray(dd.observables_third[o.label])[..., sl]
+            bound = np.asarray(dd.observables_third_bound[o.label])[..., sl]
+            return _ranges(validity_range(first, second, third, third_bound=bound, rtol=spec.rtol,
+                                          reduce="component"), p, cols,
+                           None if cols is None else np.sqrt(sigma[cols, cols]))
+
+        validity = component_ranges(dirs.axes, dirs.uncertain)
+        validity_p = component_ranges(dirs.principal, None)
+        shift = 0.5 * np.sum(np.asarray(dd.observables_second[o.label])[..., dirs.principal], axis=-1)
+    return ObservableUncertainty(
+        o.label, o.units, np.asarray(oc.std[o.label]), np.asarray(imp.contribution),
+        np.asarray(imp.group_contribution), validity, validity_p, shift, o.derivative)
+
+
+def _polarized(second: np.ndarray, dirs: _Directions, p: int) -> np.ndarray:
+    """Mixed derivatives `(…, strain column, p)` from the second derivatives along
+    `e_b ± e_i`: ¼ (D²(e_b + e_i) − D²(e_b − e_i)) = ∂²/∂ε_b ∂θ_i."""
+    out = np.zeros(second.shape[:-1] + (len(dirs.strain_cols), p))
+    for m, (b, i) in enumerate(dirs.mixed):
+        out[..., dirs.strain_cols.index(b), i] = 0.25 * (second[..., 2 * m] - second[..., 2 * m + 1])
+    return out
+
+
+def _elastic_uncertainty(spec: UncertaintySpec, sigma: np.ndarray, cov, groups, elastic: ElasticConstants | None,
+                         voigt_pairs: Sequence[tuple[int, int]], dd, dirs: _Directions, shape: tuple[int, int]):
+    """`(σ and importance of the relaxed-ion C, σ of dx*/dε, d²x*/dε dθ)`: `None`s without
+    elastic constants or the second order."""
+    if elastic is None or dd is None or not dirs.mixed:
+        return None, None, None
+    p = sigma.shape[0]
+    # the internal-relaxation field dx*/dε_b and its derivative by θ_k (mixed, polarized)
+    relax_derivative = _polarized(np.asarray(dd.second)[..., dirs.polarized], dirs, p)  # (n, d, b, p)
+    relax_std = np.sqrt(np.clip(np.einsum("nvbp,pq,nvbq->nvb", relax_derivative, sigma, relax_derivative),
+                                0.0, None))
+    mixed_sd = _polarized(np.asarray(dd.observables_second[STRESS])[..., dirs.polarized], dirs, p)  # (d, d, b, p)
+    factor = np.array([1.0 if i == j else 0.5 for i, j in voigt_pairs])
+    dC = _voigt(mixed_sd, voigt_pairs, dirs.strain_cols, factor)  # (v, v, p)
+    ec = observable_covariance(dC, cov)
+    imp_c = importance(dC, cov, groups=groups, rule=spec.rule)
+    elastic_out = ObservableUncertainty(
+        elastic.label, elastic.units, np.asarray(ec.std), np.asarray(imp_c.contribution),
+        np.asarray(imp_c.group_contribution), None, None, None, dC)
+    return elastic_out, relax_std, relax_derivative
 
 
 def _exact(ranges: ValidityRanges, columns: Sequence[int], still: np.ndarray) -> ValidityRanges:

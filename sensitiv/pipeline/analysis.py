@@ -210,6 +210,10 @@ class UncertaintyAnalysis:
     - `positions_mean_shift`: `(n, d)` or `None`.
     - `observables`: one `ObservableUncertainty` per observable; `elastic_constants`: that
       of the relaxed-ion constants (needs second order), or `None`.
+    - `internal_relaxation_std`, `internal_relaxation_derivative`: with the elastic
+      constants, σ of the internal-relaxation field dx*/dε (per Voigt strain column, as
+      `dx_dtheta`'s strain columns: `(n, d, v)`) and its derivative d²x*/dε dθ
+      (`(n, d, v, p)`, mixed second-order implicit derivatives); else `None`.
     - `observable_labels`, `observable_covariance`, `observable_correlation`: every
       observable component together, `(m,)`, `(m, m)`.
     - `second_order_trustworthy`, `second_order_warnings`: the engine's diagnostics of the
@@ -232,6 +236,8 @@ class UncertaintyAnalysis:
     positions_mean_shift: np.ndarray | None
     observables: tuple[ObservableUncertainty, ...]
     elastic_constants: ObservableUncertainty | None
+    internal_relaxation_std: np.ndarray | None
+    internal_relaxation_derivative: np.ndarray | None
     observable_labels: tuple[str, ...]
     observable_covariance: np.ndarray
     observable_correlation: np.ndarray

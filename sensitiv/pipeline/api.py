@@ -29,6 +29,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
+
+from .. import cache
 from ..errors import ConfigError, InputError
 from ..records import Structure
 from . import config as config_module
@@ -152,6 +155,9 @@ def analyze(
     label coordinates (`ds.sel(parameter_label="sigma[0,0]")`); `ds.sensitiv` shows the
     summary (and renders it in Jupyter), `ds.sensitiv.trustworthy` says whether to trust it.
 
+    The persistent compilation cache (`sensitiv.cache`) is turned on unless JAX already has
+    a cache folder, `SENSITIV_NO_CACHE=1`, or jax was imported before sensitiv.
+
     **Raises:** `ConfigError` listing every problem of the arguments, one per line, as the
     config path does (`sensitiv.analyze(): $.model.name: unknown name 'lenard_jones'; ...
     (did you mean 'lennard_jones'?)`); `InputError` for unreadable structures;
@@ -188,6 +194,8 @@ def analyze(
         del sizes
     if output is not None:
         output_module.check_output_path(cfg.output.path, overwrite)
+    if jax.config.jax_compilation_cache_dir is None and cache.enabled_by_environment() and cache.quiet_loads():
+        cache.enable()  # as the command line does, unless the caller chose a cache of their own
     outcome = analyze_config(cfg, structures=structures, argv=["sensitiv.analyze"])
     if output is not None:
         output_module.write_netcdf(outcome.result, cfg.output.path, compression=cfg.output.compression,

@@ -29,13 +29,28 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ConvergenceError
+from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
+from ..uncertainty import directional_derivatives, validity_range
 from ._progress import Progress
-from .analysis import StructureAnalysis
+from .analysis import ObservableResult, StructureAnalysis
+from .analyze import (
+    _bind,
+    _choose_observables,
+    _condition,
+    _dtype,
+    _elastic_constants,
+    _engine_options,
+    _observable_function,
+    voigt_pairs,
+)
 from .config import Config
+from .run import analyze_config
 
 __all__ = ["CheckReport", "check_config", "check_text"]
 
@@ -73,25 +88,10 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def _sampler(a: StructureAnalysis, cfg: Config, registry: Registry):
-    """`(problem, F, options, run)`: the model bound once, and `run(θ) -> (x*, {label: g}, C or None)`
+    """`(problem, F, run)`: the model bound once, and `run(θ) -> (x*, {label: g}, C, dx*/dε)`
+    (the last two `None` without elastic constants),
     re-relaxing from the structure as read. Everything is compiled once for all samples
     (the solver's runner, the condition, the engine program and the observables)."""
-    import jax
-    import jax.numpy as jnp
-
-    from ..errors import ConvergenceError
-    from ..jacobian import jacobian as engine_jacobian
-    from .analysis import ObservableResult
-    from .analyze import (
-        _bind,
-        _choose_observables,
-        _condition,
-        _dtype,
-        _elastic_constants,
-        _engine_options,
-        _observable_function,
-    )
-
     dtype = _dtype(cfg.jacobian.precision)
     problem = _bind(a.structure, cfg.model, registry, None, dtype)
     F = _condition(problem, cfg.condition, registry)
@@ -102,6 +102,10 @@ def _sampler(a: StructureAnalysis, cfg: Config, registry: Registry):
              if cfg.solver.relaxes else None)
     x0 = jnp.asarray(problem.system.positions)
     d = a.structure.n_spatial
+    strain_cols = []
+    if elastic_label is not None:
+        by_index = {c.index: i for i, c in enumerate(problem.components) if c.name == "strain"}
+        strain_cols = [by_index[pair] for pair in voigt_pairs(d)]
 
     @jax.jit
     def stress_derivative(x, th, cols):
@@ -130,18 +134,14 @@ def _sampler(a: StructureAnalysis, cfg: Config, registry: Registry):
             partial, total = (np.asarray(t) for t in stress_derivative(x, th, cols))
             stress = ObservableResult("stress", "stress", "", obs["stress"], total, partial)
             elastic = _elastic_constants(elastic_label, problem.components, d, [stress]).relaxed
-        return np.asarray(x), obs, elastic
+            field = jac.reshape(x.shape + (-1,))[..., strain_cols]
+        return np.asarray(x), obs, elastic, (field if elastic_label is not None else None)
 
     return problem, F, run
 
 
 def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samples: int, seed: int,
                      progress: Progress) -> dict:
-    import jax.numpy as jnp
-
-    from ..uncertainty import directional_derivatives, validity_range
-    from .analyze import _dtype, _engine_options
-
     u = a.uncertainty
     rtol = float(cfg.uncertainty.rtol)
     sigma = np.asarray(u.covariance)
@@ -152,11 +152,11 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
     x_hat = np.asarray(a.positions)
     n, d = x_hat.shape
     jac = np.asarray(a.dx_dtheta).reshape(n * d, -1)
-    moved, obs_values, elastic, errors = [], {o.label: [] for o in a.observables}, [], []
+    moved, obs_values, elastic, fields, errors = [], {o.label: [] for o in a.observables}, [], [], []
     periodic = a.structure.cell is not None and any(a.structure.pbc)
     with progress.stage(f"check: {samples} samples"):
         for delta in deltas:
-            x_s, values, c_s = run(np.asarray(a.theta) + delta)
+            x_s, values, c_s, field_s = run(np.asarray(a.theta) + delta)
             dx = x_s - x_hat
             if periodic:  # the minimum-norm derivatives carry no rigid translation
                 dx = dx - dx.mean(axis=0)
@@ -165,6 +165,7 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
                 obs_values[label].append(values[label])
             if c_s is not None:
                 elastic.append(c_s)
+                fields.append(field_s)
             linear = (jac @ delta).reshape(n, d)
             scale = float(np.linalg.norm(linear))
             errors.append(float(np.linalg.norm(dx - linear) / scale) if scale > 0 else float("nan"))
@@ -230,6 +231,14 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
                 agrees_stats &= bool(ok)
                 elastic_rec[name] = {"std_linear": float(lin[i, j]), "std_sampled": float(sampled[i, j]),
                                      "mean_sampled": float(ce[:, i, j].mean()), "agrees": bool(ok)}
+    relaxation_rec = None
+    if fields and u.internal_relaxation_std is not None:
+        sampled = np.asarray(fields).std(axis=0, ddof=1)
+        lin = np.asarray(u.internal_relaxation_std)
+        lin_rms, sampled_rms = float(np.sqrt(np.mean(lin**2))), float(np.sqrt(np.mean(sampled**2)))
+        ok = lin_rms <= 0 or abs(sampled_rms / lin_rms - 1) <= allowance
+        agrees_stats &= bool(ok)
+        relaxation_rec = {"rms_std_linear": lin_rms, "rms_std_sampled": sampled_rms, "agrees": bool(ok)}
     return {
         "source": a.structure.source,
         "frame": int(a.structure.frame),
@@ -239,6 +248,7 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
         "positions": positions,
         "observables": observables,
         "elastic_constants": elastic_rec,
+        "internal_relaxation": relaxation_rec,
         "first_order_error": {
             "measured_median": float(np.nanmedian(errors)), "measured_max": float(np.nanmax(errors)),
             "predicted_median": float(np.median(predicted)), "predicted_max": float(np.max(predicted)),
@@ -274,7 +284,6 @@ def check_config(cfg: Config, *, samples: int = 32, seed: int = 0, registry: Reg
     **Raises:** `ConfigError` without an `uncertainty` section, with `ensemble.parameter_samples`
     (the check samples θ itself), or for fewer than 3 samples.
     """
-    from .run import analyze_config
 
     if cfg.uncertainty is None:
         raise ConfigError(f"{cfg.path}: check needs an 'uncertainty' section (what to sample)")
@@ -314,6 +323,10 @@ def check_text(report: CheckReport) -> str:
         for name, c in (r["elastic_constants"] or {}).items():
             lines.append(f"  {name}: σ linear {_f(c['std_linear'])}, sampled {_f(c['std_sampled'])}"
                          + ("" if c["agrees"] else "  DISAGREES"))
+        if r["internal_relaxation"]:
+            ir = r["internal_relaxation"]
+            lines.append(f"  internal relaxation dx*/dε: rms σ linear {_f(ir['rms_std_linear'])}, sampled "
+                         f"{_f(ir['rms_std_sampled'])}" + ("" if ir["agrees"] else "  DISAGREES"))
         lines.append(f"  first-order error per sample: measured median {e['measured_median']:.2%}, max "
                      f"{e['measured_max']:.2%}; second-order prediction median {e['predicted_median']:.2%}, max "
                      f"{e['predicted_max']:.2%}")

@@ -67,7 +67,8 @@ __all__ = [
     "SPATIAL_J_LABEL", "PARAMETER_J_LABEL", "GROUP_LABEL", "OBSERVABLE_COMPONENT_LABEL",
     "OBSERVABLE_COMPONENT_J_LABEL", "PARAMETER_STD", "PARAMETER_COVARIANCE", "PRINCIPAL_VARIANCE",
     "PRINCIPAL_DIRECTION", "COORDINATES_STD", "COORDINATES_COVARIANCE", "COORDINATES_IMPORTANCE",
-    "OBSERVABLE_COVARIANCE", "OBSERVABLE_CORRELATION", "ATTR_UNCERTAINTY_SOURCE", "ATTR_UNCERTAINTY_RULE",
+    "OBSERVABLE_COVARIANCE", "OBSERVABLE_CORRELATION", "DX_DSTRAIN_STD", "D2X_DSTRAIN_DTHETA",
+    "ATTR_UNCERTAINTY_SOURCE", "ATTR_UNCERTAINTY_RULE",
     "ATTR_UNCERTAINTY_RTOL", "std_name", "variance_by_parameter_name", "variance_by_group_name",
     "mean_shift_name", "validity_names", "derivative_name", "derivative_names", "atomic_numbers", "relative_path", "structure_dataset",
     "combine_frames", "index_labels", "global_attributes",
@@ -147,6 +148,8 @@ COORDINATES_COVARIANCE = "coordinates_covariance"
 COORDINATES_IMPORTANCE = "coordinates_importance"
 OBSERVABLE_COVARIANCE = "observable_covariance"
 OBSERVABLE_CORRELATION = "observable_correlation"
+DX_DSTRAIN_STD = "dx_dstrain_std"
+D2X_DSTRAIN_DTHETA = "d2x_dstrain_dtheta"
 
 #: Variables that describe the atoms, the dimensions or the parameters, not one analysis:
 #: they have no `frame` dimension.
@@ -446,6 +449,14 @@ def _uncertainty_variables(ds, analysis: StructureAnalysis) -> None:
         if o.mean_shift is not None:
             _per_frame(ds, mean_shift_name(o.label), dims, o.mean_shift,
                        {**attrs, "long_name": f"second-order shift of the mean of {o.label}"})
+    if u.internal_relaxation_std is not None:
+        per_strain = "per unit of the strain component θ_b of dx_dtheta (a shear θ is the tensor component, γ = 2θ)"
+        _per_frame(ds, DX_DSTRAIN_STD, (ATOM, SPATIAL, VOIGT_J), u.internal_relaxation_std, {
+            "units": length, "long_name": f"standard deviation of the internal-relaxation field dx*/dε, {per_strain}"})
+        _per_frame(ds, D2X_DSTRAIN_DTHETA, (ATOM, SPATIAL, VOIGT_J, PARAMETER), u.internal_relaxation_derivative, {
+            **({"units": _units.ratio(length, theta_units)} if theta_units is not None else {
+                "comment": f"units: {length} per unit of each parameter (parameter_units)"}),
+            "long_name": f"d²x*/dε dθ: how the internal-relaxation field moves with θ, {per_strain}"})
     if u.observable_labels:
         _labeled_dimension(ds, OBSERVABLE_COMPONENT, u.observable_labels, "observable component")
         _labeled_dimension(ds, OBSERVABLE_COMPONENT_J, u.observable_labels, "observable component")

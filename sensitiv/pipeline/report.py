@@ -75,6 +75,14 @@ def _validity_record(ranges, labels: Sequence[str]) -> list[dict]:
             for k in range(len(labels)) if not np.isnan(est[k])]
 
 
+def _smallest_range(ranges) -> dict:
+    """`validity_principal_min` (finite, or None) and `linear` (every range infinite)."""
+    if ranges is None or not np.asarray(ranges.estimate).size:
+        return {"validity_principal_min": None, "linear": False}
+    smallest = float(np.nanmin(ranges.estimate))
+    return {"validity_principal_min": smallest if np.isfinite(smallest) else None, "linear": bool(np.isinf(smallest))}
+
+
 def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     """The uncertainty part of a structure's summary: σ of x* and of each observable, the
     dominant parameters, and how far the first-order prediction holds."""
@@ -91,8 +99,7 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
             "label": o.label, "units": o.units,
             "std_max": _finite(float(np.max(o.std))) if o.std.size else None,
             "importance": _ranking(o.variance_by_parameter, labels),
-            "validity_principal_min": (_finite(float(np.nanmin(o.validity_principal.estimate)))
-                                       if o.validity_principal is not None and o.validity_principal.estimate.size else None),
+            **_smallest_range(o.validity_principal),
         })
     elastic = None
     if u.elastic_constants is not None and a.elastic_constants is not None:
@@ -104,10 +111,13 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     smallest = None
     if validity_p is not None and np.asarray(validity_p.estimate).size:
         smallest = float(np.min(validity_p.estimate))
+    extent = float(np.max(np.ptp(np.asarray(a.positions), axis=0))) if a.positions.size else 0.0
     return {
         "source": u.source,
         "rule": u.rule,
         "rtol": u.rtol,
+        # x* of a perfect crystal does not move with its potential's parameters: round-off
+        "positions_static": bool(atom_rms.size == 0 or atom_rms.max() <= 1e-9 * max(extent, 1e-300)),
         "positions_std_max": _finite(float(atom_rms.max())) if atom_rms.size else None,
         "positions_std_max_atom": int(np.argmax(atom_rms)) if atom_rms.size else None,
         "positions_std_rms": _finite(float(np.sqrt(np.mean(atom_rms**2)))) if atom_rms.size else None,
@@ -179,21 +189,32 @@ def _shares(ranking: list[dict]) -> str:
 def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
     if rec is None:
         return []
-    lines = [f"  uncertainty ({rec['source']}): σ(x*) per atom max {_fmt(rec['positions_std_max'])} {length_units} "
-             f"(atom {rec['positions_std_max_atom']}), rms {_fmt(rec['positions_std_rms'])}; "
-             f"variance of x* from: {_shares(rec['importance'])}"]
+    source = os.path.basename(rec["source"]) if rec["source"] != "config" else "config"
+    if rec["positions_static"]:
+        lines = [f"  uncertainty ({source}): x* does not move with the uncertain parameters "
+                 f"(σ(x*) ≤ {_fmt(rec['positions_std_max'])} {length_units}, round-off)"]
+    else:
+        lines = [f"  uncertainty ({source}): σ(x*) per atom max {_fmt(rec['positions_std_max'])} {length_units} "
+                 f"(atom {rec['positions_std_max_atom']}), rms {_fmt(rec['positions_std_rms'])}; "
+                 f"variance of x* from: {_shares(rec['importance'])}"]
     if rec["elastic_constants"]:
         parts = [f"{k} {v['value']:.4g} ± {v['std']:.2g}" for k, v in rec["elastic_constants"].items()
                  if v["value"] is not None and v["std"] is not None]
         lines.append("    elastic constants (1σ): " + ", ".join(parts))
     for o in rec["observables"]:
-        lines.append(f"    {o['label']}: σ ≤ {_fmt(o['std_max'])} {o['units']}; from: {_shares(o['importance'])}")
+        valid = o["validity_principal_min"]
+        holds = "; linear in θ" if o["linear"] else (
+            "" if valid is None else f"; first order within {rec['rtol']:.0%} to {valid:.3g} σ")
+        lines.append(f"    {o['label']}: σ ≤ {_fmt(o['std_max'])} {o['units']}; from: {_shares(o['importance'])}{holds}")
+    if rec["elastic_constants"]:
+        lines.append("    (validity ranges of the elastic constants need third-order mixed derivatives: "
+                     "check them by sampling, sensitiv check)")
     valid = [v for v in rec["validity"] if not v["exact"] and v["range"] is not None]
-    if valid:
+    if valid and not rec["positions_static"]:
         lines.append(f"    first order within {rec['rtol']:.0%} for |Δθ| ≤ "
                      + ", ".join(f"{v['direction']} {v['range']:.3g}" for v in valid))
     smallest = rec["validity_principal_min"]
-    if smallest is not None:
+    if smallest is not None and not rec["positions_static"]:
         lines.append(f"    along the covariance's principal directions: first order holds to {smallest:.3g} σ")
         if smallest < 1.0:
             lines.append(f"    NOTE: the linear propagation errs by more than {rec['rtol']:.0%} within one standard "

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from ..uncertainty._psd import covariance_problem  # numpy only: sensitiv.uncertainty's face is lazy
+from ._yaml import parse_yaml_text
 from .theta import ThetaComponent, parse_parameter_label
 
 __all__ = ["UncertaintySpec", "SpecIssue", "parse_spec", "read_parameter_file", "theta_covariance"]
@@ -127,8 +129,6 @@ def read_parameter_file(path: str, contains: str, parameters: Sequence[str] | No
             if suffix == ".json":
                 doc = json.loads(text)
             else:
-                from ._yaml import parse_yaml_text
-
                 doc = parse_yaml_text(text, path)[0]
             if not isinstance(doc, Mapping):
                 raise SpecIssue(key, f"{path}: expected a mapping with 'parameters' and 'covariance' or 'samples'")
@@ -176,8 +176,6 @@ def parse_spec(section: Mapping[str, Any], base_dir: str) -> UncertaintySpec:
     wrong size, a correlation or covariance that is not positive semi-definite, a file
     that cannot be read.
     """
-    from ..uncertainty._psd import covariance_problem
-
     sources = [k for k in ("covariance", "samples", "file") if k in section]
     independent = [k for k in ("std", "relative_std") if k in section]
     if len(sources) + bool(independent) != 1:
