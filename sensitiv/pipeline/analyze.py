@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import constraints
+from ..elasticity import voigt_pairs
 from ..errors import ConfigError, ConvergenceError
 from ..jacobian import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
@@ -279,11 +280,6 @@ def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple
     return tuple(out)
 
 
-def voigt_pairs(d: int) -> list[tuple[int, int]]:
-    """The Voigt order of the symmetric `(d, d)` tensor components: xx, yy[, zz, yz, xz], xy."""
-    return [(0, 0), (1, 1), (0, 1)] if d == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-
-
 def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
                        observables: Sequence[ObservableResult]) -> ElasticConstants:
     strain_columns = {c.index: k for k, c in enumerate(components) if c.name == STRAIN}
@@ -296,12 +292,11 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
         )
     stress = next(o for o in observables if o.label == STRESS)
     cols = [strain_columns[pair] for pair in pairs]
-    # A tied shear component θ moves ε_kl and ε_lk together, i.e. the engineering shear
-    # γ_kl = 2θ; Voigt's C relates σ to γ for shear columns: C_ab = dσ_a/dγ_b = ½ dσ_a/dθ_b.
-    factor = np.array([1.0 if k == l else 0.5 for k, l in pairs])
+    # The shear components of θ are engineering shears γ_kl (sensitiv.pipeline.theta), the
+    # strains of Voigt notation: C_ab = dσ_a/dθ_b, no factor.
 
     def voigt(tensor):
-        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs]) * factor[None, :]
+        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs])
 
     return ElasticConstants(
         label=label,
@@ -421,6 +416,7 @@ def analyze_structure(
         with progress.stage("observables"):
             observables = _observe(chosen, x_star, problem, jac, dtype)
     positions, dx_dtheta, cell, dcell = _full_coordinates(problem, x_star, jac, dtype)
+    d = structure.n_spatial
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
