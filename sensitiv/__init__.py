@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from . import _moved
+
 __version__ = "0.1.0"
 
 # XLA's C++ logger writes an E-level line for every program loaded from the persistent
@@ -36,9 +38,18 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "SolveInfo": ("._linear_solve", "SolveInfo"),
     "linear_solve": ("._linear_solve", "linear_solve"),
     "jacobi_preconditioner": ("._linear_solve", "jacobi_preconditioner"),
-    # The Jacobian engine's package is callable: sensitiv.jacobian(F, sol, params); its other
-    # names (total_derivative, JacobianResult, Sparsity, ...) live under sensitiv.jacobian.
-    "jacobian": (".jacobian", None),
+    # the Jacobian engine (sensitiv.engine): sensitiv.jacobian is its function (a literal
+    # table, read by tests/test_architecture.py; sensitiv._moved.ENGINE_NAMES lists the same)
+    "jacobian": (".engine", "jacobian"),
+    "total_derivative": (".engine", "total_derivative"),
+    "KrylovOptions": (".engine", "KrylovOptions"),
+    "JacobianResult": (".engine", "JacobianResult"),
+    "JacobianInfo": (".engine", "JacobianInfo"),
+    "Sparsity": (".engine", "Sparsity"),
+    "distance2_coloring": (".engine", "distance2_coloring"),
+    "translation_modes": (".engine", "translation_modes"),
+    "rigid_body_modes": (".engine", "rigid_body_modes"),
+    "engine": (".engine", None),
     "optimality": (".optimality", None),
     "projections": (".projections", None),
     "prox": (".prox", None),
@@ -49,6 +60,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "uncertainty": (".uncertainty", None),
     # the command line's analysis in Python, and results in the user's tools
     "analyze": (".pipeline.api", "analyze"),
+    "plot": (".pipeline.plot", "plot"),
     "io": (".io", None),
     "units": (".units", None),
     # the persistent compilation cache (on by default in the command line)
@@ -60,7 +72,7 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import (cache, constraints, elasticity, errors, io, jacobian, optimality, projections, prox, records,
+    from . import (cache, constraints, elasticity, engine, errors, io, optimality, projections, prox, records,
                    solvers, uncertainty, units)
     from ._implicit import (
         custom_fixed_point,
@@ -72,7 +84,23 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
     from .elasticity import elastic_constants
+    from .engine import (
+        JacobianInfo,
+        JacobianResult,
+        KrylovOptions,
+        Sparsity,
+        distance2_coloring,
+        jacobian,
+        rigid_body_modes,
+        total_derivative,
+        translation_modes,
+    )
     from .pipeline.api import analyze
+    from .pipeline.plot import plot
+
+# the module path of earlier releases (`from sensitiv.jacobian import Sparsity`), deprecated:
+# a plain module object forwarding to sensitiv.engine (no jax imported here)
+sys.modules.setdefault(__name__ + ".jacobian", _moved.jacobian_module())
 
 __all__ = [
     "custom_root",
@@ -85,7 +113,8 @@ __all__ = [
     "SolveInfo",
     "linear_solve",
     "jacobi_preconditioner",
-    "jacobian",
+    *_moved.ENGINE_NAMES,
+    "engine",
     "optimality",
     "projections",
     "prox",
@@ -94,6 +123,7 @@ __all__ = [
     "records",
     "uncertainty",
     "analyze",
+    "plot",
     "io",
     "units",
     "cache",

@@ -11,8 +11,9 @@ loads them in milliseconds.
 `jax-<sensitiv>-<jax>-<jaxlib>`. JAX's own key already hashes the program, its compile
 options, the backend and the jax/jaxlib versions; the versioned folder adds sensitiv's
 version, so an upgrade of either never reuses (or grows) the old entries, and removing a
-stale folder is `rm -r` of one directory. The folder is capped (`MAX_BYTES`, least
-recently used entries dropped first).
+stale folder is `rm -r` of one directory. There is no size cap: JAX's capped cache
+evicts through per-entry access-time files that concurrent processes (Dask workers, a
+parallel test suite) race on, and a lost race fails the write.
 
 **Off.** `sensitiv analyze --no-cache` (also `check`), or `SENSITIV_NO_CACHE=1`.
 `sensitiv.analyze` in Python uses it too, unless JAX already has a cache folder of the
@@ -36,10 +37,7 @@ import jax
 
 from . import _XLA_LOGS_QUIET, __version__
 
-__all__ = ["MAX_BYTES", "directory", "enable", "disable", "enabled_by_environment", "quiet_loads"]
-
-#: The cap on one versioned cache folder (JAX evicts least recently used entries).
-MAX_BYTES = 4 * 1024**3
+__all__ = ["directory", "enable", "disable", "enabled_by_environment", "quiet_loads"]
 
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -108,16 +106,6 @@ def quiet_loads() -> bool:
     return bool(_XLA_LOGS_QUIET) and os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "3"
 
 
-def _has_filelock() -> bool:
-    # JAX refuses a size cap without filelock (a dependency of sensitiv; an install that
-    # lacks it keeps an uncapped cache rather than none).
-    try:
-        import filelock  # noqa: F401  lazy: probed only when the cache is turned on
-    except ImportError:
-        return False
-    return True
-
-
 def _reset_if_initialized() -> None:
     # JAX opens the cache folder at the first compilation and keeps it; a later change of
     # folder takes effect only once that handle is dropped. There is no public call for
@@ -156,7 +144,7 @@ def enable(base: str | os.PathLike | None = None, *, min_compile_seconds: float 
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_seconds))
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES if _has_filelock() else -1)
+    jax.config.update("jax_compilation_cache_max_size", -1)
     return path
 
 

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import ConfigError
-from .jacobian import jacobian as engine_jacobian
+from .engine import jacobian as engine_jacobian
 
 __all__ = ["ElasticConstants", "elastic_constants", "voigt_pairs", "voigt_labels", "strain_tensor", "DEFINITIONS"]
 
@@ -162,7 +162,7 @@ def elastic_constants(system, positions=None, params: Mapping[str, Any] | None =
       Green–Lagrange strain; needs a zero reference strain).
     - `volume`: the cell volume at the reference strain, for `"energy"` (default: from
       `system.metadata["cell"]` and the reference strain).
-    - `**engine_options`: passed to `sensitiv.jacobian.jacobian` (`method`, `tol`, ...);
+    - `**engine_options`: passed to `sensitiv.jacobian` (`method`, `tol`, ...);
       the system's null space is used unless given.
 
     **Returns:** an `ElasticConstants`.

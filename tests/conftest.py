@@ -1,8 +1,9 @@
 import os
 
-import jax
-
+import sensitiv  # noqa: F401  first: it quiets XLA's C++ log before jaxlib loads (sensitiv.cache)
 from sensitiv import cache
+
+import jax
 
 # Every derivative in the suite is checked in float64.
 jax.config.update("jax_enable_x64", True)

@@ -106,7 +106,7 @@ def test_selections_add_up_and_regions_follow_lammps():
     flagged = Structure(**{**s.__dict__, "fixed": np.arange(len(x)) == 5})
     assert fixed_atoms(flagged, FixedAtoms(True)).nonzero()[0].tolist() == [5]
     assert fixed_atoms(flagged, FixedAtoms(False)) is None
-    with pytest.raises(InputError, match=r"structure.fixed.ids: 33 is beyond the 32 atoms"):
+    with pytest.raises(InputError, match=r"structure.fixed.ids: atom id 33 is not in fcc \(its ids run 1..32\)"):
         fixed_atoms(s, FixedAtoms(True, ids=(33,)))
     with pytest.raises(InputError, match=r"structure.fixed.species: 'Cu' is not a species"):
         fixed_atoms(s, FixedAtoms(True, species=("Cu",)))

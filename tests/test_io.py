@@ -61,6 +61,10 @@ def test_to_atoms_is_the_analyzed_structure(argon):
         np.testing.assert_allclose(initial.cell.array, source.cell.array, atol=1e-12)
         assert list(initial.pbc) == list(source.pbc)
         np.testing.assert_allclose(relaxed.positions, ds["coordinates"].values[0])
+        # the analysis wrapped atoms into the cell; "initial" moves them back (as read)
+        assert ds["cell_image"].values.any()  # the case exercises the unwrapping
+        unwrapped = ds["coordinates"].values[0] + ds["cell_image"].values[0] @ ds["cell"].values[0]
+        assert np.abs(unwrapped - initial.positions).max() < 0.1  # a relaxation, no jumps
         vectors = relaxed.arrays["dx_dtheta_sigma_0_0"]
         np.testing.assert_allclose(vectors, ds["dx_dtheta"].sel(parameter_label="sigma[0,0]").values[0])
         np.testing.assert_allclose(relaxed.arrays["dx_dtheta_norm_sigma_0_0"], np.linalg.norm(vectors, axis=1))

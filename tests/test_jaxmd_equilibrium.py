@@ -227,7 +227,7 @@ def test_hooks_return_records_with_valid_schemas():
         "soft_sphere", "soft_sphere_additive", "lennard_jones", "morse", "stillinger_weber", "gupta",
         "eam", "eam_alloy", "eam_fs", "tersoff", "sw",
     }
-    assert {s.name for s in solvers} == {"fire", "gradient_descent"}
+    assert {s.name for s in solvers} == {"fire", "gradient_descent", "polish"}
     assert [c.name for c in conditions] == ["stationary"]
     for record in (*models, *solvers, *conditions):
         assert isinstance(record, (EnergyModel, EquilibriumSolver, OptimalityCondition))

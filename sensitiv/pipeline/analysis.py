@@ -78,6 +78,8 @@ class EngineReport:
       modes, and those beyond the model's own.
     - `jacobian_error_estimate`, `solution_error_estimate`: Theorem 1's estimates.
     - `trustworthy`: the engine's own verdict; `warnings`: its messages.
+    - `trust_rtol`: the tolerance `jacobian_error_estimate` was held to (`jacobian.trust_rtol`).
+    - `notes`: the engine's remarks that do not affect trust (a `λ_min` known as an interval).
     """
 
     strategy: str
@@ -96,6 +98,8 @@ class EngineReport:
     solution_error_estimate: float
     trustworthy: bool
     warnings: tuple[str, ...]
+    trust_rtol: float = float("nan")
+    notes: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:

@@ -140,7 +140,9 @@ def analyze(
       dict (`{"name": "bidisperse_packing", "n_atoms": 64}`).
     - `model`: the energy model (`sensitiv plugins` lists them).
     - `differentiate`: `"all"` or the parameter names / labels that make θ.
-    - `solver`: the equilibrium solver (default `"fire"`), or `"none"` for a relaxed input.
+    - `solver`: the equilibrium solver (default `"polish"` for files — Newton steps from
+      a nearly relaxed input, FIRE far from a minimum — `"fire"` otherwise), or `"none"`
+      for an input taken as relaxed.
     - `observables`: e.g. `["energy", "stress", "elastic_constants"]`.
     - `output`: also write the result to this NetCDF file (`overwrite` to replace one).
     - `**options`: the other config keys, by keyword: `parameters` (model parameter

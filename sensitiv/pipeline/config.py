@@ -357,6 +357,12 @@ class Config:
     resolved: Mapping[str, Any]
     base_dir: str = ""
 
+    @property
+    def input_files(self) -> list[str]:
+        """The files a run reads — the config and the structure files — which its output
+        never replaces, not even with `--force`."""
+        return [p for p in [self.path, *(f.path for f in self.structure.files)] if p != "<string>"]
+
     def locate(self, *keys) -> str:
         """`file:line:col` of the value at `keys`, e.g. `cfg.locate("structure", "file")`."""
         return self.marks.locate(tuple(keys))
@@ -483,6 +489,23 @@ def _resolve_option_paths(options: dict, schema: Mapping, base_dir: str) -> None
     for key, sub in (schema.get("properties") or {}).items():
         if key in options and _is_path(sub):
             options[key] = resolve(options[key])
+
+
+#: The solver of structures read from files when the config names none.
+RELAXED_INPUT_SOLVER = "polish"
+
+
+def _default_solver(data: Any, registry: Registry) -> None:
+    """Name `polish` as the solver when the config names none and its structures come from
+    files: a simulation's output is usually relaxed already, and Newton steps finish that
+    in a few Hessian solves where FIRE takes thousands of steps (FIRE remains its fallback).
+    Generated structures keep the schema's default (`fire`)."""
+    if not isinstance(data, dict) or RELAXED_INPUT_SOLVER not in registry.equilibrium_solvers:
+        return
+    structure, solver = data.get("structure"), data.get("solver", {})
+    if (isinstance(structure, Mapping) and ("file" in structure or "files" in structure)
+            and isinstance(solver, Mapping) and "name" not in solver):
+        data["solver"] = {**solver, "name": RELAXED_INPUT_SOLVER}
 
 
 def _resolve(
@@ -678,6 +701,7 @@ def load(
         if not isinstance(data, dict):
             break
         _apply_override(data, marks, key, value, text_override)
+    _default_solver(data, registry)
     issues = validate(data, _OverrideMarks(marks), registry, base_dir, check_files, duplicates)
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
@@ -720,6 +744,7 @@ def load_data(
     base_dir = os.path.abspath(base_dir or os.getcwd())
     data = copy.deepcopy(dict(data))
     marks = _SourceMarks(source)
+    _default_solver(data, registry)
     issues = validate(data, marks, registry, base_dir, check_files, ())
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..errors import InputError
+from ..errors import InputError, PluginError
 from ..plugins import Registry, get_registry
 from ..records import Structure
 from .config import FixedAtoms, Region, StructureSettings
@@ -43,6 +43,7 @@ __all__ = [
     "generate",
     "select_frames",
     "check_structure",
+    "canonical",
     "read_structures",
     "fixed_atoms",
 ]
@@ -286,6 +287,7 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
         periodic = [i for i, p in enumerate(structure.pbc) if p]
         if periodic and abs(np.linalg.det(cell)) < 1e-12 * max(1.0, np.abs(cell).max()) ** pos.shape[1]:
             raise InputError(f"{where}: the periodic cell is singular (zero volume): {cell.tolist()}")
+    _check_labels(structure, where)
     pairs = _pairs_closer_than(pos, cell, structure.pbc, float(min_distance))
     if pairs:
         i, j, dist = pairs[0]
@@ -294,6 +296,77 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
             f"(< structure.min_distance = {min_distance:g} {structure.length_units})"
         )
     return structure
+
+
+def _check_labels(structure: Structure, where: str) -> None:
+    """The identifiers a reader attaches: atom IDs, species table, origin, images."""
+    n, d = structure.positions.shape
+    species = np.asarray(structure.species)
+    names = tuple(structure.species_names)
+    if species.size and (species.dtype.kind not in "iu" or species.min() < 0 or species.max() >= len(names)):
+        raise InputError(f"{where}: species indices must be integers in 0..{len(names) - 1} "
+                         f"(the species table {list(names)})")
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: the species table {list(names)} names a species twice")
+    if structure.atom_ids is not None:
+        ids = np.asarray(structure.atom_ids)
+        if ids.shape != (n,) or ids.dtype.kind not in "iu":
+            raise InputError(f"{where}: atom_ids must be {n} integers, got shape {ids.shape} of {ids.dtype}")
+        if np.unique(ids).size != n:
+            raise InputError(f"{where}: atom IDs are not unique")
+    if structure.species_types is not None and len(structure.species_types) != len(names):
+        raise InputError(f"{where}: {len(structure.species_types)} species types for {len(names)} species")
+    if structure.origin is not None and np.shape(structure.origin) != (d,):
+        raise InputError(f"{where}: the cell origin must have {d} components, got {np.shape(structure.origin)}")
+    if structure.image is not None and np.shape(structure.image) != (n, d):
+        raise InputError(f"{where}: image must have shape {(n, d)}, got {np.shape(structure.image)}")
+
+
+#: Fractional coordinates within this of 1 wrap to (just below) 0, so that round-off in
+#: one format or another never puts an atom at opposite faces of the cell.
+WRAP_TOLERANCE = 1e-9
+
+
+def canonical(structure: Structure) -> Structure:
+    """The structure with canonical coordinates: wrapped into the periodic cell.
+
+    Along periodic directions every atom is moved by lattice vectors into the cell spanned
+    from its origin (fractional coordinates in [0, 1), up to `WRAP_TOLERANCE`); the
+    translations go into `image`, so that `positions + image @ cell` is unchanged. So a
+    data file (unwrapped by its image flags) and a dump (wrapped) of one simulation give
+    the same coordinates. Atom IDs default to 1, 2, … in file order. A sentence saying what
+    was done joins `readings`.
+
+    **Arguments:**
+
+    - `structure`: a checked structure.
+
+    **Returns:** the canonical `Structure`.
+    """
+    pos = np.asarray(structure.positions, dtype=np.float64)
+    n, d = pos.shape
+    ids = np.arange(1, n + 1) if structure.atom_ids is None else np.asarray(structure.atom_ids, np.int64)
+    readings = list(structure.readings)
+    if structure.atom_ids is None:
+        readings.append("atom IDs: 1, 2, ... in file order (the format has none)")
+    image = np.zeros((n, d), np.int64) if structure.image is None else np.asarray(structure.image, np.int64)
+    periodic = np.asarray(structure.pbc, dtype=bool) if len(structure.pbc) == d else np.zeros(d, bool)
+    if structure.cell is None or not periodic.any():
+        readings.append("coordinates as read (no periodic direction)")
+        return dataclasses.replace(structure, positions=pos, atom_ids=ids, image=image, readings=tuple(readings))
+    cell = np.asarray(structure.cell, dtype=np.float64)
+    origin = np.zeros(d) if structure.origin is None else np.asarray(structure.origin, np.float64)
+    frac = np.linalg.solve(cell.T, (pos - origin).T).T
+    shift = np.where(periodic[None, :], np.floor(frac + WRAP_TOLERANCE), 0.0).astype(np.int64)
+    wrapped = origin + (frac - shift) @ cell
+    moved = int(np.count_nonzero(shift.any(axis=1)))
+    directions = "".join("xyz"[k] for k in range(d) if periodic[k])
+    readings.append(
+        f"coordinates wrapped into the cell from its origin along {directions} "
+        f"({moved} of {n} atoms moved by a lattice vector; cell_image keeps the images)"
+    )
+    return dataclasses.replace(structure, positions=wrapped, atom_ids=ids, origin=origin,
+                               image=image + shift, readings=tuple(readings))
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -313,9 +386,17 @@ def _read_file(path: str, fmt: str, options: Mapping, registry: Registry) -> Seq
         raise
     except KeyboardInterrupt:
         raise
-    except Exception as err:  # a reader that let a parser error through
-        text = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot read as {fmt!r}: {text}") from err
+    except Exception as err:  # a reader that let an error through: its bug, say whose
+        text = str(err).splitlines()[0] if str(err) else ""
+        try:
+            owner = registry.plugin_info(registry.owner("structure_reader", fmt)).describe()
+        except PluginError:
+            owner = "an unknown plugin"
+        raise PluginError(
+            f"{path}: reader {fmt!r} of plugin {owner} failed: {type(err).__name__}{': ' + text if text else ''} "
+            f"(a bug in the reader, or a file it does not expect: report it to its authors, or set "
+            f"structure.format to another reader)"
+        ) from err
     frames = list(frames)
     if not frames:
         raise InputError(f"{path}: no structure found in the file (read as {fmt!r})")
@@ -336,7 +417,7 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
     """
     if settings.generator is not None:
         generated = generate(settings.generator)
-        return [check_structure(generated, settings.min_distance, "structure.generator")]
+        return [canonical(check_structure(generated, settings.min_distance, "structure.generator"))]
     registry = registry if registry is not None else get_registry()
     out = []
     for file in settings.files:
@@ -344,9 +425,12 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
         frames = _read_file(path, file.format, settings.options, registry)
         for index in select_frames(len(frames), settings.frames, f"{path}: structure.frames"):
             s = frames[index]
+            if not isinstance(s, Structure):
+                raise PluginError(f"{path}: reader {file.format!r} returned a {type(s).__name__}, not a "
+                                  f"sensitiv.records.Structure (a bug in the reader: report it to its authors)")
             if s.frame != index or not s.source:
                 s = dataclasses.replace(s, frame=index, source=s.source or path)
-            out.append(check_structure(s, settings.min_distance, path))
+            out.append(canonical(check_structure(s, settings.min_distance, path)))
     return out
 
 
@@ -385,7 +469,8 @@ def _in_region(positions: np.ndarray, region: Region, where: str) -> np.ndarray:
 
 def fixed_atoms(structure: Structure, settings: FixedAtoms, where: str = "structure.fixed") -> np.ndarray | None:
     """The atoms held fixed: the union of the file's flags (with `from_file`), indices,
-    LAMMPS ids, species and a region; `None` when no atom is fixed.
+    atom ids (the file's, `Structure.atom_ids`, as LAMMPS groups name them; 1, 2, … in
+    file order for formats without ids), species and a region; `None` when no atom is fixed.
 
     **Arguments:**
 
@@ -403,13 +488,20 @@ def fixed_atoms(structure: Structure, settings: FixedAtoms, where: str = "struct
     mask = np.zeros(n, dtype=bool)
     if settings.from_file and structure.fixed is not None:
         mask |= np.asarray(structure.fixed, dtype=bool)
-    for key, values, offset in (("indices", settings.indices, 0), ("ids", settings.ids, 1)):
-        if values is None:
-            continue
-        index = np.asarray(values, dtype=np.int64) - offset
+    if settings.indices is not None:
+        index = np.asarray(settings.indices, dtype=np.int64)
         if index.size and index.max() >= n:
-            raise InputError(f"{where}.{key}: {int(index.max()) + offset} is beyond the {n} atoms of {source}")
+            raise InputError(f"{where}.indices: {int(index.max())} is beyond the {n} atoms of {source}")
         mask[index] = True
+    if settings.ids is not None:
+        # The file's own atom ids (LAMMPS) where it has them, else 1, 2, … in file order.
+        ids = np.arange(1, n + 1) if structure.atom_ids is None else np.asarray(structure.atom_ids, np.int64)
+        wanted = np.asarray(settings.ids, dtype=np.int64)
+        missing = np.setdiff1d(wanted, ids)
+        if missing.size:
+            raise InputError(f"{where}.ids: atom id {int(missing[0])} is not in {source} "
+                             f"(its ids run {int(ids.min())}..{int(ids.max())})")
+        mask |= np.isin(ids, wanted)
     if settings.species is not None:
         names = list(structure.species_names)
         for name in settings.species:

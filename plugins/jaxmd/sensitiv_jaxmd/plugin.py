@@ -53,12 +53,15 @@ def sensitiv_energy_models() -> list[EnergyModel]:
 
 @hookimpl
 def sensitiv_equilibrium_solvers() -> list[EquilibriumSolver]:
-    """FIRE and gradient descent with force tolerance and step limit."""
-    schemas = {"fire": declarations.FIRE_SCHEMA, "gradient_descent": declarations.GRADIENT_DESCENT_SCHEMA}
+    """FIRE and gradient descent with force tolerance and step limit, and the Newton polish
+    of nearly relaxed structures (FIRE far from a minimum)."""
+    schemas = {"fire": declarations.FIRE_SCHEMA, "gradient_descent": declarations.GRADIENT_DESCENT_SCHEMA,
+               "polish": declarations.POLISH_SCHEMA}
+    modules = {"fire": "._minimize", "gradient_descent": "._minimize", "polish": "._polish"}
     return [
         EquilibriumSolver(
             name=name,
-            factory=_lazy("._minimize", name, f"`sensitiv_jaxmd.{name}`: options -> solve."),
+            factory=_lazy(modules[name], name, f"`sensitiv_jaxmd.{name}`: options -> solve."),
             description=declarations.SOLVER_DESCRIPTIONS[name],
             options_schema=schema,
         )
