@@ -17,7 +17,7 @@ def _check(summary):
     assert b["fixed"] == 32 and b["fixed_rows_max_abs"] == 0.0 and b["free_rows_max_abs"] > 1e-2
     assert b["null_space_dimension"] == 0  # the slab pins the translations
     first = b["shells"][0]
-    assert first["atoms"] == 12 and first["spread"] < 1e-9
+    assert first["atoms"] == 12 and first["spread"] > 1e-3  # the slab breaks the shell's symmetry
     f, phi = first["du_r_dtheta"]["embedding_scale[Cu]"], first["du_r_dtheta"]["pair_scale[Cu,Cu]"]
     assert abs(f + phi) < 1e-8 * abs(f)  # F and φ scaled together cannot move a minimum
     assert c["cubic"] and c["null_space_dimension"] == 3
@@ -39,7 +39,7 @@ def test_committed_numbers_and_readme():
     readme = (ex.HERE / "README.md").read_text()
     c = summary["cell"]
     assert f"**{c['bulk_modulus_GPa']:.1f} GPa**" in readme
-    assert f"{c['relaxation_volume_omega']:.3f} Ω" in readme
+    assert f"{c['relaxation_volume_omega']:.3f} Ω".replace("-", "−") in readme
     assert f"{c['cell_length']:.5f} Å" in readme
 
 
