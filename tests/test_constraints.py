@@ -65,6 +65,7 @@ def test_fixed_atoms_pin_exactly_the_rigid_modes_they_touch(fixed, expected):
                                   np.asarray(system.positions))
 
 
+@pytest.mark.slow  # ~100 s of compilation on 2 cores; CI covers the variable cell against LAMMPS
 def test_variable_cell_scaling_law_and_bulk_modulus_from_two_routes():
     """LJ at zero pressure: a₀ ∝ σ exactly, so da/dσ = a/σ; and the bulk modulus from the
     cell's response to pressure, B = −V dP/dV, equals (C11 + 2 C12)/3 from the relaxed-ion

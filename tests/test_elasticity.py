@@ -129,6 +129,7 @@ def test_errors_name_what_to_fix(stressed_lj):
         sensitiv.elastic_constants(free)
 
 
+@pytest.mark.slow  # CI checks the helper against matscipy; LAMMPS' finite differences here
 def test_matches_lammps_elastic_finite_differences(tmp_path):
     """EAM copper vacancy relaxed with its cell by LAMMPS (zero stress): C11, C12, C44 from
     LAMMPS' central differences (change_box ±1e-5 with remap, atoms re-minimized; virial
