@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from problems import Problem, silicon, soft_spheres  # noqa: E402
 
 import sensitiv  # noqa: E402
-from sensitiv.jacobian import Sparsity  # noqa: E402
+from sensitiv.engine import Sparsity  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -60,6 +60,19 @@ def _check_structure(optimality_fun, sol, args, kwargs):
         )
 
 
+def _check_like(what: str, value, reference, reference_name: str) -> None:
+    """`value` (tangents, a cotangent) must have the pytree structure and shapes of
+    `reference` (the arguments, the solution): JAX's own message names neither."""
+    ref_struct, struct = jax.tree.structure(reference), jax.tree.structure(value)
+    ref_shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(reference)]
+    shapes = [jnp.shape(leaf) for leaf in jax.tree.leaves(value)]
+    if ref_struct != struct or ref_shapes != shapes:
+        raise ImplicitDiffError(
+            f"{what} must have the structure and shapes of {reference_name}: {reference_name} is "
+            f"{ref_struct} with shapes {ref_shapes}, {what} is {struct} with shapes {shapes}"
+        )
+
+
 def _tangent_solve(optimality_fun, sol, args, kwargs, rhs, solve, has_aux):
     """Solve ∂₁F · t = rhs with a transposable linear solve."""
     _, matvec = jax.linearize(lambda x: optimality_fun(x, *args, **kwargs), sol)
@@ -125,6 +138,7 @@ def root_jvp_with_info(
     """
     args, tangents = tuple(args), tuple(tangents)
     _check_structure(optimality_fun, sol, args, {})
+    _check_like("tangents", tangents, args, "args")
     _, b_u = jax.jvp(lambda *a: optimality_fun(sol, *a), args, tangents)
     return _tangent_solve(optimality_fun, sol, args, {}, _negate(b_u), solve, has_aux=True)
 
@@ -180,6 +194,7 @@ def root_vjp_with_info(
     """
     args = tuple(args)
     _check_structure(optimality_fun, sol, args, {})
+    _check_like("cotangent", cotangent, sol, "the solution")
     _, vjp_x = jax.vjp(lambda x: optimality_fun(x, *args), sol)
     transpose_matvec = lambda w: vjp_x(w)[0]
     w, info = solve_with_info(solve, transpose_matvec, cotangent)

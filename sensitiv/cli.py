@@ -13,7 +13,9 @@ sensitiv plugins [--json]        every plugin, its version, what it contributes 
 | 1    | `UNTRUSTWORTHY`  | the analysis ran, but a diagnostic says its result cannot be trusted (no convergence, a saddle point, a large residual) |
 | 2    | `USAGE_ERROR`    | bad command line, config, input file or plugin (the message names it) |
 | 3    | `INTERNAL_ERROR` | a bug in sensitiv or a plugin (`--traceback` shows where)      |
-| 130  | `INTERRUPTED`    | interrupted (Ctrl-C)                                           |
+| 4    | `PARTIAL`        | an ensemble in which some tasks failed: the result holds the others, `failed_tasks` says why (`--resume --force` retries only the failed ones) |
+| 130  | `INTERRUPTED`    | interrupted (Ctrl-C, SIGINT); no partial output file (an ensemble's finished tasks stay in `<output>.parts/` for `--resume`) |
+| 143  | `TERMINATED`     | terminated (SIGTERM); as for Ctrl-C                            |
 
 **Adding a command** takes one function: decorate it with `@command`, declare its
 arguments with `argument(...)` (the arguments of `ArgumentParser.add_argument`), and
@@ -37,7 +39,9 @@ import enum
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,7 +60,67 @@ class ExitCode(enum.IntEnum):
     UNTRUSTWORTHY = 1
     USAGE_ERROR = 2
     INTERNAL_ERROR = 3
+    PARTIAL = 4
     INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when `sensitiv` receives SIGTERM, so that the same clean-up
+    as for Ctrl-C runs (temporary output removed, an existing output untouched)."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM as exceptions in the main thread, delivered until one lands.
+
+    Python runs a signal handler between two bytecodes of the main thread, wherever they
+    are — inside a garbage-collection callback too, where the exception is printed and
+    dropped ("Exception ignored in ..."), and the run would go on. So after a signal the
+    handler is called again every second (the signal re-sent to this process) until the
+    command has stopped; `stop` ends that once the exception was caught where it belongs.
+    """
+
+    def __init__(self):
+        self.received = None
+        self.done = threading.Event()
+        self.previous: dict = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self.previous[signum] = signal.signal(signum, self.handle)
+        # A signal exception dropped inside a callback is re-sent: not worth a traceback.
+        self.unraisable = sys.unraisablehook
+
+        def hook(unraisable):
+            if unraisable.exc_type is not None and issubclass(unraisable.exc_type, (KeyboardInterrupt, Terminated)):
+                return
+            self.unraisable(unraisable)
+
+        sys.unraisablehook = hook
+
+    def handle(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+
+            def resend():
+                while not self.done.wait(1.0):
+                    os.kill(os.getpid(), signum)
+
+            threading.Thread(target=resend, daemon=True, name="sensitiv-signal").start()
+        if self.done.is_set():
+            return
+        if signum == signal.SIGTERM:
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    def stop(self) -> None:
+        self.done.set()
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if self.previous:
+            sys.unraisablehook = self.unraisable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sensitiv",
         description="Exact sensitivities of equilibria by implicit differentiation.",
         epilog="Exit codes: 0 OK, 1 untrustworthy analysis, 2 usage/config error, "
-        "3 internal error, 130 interrupted.",
+        "3 internal error, 4 partial ensemble (some tasks failed), 130 interrupted, 143 terminated.",
     )
     parser.add_argument("--version", action="version", version=f"sensitiv {__version__}")
     _add_common_options(parser, suppress=False)
@@ -142,12 +206,11 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.ERROR if args.quiet else {0: logging.WARNING, 1: logging.INFO}.get(
         args.verbose, logging.DEBUG
     )
-    # -v raises sensitiv's own loggers (and its plugins'); the libraries' loggers stay at
-    # WARNING so that -v does not fill the terminal with JAX's backend probing.
-    verbose = getattr(args, "verbose", 0) or 0
-    logging.basicConfig(level=logging.WARNING if verbose < 2 else level,
-                        format="%(name)s: %(levelname)s: %(message)s")
-    logging.getLogger("sensitiv").setLevel(level)
+    # -v/-vv raise sensitiv's own loggers (and its first-party plugins'); the libraries'
+    # loggers stay at WARNING, so that -vv does not flood the terminal with JAX's internals.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(levelname)s: %(message)s")
+    for name in ("sensitiv", "sensitiv_jaxmd", "sensitiv_ase"):
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,10 +238,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return ExitCode.USAGE_ERROR
     _configure_logging(args)
+    signals = _Signals()
+    signals.install()
     try:
-        return ExitCode(int(args._run(args)))
+        return _run_command(args, signals)
+    finally:
+        signals.stop()
+
+
+def _mention_parts(args: argparse.Namespace) -> None:
+    """After an interrupted ensemble: where its finished tasks are, and how to go on."""
+    folder = getattr(args, "_parts_folder", None)
+    if folder and os.path.isdir(folder):
+        done = sum(name.startswith("task-") for name in os.listdir(folder))
+        print(f"sensitiv: {done} finished task(s) kept in {folder}; run the same command with --resume "
+              "to analyze only the others", file=sys.stderr)
+
+
+def _run_command(args: argparse.Namespace, signals: _Signals) -> int:
+    try:
+        try:
+            return ExitCode(int(args._run(args)))
+        finally:
+            signals.done.set()  # caught here or below: stop re-sending
+    except Terminated:
+        print("sensitiv: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        _mention_parts(args)
+        return ExitCode.TERMINATED
     except KeyboardInterrupt:
         print("sensitiv: interrupted", file=sys.stderr)
+        _mention_parts(args)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
         # The reader of our output went away (`sensitiv plugins | head`): not an error.
@@ -292,6 +381,23 @@ _SET = argument(
 )
 
 
+_NO_CACHE = argument(
+    "--no-cache", action="store_true",
+    help="do not read or write the persistent compilation cache (default: on, in "
+    "$SENSITIV_CACHE_DIR or ~/.cache/sensitiv; SENSITIV_NO_CACHE=1 also turns it off)",
+)
+
+
+def _use_cache(args: argparse.Namespace) -> None:
+    """Turn the persistent compilation cache on unless `--no-cache`/`SENSITIV_NO_CACHE` say no."""
+    from . import cache  # lazy: imports jax, which only the computing commands need
+
+    if getattr(args, "no_cache", False) or not cache.enabled_by_environment():
+        cache.disable()
+    else:
+        cache.enable()
+
+
 def _verbosity(args: argparse.Namespace) -> int:
     return 0 if getattr(args, "quiet", False) else 1 + int(getattr(args, "verbose", 0) or 0)
 
@@ -313,40 +419,67 @@ def _verbosity(args: argparse.Namespace) -> int:
                  "of spawned workers (ensembles; needs sensitiv[dask])"),
         argument("--json", action="store_true",
                  help="print the closing summary as JSON on stdout (progress stays on stderr)"),
+        argument("--resume", action="store_true",
+                 help="continue an interrupted or partial ensemble: reuse the tasks kept in "
+                 "<output>.parts/ and run only the others"),
+        _NO_CACHE,
         _SET,
     ],
 )
 def analyze_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import config, output  # lazy (see the note above the commands)
+    from .pipeline import checkpoint, config, output  # lazy (see the note above the commands)
 
     cfg = config.load(args.config, overrides=args.overrides)
     cfg = cfg.with_output(path=args.output)  # so the dry run and the stored config name it
     verbosity = _verbosity(args)
-    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite)
+    resumable = args.resume and checkpoint.resumable(cfg.output.path)
+    args._parts_folder = checkpoint.parts_folder(cfg.output.path)
+    path = output.check_output_path(cfg.output.path, args.force or cfg.output.overwrite or resumable,
+                                    cfg.input_files)
     if args.dry_run:
-        from .pipeline.structure import read_structures  # lazy: a dry run computes nothing
+        # lazy: a dry run computes nothing
+        from .pipeline import report
+        from .pipeline.structure import read_structures
+        from .pipeline.theta import check_parameters
+        from .plugins import get_registry
 
         structures = read_structures(cfg.structure)
+        check_parameters(structures, cfg, get_registry())
         sys.stdout.write(cfg.to_yaml())
         if verbosity:
             atoms = ", ".join(str(s.n_atoms) for s in structures[:10])
             print(f"# dry run: {len(structures)} structure(s) ({atoms} atoms); would write {path}",
                   file=sys.stderr)
+            shown: set = set()
+            for s in structures:  # each distinct reading once (frames of one file share theirs)
+                lines = report.reading_lines(s, indent="#   ")
+                if tuple(lines) not in shown and len(shown) < 3:
+                    shown.add(tuple(lines))
+                    print(f"# {s.source}" + (f" (frame {s.frame})" if s.frame else "") + ":", file=sys.stderr)
+                    print("\n".join(lines), file=sys.stderr)
         return ExitCode.OK
     # Lazy: the numerical core (jax) loads here, after every refusal above had its chance.
     from .pipeline import report
     from .pipeline._progress import Progress
     from .pipeline.run import run_config
 
+    _use_cache(args)
     outcome = run_config(
         cfg, output_path=path, force=args.force, progress=Progress(verbosity=verbosity),
-        argv=["sensitiv"] + args.command_line, scheduler=args.scheduler,
+        argv=["sensitiv"] + args.command_line, scheduler=args.scheduler, resume=args.resume,
     )
     # The summary is the command's result: stdout. Progress and errors went to stderr.
     if args.json:
-        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
+        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
     elif verbosity:
-        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
+        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
+    if outcome.failures:
+        for failure in outcome.failures:
+            print(f"sensitiv: error: task failed: {failure}", file=sys.stderr)
+        print(f"sensitiv: {len(outcome.failures)} of {len(outcome.failures) + len(outcome.analyses)} tasks "
+              f"failed; {outcome.path} holds the others (attribute failed_tasks). Fix the cause and run "
+              f"again with --resume --force to retry only the failed ones", file=sys.stderr)
+        return ExitCode.PARTIAL
     return ExitCode.OK if outcome.trustworthy else ExitCode.UNTRUSTWORTHY
 
 
@@ -368,6 +501,7 @@ def _print_json(data: Any) -> None:
         argument("--samples", type=int, default=32, help="θ samples per structure (default 32)"),
         argument("--seed", type=int, default=0, help="random seed (default 0)"),
         argument("--json", action="store_true", help="print the report as JSON on stdout"),
+        _NO_CACHE,
         _SET,
     ],
 )
@@ -380,6 +514,7 @@ def check_command(args: argparse.Namespace) -> ExitCode:
         raise ConfigError(f"{args.config}: check needs an 'uncertainty' section (what to sample)")
     from .pipeline.check import check_config, check_text  # lazy: jax only after the config is valid
 
+    _use_cache(args)
     report = check_config(cfg, samples=args.samples, seed=args.seed, progress=Progress(verbosity=_verbosity(args)))
     if args.json:
         _print_json(dataclasses.asdict(report))
@@ -436,12 +571,16 @@ def inspect_command(args: argparse.Namespace) -> ExitCode:
 
     result = output.open_result(args.result)
     try:
-        if args.json:
-            _print_json(report.inspect_record(result, args.result))
-        else:
-            print(report.inspect_text(result, args.result))
+        with output.reading_result(args.result):
+            if args.json:
+                text = None
+                _print_json(report.inspect_record(result, args.result))
+            else:
+                text = report.inspect_text(result, args.result)
     finally:
         result.close()
+    if text is not None:
+        print(text)
     return ExitCode.OK
 
 
@@ -491,27 +630,47 @@ def _one_group(result, structure: int):
 
 @command(
     "plot",
-    help="draw dx*/dθ as arrows on the structure and per-parameter magnitudes as bars",
+    help="draw a result: the field of one parameter on the structure, a radial profile, importance bars",
+    description="Draw dx*/dθ of one parameter on the relaxed structure (wrapped into its cell, coloured "
+    "by |dx*_i/dθ|; 2-D: particles at their size, every arrow; 3-D: an oblique view with a depth cue "
+    "and a slice through the centre, arrows where they do not overlap), a radial profile around the "
+    "centre of the response (3-D) or --centre, and one bar per parameter of ‖θ·dx*/dθ‖ on a linear "
+    "scale. An untrustworthy result is framed in red with its problems.",
     arguments=[
         argument("result", help="a NetCDF file written by sensitiv analyze"),
         argument("-o", "--output", required=True, help="the figure (.png, .pdf, .svg)"),
-        argument("--parameter", help="θ label whose field is drawn (default: the largest)"),
+        argument("--parameter", help="θ label whose field is drawn (default: the most important)"),
         argument("--frame", type=int, default=0, help="frame to draw (ensembles)"),
         argument("--structure", type=int, default=0, help="group to draw (results with groups)"),
+        argument("--centre", "--center", dest="centre",
+                 help="centre of the radial profile: X,Y[,Z] in the result's length units, or atom=N"),
         argument("--scale", type=float, help="arrow length per unit sensitivity"),
     ],
 )
 def plot_command(args: argparse.Namespace) -> ExitCode:
-    from .pipeline import output, report  # lazy (see the note above the commands)
+    from .pipeline import output, plot  # lazy (see the note above the commands)
 
+    centre = _centre_argument(args.centre)
     result = output.open_result(args.result)
     try:
-        path = report.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale)
+        with output.reading_result(args.result):
+            path = plot.plot_result(result, args.output, args.parameter, args.frame, args.structure, args.scale,
+                                    centre)
     finally:
         result.close()
     if _verbosity(args):
         print(f"wrote {path}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _centre_argument(text: str | None):
+    """`--centre`: `None`, `"atom=N"`, or a list of coordinates."""
+    if text is None or text.replace(" ", "").startswith("atom"):
+        return text
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"--centre {text!r}: give coordinates X,Y[,Z] or atom=N") from None
 
 
 if __name__ == "__main__":

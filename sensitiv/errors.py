@@ -76,8 +76,7 @@ class InputError(SensitivError, ValueError):
     **Example:**
 
     ```python
-    from sensitiv.jacobian import jacobian
-    jacobian(F, x_star, jnp.arange(3))
+    sensitiv.jacobian(F, x_star, jnp.arange(3))
     # InputError: params: every leaf must be a floating-point array, got dtype int32
     ```
     """

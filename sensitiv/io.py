@@ -44,6 +44,7 @@ from .errors import InputError
 from .pipeline.dataset import (
     ATOMIC_NUMBER,
     CELL,
+    CELL_IMAGE,
     COORDINATES,
     DX_DLOGTHETA,
     DX_DTHETA,
@@ -147,7 +148,9 @@ def to_atoms(ds, frame: int = 0, parameter: str | Sequence[str] | None = None, p
     - `ds`: a result (`open_result`, `sensitiv.analyze`), or one group of a result with groups.
     - `frame`: which frame (negative counts from the end).
     - `parameter`: the parameter label(s) whose sensitivities are attached (default: all).
-    - `positions`: `"relaxed"` (x*, default) or `"initial"` (the structure as read).
+    - `positions`: `"relaxed"` (x*, default; atoms inside the periodic cell, as stored)
+      or `"initial"` (the structure as read: atoms the analysis wrapped into the cell are
+      moved back by `cell_image`).
 
     **Returns:** `ase.Atoms` with the positions, chemical symbols (species that are not
     elements become `X`; the names are in `arrays["species"]`), cell and periodicity;
@@ -180,7 +183,10 @@ def to_atoms(ds, frame: int = 0, parameter: str | Sequence[str] | None = None, p
     one = _select_frame(ds, frame)
     factor, length_units = _length_factor(one)
     name = COORDINATES if positions == "relaxed" else INITIAL_COORDINATES
-    xyz = _pad3(np.asarray(one[name].values, dtype=np.float64)) * factor
+    xyz = np.asarray(one[name].values, dtype=np.float64)
+    if positions == "initial" and CELL_IMAGE in one and CELL in one:  # as read: the analysis wrapped them
+        xyz = xyz + np.asarray(one[CELL_IMAGE].values, dtype=np.float64) @ np.asarray(one[CELL].values, np.float64)
+    xyz = _pad3(xyz) * factor
     d = one[COORDINATES].shape[-1]
     pbc = np.zeros(3, dtype=bool)
     if PBC in one:
@@ -439,6 +445,13 @@ def _register_accessor() -> None:
         def to_atoms(self, frame: int = 0, parameter=None):
             """`sensitiv.io.to_atoms` of this result."""
             return to_atoms(self._ds, frame=frame, parameter=parameter)
+
+        def plot(self, path=None, **options):
+            """`sensitiv.plot` of this result: the figure of `sensitiv plot` (options: `parameter`,
+            `frame`, `centre`, `scale`); written to `path` when given."""
+            from .pipeline.plot import plot  # lazy: the figure code is read only when a figure is asked for
+
+            return plot(self._ds, path, **options)
 
         def record(self) -> dict:
             """The summary as data (what `sensitiv inspect --json` gives for a file)."""

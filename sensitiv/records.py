@@ -88,6 +88,23 @@ class Structure:
     - `source`: where the structure came from (a path, or the generator's name).
     - `frame`: the frame index within `source`.
     - `info`: anything else the reader knows (energy, time step, ...), plain Python values.
+    - `atom_ids`: the identifier of each atom in the file (LAMMPS atom IDs), shape
+      `(n_atoms,)` integers; `None` when the format has none (the pipeline then numbers
+      the atoms 1, 2, … in file order).
+    - `species_types`: for each species, the file's own type number it was read from
+      (LAMMPS type `k + 1` for species `k`), or `None` for formats without types.
+    - `origin`: the corner of the periodic cell (LAMMPS `xlo ylo zlo`), shape
+      `(n_spatial,)`; `None` means the origin. Positions are wrapped into the cell from here.
+    - `image`: integer periodic images, shape `(n_atoms, n_spatial)`, such that the
+      unwrapped position of atom `i` is `positions[i] + image[i] @ cell` (LAMMPS image
+      flags); `None` when the positions are as unwrapped as the file knows. The pipeline
+      wraps positions into the cell and adds the lattice translations it removed here.
+    - `readings`: how the reader read what the file leaves open — where the species names
+      came from, the units assumed, whether coordinates were unwrapped — one sentence
+      each. The dry run, the closing summary and the output state them, so that no
+      interpretation is silent.
+    - `fixed`: `(n_atoms,)` booleans, `True` for atoms the file marks as held fixed (ASE
+      `FixAtoms`, extended XYZ `move_mask`), or `None` when the file says nothing.
 
     **Example:**
 
@@ -107,6 +124,12 @@ class Structure:
     source: str = ""
     frame: int = 0
     info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    atom_ids: Any = None
+    species_types: tuple[int, ...] | None = None
+    origin: Any = None
+    image: Any = None
+    readings: tuple[str, ...] = ()
+    fixed: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:
@@ -183,6 +206,12 @@ class EnergyModel:
     - `parameters`: the parameters the model exposes (`Parameter` records).
     - `options_schema`: a JSON Schema fragment (an `object` schema) for the model's
       options, merged into the config schema by the host.
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -200,6 +229,7 @@ class EnergyModel:
     description: str = ""
     parameters: tuple[Parameter, ...] = ()
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +271,12 @@ class EquilibriumSolver:
       `solve(system: System, positions, params) -> EquilibriumResult`.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for the solver's options (tolerances, steps).
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -258,6 +294,7 @@ class EquilibriumSolver:
     factory: Callable[..., Callable[..., EquilibriumResult]]
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +309,12 @@ class OptimalityCondition:
       equilibrium.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options.
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -288,6 +331,7 @@ class OptimalityCondition:
     factory: Callable[..., Callable[..., Any]]
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,6 +346,12 @@ class StructureReader:
     - `extensions`: file-name endings it claims for format auto-detection (`(".xyz",)`).
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options (frame selection, units).
+    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
+      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
+      options with the schema's top-level defaults filled in and returns one message per
+      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
+      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
+      must be cheap and import nothing heavy.
 
     **Example:**
 
@@ -318,3 +368,4 @@ class StructureReader:
     extensions: tuple[str, ...] = ()
     description: str = ""
     options_schema: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    check_options: Callable[[Mapping[str, Any]], Sequence[str]] | None = None

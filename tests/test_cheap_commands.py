@@ -22,7 +22,7 @@ SOFTSPHERES = str(ROOT / "examples" / "softspheres" / "config.yaml")
 
 #: Top-level packages a host-only command must not import, and core modules of sensitiv.
 HEAVY_PACKAGES = ("jax", "jaxlib", "jax_md", "ase", "matplotlib", "dask")
-CORE_MODULES = ("sensitiv._implicit", "sensitiv._linear_solve", "sensitiv.jacobian",
+CORE_MODULES = ("sensitiv._implicit", "sensitiv._linear_solve", "sensitiv.engine",
                 "sensitiv.optimality", "sensitiv.solvers", "sensitiv.projections")
 
 _PROBE = """

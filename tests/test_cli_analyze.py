@@ -46,7 +46,7 @@ def test_softspheres_contract(softspheres):
     ds = xr.open_dataset(out)
     try:
         assert dict(ds.sizes) == {"frame": 1, "atom": 16, "spatial": 2, "parameter": 3, "cell_vector": 2,
-                                  "problem": 1}
+                                  "problem": 1, "species_index": 2, "reading": 2}
         # CF: numeric coordinate variables, labels as auxiliary coordinates
         assert ds["spatial"].values.tolist() == [0, 1] and ds["parameter"].values.tolist() == [0, 1, 2]
         assert list(ds["spatial_label"].values) == ["x", "y"]
@@ -111,7 +111,7 @@ def test_softspheres_contract(softspheres):
 def test_softspheres_numbers_match_python_api_and_finite_differences(softspheres):
     """The CLI's dx*/dθ equals `sensitiv.jacobian` on the same system, and central
     differences of re-solving (the paper's experiment)."""
-    from sensitiv.jacobian import jacobian
+    from sensitiv.engine import jacobian
     from sensitiv.pipeline import structure as st
     from sensitiv.plugins import get_registry
 

@@ -1,5 +1,8 @@
 """The documentation's commands run, so the pages cannot rot.
 
+Every fenced `bash` and `python` block of README.md, docs/*.md and examples/*/README.md
+is accounted for:
+
 - `docs/tutorial.md`: every fenced `bash` and `python` block is run, in page order, in an
   empty folder, as a reader would type them. Consecutive `python` blocks form one
   session (one interpreter), like a reader's; a `yaml` block with `title="NAME"` is
@@ -7,8 +10,26 @@
   right after `<!-- tutorial-test: skip -->` is not run: only `sensitiv plugins`, a
   read-only listing that `tests/test_plugins_cli.py` covers and that costs 12 s of CPU
   (importing every plugin) for nothing the tutorial needs.
-- Other pages: each `python` block placed right after `<!-- docs-test -->` runs on its
-  own, in a fresh interpreter.
+- Other pages, one block at a time, each in a fresh folder holding a copy of `examples/`
+  (so `examples/...` paths work and nothing is written into the repository), as its own
+  `bash -euo pipefail` script or Python interpreter. The line right before a block
+  decides what happens to it:
+  - nothing (bash), or `<!-- docs-test -->`: run in CI;
+  - nothing (python): compiled only (a fragment or an illustration: it must at least parse);
+  - `<!-- docs-test: slow -->`: run with `-m slow` (minutes: a full example);
+  - `<!-- docs-test: reduced ARGS -->`: run in CI with ARGS appended to every
+    `sensitiv analyze` command of the block (a reduced size), and in full with `-m slow`;
+  - `<!-- docs-test: skip REASON -->`: not run, and REASON says why (a GPU, a signature,
+    what another test runs already);
+  - `<!-- docs-test: given softspheres.nc -->`: run in CI in a folder that holds the
+    result the page's commands write (`softspheres.nc`: the bundled main job at 16
+    particles, made once per session by `sensitiv analyze`).
+  Identical blocks on several pages (the set-up commands of README.md and
+  docs/installation.md) run once.
+- `pip install` commands are checked, not re-run: the test environment is the one they
+  make, and re-installing it from inside its own test run would change it under the
+  other tests. Every path they name must hold a Python project, every extra they ask for
+  must be declared there (`check_pip_install`); the rest of the line then runs.
 
 The tutorial runs at the size it is written for (107 atoms): the cost is JAX's
 compilation, which a smaller structure would not reduce (measured: 31 atoms take 39 s of
@@ -19,6 +40,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,21 +139,148 @@ def test_tutorial_runs(tmp_path):
             run_step(step[0], step[1], step[2], tmp_path, index)
 
 
-PAGE_EXAMPLES = [
-    (page.name, line, body)
-    for page in sorted(DOCS.glob("*.md"))
-    for lang, _, body, line, before in fenced_blocks(page.read_text(encoding="utf-8"))
-    if lang == "python" and before == TEST_MARK
-]
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md")), *sorted((ROOT / "examples").glob("*/README.md"))]
+MARK = re.compile(r"^<!-- docs-test(?::\s*(?P<kind>slow|reduced|skip|given)\b\s*(?P<detail>.*?))?\s*-->$")
+ANALYZE = re.compile(r"(sensitiv analyze [^\n&|;#]*?)(\s*(?:#[^\n]*)?)$", re.M)
 
 
-def test_page_examples_are_found():
-    pages = {name for name, _, _ in PAGE_EXAMPLES}
-    assert {"index.md", "concepts.md", "migrating.md"} <= pages, pages
+def page_blocks():
+    """(where, language, kind, detail, body) of every bash and python block outside the
+    tutorial; kind: run, compile, slow, reduced, skip."""
+    seen = set()
+    for page in PAGES:
+        if page == TUTORIAL:
+            continue
+        where_page = page.relative_to(ROOT).as_posix()
+        for lang, _, body, line, before in fenced_blocks(page.read_text(encoding="utf-8")):
+            if lang not in ("bash", "python"):
+                continue
+            mark = MARK.match(before)
+            if mark is None:
+                kind, detail = ("run" if lang == "bash" else "compile"), ""
+            else:
+                kind, detail = mark["kind"] or "run", mark["detail"] or ""
+            if (lang, body) in seen:
+                continue
+            seen.add((lang, body))
+            yield f"{where_page}:{line}", lang, kind, detail, body
 
 
-@pytest.mark.parametrize(
-    "page,line,code", PAGE_EXAMPLES, ids=[f"{name}:{line}" for name, line, _ in PAGE_EXAMPLES]
-)
-def test_page_example_runs(page, line, code, tmp_path):
-    run_step("python", code, f"docs/{page}:{line}", tmp_path, 0)
+BLOCKS = list(page_blocks())
+
+
+def _cases():
+    for where, lang, kind, detail, body in BLOCKS:
+        if kind == "reduced":
+            yield pytest.param(where, lang, "reduced", detail, body, id=f"{where}-reduced")
+            yield pytest.param(where, lang, "run", "", body, id=where, marks=pytest.mark.slow)
+        elif kind == "slow":
+            yield pytest.param(where, lang, "run", detail, body, id=where, marks=pytest.mark.slow)
+        else:
+            yield pytest.param(where, lang, kind, detail, body, id=where)
+
+
+CHECK_PIP = r'''
+import pathlib, re, sys, tomllib
+root = pathlib.Path(sys.argv[1])
+args = [a for a in sys.argv[2:] if a not in ("-q", "-e", "--quiet", "-U", "--upgrade")]
+if not args or args[0] != "install":
+    sys.exit(f"docs test: only `pip install` is checked, got {sys.argv[2:]}")
+for target in args[1:]:
+    match = re.fullmatch(r"([^\[\]]+)(?:\[([^\]]*)\])?", target)
+    path = root / match.group(1)
+    project = path / "pyproject.toml"
+    if not project.is_file():
+        sys.exit(f"docs test: pip install {target}: {path} holds no pyproject.toml")
+    declared = tomllib.loads(project.read_text())["project"].get("optional-dependencies", {})
+    for extra in filter(None, (match.group(2) or "").split(",")):
+        if extra.strip() not in declared:
+            sys.exit(f"docs test: pip install {target}: extra {extra!r} is not declared in {project}")
+print(f"docs test: checked, not re-run: pip {' '.join(sys.argv[2:])}")
+'''
+
+
+def bash_with_pip_check(code: str, folder: Path) -> str:
+    """`code` with `pip` and `python -m pip` checking their arguments instead of installing."""
+    checker = folder / "_check_pip.py"
+    checker.write_text(CHECK_PIP, encoding="utf-8")
+    prelude = (
+        f'pip() {{ command python "{checker}" "{ROOT}" "$@"; }}\n'
+        f'python() {{ if [ "${{1-}}" = "-m" ] && [ "${{2-}}" = "pip" ]; then shift 2; pip "$@"; '
+        'else command python "$@"; fi; }\n'
+    )
+    return prelude + code
+
+
+def reduce_analyses(code: str, args: str) -> str:
+    """Every `sensitiv analyze ...` of `code` with `args` appended (before a comment)."""
+    reduced, count = ANALYZE.subn(lambda m: f"{m.group(1)} {args}{m.group(2)}", code)
+    assert count, f"`reduced` asks for a `sensitiv analyze` command, none found in:\n{code}"
+    return reduced
+
+
+def test_page_blocks_are_found():
+    pages = {where.rsplit(":", 1)[0] for where, *_ in BLOCKS}
+    assert {"README.md", "docs/index.md", "docs/concepts.md", "docs/migrating.md", "docs/gallery.md",
+            "examples/softspheres/README.md"} <= pages, pages
+    kinds = {kind for _, _, kind, _, _ in BLOCKS}
+    assert {"run", "compile", "slow", "reduced", "skip", "given"} <= kinds, kinds
+    for where, _, kind, detail, _ in BLOCKS:
+        assert kind not in ("skip", "reduced", "given") or detail.strip(), f"{where}: `{kind}` needs a reason or arguments"
+        assert kind != "given" or detail.strip() in GIVEN, f"{where}: no recipe for {detail!r} (known: {sorted(GIVEN)})"
+
+
+def test_reduce_analyses():
+    code = "pip install -e . && sensitiv analyze a.yaml -o a.nc --force\nsensitiv analyze b.yaml  # note\n"
+    assert reduce_analyses(code, "--set x=1") == (
+        "pip install -e . && sensitiv analyze a.yaml -o a.nc --force --set x=1\n"
+        "sensitiv analyze b.yaml --set x=1  # note\n")
+
+
+def test_readme_test_command_is_ci():
+    """The README's test command is what CI runs (`.ci/run`), so running the one runs the other."""
+    readme = [body for where, lang, *_, body in BLOCKS if where.startswith("README.md") and "pytest" in body]
+    assert readme and readme[0].strip() in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+#: Results that `given` blocks find in their folder: the command that makes each one.
+GIVEN = {
+    "softspheres.nc": ["analyze", str(ROOT / "examples" / "softspheres" / "config.yaml"), "-o", "{path}", "-q",
+                       "--set", "structure.generator.n_atoms=16"],
+}
+
+
+@pytest.fixture(scope="session")
+def given_results(tmp_path_factory):
+    made = {}
+
+    def make(name: str) -> Path:
+        if name not in made:
+            path = tmp_path_factory.mktemp("given") / name
+            argv = [a.replace("{path}", str(path)) for a in GIVEN[name]]
+            proc = subprocess.run([sys.executable, "-m", "sensitiv.cli", *argv], env=run_env(),
+                                  capture_output=True, text=True, timeout=900)
+            assert proc.returncode == 0, f"sensitiv {' '.join(argv)}:\n{proc.stderr[-4000:]}"
+            made[name] = path
+        return made[name]
+
+    return make
+
+
+@pytest.mark.parametrize("where,lang,kind,detail,code", list(_cases()))
+def test_docs_block(where, lang, kind, detail, code, tmp_path, request):
+    if kind == "skip":
+        pytest.skip(detail)
+    if kind == "compile":
+        compile(code, where, "exec")
+        return
+    if kind == "given":
+        name = detail.strip()
+        shutil.copy(request.getfixturevalue("given_results")(name), tmp_path / name)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    if lang == "bash":
+        if kind == "reduced":
+            code = reduce_analyses(code, detail)
+        code = bash_with_pip_check(code, tmp_path)
+    run_step(lang, code, where, tmp_path, 0)

@@ -11,7 +11,7 @@ import pytest
 
 sj = pytest.importorskip("sensitiv_jaxmd")
 
-from sensitiv.jacobian import Sparsity, jacobian, total_derivative  # noqa: E402
+from sensitiv.engine import Sparsity, jacobian, total_derivative  # noqa: E402
 from sensitiv.records import Structure  # noqa: E402
 
 N_ATOMS = 16

@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     import numpy as np
-    from sensitiv.jacobian import jacobian, translation_modes
+    from sensitiv.engine import jacobian, translation_modes
 
     assert jax.device_count() == 8, jax.devices()
     n_atoms = 6

@@ -25,7 +25,8 @@ def _only_builtin(monkeypatch):
 
 def test_exit_codes_are_the_documented_values():
     assert {c.name: int(c) for c in ExitCode} == {
-        "OK": 0, "UNTRUSTWORTHY": 1, "USAGE_ERROR": 2, "INTERNAL_ERROR": 3, "INTERRUPTED": 130,
+        "OK": 0, "UNTRUSTWORTHY": 1, "USAGE_ERROR": 2, "INTERNAL_ERROR": 3, "PARTIAL": 4,
+        "INTERRUPTED": 130, "TERMINATED": 143,
     }
     for code in ExitCode:
         assert f"`{code.name}`" in cli.__doc__ and f"| {int(code)} " in cli.__doc__

@@ -54,7 +54,7 @@ def _same(structure, atoms, atol=1e-6):
 def test_round_trip_through_ase(tmp_path, name, filename, write_kwargs):
     atoms = _crystal()
     path = str(tmp_path / filename)
-    ase.io.write(path, atoms, format=READERS[name][0], **write_kwargs)
+    ase.io.write(path, atoms, format=READERS[name][0] or name, **write_kwargs)
     options = {"species": ["Si", "Ge"], "atom_style": "atomic"} if name == "lammps-data" else {}
     frames = read_with_ase(path, name, options)
     assert len(frames) == 1
@@ -84,9 +84,12 @@ def test_lammps_dump_trajectory_round_trip(tmp_path):
     assert len(frames) == 3
     for s, a in zip(frames, frames_in):
         _same(s, a, atol=1e-9)
-    # Without species, LAMMPS types map to atomic numbers (type 1 → H): documented ASE behaviour.
+    # Without species (and no mass or element column), species are named by type number,
+    # never by atomic number = type (type 1 → H).
     plain = read_with_ase(path, "lammps-dump", {})
-    assert set(plain[0].species_names) == {"H", "He"}
+    assert plain[0].species_names == ("type1", "type2")
+    assert plain[0].species_types == (1, 2)
+    assert "names: type numbers" in plain[0].readings[0]
 
 
 def test_extxyz_multiframe_and_free_molecule(tmp_path):
@@ -235,7 +238,7 @@ def test_generators():
 
 def test_read_structures_through_registry(tmp_path):
     import sensitiv.plugins
-    from sensitiv.pipeline.config import StructureFile, StructureSettings
+    from sensitiv.pipeline.config import FixedAtoms, StructureFile, StructureSettings
 
     registry = sensitiv.plugins.Registry(entry_points=["builtin", "ase"])
     atoms = _crystal()
@@ -244,7 +247,7 @@ def test_read_structures_through_registry(tmp_path):
 
     def settings(file, frames="last"):
         return StructureSettings(files=(StructureFile(file, "extxyz"),), generator=None, frames=frames,
-                                 options={}, min_distance=1e-3)
+                                 options={}, min_distance=1e-3, fixed=FixedAtoms(from_file=True))
 
     out = st.read_structures(settings(path, "0:2"), registry)
     assert [s.frame for s in out] == [0, 1]

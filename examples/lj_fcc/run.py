@@ -38,7 +38,7 @@ jax.config.update("jax_enable_x64", True)
 
 import sensitiv  # noqa: E402
 import sensitiv_jaxmd  # noqa: E402
-from sensitiv.jacobian import translation_modes  # noqa: E402
+from sensitiv.engine import translation_modes  # noqa: E402
 from sensitiv.pipeline.structure import lattice  # noqa: E402
 from sensitiv.records import Structure  # noqa: E402
 

@@ -34,7 +34,7 @@ jax.config.update("jax_enable_x64", True)
 
 import sensitiv  # noqa: E402
 import sensitiv_jaxmd  # noqa: E402
-from sensitiv.jacobian import translation_modes  # noqa: E402
+from sensitiv.engine import translation_modes  # noqa: E402
 from sensitiv.pipeline.structure import lattice  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -139,7 +139,7 @@ def elastic_constants(system, structure, epsilon: float = EPSILON_ORIGINAL) -> d
     def stress(x, strain):
         return system.observables["stress"](x, {**params, "strain": strain}) * EV_PER_A3_IN_GPA
 
-    total = sensitiv.jacobian.total_derivative(
+    total = sensitiv.total_derivative(
         stress, force_balance, x0, params["strain"], null_space=translation_modes(n_atoms, 3), symmetric=True
     )
     # The strain acts through its symmetric part: a tensor shear ε_xy = ε_yx = 1 moves the

@@ -14,7 +14,8 @@ combine → write. Each stage has one module and reads the typed config, never t
 - `dataset`: the NetCDF contract: numbers → labeled `xarray.Dataset`; the one place that
   spells output names;
 - `output`: combine datasets, write NetCDF atomically, open results;
-- `report`: the closing summary, `sensitiv inspect` and `sensitiv plot`;
+- `report`: the closing summary and `sensitiv inspect`;
+- `plot`: `sensitiv plot` and `sensitiv.plot`, the figure of a result;
 - `run`: the whole run, in the order above.
 
 This layer composes the plugin host and the numerical core; `sensitiv.cli` is a thin

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +28,7 @@ import jsonschema
 from ..errors import PluginError
 from ..plugins import Registry, get_registry
 from ._yaml import Marks
-from .theta import LABEL, STRAIN, parse_parameter_label
+from .theta import LABEL, PRESSURE, STRAIN, parse_parameter_label, value_problems
 from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
@@ -69,8 +70,13 @@ def base_schema() -> dict:
 
 
 def _object_schema(fragment: Mapping | None) -> dict:
+    """A plugin's options schema as the config uses it: an object whose keys are the ones
+    it declares — a key no plugin knows is an error, unless the plugin says otherwise
+    (`additionalProperties`, `patternProperties` or `unevaluatedProperties`)."""
     schema = dict(fragment or {})
     schema.setdefault("type", "object")
+    if not any(k in schema for k in ("additionalProperties", "patternProperties", "unevaluatedProperties")):
+        schema["additionalProperties"] = False
     return schema
 
 
@@ -81,10 +87,12 @@ def _parameter_value_schema(param) -> dict:
     }
 
 
-def _cases(field: str, records: Mapping, body) -> list:
+def _cases(field: str, records: Mapping, body, default: str | None = None) -> list:
+    """One `if name == X then ...` case per record; the default name's case also applies
+    when the name is left out, so its options are checked all the same."""
     return [
         {
-            "if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+            "if": {"properties": {"name": {"const": name}}, **({} if name == default else {"required": ["name"]})},
             "then": _then(body(rec)),
         }
         for name, rec in sorted(records.items())
@@ -126,27 +134,26 @@ def full_schema(registry: Registry | None = None) -> dict:
             "parameters": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {
-                    **{p.name: _parameter_value_schema(p) for p in rec.parameters},
-                    STRAIN: {
-                        "description": "homogeneous strain ε of the periodic cell (models that support it)",
-                        "anyOf": [{"type": "number"}, {"type": "array"}],
-                    },
-                },
+                "properties": {p.name: _parameter_value_schema(p) for p in rec.parameters},
                 "default": {},
             },
         },
     )
 
     solvers = dict(registry.equilibrium_solvers)
+    solver_default = "fire" if "fire" in solvers else SOLVER_NONE
     defs["solver"]["properties"]["name"] = {
         "enum": sorted(solvers) + [SOLVER_NONE],
-        "default": "fire" if "fire" in solvers else SOLVER_NONE,
-        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed.",
+        "default": solver_default,
+        "description": f"Equilibrium solver; {SOLVER_NONE!r} takes the structure as relaxed. Default: "
+        "'polish' (Newton from a nearly relaxed structure, FIRE far from a minimum) when the structures "
+        "come from files, 'fire' for generated ones.",
     }
     defs["solver"]["allOf"] = _cases(
-        "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}
-    )
+        "solver", solvers, lambda rec: {"options": _object_schema(rec.options_schema)}, solver_default
+    ) + [{"if": {"properties": {"name": {"const": SOLVER_NONE}}, "required": ["name"]},
+          "then": {"properties": {"options": {"type": "object", "maxProperties": 0,
+                                              "description": "'none' has no options"}}}}]
 
     conditions = registry.optimality_conditions
     defs["condition"]["properties"]["name"] = {"enum": sorted(conditions)}
@@ -156,7 +163,8 @@ def full_schema(registry: Registry | None = None) -> dict:
         defs["condition"]["required"] = ["name"]
         schema["required"] = [*schema["required"], "condition"]
     defs["condition"]["allOf"] = _cases(
-        "condition", conditions, lambda rec: {"options": _object_schema(rec.options_schema)}
+        "condition", conditions, lambda rec: {"options": _object_schema(rec.options_schema)},
+        defs["condition"]["properties"]["name"].get("default"),
     )
 
     readers = registry.structure_readers
@@ -213,6 +221,8 @@ def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
                 message = f"unknown key {key!r}"
                 if allowed:
                     message += f"; allowed keys: {', '.join(allowed)}"
+                elif path and path[-1] == "options":
+                    message += "; no options are defined here"
             issues.append(
                 ConfigIssue(
                     marks.locate(path + (key,), key=True),
@@ -282,6 +292,9 @@ def _issues_from_error(err, marks: Marks) -> list[ConfigIssue]:
             if best is not None:
                 message += f": {best.message}"
         return [ConfigIssue(where, jpath, message)]
+    if validator == "maxProperties" and err.validator_value == 0:
+        what = err.schema.get("description") or "no keys are allowed here"
+        return [ConfigIssue(where, jpath, f"{what}; remove {', '.join(map(repr, err.instance))}")]
     if validator == "pattern":
         return [ConfigIssue(where, jpath, f"invalid value {err.instance!r} (must match {err.validator_value})")]
     return [ConfigIssue(where, jpath, err.message)]
@@ -304,8 +317,12 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
     if model is None or not isinstance(wanted, list):
         return []
     params = {p.name: p for p in model.parameters}
-    params.setdefault(STRAIN, None)
-    differentiable = [p.name for p in model.parameters if p.differentiable] + [STRAIN]
+    cell = data.get("cell") if isinstance(data.get("cell"), Mapping) else {}
+    relaxes = cell.get("relax", "none") != "none"
+    differentiable = [p.name for p in model.parameters if p.differentiable]
+    if relaxes:  # the strain is then an unknown of the equilibrium, the target pressure a parameter
+        params[PRESSURE] = None
+        differentiable = [n for n in differentiable if n != STRAIN] + [PRESSURE]
     issues: list[ConfigIssue] = []
     for i, label in enumerate(wanted):
         if not isinstance(label, str) or not LABEL.match(label):
@@ -316,11 +333,14 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
         def issue(message: str, suggestion: str = "") -> None:
             issues.append(ConfigIssue(marks.locate(path), _json_path(path), message, suggestion))
 
-        if name not in params:
+        if name == STRAIN and relaxes:
+            issue("with cell.relax the cell's strain is an unknown of the equilibrium, not a parameter; "
+                  "differentiate 'pressure' (or hold the cell: cell.relax: none)")
+        elif name not in params:
             issue(f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
                   _closest(name, params))
         elif params[name] is None:
-            continue  # strain: its shape is known only with the structure
+            continue  # pressure: a scalar of the relaxing cell
         elif not params[name].differentiable:
             issue(f"parameter {name!r} of model {model.name!r} is not differentiable; "
                   f"differentiable: {', '.join(differentiable)}")
@@ -339,6 +359,182 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
                 if isinstance(size, int) and idx >= size:
                     issue(f"{label!r}: index {idx} out of range for dimension {i_dim} of size {size}")
     return issues
+
+
+def _section(data: Mapping, key: str) -> Mapping:
+    value = data.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
+def _chosen_records(data: Mapping, registry: Registry, schema: Mapping) -> list[tuple[str, str, Any]]:
+    """`(section, kind label, record)` of every plugin the config uses — named, taken by
+    default (`solver`, `condition`) or chosen from the file ending (`structure`)."""
+    defs = schema["$defs"]
+    chosen: list[tuple[str, str, Any]] = []
+    for section, table, label in (("model", registry.energy_models, "model"),
+                                  ("solver", registry.equilibrium_solvers, "solver"),
+                                  ("condition", registry.optimality_conditions, "condition")):
+        if section not in data and section == "model":
+            continue
+        name = _section(data, section).get("name", defs[section]["properties"]["name"].get("default"))
+        if isinstance(name, str) and name in table:
+            chosen.append((section, label, table[name]))
+    structure = _section(data, "structure")
+    if isinstance(structure.get("format"), str):
+        reader = registry.structure_readers.get(structure["format"])
+        if reader is not None:
+            chosen.append(("structure", "reader", reader))
+    else:
+        seen = set()
+        for _, name in _structure_files(structure):
+            try:
+                reader = registry.find_structure_reader(name)
+            except PluginError:
+                continue  # `_file_issues` reports it
+            if reader.name not in seen:
+                seen.add(reader.name)
+                chosen.append(("structure", "reader", reader))
+    return chosen
+
+
+def _with_defaults(options: Mapping, schema: Mapping) -> dict:
+    out = {k: v["default"] for k, v in (schema.get("properties") or {}).items()
+           if isinstance(v, Mapping) and "default" in v}
+    out.update(options)
+    return out
+
+
+def _option_issues(data: Mapping, marks: Marks, registry: Registry, schema: Mapping) -> list[ConfigIssue]:
+    """Every option of every plugin the config uses, against the plugin's schema and its
+    cross-field rules (`check_options`), whether or not the config names the plugin."""
+    issues: list[ConfigIssue] = []
+    for section, label, record in _chosen_records(data, registry, schema):
+        options = _section(data, section).get("options", {})
+        if not isinstance(options, Mapping):
+            continue  # the schema reports it
+        options_schema = _object_schema(record.options_schema)
+        wrapper = {"type": "object", "properties": {section: {"type": "object", **_then({
+            "options": options_schema})}}}
+        errors = list(jsonschema.Draft202012Validator(wrapper).iter_errors(data))
+        for err in errors:
+            issues.extend(_issues_from_error(err, marks))
+        check = getattr(record, "check_options", None)
+        if errors or check is None:
+            continue
+        path = (section, "options")
+        try:
+            messages = list(check(_with_defaults(options, options_schema)))
+        except Exception as err:  # a plugin's own rule failed: say whose
+            owner = _owner(registry, record)
+            messages = [f"{label} {record.name!r}: its check_options failed ({type(err).__name__}: {err}); "
+                        f"report it to the authors of plugin {owner}"]
+        for message in messages:
+            issues.append(ConfigIssue(marks.locate(path), _json_path(path), f"{label} {record.name!r}: {message}"))
+    return issues
+
+
+def _owner(registry: Registry, record) -> str:
+    for kind in ("energy_model", "equilibrium_solver", "optimality_condition", "structure_reader"):
+        try:
+            if registry.get(kind, record.name) is record:
+                return registry.plugin_info(registry.owner(kind, record.name)).describe()
+        except PluginError:
+            continue
+    return "?"
+
+
+def _known_sizes(data: Mapping) -> dict[str, int | None]:
+    """The sizes `validate` knows without reading a file: species and dimensions of a
+    generator, the species count of a `structure.options.species` table."""
+    structure = _section(data, "structure")
+    generator = _section(structure, "generator")
+    name = generator.get("name")
+    sizes: dict[str, int | None] = {"species": None, "spatial": None, "atoms": None}
+    if name == "bidisperse_packing":
+        sizes.update(species=2, spatial=generator.get("dimension", 2), atoms=generator.get("n_atoms", 128))
+    elif isinstance(name, str):
+        sizes.update(species=1, spatial=2 if name == "triangular" else 3)
+    species = _section(structure, "options").get("species")
+    if isinstance(species, list) and species:
+        sizes["species"] = len(species)
+    return sizes
+
+
+def _parameter_value_issues(data: Mapping, marks: Marks, registry: Registry) -> list[ConfigIssue]:
+    """Parameter values against the model's declared shapes, as far as known before reading
+    (rank, fixed sizes, square symmetric pair matrices; the species count of a generator or
+    of `structure.options.species`)."""
+    model_cfg = _section(data, "model")
+    model = registry.energy_models.get(model_cfg.get("name"))
+    values = model_cfg.get("parameters")
+    if model is None or not isinstance(values, Mapping):
+        return []
+    sizes = _known_sizes(data)
+    context = f" with {sizes['species']} species" if sizes["species"] is not None else ""
+    issues = []
+    for name, message in value_problems(model.parameters, values, sizes, context=context):
+        if "non-finite" in message:
+            continue  # `_non_finite_issues` says so, at the number
+        path = ("model", "parameters", name)
+        issues.append(ConfigIssue(marks.locate(path), _json_path(path), message.split(": ", 1)[1]))
+    samples = _section(_section(data, "ensemble"), "parameter_samples")
+    sampled = samples.get("values") if isinstance(samples.get("values"), Mapping) else {}
+    for name, series in sampled.items():
+        if not isinstance(series, list):
+            continue
+        for k, value in enumerate(series):
+            for _, message in value_problems(model.parameters, {name: value}, sizes, context=context):
+                if "non-finite" in message:
+                    continue
+                path = ("ensemble", "parameter_samples", "values", name, k)
+                issues.append(ConfigIssue(marks.locate(path), _json_path(path), message.split(": ", 1)[1]))
+    return issues
+
+
+def _non_finite_issues(data: Any, marks: Marks, path: tuple = ()) -> list[ConfigIssue]:
+    """NaN and infinities anywhere: no option or parameter means anything with them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [ConfigIssue(marks.locate(path), _json_path(path), f"non-finite number {data!r}; give a finite value")]
+    if isinstance(data, Mapping):
+        return [i for k, v in data.items() for i in _non_finite_issues(v, marks, path + (k,))]
+    if isinstance(data, list):
+        return [i for k, v in enumerate(data) for i in _non_finite_issues(v, marks, path + (k,))]
+    return []
+
+
+#: Bytes per atom a run needs at least (positions, forces, neighbor lists, Jacobian columns).
+BYTES_PER_ATOM = 4096
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _size_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """A generator asked for more atoms than this machine can hold: refused before any
+    array is allocated."""
+    generator = _section(_section(data, "structure"), "generator")
+    name = generator.get("name")
+    if name == "bidisperse_packing":
+        n = generator.get("n_atoms", 128)
+    elif name in ("fcc", "bcc", "diamond", "triangular"):
+        per_cell = {"fcc": 4, "bcc": 2, "diamond": 8, "triangular": 2}[name]
+        repeat = generator.get("repeat")
+        if not (isinstance(repeat, list) and all(isinstance(r, int) for r in repeat)):
+            return []
+        n = per_cell * math.prod(repeat)
+    else:
+        return []
+    memory = _memory_bytes()
+    if not isinstance(n, int) or memory is None or n * BYTES_PER_ATOM <= memory:
+        return []
+    path = ("structure", "generator")
+    return [ConfigIssue(marks.locate(path), _json_path(path),
+                        f"{n:,} atoms need at least {n * BYTES_PER_ATOM / 2**30:,.0f} GiB, more than this "
+                        f"machine's {memory / 2**30:,.0f} GiB; generate fewer atoms")]
 
 
 def _uncertainty_issues(data: Mapping, marks: Marks, registry: Registry, base_dir: str) -> list[ConfigIssue]:
@@ -473,7 +669,12 @@ def validate(
         return issues + [
             ConfigIssue(f"{marks.filename}:1:1", "$", f"the config must be a mapping of sections, got {kind}")
         ]
-    issues += _schema_issues(data, marks, full_schema(registry))
+    schema = full_schema(registry)
+    issues += _schema_issues(data, marks, schema)
+    issues += _non_finite_issues(data, marks)
+    issues += _size_issues(data, marks)
+    issues += _option_issues(data, marks, registry, schema)
+    issues += _parameter_value_issues(data, marks, registry)
     issues += _differentiate_issues(data, marks, registry)
     issues += _units_issues(data, marks)
     issues += _file_issues(data, marks, registry, base_dir, check_files)

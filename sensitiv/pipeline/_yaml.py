@@ -75,7 +75,29 @@ def _mark(node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _construct(constructor, node, path, marks: Marks, duplicates: list):
+#: The tags a config may carry: YAML 1.2's core schema (and merge keys). Anything else —
+#: `!!python/object`, application tags — is refused, never constructed.
+_ALLOWED_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge")}
+
+#: More values than this (counting every use of an alias) is not a config but an alias
+#: bomb ("billion laughs"): refused before it is expanded.
+MAX_VALUES = 100_000
+
+
+def _construct(constructor, node, path, marks: Marks, duplicates: list, budget: list | None = None):
+    budget = budget if budget is not None else [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(
+            f"{marks.filename}: the YAML expands to more than {MAX_VALUES} values (through anchors and "
+            f"aliases); a config is small: write the values out"
+        )
+    if node.tag not in _ALLOWED_TAGS:
+        line, col = _mark(node)
+        raise ConfigError(
+            f"{marks.filename}:{line}:{col}: YAML tag {node.tag!r} is not allowed in a config "
+            f"(only mappings, lists, strings, numbers, booleans and null); remove it"
+        )
     marks.values[path] = _mark(node)
     if isinstance(node, MappingNode):
         constructor.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
@@ -91,11 +113,11 @@ def _construct(constructor, node, path, marks: Marks, duplicates: list):
             if key in out:
                 duplicates.append((child, _mark(key_node)))
             marks.keys[child] = _mark(key_node)
-            out[key] = _construct(constructor, value_node, child, marks, duplicates)
+            out[key] = _construct(constructor, value_node, child, marks, duplicates, budget)
         return out
     if isinstance(node, SequenceNode):
         return [
-            _construct(constructor, item, path + (i,), marks, duplicates)
+            _construct(constructor, item, path + (i,), marks, duplicates, budget)
             for i, item in enumerate(node.value)
         ]
     return constructor.construct_object(node, deep=True)

@@ -78,6 +78,8 @@ class EngineReport:
       modes, and those beyond the model's own.
     - `jacobian_error_estimate`, `solution_error_estimate`: Theorem 1's estimates.
     - `trustworthy`: the engine's own verdict; `warnings`: its messages.
+    - `trust_rtol`: the tolerance `jacobian_error_estimate` was held to (`jacobian.trust_rtol`).
+    - `notes`: the engine's remarks that do not affect trust (a `λ_min` known as an interval).
     """
 
     strategy: str
@@ -96,6 +98,8 @@ class EngineReport:
     solution_error_estimate: float
     trustworthy: bool
     warnings: tuple[str, ...]
+    trust_rtol: float = float("nan")
+    notes: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -268,6 +272,9 @@ class StructureAnalysis:
     - `model_metadata`: what the bound model says about itself (`System.metadata`, plain
       values only: its cutoff and cutoff convention, potential file, ...).
     - `uncertainty`: the propagated parameter uncertainty (`uncertainty` section), or `None`.
+    - `fixed`: `(n_atoms,)` booleans of the atoms held fixed (`structure.fixed`), or `None`.
+    - `cell`: the relaxed cell (rows) when the cell relaxed (`cell.relax`), else `None`;
+      `positions` then lie in it. `dcell_dtheta`: its derivative, `(d, d, p)`.
     """
 
     structure: Structure
@@ -288,6 +295,9 @@ class StructureAnalysis:
     sample: int | None = None
     model_metadata: dict = dataclasses.field(default_factory=dict)
     uncertainty: UncertaintyAnalysis | None = None
+    fixed: np.ndarray | None = None
+    cell: np.ndarray | None = None
+    dcell_dtheta: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:

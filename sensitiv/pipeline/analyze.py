@@ -23,6 +23,7 @@ result.dx_dtheta.shape, result.engine.verdict        # (32, 2, 3), 'minimum'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 from collections.abc import Callable, Mapping, Sequence
@@ -32,8 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import ConfigError, ConvergenceError
-from ..jacobian import jacobian as engine_jacobian
+from .. import constraints
+from ..elasticity import voigt_pairs
+from ..engine import KrylovOptions
+from ..engine import jacobian as engine_jacobian
+from ..errors import ConfigError, ConvergenceError, PluginError, SensitivError
 from ..plugins import Registry, get_registry
 from ..records import Structure, System
 from ._progress import Progress
@@ -49,6 +53,7 @@ from .analysis import (
     StructureAnalysis,
 )
 from .config import (
+    CellSettings,
     ConditionSettings,
     Config,
     JacobianSettings,
@@ -57,6 +62,7 @@ from .config import (
     SolverSettings,
 )
 from ._uncertainty_stage import analyze_uncertainty
+from .structure import fixed_atoms
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
 from .uncertainty import theta_covariance
 
@@ -112,11 +118,47 @@ def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], d
     return embed, theta0.astype(dtype)
 
 
+def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) -> System:
+    """The system over the equilibrium's unknowns: fixed atoms out, the cell's strain in."""
+    if fixed is not None:
+        system = constraints.fix_atoms(system, fixed)
+    if cell.relaxes:
+        if structure.cell is None or not any(structure.pbc):
+            raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+    return system
+
+
+@contextlib.contextmanager
+def _blame(who: str, where: str, doing: str):
+    """Turn an unexpected exception of a plugin's code into a one-line `PluginError` that
+    names the plugin (sensitiv's own errors pass unchanged)."""
+    try:
+        yield
+    except SensitivError:
+        raise
+    except Exception as err:
+        text = str(err).splitlines()[0] if str(err) else ""
+        raise PluginError(
+            f"{where}: {who} failed while {doing}: {type(err).__name__}{': ' + text if text else ''} "
+            f"(a bug in that plugin: report it to its authors; --traceback shows where)"
+        ) from err
+
+
 def _bind(structure: Structure, model: ModelSettings, registry: Registry,
-          parameter_values: Mapping[str, Any] | None, dtype) -> _Problem:
+          parameter_values: Mapping[str, Any] | None, dtype, fixed=None,
+          cell: CellSettings | None = None) -> _Problem:
     record = registry.get_energy_model(model.name)
     values = {**model.parameters, **(parameter_values or {})}
-    system = bind_model(structure, record, values, model.options)
+    who = _plugin(registry, "energy_model", model.name)
+    with _blame(who, structure.source or "structure", "building the model"):
+        system = bind_model(structure, record, values, model.options, owner=who)
+    if not isinstance(system, System):
+        raise PluginError(f"{structure.source}: {who}: its factory returned {type(system).__name__}, not a System")
+    system = dataclasses.replace(system, positions=jnp.asarray(system.positions, dtype),
+                                 params={k: jnp.asarray(v, dtype) for k, v in system.params.items()})
+    if fixed is not None or (cell is not None and cell.relaxes):
+        system = _constrain(system, structure, fixed, cell or CellSettings("none", 0.0))
     components = theta_components(system, structure, model.differentiate, record.parameters)
     params = {k: jnp.asarray(v, dtype) for k, v in system.params.items()}
     embed, theta0 = _embedder(params, components, dtype)
@@ -124,29 +166,156 @@ def _bind(structure: Structure, model: ModelSettings, registry: Registry,
     return _Problem(system, tuple(components), embed, theta0)
 
 
+def _plugin(registry: Registry, kind: str, name: str) -> str:
+    """`solver 'lbfgs' of plugin chains (sensitiv-chains 0.1.0)`, for messages blaming a plugin."""
+    label = {"energy_model": "model", "equilibrium_solver": "solver",
+             "optimality_condition": "condition"}.get(kind, kind)
+    try:
+        owner = registry.plugin_info(registry.owner(kind, name)).describe()
+    except PluginError:
+        owner = "an unknown plugin"
+    return f"{label} {name!r} of plugin {owner}"
+
+
+def _non_finite_rows(array: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(~np.isfinite(array.reshape(array.shape[0], -1)).all(axis=1))
+
+
 def _relax(system: System, solver: SolverSettings, registry: Registry, where: str):
-    """`(x*, SolverReport)`; raises `ConvergenceError` when the solver does not converge."""
+    """`(x*, SolverReport)`; raises `ConvergenceError` when the solver does not converge and
+    `PluginError` when it returns what no solver may (non-finite or misshapen positions)."""
     if not solver.relaxes:
         return jnp.asarray(system.positions), SolverReport(solver.name, True, 0, float("nan"))
-    solve = registry.get_equilibrium_solver(solver.name).factory(dict(solver.options))
-    result = solve(system, jnp.asarray(system.positions), system.params)
-    converged = bool(np.asarray(result.converged))
-    residual = float(np.asarray(result.residual))
-    iterations = int(np.asarray(result.iterations))
+    who = _plugin(registry, "equilibrium_solver", solver.name)
+    with _blame(who, where, "relaxing the structure"):
+        solve = registry.get_equilibrium_solver(solver.name).factory(dict(solver.options))
+        result = solve(system, jnp.asarray(system.positions), system.params)
+    try:
+        converged = bool(np.asarray(result.converged))
+        residual = float(np.asarray(result.residual))
+        iterations = int(np.asarray(result.iterations))
+        positions = np.asarray(result.positions, dtype=np.float64)
+    except (AttributeError, TypeError, ValueError) as err:
+        raise PluginError(f"{where}: {who} returned {type(result).__name__}, not an EquilibriumResult of "
+                          f"positions, converged, iterations and residual ({err})") from None
+    expected = np.shape(system.positions)
+    if positions.shape != expected:
+        raise PluginError(f"{where}: {who} returned positions of shape {positions.shape} for a structure of "
+                          f"shape {expected}; the solver is broken (report it to its authors)")
+    info = getattr(result, "info", None) or {}
+    said = f"; the solver says: {info['message']}" if isinstance(info, Mapping) and info.get("message") else ""
+    bad = _non_finite_rows(positions)
+    if bad.size:
+        raise PluginError(
+            f"{where}: {who} returned non-finite positions for {bad.size} atom(s), first atom {int(bad[0])}"
+            f"{said}; nothing was written (the solver diverged or is broken: try another solver.name)"
+        )
     if not converged or not np.isfinite(residual):
         raise ConvergenceError(
             f"{where}: solver {solver.name!r} did not converge after {iterations} steps "
-            f"(residual reached {residual:.3e}); raise solver.options limits or check the structure"
+            f"(residual reached {residual:.3e}){said}; raise solver.options limits or check the structure"
         )
-    x_star = jax.block_until_ready(jnp.asarray(result.positions))
+    x_star = jax.block_until_ready(jnp.asarray(positions, dtype=jnp.asarray(system.positions).dtype))
     return x_star, SolverReport(solver.name, converged, iterations, residual)
+
+
+def _check_finite(system: System, F, x_star, problem: "_Problem", registry: Registry, model: str,
+                  condition: str, where: str, at: str) -> np.ndarray:
+    """The energy and F at `x_star` (described as `at`), refused when not finite (a NaN
+    energy with a finite gradient would otherwise pass as a saddle). Returns F(x_star)."""
+    with _blame(_plugin(registry, "energy_model", model), where, "evaluating the energy"):
+        energy = np.asarray(system.energy(x_star, system.params), dtype=np.float64)
+    if energy.shape != () or not np.isfinite(energy):
+        what = f"a non-scalar energy of shape {energy.shape}" if energy.shape != () else f"the energy {float(energy)}"
+        raise PluginError(f"{where}: {_plugin(registry, 'energy_model', model)} gives {what} at {at}; "
+                          f"nothing was written (check the structure and the model's parameters)")
+    with _blame(_plugin(registry, "optimality_condition", condition), where, "evaluating F(x*, θ)"):
+        residual = np.asarray(F(x_star, problem.theta0), dtype=np.float64)
+    if residual.shape != np.shape(x_star):
+        raise PluginError(f"{where}: {_plugin(registry, 'optimality_condition', condition)} returns an array of "
+                          f"shape {residual.shape} for positions of shape {np.shape(x_star)}")
+    bad = _non_finite_rows(residual)
+    if bad.size:
+        raise PluginError(
+            f"{where}: the gradient of {_plugin(registry, 'energy_model', model)} (condition {condition!r}) is "
+            f"non-finite for {bad.size} atom(s) at {at}, first atom {int(bad[0])}; nothing was written"
+        )
+    return residual
+
+
+#: A declared zero mode v passes when ‖∂₁F·v‖ ≤ NULL_RTOL·|λ_max| plus what a residual
+#: F(x̂) ≠ 0 allows for rotations (‖∂₁F·v‖ ≤ ‖F‖/‖Av‖ for a rotation generator A).
+NULL_RTOL = 1e-6
+
+
+def _zero_modes(F, x_star, problem: "_Problem", f_star: np.ndarray, registry: Registry, model: str,
+                where: str) -> np.ndarray | None:
+    """The model's declared zero modes at x*, verified (`None` when it declares none)."""
+    if problem.system.null_space is None:
+        return None
+    with _blame(_plugin(registry, "energy_model", model), where, "listing its zero modes"):
+        modes = np.asarray(problem.system.null_space(x_star), dtype=np.float64)
+    _verify_null_space(F, x_star, problem, modes, f_star, registry, model, where)
+    return modes
+
+
+def _verify_null_space(F, x_star, problem: "_Problem", modes, f_star: np.ndarray,
+                       registry: Registry, model: str, where: str) -> None:
+    """Declared zero modes must be orthonormal rows and zero modes of ∂₁F at x*: a wrong one
+    would silently remove a real direction from dx*/dθ. Checked before the Jacobian is
+    computed, against |λ_max| of ∂₁F estimated by power iteration."""
+    who = _plugin(registry, "energy_model", model)
+    x = np.asarray(x_star)
+    d = x.size
+    V = np.asarray(modes, dtype=np.float64)
+    if V.ndim != 2 or V.shape[1] != d or V.shape[0] > d:
+        raise PluginError(f"{where}: {who}: System.null_space returned shape {V.shape}; expected (k, {d}) "
+                          f"rows, k <= {d}")
+    if not np.isfinite(V).all():
+        raise PluginError(f"{where}: {who}: System.null_space returned non-finite modes")
+    gram = V @ V.T
+    if V.shape[0] and np.abs(gram - np.eye(V.shape[0])).max() > 1e-6:
+        raise PluginError(f"{where}: {who}: the rows of System.null_space are not orthonormal "
+                          f"(max |V Vᵀ − I| = {np.abs(gram - np.eye(V.shape[0])).max():.2g}); orthonormalize them")
+    if not V.shape[0]:
+        return
+    theta = problem.theta0
+    dtype = jnp.asarray(x_star).dtype
+    tangents = jnp.asarray(V.reshape((V.shape[0],) + x.shape), dtype)
+    hvp = jax.jit(jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x_star,), (v,))[1]))
+    hv = hvp(tangents)
+    norms = np.linalg.norm(np.asarray(hv, np.float64).reshape(V.shape[0], -1), axis=1)
+    # |λ_max| by a few power steps (a lower bound, so the test errs on the strict side).
+    probe = np.random.default_rng(0).normal(size=(1,) + x.shape)
+    scale = 0.0
+    for _ in range(30):
+        probe = probe / (np.linalg.norm(probe) or 1.0)
+        image = np.asarray(hvp(jnp.asarray(probe, dtype)), np.float64)
+        scale = float(np.linalg.norm(image))
+        if not np.isfinite(scale) or scale == 0.0:
+            break
+        probe = image
+    scale = scale if np.isfinite(scale) and scale > 0 else float(np.max(norms, initial=0.0)) or 1.0
+    spread = float(np.sqrt(np.sum((x - x.mean(axis=0)) ** 2))) or 1.0
+    tolerance = NULL_RTOL * scale + 10.0 * float(np.linalg.norm(f_star)) / spread
+    bad = np.flatnonzero(~(norms <= tolerance))
+    if bad.size:
+        k = int(bad[0])
+        raise PluginError(
+            f"{where}: {who} declares {V.shape[0]} zero mode(s) (System.null_space) but mode {k} is not one: "
+            f"‖∂₁F·v‖ = {norms[k]:.3g}, {norms[k] / scale:.2g} of the largest eigenvalue {scale:.3g} "
+            f"(allowed {tolerance:.2g}); fix the model's null_space, or return None to let the engine "
+            f"detect zero modes"
+        )
 
 
 def _condition(problem: _Problem, condition: ConditionSettings, registry: Registry):
     """`F(x, θ)` of the optimality condition, with θ embedded into the parameters."""
-    F_params = registry.get_optimality_condition(condition.name).factory(
-        problem.system, dict(condition.options)
-    )
+    who = _plugin(registry, "optimality_condition", condition.name)
+    with _blame(who, "condition", "building the optimality condition"):
+        F_params = registry.get_optimality_condition(condition.name).factory(
+            problem.system, dict(condition.options)
+        )
 
     def F(x, theta):
         return F_params(x, problem.embed(theta))
@@ -195,13 +364,14 @@ def _choose_observables(
     return chosen, elastic
 
 
-def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype) -> dict:
+def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype, modes=None) -> dict:
     """The engine's options for this structure (also those of the uncertainty stage's
-    second-order solve, which must use the same operator)."""
+    second-order solve, which must use the same operator); `modes`: the model's verified
+    zero modes, or `None` to take the model's own."""
     system = problem.system
-    null_space = None
-    if system.null_space is not None:
-        null_space = jnp.asarray(system.null_space(x_star), dtype)
+    if modes is None and system.null_space is not None:
+        modes = system.null_space(x_star)  # callers that verified none (`sensitiv check`)
+    null_space = None if modes is None else jnp.asarray(modes, dtype)
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
@@ -209,10 +379,12 @@ def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype
         method=settings.strategy,
         null_space=null_space,
         sparsity=sparsity,
-        tol=settings.tol,
-        maxiter=settings.maxiter,
-        precond="auto" if settings.preconditioner == "auto" else None,
-        lanczos_steps=settings.lanczos_steps,
+        krylov=KrylovOptions(
+            tol=settings.tol,
+            maxiter=settings.maxiter,
+            precond="auto" if settings.preconditioner == "auto" else None,
+            lanczos_steps=settings.lanczos_steps,
+        ),
         memory_budget=settings.memory_budget,
         trust_rtol=settings.trust_rtol,
         parameter_derivatives=settings.parameter_derivatives if system.reverse_mode_safe else "forward",
@@ -260,11 +432,6 @@ def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple
     return tuple(out)
 
 
-def voigt_pairs(d: int) -> list[tuple[int, int]]:
-    """The Voigt order of the symmetric `(d, d)` tensor components: xx, yy[, zz, yz, xz], xy."""
-    return [(0, 0), (1, 1), (0, 1)] if d == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-
-
 def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
                        observables: Sequence[ObservableResult]) -> ElasticConstants:
     strain_columns = {c.index: k for k, c in enumerate(components) if c.name == STRAIN}
@@ -277,12 +444,11 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
         )
     stress = next(o for o in observables if o.label == STRESS)
     cols = [strain_columns[pair] for pair in pairs]
-    # A tied shear component θ moves ε_kl and ε_lk together, i.e. the engineering shear
-    # γ_kl = 2θ; Voigt's C relates σ to γ for shear columns: C_ab = dσ_a/dγ_b = ½ dσ_a/dθ_b.
-    factor = np.array([1.0 if k == l else 0.5 for k, l in pairs])
+    # The shear components of θ are engineering shears γ_kl (sensitiv.pipeline.theta), the
+    # strains of Voigt notation: C_ab = dσ_a/dθ_b, no factor.
 
     def voigt(tensor):
-        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs]) * factor[None, :]
+        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs])
 
     return ElasticConstants(
         label=label,
@@ -291,6 +457,28 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
         clamped=voigt(stress.partial.reshape(d, d, -1)),
         units=stress.units,
     )
+
+
+def _full_coordinates(problem: _Problem, x_star, jac: np.ndarray, dtype):
+    """`(positions, dx/dθ, cell, dcell/dθ)` of every atom from the equilibrium's unknowns:
+    fixed atoms put back (zero derivative), positions and cell of a relaxing cell in the
+    relaxed frame (`cell` and `dcell/dθ` are `None` when the cell is held)."""
+    energy = problem.system.energy
+    p = int(problem.theta0.shape[0])
+    if not isinstance(energy, constraints.ConstrainedEnergy):
+        x = np.asarray(x_star, np.float64)
+        return x, jac.reshape(x.shape + (p,)), None, None
+    j_cols = jnp.moveaxis(jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype), -1, 0)
+    parts = {"positions": energy.positions}
+    if energy.cell is not None:
+        parts["cell"] = energy.cell
+    out = {}
+    for name, fun in parts.items():
+        value, partial, through_x = _observable_derivative(_observable_function(fun, problem), x_star,
+                                                           problem.theta0, j_cols)
+        out[name] = (value, (partial + through_x).reshape(value.shape + (p,)))
+    cell, dcell = out.get("cell", (None, None))
+    return (*out["positions"], cell, dcell)
 
 
 def _engine_report(info) -> EngineReport:
@@ -311,6 +499,8 @@ def _engine_report(info) -> EngineReport:
         solution_error_estimate=float(np.asarray(info.solution_error_estimate)),
         trustworthy=bool(np.asarray(info.trustworthy)),
         warnings=tuple(info.warnings),
+        trust_rtol=float(info.trust_rtol),
+        notes=tuple(info.notes),
     )
 
 
@@ -358,24 +548,37 @@ def analyze_structure(
     progress = progress or Progress(enabled=False, verbosity=0)
     where = structure.source + (f" (frame {structure.frame})" if structure.frame else "")
     dtype = _dtype(cfg.jacobian.precision)
+    fixed = fixed_atoms(structure, cfg.structure.fixed)
     with progress.stage("model"):
-        problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+        problem = _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
     sigma = None
+    if cfg.uncertainty is not None and (fixed is not None or cfg.cell.relaxes):
+        raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell "
+                          "(structure.fixed, cell.relax); analyze without the uncertainty section")
     if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
         sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
                                     where=cfg.locate("uncertainty"))
+    F = _condition(problem, cfg.condition, registry)
+    x0 = jnp.asarray(problem.system.positions)
+    # Finite energy and F before the solver runs (or in its place), and again at x*.
+    f_star = _check_finite(problem.system, F, x0, problem, registry, cfg.model.name, cfg.condition.name,
+                           where, "the input positions")
     with progress.stage("minimization"):
         x_star, solver = _relax(problem.system, cfg.solver, registry, where)
-    F = _condition(problem, cfg.condition, registry)
+    if cfg.solver.relaxes:
+        f_star = _check_finite(problem.system, F, x_star, problem, registry, cfg.model.name,
+                               cfg.condition.name, where, "the relaxed positions")
     chosen, elastic_label = _choose_observables(problem.system, structure, cfg.observables, cfg.model.name)
-    options = _engine_options(x_star, problem, cfg.jacobian, dtype)
     with progress.stage("jacobian"):
+        modes = _zero_modes(F, x_star, problem, f_star, registry, cfg.model.name, where)
+        options = _engine_options(x_star, problem, cfg.jacobian, dtype, modes)
         jac, info = _differentiate(F, x_star, problem, options)
     observables: tuple[ObservableResult, ...] = ()
     if chosen:
         with progress.stage("observables"):
             observables = _observe(chosen, x_star, problem, jac, dtype)
-    n, d, p = structure.n_atoms, structure.n_spatial, len(problem.components)
+    positions, dx_dtheta, cell, dcell = _full_coordinates(problem, x_star, jac, dtype)
+    d = structure.n_spatial
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
@@ -395,13 +598,13 @@ def analyze_structure(
         model=cfg.model.name,
         components=problem.components,
         theta=np.asarray(problem.theta0, dtype=np.float64),
-        positions=np.asarray(x_star, np.float64),
-        dx_dtheta=jac.reshape(n, d, p),
+        positions=positions,
+        dx_dtheta=dx_dtheta,
         length_units=system.length_units or structure.length_units,
         energy_units=system.energy_units,
         solver=solver,
         engine=engine,
-        stationarity_residual=float(np.max(np.abs(np.asarray(F(x_star, problem.theta0))))) if n else 0.0,
+        stationarity_residual=float(np.max(np.abs(np.asarray(f_star)))),
         observables=observables,
         elastic_constants=elastic,
         problems=tuple(problems),
@@ -409,6 +612,9 @@ def analyze_structure(
         sample=sample,
         model_metadata=_plain_metadata(system.metadata),
         uncertainty=uncertainty,
+        fixed=fixed,
+        cell=cell,
+        dcell_dtheta=dcell,
     )
 
 

@@ -29,6 +29,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
+
+from .. import cache
 from ..errors import ConfigError, InputError
 from ..records import Structure
 from . import config as config_module
@@ -49,6 +52,8 @@ KEYWORDS: dict[str, str] = {
     "frames": "structure.frames",
     "structure_options": "structure.options",
     "min_distance": "structure.min_distance",
+    "fixed": "structure.fixed",
+    "cell": "cell",
     "jacobian": "jacobian",
     "ensemble": "ensemble",
     "log_sensitivity": "output.log_sensitivity",
@@ -135,18 +140,25 @@ def analyze(
       dict (`{"name": "bidisperse_packing", "n_atoms": 64}`).
     - `model`: the energy model (`sensitiv plugins` lists them).
     - `differentiate`: `"all"` or the parameter names / labels that make θ.
-    - `solver`: the equilibrium solver (default `"fire"`), or `"none"` for a relaxed input.
+    - `solver`: the equilibrium solver (default `"polish"` for files — Newton steps from
+      a nearly relaxed input, FIRE far from a minimum — `"fire"` otherwise), or `"none"`
+      for an input taken as relaxed.
     - `observables`: e.g. `["energy", "stress", "elastic_constants"]`.
     - `output`: also write the result to this NetCDF file (`overwrite` to replace one).
     - `**options`: the other config keys, by keyword: `parameters` (model parameter
       values), `model_options`, `solver_options`, `condition`, `condition_options`,
-      `format`, `frames`, `structure_options`, `min_distance`, `jacobian` (dict),
+      `format`, `frames`, `structure_options`, `min_distance`, `fixed` (dict: the atoms
+      held fixed, `structure.fixed`), `cell` (dict: `{"relax": "aniso", "pressure": 0.0}`
+      relaxes the cell too), `jacobian` (dict),
       `ensemble` (dict), `log_sensitivity`, `compression`, `title` (`KEYWORDS`).
 
     **Returns:** the result as an `xarray.Dataset` (an `xarray.DataTree` for structures of
     different sizes), laid out as the file `sensitiv analyze` writes, with indexes on the
     label coordinates (`ds.sel(parameter_label="sigma[0,0]")`); `ds.sensitiv` shows the
     summary (and renders it in Jupyter), `ds.sensitiv.trustworthy` says whether to trust it.
+
+    The persistent compilation cache (`sensitiv.cache`) is turned on unless JAX already has
+    a cache folder, `SENSITIV_NO_CACHE=1`, or jax was imported before sensitiv.
 
     **Raises:** `ConfigError` listing every problem of the arguments, one per line, as the
     config path does (`sensitiv.analyze(): $.model.name: unknown name 'lenard_jones'; ...
@@ -175,7 +187,7 @@ def analyze(
     if in_memory is not None:
         # Validated with a stand-in structure section (the structures are already here).
         data["structure"] = {**{k: v for k, v in data.get("structure", {}).items()
-                                if k in ("min_distance",)}, "generator": {"name": "bidisperse_packing"}}
+                                if k in ("min_distance", "fixed")}, "generator": {"name": "bidisperse_packing"}}
     cfg = config_module.load_data(data, source=_SOURCE)
     structures = None
     if in_memory is not None:
@@ -184,6 +196,8 @@ def analyze(
         del sizes
     if output is not None:
         output_module.check_output_path(cfg.output.path, overwrite)
+    if jax.config.jax_compilation_cache_dir is None and cache.enabled_by_environment() and cache.quiet_loads():
+        cache.enable()  # as the command line does, unless the caller chose a cache of their own
     outcome = analyze_config(cfg, structures=structures, argv=["sensitiv.analyze"])
     if output is not None:
         output_module.write_netcdf(outcome.result, cfg.output.path, compression=cfg.output.compression,

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ConfigError, ConvergenceError
-from ..jacobian import jacobian as engine_jacobian
+from ..engine import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
 from ..uncertainty import directional_derivatives, validity_range
 from ._progress import Progress

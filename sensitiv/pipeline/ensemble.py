@@ -28,9 +28,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
-from ..errors import ConfigError
+from .. import cache
+from ..errors import ConfigError, SensitivError
 from ..plugins import Registry, get_registry
 from ..records import EnergyModel, Structure
 from .analyze import analyze_structure
@@ -134,6 +136,9 @@ def analyze_task(cfg: Config, task: Task):
 
     **Returns:** the `StructureAnalysis`.
     """
+    if jax.config.jax_compilation_cache_dir is None and cache.enabled_by_environment():
+        # a worker is a fresh interpreter: share the programs the other workers compiled
+        cache.enable()
     return analyze_structure(task.structure, cfg, parameter_values=task.values, sample=task.sample)
 
 
@@ -162,21 +167,33 @@ def _dask_client(scheduler: str, workers: int | None):
         raise ConfigError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err})") from None
 
 
-def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str) -> list:
-    """Analyze `tasks` on a Dask cluster; the `StructureAnalysis` records in task order.
+def analyze_on_dask(tasks: Sequence[Task], cfg: Config, scheduler: str, indices: Sequence[int] | None = None):
+    """Analyze `tasks` on a Dask cluster, yielding each result as it arrives.
 
     **Arguments:**
 
     - `tasks`: from `make_tasks`.
     - `cfg`: the resolved config (its `ensemble.workers` sizes a local cluster).
     - `scheduler`: `"local"` or a Dask scheduler address.
+    - `indices`: the tasks to run (default: all).
+
+    **Yields:** `(index, StructureAnalysis)` for a task done, `(index, SensitivError)` for
+    a task that failed (the others go on), in the order they finish.
 
     **Raises:** `ConfigError` when Dask is missing or the scheduler cannot be reached.
     """
+    indices = list(range(len(tasks)) if indices is None else indices)
     client, cluster = _dask_client(scheduler, cfg.ensemble.workers)
     try:
-        futures = client.map(analyze_task, [cfg] * len(tasks), list(tasks), pure=False)
-        return client.gather(futures)
+        from dask.distributed import as_completed  # lazy: Dask is the optional extra sensitiv[dask]
+
+        futures = {client.submit(analyze_task, cfg, tasks[i], pure=False): i for i in indices}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                yield index, future.result()
+            except SensitivError as err:
+                yield index, err
     finally:
         client.close()
         if cluster is not None:

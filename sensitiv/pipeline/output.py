@@ -35,7 +35,6 @@ from .dataset import (
     PARAMETER,
     PARAMETER_LABEL,
     SPATIAL,
-    SPECIES,
     STATIC_VARIABLES,
     combine_frames,
     index_labels,
@@ -48,6 +47,7 @@ __all__ = [
     "check_output_path",
     "write_netcdf",
     "open_result",
+    "reading_result",
     "history_line",
 ]
 
@@ -149,7 +149,7 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
         and d.sizes.get(SPATIAL) == first.sizes.get(SPATIAL)
         and list(d[labels].values) == list(first[labels].values)
         and set(d.data_vars) == set(first.data_vars)
-        and (d[SPECIES].values == first[SPECIES].values).all()
+        and all(_same_values(d, first, v) for v in STATIC_VARIABLES)
         for d in datasets
     )
     if same_shape:
@@ -166,19 +166,42 @@ def combine(datasets: Sequence, attrs: Mapping[str, Any] | None = None):
     return tree
 
 
+def _same_values(d, first, name: str) -> bool:
+    """Whether a static variable (species, atom IDs, the species table...) agrees, so that
+    frames may share it; results that differ go to one group per structure."""
+    if (name in d.variables) != (name in first.variables):
+        return False
+    if name not in d.variables:
+        return True
+    a, b = d[name].values, first[name].values
+    return a.shape == b.shape and bool((a == b).all())
+
+
 def _common_attrs(datasets) -> dict:
     first = datasets[0].attrs
     return {k: v for k, v in first.items() if all(k in d.attrs and d.attrs[k] == v for d in datasets)}
 
 
-def check_output_path(path: str, overwrite: bool) -> str:
+def check_output_path(path: str, overwrite: bool, inputs: Sequence[str] = ()) -> str:
     """Fail early when the output cannot be written; return the absolute path.
 
-    **Raises:** `InputError` naming the path when it exists (and `overwrite` is false),
-    is a directory, or its folder is missing or not writable.
+    **Arguments:**
+
+    - `path`: the output path.
+    - `overwrite`: whether an existing file may be replaced (`--force`).
+    - `inputs`: the run's input files (config, structures): never overwritten, not even
+      with `--force`.
+
+    **Raises:** `InputError` naming the path when it is one of `inputs`, exists (and
+    `overwrite` is false), is a directory, or its folder is missing or not writable.
     """
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
+    real = os.path.realpath(path)
+    for given in inputs:
+        if given and os.path.realpath(os.fspath(given)) == real:
+            raise InputError(f"{path}: the output path is an input of this run ({given}); "
+                             f"choose another output path (-o)")
     if os.path.isdir(path):
         raise InputError(f"{path}: output path is a directory")
     if os.path.lexists(path) and not overwrite:
@@ -187,6 +210,13 @@ def check_output_path(path: str, overwrite: bool) -> str:
         raise InputError(f"{path}: output folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{path}: cannot write to the output folder {folder} (permission denied)")
+    # A read-only file system (or a pseudo one, /proc) passes os.access even for root: try.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".probe", dir=folder)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write to the output folder {folder} ({err.strerror or err})") from None
+    os.close(fd)
+    os.remove(probe)
     return path
 
 
@@ -265,11 +295,44 @@ def open_result(path: str):
         tree = xr.open_datatree(path)
     except Exception as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: not a readable NetCDF file ({first})") from None
+        first = first.split(". ")[0].split(" Consider")[0]
+        raise InputError(f"{path}: not a readable NetCDF file ({first}); is it a complete sensitiv result?") from None
+    nodes = [node for node in tree.subtree if node.has_data and DX_DTHETA in node.dataset.variables]
+    if not nodes:
+        tree.close()
+        raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")
+    for node in nodes:
+        problem = _contract_problem(node.dataset)
+        if problem:
+            tree.close()
+            where = f" (group {node.path})" if node.path != "/" else ""
+            raise InputError(f"{path}: not a sensitiv result{where}: {problem}")
     if tree.has_data and DX_DTHETA in tree.dataset.variables:
         tree.close()
         return index_labels(xr.open_dataset(path))
-    if any(DX_DTHETA in node.dataset.variables for node in tree.subtree if node.has_data):
-        return tree
-    tree.close()
-    raise InputError(f"{path}: not a sensitiv result (no dx_dtheta variable)")
+    return tree
+
+
+@contextlib.contextmanager
+def reading_result(path: str):
+    """Turn a failure to read a result's data (a truncated or damaged file: HDF5 errors
+    surface only when values are read) into a one-line `InputError` naming the file."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, RuntimeError) and not any(w in str(err) for w in ("NetCDF", "HDF")):
+            raise
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: cannot read the result's data ({first}); the file is truncated or "
+                         f"damaged: write it again") from None
+
+
+def _contract_problem(ds) -> str:
+    """What a dataset lacks of the result contract that `inspect` and `plot` read, or `""`."""
+    dims = tuple(d for d in ds[DX_DTHETA].dims if d != FRAME)
+    if dims != (ATOM, SPATIAL, PARAMETER):
+        return f"dx_dtheta has dimensions {dims}, expected ({ATOM}, {SPATIAL}, {PARAMETER})"
+    missing = [v for v in (PARAMETER,) if v not in ds.variables]
+    if missing:
+        return f"no {', '.join(missing)} variable"
+    return ""

@@ -1,9 +1,7 @@
-"""Human-readable views of a result: the closing summary of `analyze`, `inspect`, `plot`."""
+"""Human-readable views of a result: the closing summary of `analyze` and `inspect` (figures: `plot`)."""
 
 from __future__ import annotations
 
-import difflib
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,14 +9,15 @@ import numpy as np
 import xarray as xr
 
 from .. import units as _units
-from ..errors import InputError
 from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
 from .dataset import (
     ATOM,
+    CELL,
+    DCELL_DTHETA,
+    FIXED,
     ATTR_HISTORY,
     ATTR_SOURCE,
     ATTR_TITLE,
-    CELL,
     COORDINATES,
     DIAGNOSTICS,
     DX_DLOGTHETA,
@@ -32,14 +31,32 @@ from .dataset import (
     PARAMETER_VALUE,
     PROBLEMS,
     SPATIAL,
-    SPECIES,
     TRUSTWORTHY,
     VOIGT_I_LABEL,
     derivative_names,
     index_labels,
 )
 
-__all__ = ["analysis_summary", "summary_record", "result_groups", "inspect_record", "inspect_text", "plot_result"]
+__all__ = ["analysis_summary", "summary_record", "species_table", "reading_lines", "result_groups", "inspect_record",
+           "inspect_text"]
+
+
+def species_table(structure) -> list[dict[str, Any]]:
+    """The species table of a structure: `[{"index", "name", "type"}]` (`type`: the file's
+    own type number, LAMMPS type, or `None`)."""
+    types = structure.species_types
+    return [{"index": k, "name": name, "type": None if types is None else int(types[k])}
+            for k, name in enumerate(structure.species_names)]
+
+
+def reading_lines(structure, indent: str = "  ") -> list[str]:
+    """How a structure was read, for the dry run and the summary: the species table (index
+    → name, and type where it came from) and each of the reader's and pipeline's readings."""
+    table = ", ".join(
+        f"{row['index']} = {row['name']}" + (f" (type {row['type']})" if row["type"] is not None else "")
+        for row in species_table(structure)
+    )
+    return [f"{indent}species: {table}"] + [f"{indent}read: {text}" for text in structure.readings]
 
 
 def _fmt(x: float | None) -> str:
@@ -131,7 +148,8 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     }
 
 
-def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> dict:
+def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float],
+                   failures: Sequence = ()) -> dict:
     """The closing summary of `sensitiv analyze` as plain data (`--json` prints it).
 
     **Arguments:**
@@ -139,8 +157,10 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
     - `path`: the file written (`None` when nothing was written).
     - `analyses`: the `StructureAnalysis` of every task.
     - `timings`: seconds per stage.
+    - `failures`: the tasks that produced no result (`sensitiv.pipeline.run.TaskFailure`).
 
-    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "timings"}`;
+    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "failed":
+    [{"task", "where", "message"}], "timings"}` (`trustworthy` is false when a task failed);
     each structure holds its `source`, `frame`, `sample`, `atoms`, `equilibrium`, `hessian`,
     `jacobian`, `largest_sensitivities` (`parameter`, `norm` of dx*/dθ_k) and `problems`.
     Non-finite numbers are `null`.
@@ -154,6 +174,8 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
             "frame": int(a.structure.frame),
             "sample": a.sample,
             "atoms": int(a.structure.n_atoms),
+            "species": species_table(a.structure),
+            "readings": list(a.structure.readings),
             "trustworthy": bool(a.trustworthy),
             "equilibrium": {
                 "solver": a.solver.name, "converged": bool(a.solver.converged),
@@ -167,17 +189,20 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
             "jacobian": {
                 "strategy": engine.description, "max_linear_residual": _finite(residual_max),
                 "error_estimate": _finite(engine.jacobian_error_estimate),
+                "trust_rtol": _finite(engine.trust_rtol),
             },
             "largest_sensitivities": [{"parameter": label, "norm": _finite(norm)} for label, norm in _largest(a)],
             "uncertainty": _uncertainty_record(a),
             "problems": list(a.problems),
+            "notes": list(engine.notes),
         })
     bad = sum(not a.trustworthy for a in analyses)
     return {
         "path": path,
-        "trustworthy": bad == 0,
+        "trustworthy": bad == 0 and not failures,
         "untrustworthy": bad,
         "structures": structures,
+        "failed": [{"task": f.index, "where": f.where, "message": f.message} for f in failures],
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
     }
 
@@ -224,7 +249,8 @@ def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
     return lines
 
 
-def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> str:
+def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float],
+                     failures: Sequence = ()) -> str:
     """The closing summary `sensitiv analyze` prints: residuals, verdict, strategy, timings, top sensitivities.
 
     **Arguments:**
@@ -232,15 +258,17 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     - `path`: the file written.
     - `analyses`: the `StructureAnalysis` of every task (the first ten are described).
     - `timings`: seconds per stage.
+    - `failures`: the tasks that produced no result (the result line counts them).
 
     **Returns:** the text, one line per item (see `summary_record` for the same as data).
     """
-    record = summary_record(path, analyses, timings)
+    record = summary_record(path, analyses, timings, failures)
     lines = [f"wrote {path}"]
     for a, rec in zip(analyses[:10], record["structures"]):
         n_atoms = rec["atoms"]
         head = f"{a.where}: {n_atoms} atoms" if len(analyses) > 1 else f"structure: {a.where}, {n_atoms} atoms"
         lines.append(head)
+        lines += reading_lines(a.structure)
         eq, hessian, jac = rec["equilibrium"], rec["hessian"], rec["jacobian"]
         lines.append(
             f"  equilibrium: {eq['steps']} steps, solver residual {_fmt(eq['solver_residual'])}, "
@@ -252,7 +280,7 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         )
         lines.append(
             f"  jacobian: {jac['strategy']}, max linear residual {_fmt(jac['max_linear_residual'])}, "
-            f"error estimate {_fmt(jac['error_estimate'])}"
+            f"error estimate {_fmt(jac['error_estimate'])} (tolerance {'nan' if jac['trust_rtol'] is None else format(jac['trust_rtol'], '.3g')})"
         )
         top = ", ".join(f"{t['parameter']} {t['norm']:.3g}" if t["norm"] is not None else f"{t['parameter']} nan"
                         for t in rec["largest_sensitivities"])
@@ -260,6 +288,8 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
         lines += _uncertainty_lines(rec["uncertainty"], a.length_units)
         for problem in rec["problems"]:
             lines.append(f"  WARNING: {problem}")
+        for note in rec["notes"]:
+            lines.append(f"  note: {note}")
     if len(analyses) > 10:
         rest = analyses[10:]
         bad = sum(not a.trustworthy for a in rest)
@@ -267,10 +297,10 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     order = ["read", "model", "minimization", "jacobian", "observables", "write", "total"]
     shown = [k for k in order if k in timings] + [k for k in timings if k not in order]
     lines.append("timings: " + ", ".join(f"{k} {timings[k]:.2f} s" for k in shown))
-    n_bad = record["untrustworthy"]
-    lines.append(
-        "result: trustworthy" if n_bad == 0 else f"result: NOT trustworthy ({n_bad} of {len(analyses)} flagged)"
-    )
+    n_bad, total = record["untrustworthy"], len(analyses) + len(failures)
+    flagged = [f"{n_bad} of {total} flagged"] if n_bad else []
+    flagged += [f"{len(failures)} of {total} failed, not in the file"] if failures else []
+    lines.append("result: trustworthy" if not flagged else f"result: NOT trustworthy ({'; '.join(flagged)})")
     return "\n".join(lines)
 
 
@@ -352,6 +382,16 @@ def _group_record(ds) -> dict:
         if gpa in ds:
             elastic["GPa"] = _clean(_frame0(ds[gpa]).values).tolist()
         record[ELASTIC_CONSTANTS] = elastic
+    if FIXED in ds:
+        record["fixed_atoms"] = int(np.asarray(ds[FIXED].values).astype(bool).sum())
+    if DCELL_DTHETA in ds:
+        # the relaxed cell's lengths and their sensitivities (lattice constants, for a cubic cell)
+        cell = np.asarray(_frame0(ds[CELL]).values, np.float64)
+        dcell = np.asarray(_frame0(ds[DCELL_DTHETA]).values, np.float64)  # (vector, spatial, parameter)
+        lengths = np.linalg.norm(cell, axis=1)
+        dlengths = np.einsum("vs,vsp->vp", cell / lengths[:, None], dcell)
+        record["relaxed_cell"] = {"lengths": lengths.tolist(),
+                                  "dlength_dtheta": {label: dlengths[:, k].tolist() for k, label in enumerate(labels)}}
     if PROBLEMS in ds:
         record["problems"] = [str(p) for p in np.ravel(ds[PROBLEMS].values) if str(p)]
     return record
@@ -390,10 +430,17 @@ def inspect_text(result, path: str = "") -> str:
             + (f" × {frames} frames" if frames > 1 else "")
             + f", {len(group['parameters'])} parameters (lengths in {_units_text(group['length_units'])})"
         )
-        for p in group["parameters"]:
+        parameters = group["parameters"]
+        # round-off shown as 0, compared within parameters of one unit (Å/eV and Å/Å do not compare)
+        norms = np.array([p["dx_dtheta_norm"] for p in parameters])
+        units = np.array([p["units"] for p in parameters], dtype=object)
+        shown = np.zeros_like(norms)
+        for u in set(units):
+            shown[units == u] = _clean(norms[units == u])
+        for p, norm in zip(parameters, shown):
             log = f", ‖θ·dx*/dθ‖ = {p['dx_dlogtheta_norm']:.4g}" if "dx_dlogtheta_norm" in p else ""
             lines.append(f"{prefix}  θ {p['label']} = {_quantity(p['value'], p['units'])}  "
-                         f"‖dx*/dθ‖ = {p['dx_dtheta_norm']:.4g}{log}")
+                         f"‖dx*/dθ‖ = {norm:.4g}{log}")
         for name, d in group["diagnostics"].items():
             values = d["values"]
             if d["units"] is not None and all(isinstance(v, (int, float)) for v in values):
@@ -405,6 +452,15 @@ def inspect_text(result, path: str = "") -> str:
             lines.append(f"{prefix}  max linear residual: {group['max_linear_residual']:.3e}")
         if group["observable_derivatives"]:
             lines.append(f"{prefix}  observable derivatives: {', '.join(group['observable_derivatives'])}")
+        if group.get("fixed_atoms"):
+            lines.append(f"{prefix}  fixed atoms: {group['fixed_atoms']} (not unknowns of the equilibrium)")
+        relaxed = group.get("relaxed_cell")
+        if relaxed:
+            length_units = _units_text(group["length_units"])
+            lines.append(f"{prefix}  relaxed cell lengths: " + ", ".join(f"{x:.6g}" for x in relaxed["lengths"])
+                         + f" {length_units}")
+            for label, values in relaxed["dlength_dtheta"].items():
+                lines.append(f"{prefix}    d(lengths)/d{label}: " + ", ".join(f"{x:.4g}" for x in values))
         elastic = group.get(ELASTIC_CONSTANTS)
         if elastic:
             table, units = (elastic["GPa"], "GPa") if "GPa" in elastic else (elastic["values"], elastic["units"])
@@ -418,90 +474,3 @@ def inspect_text(result, path: str = "") -> str:
 
 def _units_text(units: str) -> str:
     return _units.describe(units) or "1"
-
-
-def plot_result(result, figure_path: str, parameter: str | None = None, frame: int = 0,
-                structure: int = 0, scale: float | None = None) -> str:
-    """Draw dx*/dθ as arrows on the structure and a bar chart of per-parameter magnitudes.
-
-    **Arguments:**
-
-    - `result`: an opened result (`open_result`).
-    - `figure_path`: the image to write (`.png`, `.pdf`, `.svg`).
-    - `parameter`: the θ label whose field is drawn (default: the largest).
-    - `frame`: which frame (results with a `frame` dimension).
-    - `structure`: which group (results with one group per structure).
-    - `scale`: arrow length per unit sensitivity (default: longest arrow = mean spacing).
-
-    **Returns:** the path written.
-    """
-    try:  # lazy: matplotlib is the optional extra sensitiv[plot], needed by this command only
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # after the backend is chosen: files only, no display
-    except ImportError:
-        raise InputError("plot needs matplotlib: pip install 'sensitiv[plot]'") from None
-    datasets = _datasets(result)
-    if not 0 <= structure < len(datasets):
-        raise InputError(f"--structure {structure}: the result holds {len(datasets)} structure(s)")
-    ds = datasets[structure][1]
-    if FRAME in ds.dims:
-        if not 0 <= frame < ds.sizes[FRAME]:
-            raise InputError(f"--frame {frame}: the result holds {ds.sizes[FRAME]} frame(s)")
-        ds = ds.isel({FRAME: frame})
-    labels = _labels(ds)
-    norms = np.sqrt((ds[DX_DTHETA] ** 2).sum((ATOM, SPATIAL))).values
-    if parameter is None:
-        parameter = labels[int(np.argmax(norms))]
-    if parameter not in labels:
-        close = difflib.get_close_matches(parameter, labels, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(f"--parameter {parameter!r}: not in the result{hint}; parameters: {', '.join(labels)}")
-    x = ds[COORDINATES].values
-    field = ds[DX_DTHETA].isel({PARAMETER: labels.index(parameter)}).values
-    species = ds[SPECIES].values if SPECIES in ds else np.zeros(len(x))
-    n, d = x.shape
-    fig, (ax, bar) = plt.subplots(1, 2, figsize=(12, 5.5), gridspec_kw={"width_ratios": [1.3, 1]})
-    longest = np.max(np.linalg.norm(field, axis=1)) or 1.0
-    if scale is None:
-        extent = np.ptp(x, axis=0).max() if n > 1 else 1.0
-        scale = (extent / max(n, 1) ** (1 / max(d, 1))) / longest
-    names = list(dict.fromkeys(map(str, species)))
-    colors = plt.cm.tab10(np.arange(len(names)) % 10)
-    for name, color in zip(names, colors):
-        mask = np.array([str(s) == name for s in species])
-        ax.scatter(x[mask, 0], x[mask, 1] if d > 1 else np.zeros(mask.sum()), s=max(8, 4000 / max(n, 1)),
-                   color=color, alpha=0.55, label=name, edgecolors="none")
-    ax.quiver(x[:, 0], x[:, 1] if d > 1 else np.zeros(n), field[:, 0] * scale,
-              field[:, 1] * scale if d > 1 else np.zeros(n), angles="xy", scale_units="xy", scale=1,
-              width=0.004, color="k")
-    if CELL in ds and d >= 2:
-        cell = ds[CELL].values
-        corners = np.array([[0, 0], cell[0, :2], cell[0, :2] + cell[1, :2], cell[1, :2], [0, 0]])
-        ax.plot(corners[:, 0], corners[:, 1], color="0.6", lw=0.8)
-    ax.set_aspect("equal")
-    units = ds[COORDINATES].attrs.get("units", "")
-    ax.set_xlabel(f"x [{units}]")
-    ax.set_ylabel(f"y [{units}]")
-    view = " (x–y projection)" if d == 3 else ""
-    ax.set_title(f"dx*/d{parameter}{view}; arrows × {scale:.3g}")
-    ax.legend(loc="upper right", fontsize=8)
-    bar.barh(range(len(labels)), norms, color="tab:blue")
-    bar.set_yticks(range(len(labels)), labels, fontsize=8 if len(labels) < 30 else 5)
-    bar.invert_yaxis()
-    bar.set_xlabel("‖dx*/dθ‖ (per unit of θ)")
-    bar.set_title("sensitivity magnitude per parameter")
-    if np.all(norms > 0):
-        bar.set_xscale("log")
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(figure_path))
-    if not os.path.isdir(folder):
-        raise InputError(f"{figure_path}: folder {folder} does not exist")
-    try:
-        fig.savefig(figure_path, dpi=130)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{figure_path}: cannot write the figure ({err})") from None
-    finally:
-        plt.close(fig)
-    return figure_path

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..errors import InputError
+from ..errors import InputError, PluginError
 from ..plugins import Registry, get_registry
 from ..records import Structure
-from .config import StructureSettings
+from .config import FixedAtoms, Region, StructureSettings
 
 __all__ = [
     "bidisperse_packing",
@@ -43,7 +43,9 @@ __all__ = [
     "generate",
     "select_frames",
     "check_structure",
+    "canonical",
     "read_structures",
+    "fixed_atoms",
 ]
 
 
@@ -272,6 +274,8 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
             f"{where}: non-finite (NaN or infinite) coordinates for {atoms.size} atom(s), "
             f"first atom {int(atoms[0])}: {pos[atoms[0]].tolist()}"
         )
+    if structure.fixed is not None and np.asarray(structure.fixed).shape != (pos.shape[0],):
+        raise InputError(f"{where}: {np.asarray(structure.fixed).shape} fixed-atom flags for {pos.shape[0]} atoms")
     if np.asarray(structure.species).shape != (pos.shape[0],):
         raise InputError(f"{where}: {np.asarray(structure.species).shape} species for {pos.shape[0]} atoms")
     cell = None if structure.cell is None else np.asarray(structure.cell, dtype=np.float64)
@@ -283,6 +287,7 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
         periodic = [i for i, p in enumerate(structure.pbc) if p]
         if periodic and abs(np.linalg.det(cell)) < 1e-12 * max(1.0, np.abs(cell).max()) ** pos.shape[1]:
             raise InputError(f"{where}: the periodic cell is singular (zero volume): {cell.tolist()}")
+    _check_labels(structure, where)
     pairs = _pairs_closer_than(pos, cell, structure.pbc, float(min_distance))
     if pairs:
         i, j, dist = pairs[0]
@@ -291,6 +296,77 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
             f"(< structure.min_distance = {min_distance:g} {structure.length_units})"
         )
     return structure
+
+
+def _check_labels(structure: Structure, where: str) -> None:
+    """The identifiers a reader attaches: atom IDs, species table, origin, images."""
+    n, d = structure.positions.shape
+    species = np.asarray(structure.species)
+    names = tuple(structure.species_names)
+    if species.size and (species.dtype.kind not in "iu" or species.min() < 0 or species.max() >= len(names)):
+        raise InputError(f"{where}: species indices must be integers in 0..{len(names) - 1} "
+                         f"(the species table {list(names)})")
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: the species table {list(names)} names a species twice")
+    if structure.atom_ids is not None:
+        ids = np.asarray(structure.atom_ids)
+        if ids.shape != (n,) or ids.dtype.kind not in "iu":
+            raise InputError(f"{where}: atom_ids must be {n} integers, got shape {ids.shape} of {ids.dtype}")
+        if np.unique(ids).size != n:
+            raise InputError(f"{where}: atom IDs are not unique")
+    if structure.species_types is not None and len(structure.species_types) != len(names):
+        raise InputError(f"{where}: {len(structure.species_types)} species types for {len(names)} species")
+    if structure.origin is not None and np.shape(structure.origin) != (d,):
+        raise InputError(f"{where}: the cell origin must have {d} components, got {np.shape(structure.origin)}")
+    if structure.image is not None and np.shape(structure.image) != (n, d):
+        raise InputError(f"{where}: image must have shape {(n, d)}, got {np.shape(structure.image)}")
+
+
+#: Fractional coordinates within this of 1 wrap to (just below) 0, so that round-off in
+#: one format or another never puts an atom at opposite faces of the cell.
+WRAP_TOLERANCE = 1e-9
+
+
+def canonical(structure: Structure) -> Structure:
+    """The structure with canonical coordinates: wrapped into the periodic cell.
+
+    Along periodic directions every atom is moved by lattice vectors into the cell spanned
+    from its origin (fractional coordinates in [0, 1), up to `WRAP_TOLERANCE`); the
+    translations go into `image`, so that `positions + image @ cell` is unchanged. So a
+    data file (unwrapped by its image flags) and a dump (wrapped) of one simulation give
+    the same coordinates. Atom IDs default to 1, 2, … in file order. A sentence saying what
+    was done joins `readings`.
+
+    **Arguments:**
+
+    - `structure`: a checked structure.
+
+    **Returns:** the canonical `Structure`.
+    """
+    pos = np.asarray(structure.positions, dtype=np.float64)
+    n, d = pos.shape
+    ids = np.arange(1, n + 1) if structure.atom_ids is None else np.asarray(structure.atom_ids, np.int64)
+    readings = list(structure.readings)
+    if structure.atom_ids is None:
+        readings.append("atom IDs: 1, 2, ... in file order (the format has none)")
+    image = np.zeros((n, d), np.int64) if structure.image is None else np.asarray(structure.image, np.int64)
+    periodic = np.asarray(structure.pbc, dtype=bool) if len(structure.pbc) == d else np.zeros(d, bool)
+    if structure.cell is None or not periodic.any():
+        readings.append("coordinates as read (no periodic direction)")
+        return dataclasses.replace(structure, positions=pos, atom_ids=ids, image=image, readings=tuple(readings))
+    cell = np.asarray(structure.cell, dtype=np.float64)
+    origin = np.zeros(d) if structure.origin is None else np.asarray(structure.origin, np.float64)
+    frac = np.linalg.solve(cell.T, (pos - origin).T).T
+    shift = np.where(periodic[None, :], np.floor(frac + WRAP_TOLERANCE), 0.0).astype(np.int64)
+    wrapped = origin + (frac - shift) @ cell
+    moved = int(np.count_nonzero(shift.any(axis=1)))
+    directions = "".join("xyz"[k] for k in range(d) if periodic[k])
+    readings.append(
+        f"coordinates wrapped into the cell from its origin along {directions} "
+        f"({moved} of {n} atoms moved by a lattice vector; cell_image keeps the images)"
+    )
+    return dataclasses.replace(structure, positions=wrapped, atom_ids=ids, origin=origin,
+                               image=image + shift, readings=tuple(readings))
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -310,9 +386,17 @@ def _read_file(path: str, fmt: str, options: Mapping, registry: Registry) -> Seq
         raise
     except KeyboardInterrupt:
         raise
-    except Exception as err:  # a reader that let a parser error through
-        text = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot read as {fmt!r}: {text}") from err
+    except Exception as err:  # a reader that let an error through: its bug, say whose
+        text = str(err).splitlines()[0] if str(err) else ""
+        try:
+            owner = registry.plugin_info(registry.owner("structure_reader", fmt)).describe()
+        except PluginError:
+            owner = "an unknown plugin"
+        raise PluginError(
+            f"{path}: reader {fmt!r} of plugin {owner} failed: {type(err).__name__}{': ' + text if text else ''} "
+            f"(a bug in the reader, or a file it does not expect: report it to its authors, or set "
+            f"structure.format to another reader)"
+        ) from err
     frames = list(frames)
     if not frames:
         raise InputError(f"{path}: no structure found in the file (read as {fmt!r})")
@@ -333,7 +417,7 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
     """
     if settings.generator is not None:
         generated = generate(settings.generator)
-        return [check_structure(generated, settings.min_distance, "structure.generator")]
+        return [canonical(check_structure(generated, settings.min_distance, "structure.generator"))]
     registry = registry if registry is not None else get_registry()
     out = []
     for file in settings.files:
@@ -341,7 +425,92 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
         frames = _read_file(path, file.format, settings.options, registry)
         for index in select_frames(len(frames), settings.frames, f"{path}: structure.frames"):
             s = frames[index]
+            if not isinstance(s, Structure):
+                raise PluginError(f"{path}: reader {file.format!r} returned a {type(s).__name__}, not a "
+                                  f"sensitiv.records.Structure (a bug in the reader: report it to its authors)")
             if s.frame != index or not s.source:
                 s = dataclasses.replace(s, frame=index, source=s.source or path)
-            out.append(check_structure(s, settings.min_distance, path))
+            out.append(canonical(check_structure(s, settings.min_distance, path)))
     return out
+
+
+# -- fixed atoms ---------------------------------------------------------------------------
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def _in_region(positions: np.ndarray, region: Region, where: str) -> np.ndarray:
+    """Which atoms a region selects (inside, or outside with `side: out`)."""
+    d = positions.shape[1]
+
+    def vector(values, key):
+        if values is None:
+            raise InputError(f"{where}.region: shape {region.shape!r} needs {key}")
+        if len(values) != d:
+            raise InputError(f"{where}.region.{key}: {len(values)} values for {d}-D positions")
+        return values
+
+    if region.shape == "block":
+        lo = np.array([-np.inf if v is None else v for v in vector(region.lo, "lo")], dtype=np.float64)
+        hi = np.array([np.inf if v is None else v for v in vector(region.hi, "hi")], dtype=np.float64)
+        inside = ((positions >= lo) & (positions <= hi)).all(axis=1)
+    else:
+        if region.radius is None:
+            raise InputError(f"{where}.region: shape {region.shape!r} needs radius")
+        offset = positions - np.asarray(vector(region.center, "center"), dtype=np.float64)
+        if region.shape == "cylinder":
+            axis = _AXES[region.axis]
+            if axis >= d:
+                raise InputError(f"{where}.region.axis: {region.axis!r} does not exist in {d}-D")
+            offset[:, axis] = 0.0
+        inside = np.linalg.norm(offset, axis=1) <= region.radius
+    return inside if region.side == "in" else ~inside
+
+
+def fixed_atoms(structure: Structure, settings: FixedAtoms, where: str = "structure.fixed") -> np.ndarray | None:
+    """The atoms held fixed: the union of the file's flags (with `from_file`), indices,
+    atom ids (the file's, `Structure.atom_ids`, as LAMMPS groups name them; 1, 2, … in
+    file order for formats without ids), species and a region; `None` when no atom is fixed.
+
+    **Arguments:**
+
+    - `structure`: the checked structure (its input positions select region members).
+    - `settings`: `cfg.structure.fixed`.
+    - `where`: the config key messages name.
+
+    **Returns:** `(n_atoms,)` booleans, or `None`.
+
+    **Raises:** `InputError` naming the key for an index or id beyond the structure, a
+    species it does not have, or a region that does not fit its dimension.
+    """
+    n = structure.n_atoms
+    source = structure.source or "the structure"
+    mask = np.zeros(n, dtype=bool)
+    if settings.from_file and structure.fixed is not None:
+        mask |= np.asarray(structure.fixed, dtype=bool)
+    if settings.indices is not None:
+        index = np.asarray(settings.indices, dtype=np.int64)
+        if index.size and index.max() >= n:
+            raise InputError(f"{where}.indices: {int(index.max())} is beyond the {n} atoms of {source}")
+        mask[index] = True
+    if settings.ids is not None:
+        # The file's own atom ids (LAMMPS) where it has them, else 1, 2, … in file order.
+        ids = np.arange(1, n + 1) if structure.atom_ids is None else np.asarray(structure.atom_ids, np.int64)
+        wanted = np.asarray(settings.ids, dtype=np.int64)
+        missing = np.setdiff1d(wanted, ids)
+        if missing.size:
+            raise InputError(f"{where}.ids: atom id {int(missing[0])} is not in {source} "
+                             f"(its ids run {int(ids.min())}..{int(ids.max())})")
+        mask |= np.isin(ids, wanted)
+    if settings.species is not None:
+        names = list(structure.species_names)
+        for name in settings.species:
+            if name not in names:
+                raise InputError(f"{where}.species: {name!r} is not a species of {source} "
+                                 f"(it has {', '.join(names)})")
+            mask |= np.asarray(structure.species) == names.index(name)
+    if settings.region is not None:
+        mask |= _in_region(np.asarray(structure.positions, dtype=np.float64), settings.region, where)
+    if mask.all():
+        raise InputError(f"{where}: every atom of {source} is fixed; nothing is left to relax")
+    return mask if mask.any() else None

@@ -113,7 +113,7 @@ def _shifted(fun):
 def _solve_many(fun, sol, params, args, rhs, options):
     """`−K⁺ rhs` for the columns of `rhs (d, k)` through the Jacobian engine, and its info."""
     # `sensitiv.jacobian` is callable (the engine's function), whatever its module layout
-    from .. import jacobian as engine_jacobian
+    from ..engine import jacobian as engine_jacobian  # the engine, not the lazy face
 
     k = rhs.shape[1]
     opts = dict(options)

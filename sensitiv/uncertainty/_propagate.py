@@ -209,7 +209,7 @@ def propagate(
     res.positions.std.max(), res.importance["x"].ranking()
     ```
     """
-    from .. import jacobian as engine_jacobian
+    from ..engine import jacobian as engine_jacobian  # the engine, not the lazy face
 
     if not isinstance(covariance, ParameterCovariance):
         raise InputError("covariance: expected a sensitiv.uncertainty.ParameterCovariance")

@@ -31,7 +31,7 @@ _SOURCES = {
     "STATIONARY": "._condition", "stationary": "._condition",
     "MODELS": "._energies",
     "FIRE": "._minimize", "GRADIENT_DESCENT": "._minimize", "fire": "._minimize",
-    "gradient_descent": "._minimize",
+    "gradient_descent": "._minimize", "polish": "._polish",
     "Model": "._model",
     "NeighborList": "._neighbors", "explain_status": "._neighbors",
     "Space": "._spaces", "deformation": "._spaces", "space_from_structure": "._spaces",
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and documentatio
     from ._energies import MODELS
     from ._minimize import FIRE, GRADIENT_DESCENT, fire, gradient_descent
     from ._model import Model
+    from ._polish import polish
     from ._neighbors import NeighborList, explain_status
     from ._spaces import Space, deformation, space_from_structure
     from ._system import Diagnosis, build_system, diagnose, ensure_neighbors, neighbor_list
@@ -58,6 +59,7 @@ __all__ = [
     "Diagnosis",
     "fire",
     "gradient_descent",
+    "polish",
     "stationary",
     "FIRE",
     "GRADIENT_DESCENT",

@@ -28,6 +28,7 @@ __all__ = [
     "MODELS",
     "FIRE_SCHEMA",
     "GRADIENT_DESCENT_SCHEMA",
+    "POLISH_SCHEMA",
     "STATIONARY_SCHEMA",
     "SOLVER_DESCRIPTIONS",
     "STATIONARY_DESCRIPTION",
@@ -101,9 +102,31 @@ class ModelDeclaration:
             name=self.name,
             factory=factory,
             description=self.description,
-            parameters=self.parameters,
+            parameters=self.parameters + (STRAIN_PARAMETER,),
             options_schema=self.full_options_schema(),
+            check_options=check_cutoffs,
         )
+
+
+#: Declared on every model's record (bound only for periodic structures, where the
+#: host offers it): a homogeneous strain of the cell.
+STRAIN_PARAMETER = Parameter(
+    "strain", ("spatial", "spatial"), "1", 0.0, True,
+    "Homogeneous strain of the periodic cell (symmetric part acts); periodic structures only.",
+)
+
+
+def check_cutoffs(options: Mapping[str, Any]) -> list[str]:
+    """The cross-field rule of every model with a switch: `r_onset` below the cutoff
+    (pair models use `r_onset` only with `truncation: switch`)."""
+    if options.get("truncation", "switch") != "switch":
+        return []
+    onset = options.get("r_onset")
+    cutoff_key = "r_cutoff" if "r_cutoff" in options else "cutoff"
+    cutoff = options.get(cutoff_key)
+    if onset is not None and cutoff is not None and onset >= cutoff:
+        return [f"r_onset ({onset}) must be below {cutoff_key} ({cutoff})"]
+    return []
 
 
 # -- pair models ---------------------------------------------------------------------------
@@ -430,8 +453,44 @@ GRADIENT_DESCENT_SCHEMA = {
     },
 }
 
+POLISH_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "ftol": _STOPPING["ftol"],
+        "max_steps": {"type": "integer", "minimum": 1, "default": 50,
+                      "description": "Newton step limit (FIRE's steps, when it takes over, count apart)."},
+        "max_reallocations": _STOPPING["max_reallocations"],
+        "max_displacement": {"type": "number", "exclusiveMinimum": 0, "default": 0.1,
+                             "description": "Trust radius: no atom moves more than this in one Newton "
+                             "step (length units)."},
+        "null_rtol": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 1e-8,
+                      "description": "Hessian eigenvalues below this fraction of the largest are zero "
+                      "modes (left alone); below minus it, a saddle (FIRE takes over)."},
+        "linear_solver": {"enum": ["cg", "dense"], "default": "cg",
+                          "description": "How each Newton step solves H dx = -g: 'cg', conjugate gradients "
+                          "on Hessian-vector products (negative curvature means a saddle); 'dense', the "
+                          "full Hessian and its eigendecomposition (small systems; reports the smallest "
+                          "eigenvalue)."},
+        "hessian_batch": {"type": "integer", "minimum": 1, "default": 64,
+                          "description": "Hessian-vector products evaluated together when building "
+                          "the dense Hessian (linear_solver 'dense'; memory against speed)."},
+        "cg_rtol": {"type": "number", "exclusiveMinimum": 0, "default": 1e-8,
+                    "description": "Relative residual of each Newton solve by CG."},
+        "cg_maxiter": {"type": "integer", "minimum": 1, "default": 1000,
+                       "description": "CG iterations per Newton solve."},
+        "switch_ftol": {"type": "number", "exclusiveMinimum": 0, "default": 1e-4,
+                        "description": "When Newton cannot make progress, FIRE relaxes to this max "
+                        "|force| before Newton resumes."},
+        "fire": {**FIRE_SCHEMA, "default": {},
+                 "description": "Options of the FIRE fallback (its ftol is set by this solver)."},
+    },
+}
+
 #: solver name -> its one-line description.
 SOLVER_DESCRIPTIONS = {
+    "polish": "Newton polish of a nearly relaxed structure (Newton-CG on Hessian-vector products, "
+    "trust region, line search; FIRE far from a minimum or at a saddle) until max |force| <= ftol.",
     "fire": "FIRE minimization (jax-md fire_descent) until max |force| <= ftol.",
     "gradient_descent": "Fixed-step gradient descent (jax-md gradient_descent) until max |force| <= ftol.",
 }

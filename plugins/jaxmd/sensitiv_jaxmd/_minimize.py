@@ -1,8 +1,9 @@
 """Equilibrium solvers: FIRE (jax-md `minimize.fire_descent`) and gradient descent.
 
 jax-md's minimizers only step; the stopping rule is here: a `lax.while_loop` runs until
-the largest per-atom force norm `max_i ‖f_i‖` drops to `ftol` or `max_steps` is reached.
-A NaN force (an energy flagged invalid, see `_neighbors`) stops the loop; the host side
+the largest per-atom force norm `max_i ‖f_i‖` drops to `ftol` or `max_steps` is reached,
+`CHUNK` steps per call with the minimizer's state carried across calls, so that Python
+regains control often enough for Ctrl-C and SIGTERM to stop a long run. A NaN force (an energy flagged invalid, see `_neighbors`) stops the loop; the host side
 then asks the system why, reallocates the neighbor list when that is the cause, and
 resumes from where it stopped. Positions are never wrapped into the cell.
 """
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax_md import minimize
 
+from sensitiv import progress
 from sensitiv.records import EquilibriumResult, EquilibriumSolver, System
 
 from ._declarations import FIRE_SCHEMA, GRADIENT_DESCENT_SCHEMA, SOLVER_DESCRIPTIONS
@@ -35,11 +37,18 @@ def _shift(x, dx, **unused):
     return x + dx
 
 
+#: Steps per compiled call: between calls Python can act on signals (Ctrl-C, SIGTERM) and
+#: report progress (`sensitiv.progress`: the step and max|F| the display shows).
+CHUNK = 500
+
+
 def _make_runner(system: System, method: str, options: Mapping[str, Any]):
+    """`(start, run)`: `start(x0, params) -> state`, and `run(state, params, max_steps) ->
+    (state, x, steps, max_force, energy)`, both compiled."""
     energy = system.energy
     ftol = options["ftol"]
 
-    def run(x0, params, max_steps):
+    def stepper(params):
         def force(x, **unused):
             return -jax.grad(energy)(x, params)
 
@@ -49,14 +58,15 @@ def _make_runner(system: System, method: str, options: Mapping[str, Any]):
                 n_min=options["n_min"], f_inc=options["f_inc"], f_dec=options["f_dec"],
                 alpha_start=options["alpha_start"], f_alpha=options["f_alpha"],
             )
-            state = init(x0)
-            position = lambda s: s.position
-            current_force = lambda s: s.force
-        else:
-            init, apply = minimize.gradient_descent(force, _shift, options["step_size"])
-            state = init(x0)
-            position = lambda s: s
-            current_force = lambda s: force(s)
+            return init, apply, (lambda s: s.position), (lambda s: s.force)
+        init, apply = minimize.gradient_descent(force, _shift, options["step_size"])
+        return init, apply, (lambda s: s), (lambda s: force(s))
+
+    def start(x0, params):
+        return stepper(params)[0](x0)
+
+    def run(state, params, max_steps):
+        _, apply, position, current_force = stepper(params)
 
         def cond(carry):
             _, step, fmax = carry
@@ -68,12 +78,12 @@ def _make_runner(system: System, method: str, options: Mapping[str, Any]):
             state = apply(state)
             return state, step + 1, _max_force(current_force(state))
 
-        start = (state, jnp.zeros((), jnp.int32), _max_force(current_force(state)))
-        state, steps, fmax = jax.lax.while_loop(cond, body, start)
+        first = (state, jnp.zeros((), jnp.int32), _max_force(current_force(state)))
+        state, steps, fmax = jax.lax.while_loop(cond, body, first)
         x = position(state)
-        return x, steps, fmax, energy(x, params)
+        return state, x, steps, fmax, energy(x, params)
 
-    return jax.jit(run)
+    return jax.jit(start), jax.jit(run)
 
 
 class _Solve:
@@ -102,13 +112,18 @@ class _Solve:
         params = dict(system.params if params is None else params)
         binding = binding_of(system)
         total_steps, reallocations, reason = 0, 0, ""
+        start, run = self._runner(system)
+        state = start(x, params)
         while True:
-            budget = jnp.asarray(self.options["max_steps"] - total_steps, jnp.int32)
-            x_new, steps, fmax, e = self._runner(system)(x, params, budget)
+            budget = jnp.asarray(min(self.options["max_steps"] - total_steps, CHUNK), jnp.int32)
+            state, x_new, steps, fmax, e = run(state, params, budget)
             total_steps += int(steps)
             fmax, e = float(fmax), float(e)
             if not math.isfinite(e):
                 fmax = math.nan  # an invalid energy invalidates its forces
+            progress.report(self.method, total_steps, fmax, self.options["ftol"], self.options["max_steps"])
+            if math.isfinite(fmax) and fmax > self.options["ftol"] and total_steps < self.options["max_steps"]:
+                continue  # the next chunk, from the carried state
             if math.isfinite(fmax) or binding is None:
                 x = x_new
                 break
@@ -117,6 +132,8 @@ class _Solve:
                     and reallocations < self.options["max_reallocations"] and binding.ensure(x_new, params)):
                 reallocations += 1
                 x = x_new
+                start, run = self._runner(system)  # re-traced for the new list's shapes
+                state = start(x, params)
                 continue
             x = x_new
             reason = diagnosis.message if not diagnosis.ok else "the force is not finite"

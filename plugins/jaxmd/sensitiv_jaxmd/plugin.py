@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sensitiv.hookspecs import hookimpl
-from sensitiv.records import EnergyModel, EquilibriumSolver, OptimalityCondition
+from sensitiv.records import EnergyModel, EquilibriumSolver
 
 from . import _declarations as declarations
 
@@ -53,12 +53,15 @@ def sensitiv_energy_models() -> list[EnergyModel]:
 
 @hookimpl
 def sensitiv_equilibrium_solvers() -> list[EquilibriumSolver]:
-    """FIRE and gradient descent with force tolerance and step limit."""
-    schemas = {"fire": declarations.FIRE_SCHEMA, "gradient_descent": declarations.GRADIENT_DESCENT_SCHEMA}
+    """FIRE and gradient descent with force tolerance and step limit, and the Newton polish
+    of nearly relaxed structures (FIRE far from a minimum)."""
+    schemas = {"fire": declarations.FIRE_SCHEMA, "gradient_descent": declarations.GRADIENT_DESCENT_SCHEMA,
+               "polish": declarations.POLISH_SCHEMA}
+    modules = {"fire": "._minimize", "gradient_descent": "._minimize", "polish": "._polish"}
     return [
         EquilibriumSolver(
             name=name,
-            factory=_lazy("._minimize", name, f"`sensitiv_jaxmd.{name}`: options -> solve."),
+            factory=_lazy(modules[name], name, f"`sensitiv_jaxmd.{name}`: options -> solve."),
             description=declarations.SOLVER_DESCRIPTIONS[name],
             options_schema=schema,
         )
@@ -66,14 +69,5 @@ def sensitiv_equilibrium_solvers() -> list[EquilibriumSolver]:
     ]
 
 
-@hookimpl
-def sensitiv_optimality_conditions() -> list[OptimalityCondition]:
-    """The stationary-gradient condition F = grad_x E."""
-    return [
-        OptimalityCondition(
-            name="stationary",
-            factory=_lazy("._condition", "stationary", "`sensitiv_jaxmd.stationary`: F = grad_x E."),
-            description=declarations.STATIONARY_DESCRIPTION,
-            options_schema=declarations.STATIONARY_SCHEMA,
-        )
-    ]
+# The stationary condition F = ∇ₓE is the host's (sensitiv's builtin plugin): generic, so a
+# model plugin needs no jax-md to be analyzed. `sensitiv_jaxmd.stationary` stays as a function.

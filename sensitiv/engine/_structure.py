@@ -34,7 +34,7 @@ def _as_concrete_pairs(pairs, n_blocks: int) -> np.ndarray:
     if isinstance(pairs, jax.core.Tracer):
         raise InputError(
             "sparsity: the interaction pairs are traced (inside jit); build a "
-            "sensitiv.jacobian.Sparsity outside jit and pass it as sparsity="
+            "sensitiv.Sparsity outside jit and pass it as sparsity="
         )
     pairs = np.asarray(pairs)
     if pairs.size == 0:
@@ -136,7 +136,7 @@ class Sparsity:
 
     ```python
     sparsity = Sparsity.from_pairs(system.interactions(x, params), n_atoms, 2)
-    result = sensitiv.jacobian.jacobian(F, x, params, sparsity=sparsity)
+    result = sensitiv.jacobian(F, x, params, sparsity=sparsity)
     result.info.n_colors          # JVPs per spatial dimension instead of n_atoms
     ```
     """

@@ -12,16 +12,50 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from typing import NamedTuple
 
-__all__ = ["JacobianInfo", "FLAGS", "VERDICTS"]
+__all__ = ["JacobianInfo", "FLAGS", "VERDICTS", "Spectrum"]
 
 VERDICTS = ("minimum", "saddle", "singular", "regular")
+VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_SINGULAR, VERDICT_REGULAR = range(4)
 
-# bit -> (name, breaks trust)
+
+class Spectrum(NamedTuple):
+    """What a strategy found out about `sign · K` on the complement of the known null space.
+
+    - `lambda_min`: smallest eigenvalue (symmetric) or smallest singular value
+      (nonsymmetric), zero modes excluded; `lambda_max`: the largest in magnitude.
+    - `lambda_min_residual`: how far `lambda_min` may be from the true value (0 when exact).
+    - `detected_null`: zero modes found beyond the known ones.
+    - `negative`: number of negative eigenvalues (a saddle when positive).
+    - `inconsistency`: largest fraction of a right-hand side inside the detected null space.
+    - `verdict`: one of the `VERDICT_*` codes (index into `VERDICTS`).
+    """
+
+    lambda_min: jax.Array
+    lambda_max: jax.Array
+    lambda_min_residual: jax.Array
+    detected_null: jax.Array
+    negative: jax.Array
+    inconsistency: jax.Array
+    verdict: jax.Array
+
+    @classmethod
+    def without_free_modes(cls, dtype, detected=0):
+        """Every mode is a known zero mode (one atom in a periodic box): no λ_min (`+inf`)."""
+        zero = jnp.zeros((), jnp.int32)
+        verdict = jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM).astype(jnp.int32)
+        return cls(jnp.asarray(jnp.inf, dtype), jnp.zeros((), dtype), jnp.zeros((), dtype),
+                   zero + detected, zero, jnp.zeros((), dtype), verdict)
+
+# bit -> (name, breaks trust). Every flag but the last is an alarm: the result is not
+# trustworthy. An unresolved λ_min (Lanczos where the dense spectrum does not fit the
+# memory budget) is a note: λ_min is then reported as an interval, and no verdict or error
+# estimate depends on it.
 FLAGS = {
     1: ("not_converged", True),
     2: ("saddle", True),
-    4: ("singular", False),
+    4: ("singular", True),
     8: ("inconsistent", True),
     16: ("inaccurate_solution", True),
     32: ("nonfinite", True),
@@ -66,9 +100,12 @@ class JacobianInfo:
       space; above zero, the minimum-norm least-squares answer is not an exact derivative;
     - `solution_error_estimate`: `‖x̂ − x*‖` estimated by the Newton step `‖K⁺F‖`
       (NaN where not solved); `solution_error_bound`: `‖F‖ / λ_min`;
-    - `jacobian_error_estimate`: relative error of the Jacobian caused by `x̂ ≠ x*`
-      (Blondel et al. 2022, Theorem 1), from the first-order change of the Jacobian along the
-      Newton step in one random direction (dense: solved; Krylov: bounded with `λ_min`);
+    - `jacobian_error_estimate`: error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al.
+      2022, Theorem 1): the first-order change `ΔJ u` of the Jacobian along the Newton step
+      in one random direction `u`, solved like the columns, relative to
+      `max(‖J u‖, √eps · s ‖u‖)` where `s` is the spread of `x̂` per unit of `θ` (so that a
+      Jacobian that vanishes by symmetry is not divided by its own round-off); compared
+      with `trust_rtol`;
     - `sparsity_error`: relative mismatch of the recovered sparse `∂₁F`/`∂₂F` against
       exact JVPs in a random direction (NaN when no structure was used);
     - `symmetry_error`: relative asymmetry `|aᵀKb − bᵀKa|` measured in random directions;
@@ -76,12 +113,13 @@ class JacobianInfo:
     - `trustworthy`: no problem that makes the Jacobian unreliable was found.
 
     Static (decided on the host): `strategy`, `mode`, `reason`, `n_colors` (0 when no
-    coloring was used), `n_products` (JVPs/VJPs spent on assembling `∂₁F` and `∂₂F`).
+    coloring was used), `n_products` (JVPs/VJPs spent on assembling `∂₁F` and `∂₂F`),
+    `trust_rtol` (the tolerance the error estimate was compared with).
 
     **Example:**
 
     ```python
-    info = sensitiv.jacobian.jacobian(F, x_star, params).info
+    info = sensitiv.jacobian(F, x_star, params).info
     print(info.summary())              # strategy, verdict, λ_min, ‖F‖, error estimate
     if not info.trustworthy:
         print(info.warnings)
@@ -112,6 +150,7 @@ class JacobianInfo:
     reason: str = dataclasses.field(default="", metadata=dict(static=True))
     n_colors: int = dataclasses.field(default=0, metadata=dict(static=True))
     n_products: int = dataclasses.field(default=0, metadata=dict(static=True))
+    trust_rtol: float = dataclasses.field(default=float("nan"), metadata=dict(static=True))
 
     @property
     def verdict(self) -> str:
@@ -125,7 +164,7 @@ class JacobianInfo:
         f = lambda a: float(np.max(np.asarray(a))) if np.size(a) else float("nan")
         out = []
         if flags & 32:
-            out.append("the Jacobian contains NaN or inf")
+            out.append("the Jacobian or F(x̂, θ) contains NaN or inf")
         if flags & 1:
             bad = int(np.sum(~np.asarray(self.column_converged)))
             out.append(
@@ -151,8 +190,8 @@ class JacobianInfo:
         if flags & 16:
             out.append(
                 f"x̂ is not converged enough: ‖F‖ = {f(self.stationarity_residual):.2e}, estimated "
-                f"solution error {f(self.solution_error_bound):.2e}, estimated relative Jacobian "
-                f"error {f(self.jacobian_error_estimate):.2e}"
+                f"solution error {f(self.solution_error_estimate):.2e}, estimated Jacobian "
+                f"error {f(self.jacobian_error_estimate):.2e} > trust_rtol {self.trust_rtol:.0e}"
             )
         if flags & 64:
             out.append(
@@ -164,24 +203,40 @@ class JacobianInfo:
                 f"∂₁F is not symmetric (relative asymmetry {f(self.symmetry_error):.2e}) but was "
                 "treated as symmetric"
             )
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        """Facts worth knowing that do not make the result untrustworthy (host only)."""
+        flags = int(np.asarray(self.flags))
+        out = []
         if flags & 256:
+            lam, res = float(np.asarray(self.lambda_min)), float(np.asarray(self.lambda_min_residual))
             out.append(
-                f"the smallest eigenvalue is not resolved (estimate {f(self.lambda_min):.3e} ± "
-                f"{f(self.lambda_min_residual):.1e}); the error estimates are indicative only"
+                f"the smallest eigenvalue is known as an interval, [{lam - res:.3e}, {lam:.3e}] "
+                "(Lanczos; the dense spectrum does not fit memory_budget)"
             )
         return out
+
+    def lambda_min_text(self) -> str:
+        """`λ_min` as reported: a number, or `value ± residual` when not exact (host only)."""
+        lam, res = float(np.asarray(self.lambda_min)), float(np.asarray(self.lambda_min_residual))
+        if not np.isfinite(lam):
+            return "none (every mode is a known zero mode)" if lam > 0 else f"{lam}"
+        return f"{lam:.4e}" if not res > 1e-3 * abs(lam) else f"{lam:.4e} ± {res:.1e}"
 
     def summary(self) -> str:
         """A few lines for logs (host only)."""
         lines = [
             f"strategy {self.strategy} ({self.mode}): {self.reason}",
-            f"verdict {self.verdict}; λ_min {float(np.asarray(self.lambda_min)):.4e}, "
+            f"verdict {self.verdict}; λ_min {self.lambda_min_text()}, "
             f"null space {int(np.asarray(self.null_space_dim))}; ‖F‖ "
             f"{float(np.asarray(self.stationarity_residual)):.2e}; estimated Jacobian error "
-            f"{float(np.asarray(self.jacobian_error_estimate)):.2e}",
+            f"{float(np.asarray(self.jacobian_error_estimate)):.2e} (trust_rtol {self.trust_rtol:.0e})",
             f"trustworthy: {bool(np.asarray(self.trustworthy))}",
         ]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 

@@ -55,7 +55,7 @@ def rigid_body_modes(positions, dtype=None) -> jnp.ndarray:
 
     ```python
     modes = rigid_body_modes(cluster_positions)     # (6, 3 n_atoms) for a 3-D cluster
-    result = sensitiv.jacobian.jacobian(jax.grad(energy), cluster_positions, params,
+    result = sensitiv.jacobian(jax.grad(energy), cluster_positions, params,
                                         null_space=modes)
     ```
     """
@@ -73,9 +73,12 @@ def rigid_body_modes(positions, dtype=None) -> jnp.ndarray:
     else:
         raise InputError(f"rigid_body_modes: positions must be 2-D or 3-D, got shape {x.shape}")
     stack = np.concatenate(modes, axis=0)
-    q, r = np.linalg.qr(stack.T)
-    keep = np.abs(np.diag(r)) > 1e-10 * np.abs(r).max()
-    return jnp.asarray(q[:, keep].T, dtype)
+    # An orthonormal basis of the span by the SVD: QR without pivoting would, for a
+    # (nearly) linear molecule, orthogonalize the last rotation against the arbitrary
+    # direction it makes up for the dependent one (for a dimer along x: a stretch).
+    u, sv, _ = np.linalg.svd(stack.T, full_matrices=False)
+    keep = sv > 1e-10 * sv.max()
+    return jnp.asarray(u[:, keep].T, dtype)
 
 
 def as_null_basis(null_space, d: int, dtype):

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ._structure import BlockSparse, Sparsity, color_seeds, recover_blocks
 
-__all__ = ["Layout", "ParamPlan", "Problem", "make_param_plan"]
+__all__ = ["Layout", "ParamPlan", "Problem", "make_param_plan", "flat_problem", "unflatten"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,14 +173,14 @@ class Problem:
         self.d = x.shape[0]
         self.n = theta.shape[0]
         self._fun = optimality_fun
-        self._args = args
+        self.args = args
         self.x_layout = x_layout
         self.theta_layout = theta_layout
         self.residual, self.k_lin = jax.linearize(lambda v: self.flat(v, theta), x)
         self._b_lin = None
 
     def flat(self, x, theta):
-        out = self._fun(self.x_layout.unravel(x), self.theta_layout.unravel(theta), *self._args)
+        out = self._fun(self.x_layout.unravel(x), self.theta_layout.unravel(theta), *self.args)
         return self.x_layout.ravel(out, self.dtype)
 
     @property
@@ -253,3 +253,26 @@ class Problem:
         if extra is None:
             return b
         return b, products[plan.n_products :]
+
+
+def flat_problem(fun, x_layout: Layout, theta_layout: Layout, sol, params, args) -> Problem:
+    """`F` linearized at the raveled `(sol, params)` (both in the solution's dtype); called
+    inside compiled programs, where raveling costs nothing (on the host every reshape and
+    slice is a dispatch of its own)."""
+    dtype = jnp.result_type(*jax.tree.leaves(sol))
+    x, theta = x_layout.ravel(sol, dtype), theta_layout.ravel(params, dtype)
+    return Problem(fun, x, theta, args, x_layout, theta_layout)
+
+
+def unflatten(mat, out_layout: Layout, in_layout: Layout):
+    """`(d_out, n_in)` flat matrix -> nested pytree as `jax.jacobian` gives it."""
+    outer = []
+    for o_off, o_size, o_shape, o_dtype in zip(
+        out_layout.offsets, out_layout.sizes, out_layout.shapes, out_layout.dtypes
+    ):
+        inner = []
+        for i_off, i_size, i_shape in zip(in_layout.offsets, in_layout.sizes, in_layout.shapes):
+            block = mat[o_off : o_off + o_size, i_off : i_off + i_size]
+            inner.append(block.reshape(o_shape + i_shape).astype(o_dtype))
+        outer.append(jax.tree.unflatten(in_layout.treedef, inner))
+    return jax.tree.unflatten(out_layout.treedef, outer)

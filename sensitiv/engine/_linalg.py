@@ -82,13 +82,18 @@ def lu_solve(factor, r, transpose: bool = False):
     return x[:, 0] if vec else x
 
 
-def orthonormal_rows(z):
+def orthonormal_rows(z, reference=None):
     """Orthonormalize the rows of `z` `(k, d)` (modified Gram–Schmidt, twice for stability);
-    a row that is (numerically) in the span of the previous ones becomes zero."""
+    a row that is (numerically) in the span of the previous ones becomes zero. "Numerically"
+    is relative to the norm of the same row of `reference` (default `z`): a known mode
+    restricted to some coordinates is dropped when the restriction left only round-off of
+    it (a rotation of a planar molecule restricted to the plane), not normalized into a
+    spurious direction."""
+    reference = z if reference is None else reference
     rows = []
     for i in range(z.shape[0]):
         v = z[i]
-        scale = jnp.linalg.norm(v)
+        scale = jnp.linalg.norm(reference[i])
         for _ in range(2):
             for q in rows:
                 v = v - jnp.vdot(q, v) * q
@@ -110,11 +115,22 @@ class NullProjector:
 
     def __init__(self, z, keep):
         self.keep = keep
-        self.z = orthonormal_rows(z * keep[None, :]) if z is not None and z.shape[0] else None
+        self.z = orthonormal_rows(z * keep[None, :], z) if z is not None and z.shape[0] else None
 
     @property
     def n_known(self) -> int:
+        """Rows of the known modes (static): an upper bound of their rank on the kept coordinates."""
         return 0 if self.z is None else self.z.shape[0]
+
+    def masked_beyond_known(self):
+        """Zero modes the vanishing rows add beyond the known ones (dynamic):
+        `dim span(known ∪ masked) − dim span(known)`; a masked coordinate that a known mode
+        already covers (a planar dimer's out-of-plane coordinates) is no new mode."""
+        n_masked = jnp.sum(1.0 - self.keep).astype(jnp.int32)
+        if self.z is None:
+            return n_masked
+        kept_rank = jnp.sum(jnp.linalg.norm(self.z, axis=1) > 0.5).astype(jnp.int32)
+        return n_masked + kept_rank - self.n_known
 
     def rows(self, v):
         v = v * self.keep

@@ -1,0 +1,79 @@
+"""The calibration suite (benchmarks/calibration.py) at reduced sizes: for every case and
+every strategy, the verdict matches the case's known truth (0 false alarms, 0 missed
+alarms, the expected reason), λ_min is within 1e-3 of the dense reference or reported as an
+interval containing it, and the error estimate is within 10× of the measured error.
+
+`python benchmarks/calibration.py` runs the same at full size and prints the confusion
+matrices (docs/concepts.md shows them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import calibration  # noqa: E402
+
+
+# the crystals need 256-atom cells for the LJ cutoff (d ≈ 768): full suite only
+LARGE = {"fcc-lj", "fcc-lj-sheared", "fcc-lj-vacancy", "bcc-lj-unstable"}
+#: Cases whose calibration targets are not met yet (issue 13, owner: engine), as strict
+#: expected failures: remove an entry when its fix lands (the case must then pass).
+OPEN = {
+    "packing-float32": "the error estimate misses the float32 linear-solve error (3e-6 vs 3.5e-5 measured, krylov)",
+    "nearly-singular": "dense reports a saddle from λ_min(K(x̂)) < 0 within the solution error's reach",
+    "fcc-lj": "error estimate 1e-6 vs measured 5e-8 on a zero Jacobian",
+}
+
+
+def _marks(case, slow: bool):
+    marks = [pytest.mark.slow] if slow else []
+    if case.name in OPEN:
+        marks.append(pytest.mark.xfail(reason=OPEN[case.name], strict=True))
+    return pytest.param(case, marks=marks)
+
+
+REDUCED_CASES = [_marks(c, c.name in LARGE) for c in calibration.CASES]
+
+
+@pytest.mark.parametrize("case", REDUCED_CASES, ids=lambda c: c.name)
+def test_case_is_judged_right_by_every_strategy(case):
+    result = calibration.run_case(case, reduced=True, strategies=calibration.STRATEGIES)
+    problems = calibration.check(result)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("case", [_marks(c, True) for c in calibration.CASES], ids=lambda c: c.name)
+def test_case_at_full_size(case):
+    result = calibration.run_case(case, reduced=False, strategies=calibration.STRATEGIES)
+    problems = calibration.check(result)
+    assert not problems, "\n".join(problems)
+
+
+# -- the README's main command -------------------------------------------------------------
+
+README_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "softspheres" / "config.yaml"
+
+
+def _readme_command(tmp_path, capsys, *extra):
+    from sensitiv.cli import ExitCode, main
+
+    code = main(["analyze", str(README_CONFIG), "-o", str(tmp_path / "softspheres.nc"), "--force", *extra])
+    out = capsys.readouterr().out
+    return code, out, ExitCode
+
+
+def test_readme_command_is_trustworthy_reduced(tmp_path, capsys):
+    code, out, ExitCode = _readme_command(tmp_path, capsys, "--set", "structure.generator.n_atoms=48")
+    assert code == ExitCode.OK, out
+    assert "result: trustworthy" in out and "WARNING" not in out
+    assert "(tolerance 1e-06)" in out
+
+
+@pytest.mark.slow
+def test_readme_command_is_trustworthy_full_size(tmp_path, capsys):
+    code, out, ExitCode = _readme_command(tmp_path, capsys)
+    assert code == ExitCode.OK, out
+    assert "result: trustworthy" in out and "WARNING" not in out
