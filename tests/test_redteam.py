@@ -763,6 +763,18 @@ def test_plugin_broken_one_chosen_by_name_is_an_error(capsys, work, broken_site,
     refused(validate(capsys, work, GEN), ExitCode.USAGE_ERROR, "plugin 'broken'", "ModuleNotFoundError")
 
 
+def test_plugin_model_needs_no_other_plugin(capsys, work, beads, monkeypatch):
+    """A third-party model, solver and reader analyzed with only the host beside them: the
+    generic `stationary` condition is the host's, not jax-md's."""
+    monkeypatch.setenv("SENSITIV_PLUGINS", "builtin,beads")
+    registry = get_registry(refresh=True)
+    assert registry.owner("optimality_condition", "stationary") == "builtin"
+    assert "jaxmd" not in [p.name for p in registry.plugins]
+    run = analyze(capsys, work, BEADS_CONFIG)
+    assert run.code == ExitCode.OK, run.out + run.err
+    assert "result: trustworthy" in run.out and run.changed == {"out.nc"}
+
+
 # == Python API ==============================================================================
 
 

@@ -277,7 +277,7 @@ def _elastic_uncertainty(spec: UncertaintySpec, sigma: np.ndarray, cov, groups, 
     relax_std = np.sqrt(np.clip(np.einsum("nvbp,pq,nvbq->nvb", relax_derivative, sigma, relax_derivative),
                                 0.0, None))
     mixed_sd = _polarized(np.asarray(dd.observables_second[STRESS])[..., dirs.polarized], dirs, p)  # (d, d, b, p)
-    factor = np.array([1.0 if i == j else 0.5 for i, j in voigt_pairs])
+    factor = np.ones(len(voigt_pairs))  # θ's shear strains are engineering shears: C = dσ/dθ
     dC = _voigt(mixed_sd, voigt_pairs, dirs.strain_cols, factor)  # (v, v, p)
     ec = observable_covariance(dC, cov)
     imp_c = importance(dC, cov, groups=groups, rule=spec.rule)
