@@ -220,7 +220,8 @@ def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.
 
     The cell deforms by `F = I + ε` (ε symmetric, no rotation) through the model's
     `"strain"` parameter; positions stay Cartesian in the reference cell inside, as the
-    model expects. The strain variables are stored as extra rows of the coordinates,
+    model expects (so atoms fixed by `fix_atoms` first follow the cell's deformation, as
+    LAMMPS `fix box/relax` dilates every atom). The strain variables are stored as extra rows of the coordinates,
     scaled by `√n·(V₀/n)^(1/d)` so that their stiffness is that of an atom: a force-based
     stopping rule then bounds the stress by `ftol / ((V₀/n)^((d−1)/d)·√n)`.
 

@@ -108,6 +108,7 @@ def test_fixed_atoms_match_lammps_setforce_and_its_reminimization(tmp_path):
     # ... and no rigid mode is left: one fixed atom pins the translations.
     assert int(ds.null_space_dimension.values[0]) == 0
     assert float(ds.smallest_eigenvalue.values[0]) > 1e-3
+    assert "fixed atoms: 5 (not unknowns of the equilibrium)" in str(ds.sensitiv)
 
     # dx*/d log(embedding scale): LAMMPS re-minimizes with a scaled F(ρ) file, atoms still fixed.
     moved = [_lammps_minimum(data, _pair(1 + s * H, str(tmp_path)), freeze)["positions"] for s in (1, -1)]
@@ -157,6 +158,8 @@ def test_variable_cell_matches_lammps_box_relax_and_its_rerelaxation(box_relax, 
     assert np.abs(_difference(ds.coordinates.values[0], reference["positions"], relaxed)).max() < 1e-8
     np.testing.assert_allclose(ds.stress.values[0], -pressure * np.eye(3), rtol=0, atol=1e-12)  # σ = −P·I
     np.testing.assert_allclose(reference["stress"], -pressure * np.eye(3), rtol=0, atol=1e-10)
+    summary = str(ds.sensitiv)  # the summary states the relaxed cell and its sensitivities
+    assert f"relaxed cell lengths: {relaxed[0, 0]:.6g}" in summary and "d(lengths)/dpressure" in summary
 
     # θ = embedding scale: LAMMPS re-relaxes positions and box with a scaled F(ρ) file.
     up, down = (box_relax(scale=1 + s * H, pressure=pressure) for s in (1, -1))

@@ -575,6 +575,8 @@ def test_physics_one_frame_of_many_does_not_converge(capsys, work):
     assert "out.nc" in run.changed and not (run.changed - {"out.nc"}
                                             - {c for c in run.changed if c.startswith("out.nc.parts/")})
     assert "FAILED: " in run.err and "(frame 1)" in run.err and "did not converge after 1000 steps" in run.err
+    failed = [line for line in run.err.splitlines() if "FAILED: " in line]
+    assert len(failed) == 1 and failed[0].count("traj.xyz") == 1, failed  # the structure named once
     assert "1 of 3 tasks failed" in run.err and "--resume" in run.err
     # the summary never calls a run with a missing frame trustworthy
     assert "result: NOT trustworthy (1 of 3 failed, not in the file)" in run.out, run.out

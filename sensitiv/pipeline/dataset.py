@@ -344,7 +344,8 @@ def _structure_variables(ds, analysis: StructureAnalysis) -> None:
     cell = np.asarray(s.cell, np.float64) if s.cell is not None and pbc.any() else None
     if analysis.fixed is not None:
         ds[FIXED] = ((ATOM,), np.asarray(analysis.fixed, dtype=np.int8),
-                     {"long_name": "atom held fixed at its input position (dx_dtheta rows exactly zero)",
+                     {"long_name": "atom held fixed at its input position (dx_dtheta rows exactly zero; with a "
+                                   "relaxing cell, fixed in the cell's frame: it follows the cell's deformation)",
                       "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "free fixed"})
     if cell is not None and analysis.cell is not None:
         _per_frame(ds, INITIAL_CELL, (CELL_VECTOR, SPATIAL), cell,
