@@ -179,3 +179,32 @@ def test_variable_cell_matches_lammps_box_relax_and_its_rerelaxation(box_relax, 
     dcell_dp = ds.dcell_dtheta.values[0, :, :, 1]
     assert lammps_dcell_dp[0, 0] < 0  # compressing shrinks it
     assert lmp_ref.relative_error(dcell_dp, lammps_dcell_dp) < 1e-5
+
+
+@pytest.mark.slow
+def test_triclinic_cell_matches_lammps_box_relax_tri(tmp_path):
+    """`cell.relax: tri` against LAMMPS `fix box/relax tri 0.0` from a sheared start: LAMMPS
+    keeps its cell lower-triangular, sensitiv deforms by a symmetric F (no rotation), so the
+    cells compare through their metric G = C Cᵀ, and dG/dθ against LAMMPS' re-relaxation."""
+    positions, cell = _start(seed=3)
+    shear = np.array([[1.0, 0.0, 0.0], [0.04, 1.0, 0.0], [-0.03, 0.02, 1.0]])  # rows: a, b + 0.04 a, ...
+    cell = shear @ cell
+    positions = positions @ np.linalg.inv(_start(seed=3)[1]) @ cell  # same fractional positions
+    data = str(tmp_path / "start.data")
+    lmp_ref.write_data(data, positions, cell, [1] * len(positions), [MASSES["Cu"]])
+    fixes = ["fix relax all box/relax tri 0.0 vmax 0.001 nreset 1"]
+    reference = _lammps_minimum(data, _pair(), fixes, repeats=4)
+    ds = _analyze(_structure(positions, cell), cell={"relax": "tri"}, observables=["energy", "stress"],
+                  solver_options={"ftol": 1e-11, "max_steps": 200000})
+    assert bool(ds.trustworthy.values.all()), ds.sensitiv
+    relaxed = ds.cell.values[0]
+    metric = relaxed @ relaxed.T
+    np.testing.assert_allclose(metric, reference["cell"] @ reference["cell"].T, rtol=0, atol=1e-8)
+    assert float(ds.energy.values[0]) == pytest.approx(reference["energy"], rel=1e-11)
+    np.testing.assert_allclose(ds.stress.values[0], 0.0, atol=1e-12)
+    cells = [_lammps_minimum(data, _pair(1 + s * H, str(tmp_path)), fixes, repeats=4)["cell"] for s in (1, -1)]
+    lammps_dmetric = (cells[0] @ cells[0].T - cells[1] @ cells[1].T) / (2 * H)
+    dcell = ds.dcell_dtheta.values[0, :, :, 0]
+    dmetric = dcell @ relaxed.T + relaxed @ dcell.T
+    assert np.abs(lammps_dmetric).max() > 1e-1
+    assert lmp_ref.relative_error(dmetric, lammps_dmetric) < 1e-6
