@@ -158,6 +158,10 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     config.write_text(head + "model: {name: lennard_jones}\ncell: {relax: iso}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "cell.relax" in capsys.readouterr().err
+    config.write_text(head + "model: {name: lennard_jones}\ncell: {relax: aniso}\n"
+                      "uncertainty: {relative_std: {sigma: 0.01}}\n")
+    assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
+    assert "not available yet with a relaxing cell" in capsys.readouterr().err
     config.write_text(head + "model: {name: lennard_jones}\nstructure_fixed: 1\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     with pytest.raises(ConfigError, match="'tri' needs a 3-D cell"):

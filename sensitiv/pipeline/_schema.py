@@ -680,6 +680,11 @@ def validate(
     issues += _file_issues(data, marks, registry, base_dir, check_files)
     if not any(i.path.startswith("$.uncertainty") for i in issues):
         issues += _uncertainty_issues(data, marks, registry, base_dir)
+    cell = data.get("cell")
+    if isinstance(data.get("uncertainty"), Mapping) and isinstance(cell, Mapping) and cell.get("relax", "none") != "none":
+        path = ("cell", "relax")
+        issues.append(ConfigIssue(marks.locate(path), _json_path(path), "the uncertainty section is not available "
+                                  "yet with a relaxing cell; remove one of them"))
 
     def order(issue: ConfigIssue):
         parts = issue.location.rsplit(":", 2)
