@@ -575,6 +575,8 @@ def test_physics_one_frame_of_many_does_not_converge(capsys, work):
     assert "out.nc" in run.changed and not (run.changed - {"out.nc"}
                                             - {c for c in run.changed if c.startswith("out.nc.parts/")})
     assert "FAILED: " in run.err and "(frame 1)" in run.err and "did not converge after 1000 steps" in run.err
+    failed = [line for line in run.err.splitlines() if "FAILED: " in line]
+    assert len(failed) == 1 and failed[0].count("traj.xyz") == 1, failed  # the structure named once
     assert "1 of 3 tasks failed" in run.err and "--resume" in run.err
     # the summary never calls a run with a missing frame trustworthy
     assert "result: NOT trustworthy (1 of 3 failed, not in the file)" in run.out, run.out
@@ -761,6 +763,18 @@ def test_plugin_broken_one_chosen_by_name_is_an_error(capsys, work, broken_site,
         get_registry_error = str(err)
     assert get_registry_error is not None and "plugin 'broken'" in get_registry_error
     refused(validate(capsys, work, GEN), ExitCode.USAGE_ERROR, "plugin 'broken'", "ModuleNotFoundError")
+
+
+def test_plugin_model_needs_no_other_plugin(capsys, work, beads, monkeypatch):
+    """A third-party model, solver and reader analyzed with only the host beside them: the
+    generic `stationary` condition is the host's, not jax-md's."""
+    monkeypatch.setenv("SENSITIV_PLUGINS", "builtin,beads")
+    registry = get_registry(refresh=True)
+    assert registry.owner("optimality_condition", "stationary") == "builtin"
+    assert "jaxmd" not in [p.name for p in registry.plugins]
+    run = analyze(capsys, work, BEADS_CONFIG)
+    assert run.code == ExitCode.OK, run.out + run.err
+    assert "result: trustworthy" in run.out and run.changed == {"out.nc"}
 
 
 # == Python API ==============================================================================

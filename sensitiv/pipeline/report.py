@@ -12,6 +12,9 @@ from .. import units as _units
 from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
 from .dataset import (
     ATOM,
+    CELL,
+    DCELL_DTHETA,
+    FIXED,
     ATTR_HISTORY,
     ATTR_SOURCE,
     ATTR_TITLE,
@@ -379,6 +382,16 @@ def _group_record(ds) -> dict:
         if gpa in ds:
             elastic["GPa"] = _clean(_frame0(ds[gpa]).values).tolist()
         record[ELASTIC_CONSTANTS] = elastic
+    if FIXED in ds:
+        record["fixed_atoms"] = int(np.asarray(ds[FIXED].values).astype(bool).sum())
+    if DCELL_DTHETA in ds:
+        # the relaxed cell's lengths and their sensitivities (lattice constants, for a cubic cell)
+        cell = np.asarray(_frame0(ds[CELL]).values, np.float64)
+        dcell = np.asarray(_frame0(ds[DCELL_DTHETA]).values, np.float64)  # (vector, spatial, parameter)
+        lengths = np.linalg.norm(cell, axis=1)
+        dlengths = np.einsum("vs,vsp->vp", cell / lengths[:, None], dcell)
+        record["relaxed_cell"] = {"lengths": lengths.tolist(),
+                                  "dlength_dtheta": {label: dlengths[:, k].tolist() for k, label in enumerate(labels)}}
     if PROBLEMS in ds:
         record["problems"] = [str(p) for p in np.ravel(ds[PROBLEMS].values) if str(p)]
     return record
@@ -439,6 +452,15 @@ def inspect_text(result, path: str = "") -> str:
             lines.append(f"{prefix}  max linear residual: {group['max_linear_residual']:.3e}")
         if group["observable_derivatives"]:
             lines.append(f"{prefix}  observable derivatives: {', '.join(group['observable_derivatives'])}")
+        if group.get("fixed_atoms"):
+            lines.append(f"{prefix}  fixed atoms: {group['fixed_atoms']} (not unknowns of the equilibrium)")
+        relaxed = group.get("relaxed_cell")
+        if relaxed:
+            length_units = _units_text(group["length_units"])
+            lines.append(f"{prefix}  relaxed cell lengths: " + ", ".join(f"{x:.6g}" for x in relaxed["lengths"])
+                         + f" {length_units}")
+            for label, values in relaxed["dlength_dtheta"].items():
+                lines.append(f"{prefix}    d(lengths)/d{label}: " + ", ".join(f"{x:.4g}" for x in values))
         elastic = group.get(ELASTIC_CONSTANTS)
         if elastic:
             table, units = (elastic["GPa"], "GPa") if "GPa" in elastic else (elastic["values"], elastic["units"])
