@@ -14,8 +14,7 @@ is accounted for:
   (so `examples/...` paths work and nothing is written into the repository), as its own
   `bash -euo pipefail` script or Python interpreter. The line right before a block
   decides what happens to it:
-  - nothing (bash), or `<!-- docs-test -->`: run in CI;
-  - nothing (python): compiled only (a fragment or an illustration: it must at least parse);
+  - nothing, or `<!-- docs-test -->`: run in CI;
   - `<!-- docs-test: slow -->`: run with `-m slow` (minutes: a full example);
   - `<!-- docs-test: reduced ARGS -->`: run in CI with ARGS appended to every
     `sensitiv analyze` command of the block (a reduced size), and in full with `-m slow`;
@@ -24,8 +23,14 @@ is accounted for:
   - `<!-- docs-test: given softspheres.nc -->`: run in CI in a folder that holds the
     result the page's commands write (`softspheres.nc`: the bundled main job at 16
     particles, made once per session by `sensitiv analyze`).
-  Identical blocks on several pages (the set-up commands of README.md and
+  Identical bash blocks on several pages (the set-up commands of README.md and
   docs/installation.md) run once.
+- The `python` blocks of one page run as one session, like a reader's: in page order, in
+  one interpreter and one namespace (`test_docs_python_page`), so a fragment uses the
+  names the page's earlier blocks define. Every block is compiled with its page and line
+  as file name, so a traceback points into the page. A `skip` block is left out of the
+  session; a `given` block puts its result in the session's folder; a `slow` block makes
+  the whole session slow.
 - `pip install` commands are checked, not re-run: the test environment is the one they
   make, and re-installing it from inside its own test run would change it under the
   other tests. Every path they name must hold a Python project, every extra they ask for
@@ -38,6 +43,7 @@ CPU, 107 atoms 43 s).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -146,7 +152,7 @@ ANALYZE = re.compile(r"(sensitiv analyze [^\n&|;#]*?)(\s*(?:#[^\n]*)?)$", re.M)
 
 def page_blocks():
     """(where, language, kind, detail, body) of every bash and python block outside the
-    tutorial; kind: run, compile, slow, reduced, skip."""
+    tutorial; kind: run, slow, reduced, skip, given."""
     seen = set()
     for page in PAGES:
         if page == TUTORIAL:
@@ -157,12 +163,14 @@ def page_blocks():
                 continue
             mark = MARK.match(before)
             if mark is None:
-                kind, detail = ("run" if lang == "bash" else "compile"), ""
+                kind, detail = "run", ""
             else:
                 kind, detail = mark["kind"] or "run", mark["detail"] or ""
-            if (lang, body) in seen:
-                continue
-            seen.add((lang, body))
+            if lang == "bash":
+                # Python blocks belong to their page's session: never deduplicated.
+                if (lang, body) in seen:
+                    continue
+                seen.add((lang, body))
             yield f"{where_page}:{line}", lang, kind, detail, body
 
 
@@ -170,7 +178,11 @@ BLOCKS = list(page_blocks())
 
 
 def _cases():
+    """Every bash block, and the python blocks that are skipped (with their reason);
+    the other python blocks run in their page's session (`_sessions`)."""
     for where, lang, kind, detail, body in BLOCKS:
+        if lang == "python" and kind != "skip":
+            continue
         if kind == "reduced":
             yield pytest.param(where, lang, "reduced", detail, body, id=f"{where}-reduced")
             yield pytest.param(where, lang, "run", "", body, id=where, marks=pytest.mark.slow)
@@ -224,7 +236,7 @@ def test_page_blocks_are_found():
     assert {"README.md", "docs/index.md", "docs/concepts.md", "docs/migrating.md", "docs/gallery.md",
             "examples/softspheres/README.md"} <= pages, pages
     kinds = {kind for _, _, kind, _, _ in BLOCKS}
-    assert {"run", "compile", "slow", "reduced", "skip", "given"} <= kinds, kinds
+    assert {"run", "slow", "reduced", "skip", "given"} <= kinds, kinds
     for where, _, kind, detail, _ in BLOCKS:
         assert kind not in ("skip", "reduced", "given") or detail.strip(), f"{where}: `{kind}` needs a reason or arguments"
         assert kind != "given" or detail.strip() in GIVEN, f"{where}: no recipe for {detail!r} (known: {sorted(GIVEN)})"
@@ -271,9 +283,6 @@ def given_results(tmp_path_factory):
 def test_docs_block(where, lang, kind, detail, code, tmp_path, request):
     if kind == "skip":
         pytest.skip(detail)
-    if kind == "compile":
-        compile(code, where, "exec")
-        return
     if kind == "given":
         name = detail.strip()
         shutil.copy(request.getfixturevalue("given_results")(name), tmp_path / name)
@@ -284,3 +293,48 @@ def test_docs_block(where, lang, kind, detail, code, tmp_path, request):
             code = reduce_analyses(code, detail)
         code = bash_with_pip_check(code, tmp_path)
     run_step(lang, code, where, tmp_path, 0)
+
+
+def _sessions():
+    """One case per page with python blocks to run: (page, [(where, kind, detail, body)])."""
+    pages: dict[str, list] = {}
+    for where, lang, kind, detail, body in BLOCKS:
+        if lang == "python" and kind != "skip":
+            pages.setdefault(where.rsplit(":", 1)[0], []).append((where, kind, detail, body))
+    for page, blocks in pages.items():
+        slow = any(kind == "slow" for _, kind, _, _ in blocks)
+        yield pytest.param(page, blocks, id=page, marks=[pytest.mark.slow] if slow else [])
+
+
+#: Runs a page's python blocks in order in one namespace; each block compiled with its
+#: page and line as file name (blank lines in front keep the page's line numbers).
+SESSION = r"""
+import json, sys
+namespace = {"__name__": "__main__"}
+for where, line, body in json.load(open(sys.argv[1], encoding="utf-8")):
+    exec(compile("\n" * line + body, where, "exec"), namespace)
+"""
+
+
+def test_session_keeps_names_and_lines(tmp_path):
+    blocks = [("page.md:3", "run", "", "x = 41\n"), ("page.md:9", "run", "", "x += 1\nassert x == 41, x\n")]
+    with pytest.raises(AssertionError, match=r'File "page.md", line 11'):
+        run_python_session(blocks, tmp_path)
+
+
+def run_python_session(blocks, cwd: Path) -> None:
+    payload = [(where.rsplit(":", 1)[0], int(where.rsplit(":", 1)[1]), body) for where, _, _, body in blocks]
+    (cwd / "_docs_session.json").write_text(json.dumps(payload), encoding="utf-8")
+    run_step("python", SESSION.replace("sys.argv[1]", repr(str(cwd / "_docs_session.json"))),
+             blocks[0][0].rsplit(":", 1)[0], cwd, 0)
+
+
+@pytest.mark.parametrize("page,blocks", list(_sessions()))
+def test_docs_python_page(page, blocks, tmp_path, request):
+    for _, kind, detail, _ in blocks:
+        if kind == "given":
+            name = detail.strip()
+            shutil.copy(request.getfixturevalue("given_results")(name), tmp_path / name)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
+    run_python_session(blocks, tmp_path)
