@@ -35,14 +35,17 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
+import sensitiv  # before jax: it quiets XLA's load-from-cache log lines
+import sensitiv.cache
+
+import jax  # noqa: E402  (isort: after sensitiv, see above)
+import jax.numpy as jnp  # noqa: E402
+
 jax.config.update("jax_enable_x64", True)
 
-import sensitiv  # noqa: E402
 from sensitiv.plugins import get_registry  # noqa: E402
 from sensitiv.pipeline.structure import bidisperse_packing, lattice  # noqa: E402
 
@@ -521,6 +524,7 @@ def run(reduced: bool, strategies=STRATEGIES, only: str | None = None, verbose=F
 
 
 def main(argv=None):
+    sensitiv.cache.enable()  # compilation dominates at these sizes: reuse it across runs
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reduced", action="store_true", help="the CI sizes")
     parser.add_argument("--only", default=None, help="cases whose name contains this")
