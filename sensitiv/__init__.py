@@ -65,10 +65,15 @@ _SOURCES: dict[str, tuple[str, str | None]] = {
     "units": (".units", None),
     # the persistent compilation cache (on by default in the command line)
     "cache": (".cache", None),
+    # materials: fixed atoms and a variable cell; elastic constants (Voigt, engineering shears)
+    "constraints": (".constraints", None),
+    "elasticity": (".elasticity", None),
+    "elastic_constants": (".elasticity", "elastic_constants"),
 }
 
 if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) sees them
-    from . import cache, engine, errors, io, optimality, projections, prox, records, solvers, uncertainty, units
+    from . import (cache, constraints, elasticity, engine, errors, io, optimality, projections, prox, records,
+                   solvers, uncertainty, units)
     from ._implicit import (
         custom_fixed_point,
         custom_root,
@@ -78,6 +83,7 @@ if TYPE_CHECKING:  # the names as static analysis (type checkers, mkdocstrings) 
         root_vjp_with_info,
     )
     from ._linear_solve import LinearSolver, SolveInfo, jacobi_preconditioner, linear_solve
+    from .elasticity import elastic_constants
     from .engine import (
         JacobianInfo,
         JacobianResult,
@@ -121,6 +127,9 @@ __all__ = [
     "io",
     "units",
     "cache",
+    "constraints",
+    "elasticity",
+    "elastic_constants",
     "__version__",
 ]
 

@@ -470,9 +470,9 @@ def analyze_command(args: argparse.Namespace) -> ExitCode:
     )
     # The summary is the command's result: stdout. Progress and errors went to stderr.
     if args.json:
-        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings))
+        _print_json(report.summary_record(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
     elif verbosity:
-        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings))
+        print(report.analysis_summary(outcome.path, outcome.analyses, outcome.timings, outcome.failures))
     if outcome.failures:
         for failure in outcome.failures:
             print(f"sensitiv: error: task failed: {failure}", file=sys.stderr)

@@ -103,6 +103,8 @@ class Structure:
       came from, the units assumed, whether coordinates were unwrapped — one sentence
       each. The dry run, the closing summary and the output state them, so that no
       interpretation is silent.
+    - `fixed`: `(n_atoms,)` booleans, `True` for atoms the file marks as held fixed (ASE
+      `FixAtoms`, extended XYZ `move_mask`), or `None` when the file says nothing.
 
     **Example:**
 
@@ -127,6 +129,7 @@ class Structure:
     origin: Any = None
     image: Any = None
     readings: tuple[str, ...] = ()
+    fixed: np.ndarray | None = None
 
     @property
     def n_atoms(self) -> int:

@@ -87,7 +87,12 @@ def test_host_only_commands_import_no_numerical_code(tmp_path, argv, code):
     tiny_result(tmp_path / "tiny.nc")
     probe = run_probe(tmp_path, *argv)
     assert probe["code"] == code, probe["stderr"][-2000:]
-    assert probe["heavy"] == [], f"`sensitiv {' '.join(argv)}` imported {probe['heavy'][:10]}"
+    heavy = probe["heavy"]
+    if argv[0] == "inspect":
+        # xarray itself imports dask on opening any file when dask is installed
+        # (xarray.compat.dask_array_ops; the test extra installs dask[distributed])
+        heavy = [m for m in heavy if m.split(".")[0] != "dask"]
+    assert heavy == [], f"`sensitiv {' '.join(argv)}` imported {heavy[:10]}"
     assert (tmp_path / "exists.nc").read_bytes() == b"keep me"
 
 

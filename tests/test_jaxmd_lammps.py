@@ -320,7 +320,7 @@ def test_analyze_a_lammps_minimum_with_a_tersoff_file(tmp_path):
     out = tmp_path / "out.nc"
     assert main(["analyze", str(config), "-o", str(out), "-q"]) == ExitCode.OK
     with xr.open_dataset(out) as ds:
-        assert list(ds["parameter"].values) == ["B[Si,Si,Si]", "A[C,C,C]", "costheta0[Si,C,C]", "R[Si,C,C]"]
+        assert list(ds["parameter_label"].values) == ["B[Si,Si,Si]", "A[C,C,C]", "costheta0[Si,C,C]", "R[Si,C,C]"]
         assert float(ds["energy"]) == pytest.approx(minimum["energy"], rel=1e-9)
         assert ds.attrs["model_potential_file"].endswith("SiC.tersoff")
         assert ds.attrs["model_pair_style"] == "tersoff"

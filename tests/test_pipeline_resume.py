@@ -110,3 +110,24 @@ def test_resume_refuses_parts_of_another_config(trajectory, tmp_path):
 def _fake_analysis():
     """An empty StructureAnalysis: the checkpoint stores records, only their type matters to it."""
     return StructureAnalysis.__new__(StructureAnalysis)
+
+
+def test_dask_streams_results_and_keeps_them_when_a_task_fails(trajectory, tmp_path, capsys):
+    """A LocalCluster of two spawned worker processes; frame 1 fails on purpose (step limit).
+
+    Runs where `sensitiv[dask]` is installed. It is not in the test extra: with dask
+    installed, xarray imports it when opening any NetCDF file, and `sensitiv inspect` would
+    no longer be a host-only command (tests/test_cheap_commands.py)."""
+    pytest.importorskip("dask.distributed")
+    output = str(tmp_path / "dask.nc")
+    code = main(["analyze", str(trajectory / "config.yaml"), "-o", output, "--scheduler", "local",
+                 "--set", "ensemble.workers=2"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.PARTIAL, err
+    assert "FAILED" in err and "frame 1" in err and err.count("done: ") == 2
+    with xr.open_dataset(output) as ds:
+        assert list(ds["frame_index"].values) == [0, 2]
+        assert "frame 1" in ds.attrs["failed_tasks"]
+    parts = checkpoint.parts_folder(output)
+    assert sorted(n for n in os.listdir(parts) if n.startswith("task-")) == ["task-000000.pickle",
+                                                                             "task-000002.pickle"]

@@ -246,3 +246,16 @@ def test_check_samples_and_agrees(run):
         import dataclasses
 
         check_config(dataclasses.replace(cfg, uncertainty=None), samples=4)
+
+
+def test_check_refuses_a_solver_that_relaxes_nothing():
+    # with `solver: none` every sample would keep x̂: refused before any work
+    from sensitiv.pipeline.check import check_config
+
+    cfg = load("std: {sigma: 0.01}", extra="observables: [energy]\n")
+    import dataclasses
+
+    none = dataclasses.replace(cfg, solver=dataclasses.replace(cfg.solver, name="none"))
+    assert not none.solver.relaxes
+    with pytest.raises(ConfigError, match="relaxes nothing.*solver.name=fire"):
+        check_config(none, samples=4)

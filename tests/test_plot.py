@@ -169,7 +169,7 @@ def test_packing_profile_around_a_given_atom(packing, tmp_path):
     ds, path = packing
     figure = tmp_path / "centre.png"
     assert main(["plot", str(path), "-o", str(figure), "--centre", "atom=3"]) == ExitCode.OK
-    fig = sensitiv.plot(ds, centre="atom=3")
+    fig = ds.sensitiv.plot(centre="atom=3")          # the accessor: the same figure
     (radial,) = _axes_with(fig, "radial_component")
     data = plot_module.figure_data(ds, centre="atom=3")
     assert data.distance[3] == 0 and data.centre_source == "atom 3"
@@ -207,3 +207,28 @@ def test_uniform_response_silicon_under_strain(tmp_path):
     atoms = [c for c in view.collections if c.get_gid() == "atoms"][0]
     assert len(atoms.get_offsets()) == 64  # 8 atoms tiled 2×2×2
     assert _gid(fig, "component_x") and not _gid(fig, "radial_magnitude")
+    # sensitiv inspect shows the round-off of the normal strains as 0, the shears as they are
+    from sensitiv.pipeline.report import inspect_text
+
+    text = inspect_text(ds)
+    assert "θ strain[0,0] = 0  ‖dx*/dθ‖ = 0," in text and "θ strain[1,2] = 0  ‖dx*/dθ‖ = 2.59" in text
+
+
+@pytest.mark.slow
+def test_groups_and_a_parameter_that_moves_nothing(tmp_path):
+    """A result with one group per structure (a vacancy and a perfect crystal): the
+    figure of group 1 carries the file's title and the group, and says that σ moves no atom
+    of the perfect crystal (∂x*/∂σ = 0 by symmetry) instead of drawing a profile."""
+    import ase.io
+    from ase.build import bulk
+
+    perfect = bulk("Ar", "fcc", a=5.26, cubic=True).repeat(2)
+    options = {**LJ, "differentiate": ["sigma"]}
+    path = tmp_path / "groups.nc"
+    sensitiv.analyze([ase.io.read(ARGON_SMALL), perfect], output=path, title="vacancy and bulk", **options)
+    assert main(["plot", str(path), "-o", str(tmp_path / "bulk.png"), "--structure", "1"]) == ExitCode.OK
+    fig = sensitiv.plot(path, structure=1)
+    assert "vacancy and bulk [/" in fig._suptitle.get_text()
+    (still,) = _gid(fig, "no_response")
+    assert "no atom moves" in still.get_text()
+    assert main(["plot", str(path), "-o", str(tmp_path / "x.png"), "--structure", "2"]) == ExitCode.USAGE_ERROR

@@ -238,7 +238,7 @@ def test_generators():
 
 def test_read_structures_through_registry(tmp_path):
     import sensitiv.plugins
-    from sensitiv.pipeline.config import StructureFile, StructureSettings
+    from sensitiv.pipeline.config import FixedAtoms, StructureFile, StructureSettings
 
     registry = sensitiv.plugins.Registry(entry_points=["builtin", "ase"])
     atoms = _crystal()
@@ -247,7 +247,7 @@ def test_read_structures_through_registry(tmp_path):
 
     def settings(file, frames="last"):
         return StructureSettings(files=(StructureFile(file, "extxyz"),), generator=None, frames=frames,
-                                 options={}, min_distance=1e-3)
+                                 options={}, min_distance=1e-3, fixed=FixedAtoms(from_file=True))
 
     out = st.read_structures(settings(path, "0:2"), registry)
     assert [s.frame for s in out] == [0, 1]

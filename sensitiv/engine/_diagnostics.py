@@ -176,7 +176,7 @@ class JacobianInfo:
         f = lambda a: float(np.max(np.asarray(a))) if np.size(a) else float("nan")
         out = []
         if flags & 32:
-            out.append("the Jacobian contains NaN or inf")
+            out.append("the Jacobian or F(x̂, θ) contains NaN or inf")
         if flags & 1:
             bad = int(np.sum(~np.asarray(self.column_converged)))
             out.append(

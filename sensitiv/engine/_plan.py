@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import InputError
 from . import _linalg as la
@@ -65,6 +66,15 @@ def _check_inexact(tree, what):
             )
         if jnp.issubdtype(jnp.result_type(leaf), jnp.complexfloating):
             raise InputError(f"{what}: complex arrays are not supported")
+        if isinstance(leaf, (jax.core.Tracer, jax.ShapeDtypeStruct)):
+            continue  # under the caller's jit the values are unknown; the flags catch NaN later
+        bad = ~np.isfinite(np.asarray(leaf))
+        if bad.any():
+            raise InputError(
+                f"{what}: {int(bad.sum())} non-finite entr{'y' if bad.sum() == 1 else 'ies'} (NaN or inf, first at "
+                f"index {tuple(int(i) for i in np.argwhere(bad)[0])}); the Jacobian at such a point means "
+                f"nothing: pass finite values"
+            )
 
 
 def _device_memory() -> int:

@@ -142,7 +142,8 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
     residual_norm = jnp.linalg.norm(asm.prob.residual)
     sol_err = jnp.linalg.norm(solved.newton) if solved.newton is not None else jnp.asarray(jnp.nan, dtype)
     flags, trustworthy = compute_flags(
-        jacobian_finite=jnp.all(jnp.isfinite(j_flat)),
+        # F(x̂, θ) not finite (NaN input under jit): no Jacobian at such a point can be trusted
+        jacobian_finite=jnp.all(jnp.isfinite(j_flat)) & jnp.isfinite(residual_norm),
         column_converged=solved.column_converged,
         verdict_code=spec.verdict,
         detected_null=spec.detected_null,

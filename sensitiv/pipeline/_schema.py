@@ -28,7 +28,7 @@ import jsonschema
 from ..errors import PluginError
 from ..plugins import Registry, get_registry
 from ._yaml import Marks
-from .theta import LABEL, STRAIN, parse_parameter_label, value_problems
+from .theta import LABEL, PRESSURE, STRAIN, parse_parameter_label, value_problems
 from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
@@ -317,7 +317,12 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
     if model is None or not isinstance(wanted, list):
         return []
     params = {p.name: p for p in model.parameters}
+    cell = data.get("cell") if isinstance(data.get("cell"), Mapping) else {}
+    relaxes = cell.get("relax", "none") != "none"
     differentiable = [p.name for p in model.parameters if p.differentiable]
+    if relaxes:  # the strain is then an unknown of the equilibrium, the target pressure a parameter
+        params[PRESSURE] = None
+        differentiable = [n for n in differentiable if n != STRAIN] + [PRESSURE]
     issues: list[ConfigIssue] = []
     for i, label in enumerate(wanted):
         if not isinstance(label, str) or not LABEL.match(label):
@@ -328,9 +333,14 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
         def issue(message: str, suggestion: str = "") -> None:
             issues.append(ConfigIssue(marks.locate(path), _json_path(path), message, suggestion))
 
-        if name not in params:
+        if name == STRAIN and relaxes:
+            issue("with cell.relax the cell's strain is an unknown of the equilibrium, not a parameter; "
+                  "differentiate 'pressure' (or hold the cell: cell.relax: none)")
+        elif name not in params:
             issue(f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
                   _closest(name, params))
+        elif params[name] is None:
+            continue  # pressure: a scalar of the relaxing cell
         elif not params[name].differentiable:
             issue(f"parameter {name!r} of model {model.name!r} is not differentiable; "
                   f"differentiable: {', '.join(differentiable)}")
@@ -670,6 +680,11 @@ def validate(
     issues += _file_issues(data, marks, registry, base_dir, check_files)
     if not any(i.path.startswith("$.uncertainty") for i in issues):
         issues += _uncertainty_issues(data, marks, registry, base_dir)
+    cell = data.get("cell")
+    if isinstance(data.get("uncertainty"), Mapping) and isinstance(cell, Mapping) and cell.get("relax", "none") != "none":
+        path = ("cell", "relax")
+        issues.append(ConfigIssue(marks.locate(path), _json_path(path), "the uncertainty section is not available "
+                                  "yet with a relaxing cell; remove one of them"))
 
     def order(issue: ConfigIssue):
         parts = issue.location.rsplit(":", 2)

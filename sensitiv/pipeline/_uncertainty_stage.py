@@ -205,10 +205,10 @@ def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Dir
 
     def field_ranges(sl, cols):
         width = sl.stop - sl.start
+        first = np.asarray(dd.first)[..., sl].reshape(-1, width)
         third = None if dd.third is None else np.asarray(dd.third)[..., sl].reshape(-1, width)
         return _ranges(validity_range(
-            np.asarray(dd.first)[..., sl].reshape(-1, width),
-            np.asarray(dd.second)[..., sl].reshape(-1, width), third,
+            first, np.asarray(dd.second)[..., sl].reshape(-1, width), third,
             third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol), p, cols,
             None if cols is None else np.sqrt(sigma[cols, cols]))
 
@@ -277,7 +277,7 @@ def _elastic_uncertainty(spec: UncertaintySpec, sigma: np.ndarray, cov, groups, 
     relax_std = np.sqrt(np.clip(np.einsum("nvbp,pq,nvbq->nvb", relax_derivative, sigma, relax_derivative),
                                 0.0, None))
     mixed_sd = _polarized(np.asarray(dd.observables_second[STRESS])[..., dirs.polarized], dirs, p)  # (d, d, b, p)
-    factor = np.array([1.0 if i == j else 0.5 for i, j in voigt_pairs])
+    factor = np.ones(len(voigt_pairs))  # θ's shear strains are engineering shears: C = dσ/dθ
     dC = _voigt(mixed_sd, voigt_pairs, dirs.strain_cols, factor)  # (v, v, p)
     ec = observable_covariance(dC, cov)
     imp_c = importance(dC, cov, groups=groups, rule=spec.rule)

@@ -272,6 +272,9 @@ class StructureAnalysis:
     - `model_metadata`: what the bound model says about itself (`System.metadata`, plain
       values only: its cutoff and cutoff convention, potential file, ...).
     - `uncertainty`: the propagated parameter uncertainty (`uncertainty` section), or `None`.
+    - `fixed`: `(n_atoms,)` booleans of the atoms held fixed (`structure.fixed`), or `None`.
+    - `cell`: the relaxed cell (rows) when the cell relaxed (`cell.relax`), else `None`;
+      `positions` then lie in it. `dcell_dtheta`: its derivative, `(d, d, p)`.
     """
 
     structure: Structure
@@ -292,6 +295,9 @@ class StructureAnalysis:
     sample: int | None = None
     model_metadata: dict = dataclasses.field(default_factory=dict)
     uncertainty: UncertaintyAnalysis | None = None
+    fixed: np.ndarray | None = None
+    cell: np.ndarray | None = None
+    dcell_dtheta: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:

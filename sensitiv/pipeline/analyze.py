@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import constraints
+from ..elasticity import voigt_pairs
 from ..engine import KrylovOptions
 from ..engine import jacobian as engine_jacobian
 from ..errors import ConfigError, ConvergenceError, PluginError, SensitivError
@@ -51,6 +53,7 @@ from .analysis import (
     StructureAnalysis,
 )
 from .config import (
+    CellSettings,
     ConditionSettings,
     Config,
     JacobianSettings,
@@ -59,6 +62,7 @@ from .config import (
     SolverSettings,
 )
 from ._uncertainty_stage import analyze_uncertainty
+from .structure import fixed_atoms
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
 from .uncertainty import theta_covariance
 
@@ -114,6 +118,17 @@ def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], d
     return embed, theta0.astype(dtype)
 
 
+def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) -> System:
+    """The system over the equilibrium's unknowns: fixed atoms out, the cell's strain in."""
+    if fixed is not None:
+        system = constraints.fix_atoms(system, fixed)
+    if cell.relaxes:
+        if structure.cell is None or not any(structure.pbc):
+            raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+    return system
+
+
 @contextlib.contextmanager
 def _blame(who: str, where: str, doing: str):
     """Turn an unexpected exception of a plugin's code into a one-line `PluginError` that
@@ -131,7 +146,8 @@ def _blame(who: str, where: str, doing: str):
 
 
 def _bind(structure: Structure, model: ModelSettings, registry: Registry,
-          parameter_values: Mapping[str, Any] | None, dtype) -> _Problem:
+          parameter_values: Mapping[str, Any] | None, dtype, fixed=None,
+          cell: CellSettings | None = None) -> _Problem:
     record = registry.get_energy_model(model.name)
     values = {**model.parameters, **(parameter_values or {})}
     who = _plugin(registry, "energy_model", model.name)
@@ -139,6 +155,10 @@ def _bind(structure: Structure, model: ModelSettings, registry: Registry,
         system = bind_model(structure, record, values, model.options, owner=who)
     if not isinstance(system, System):
         raise PluginError(f"{structure.source}: {who}: its factory returned {type(system).__name__}, not a System")
+    system = dataclasses.replace(system, positions=jnp.asarray(system.positions, dtype),
+                                 params={k: jnp.asarray(v, dtype) for k, v in system.params.items()})
+    if fixed is not None or (cell is not None and cell.relaxes):
+        system = _constrain(system, structure, fixed, cell or CellSettings("none", 0.0))
     components = theta_components(system, structure, model.differentiate, record.parameters)
     params = {k: jnp.asarray(v, dtype) for k, v in system.params.items()}
     embed, theta0 = _embedder(params, components, dtype)
@@ -412,11 +432,6 @@ def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple
     return tuple(out)
 
 
-def voigt_pairs(d: int) -> list[tuple[int, int]]:
-    """The Voigt order of the symmetric `(d, d)` tensor components: xx, yy[, zz, yz, xz], xy."""
-    return [(0, 0), (1, 1), (0, 1)] if d == 2 else [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-
-
 def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
                        observables: Sequence[ObservableResult]) -> ElasticConstants:
     strain_columns = {c.index: k for k, c in enumerate(components) if c.name == STRAIN}
@@ -429,12 +444,11 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
         )
     stress = next(o for o in observables if o.label == STRESS)
     cols = [strain_columns[pair] for pair in pairs]
-    # A tied shear component θ moves ε_kl and ε_lk together, i.e. the engineering shear
-    # γ_kl = 2θ; Voigt's C relates σ to γ for shear columns: C_ab = dσ_a/dγ_b = ½ dσ_a/dθ_b.
-    factor = np.array([1.0 if k == l else 0.5 for k, l in pairs])
+    # The shear components of θ are engineering shears γ_kl (sensitiv.pipeline.theta), the
+    # strains of Voigt notation: C_ab = dσ_a/dθ_b, no factor.
 
     def voigt(tensor):
-        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs]) * factor[None, :]
+        return np.array([[tensor[i, j, c] for c in cols] for i, j in pairs])
 
     return ElasticConstants(
         label=label,
@@ -443,6 +457,28 @@ def _elastic_constants(label: str, components: Sequence[ThetaComponent], d: int,
         clamped=voigt(stress.partial.reshape(d, d, -1)),
         units=stress.units,
     )
+
+
+def _full_coordinates(problem: _Problem, x_star, jac: np.ndarray, dtype):
+    """`(positions, dx/dθ, cell, dcell/dθ)` of every atom from the equilibrium's unknowns:
+    fixed atoms put back (zero derivative), positions and cell of a relaxing cell in the
+    relaxed frame (`cell` and `dcell/dθ` are `None` when the cell is held)."""
+    energy = problem.system.energy
+    p = int(problem.theta0.shape[0])
+    if not isinstance(energy, constraints.ConstrainedEnergy):
+        x = np.asarray(x_star, np.float64)
+        return x, jac.reshape(x.shape + (p,)), None, None
+    j_cols = jnp.moveaxis(jnp.asarray(jac.reshape(x_star.shape + (-1,)), dtype), -1, 0)
+    parts = {"positions": energy.positions}
+    if energy.cell is not None:
+        parts["cell"] = energy.cell
+    out = {}
+    for name, fun in parts.items():
+        value, partial, through_x = _observable_derivative(_observable_function(fun, problem), x_star,
+                                                           problem.theta0, j_cols)
+        out[name] = (value, (partial + through_x).reshape(value.shape + (p,)))
+    cell, dcell = out.get("cell", (None, None))
+    return (*out["positions"], cell, dcell)
 
 
 def _engine_report(info) -> EngineReport:
@@ -512,9 +548,13 @@ def analyze_structure(
     progress = progress or Progress(enabled=False, verbosity=0)
     where = structure.source + (f" (frame {structure.frame})" if structure.frame else "")
     dtype = _dtype(cfg.jacobian.precision)
+    fixed = fixed_atoms(structure, cfg.structure.fixed)
     with progress.stage("model"):
-        problem = _bind(structure, cfg.model, registry, parameter_values, dtype)
+        problem = _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
     sigma = None
+    if cfg.uncertainty is not None and (fixed is not None or cfg.cell.relaxes):
+        raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell "
+                          "(structure.fixed, cell.relax); analyze without the uncertainty section")
     if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
         sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
                                     where=cfg.locate("uncertainty"))
@@ -537,7 +577,8 @@ def analyze_structure(
     if chosen:
         with progress.stage("observables"):
             observables = _observe(chosen, x_star, problem, jac, dtype)
-    n, d, p = structure.n_atoms, structure.n_spatial, len(problem.components)
+    positions, dx_dtheta, cell, dcell = _full_coordinates(problem, x_star, jac, dtype)
+    d = structure.n_spatial
     elastic = None
     if elastic_label is not None:
         elastic = _elastic_constants(elastic_label, problem.components, d, observables)
@@ -557,13 +598,13 @@ def analyze_structure(
         model=cfg.model.name,
         components=problem.components,
         theta=np.asarray(problem.theta0, dtype=np.float64),
-        positions=np.asarray(x_star, np.float64),
-        dx_dtheta=jac.reshape(n, d, p),
+        positions=positions,
+        dx_dtheta=dx_dtheta,
         length_units=system.length_units or structure.length_units,
         energy_units=system.energy_units,
         solver=solver,
         engine=engine,
-        stationarity_residual=float(np.max(np.abs(f_star))) if n else 0.0,
+        stationarity_residual=float(np.max(np.abs(np.asarray(f_star)))),
         observables=observables,
         elastic_constants=elastic,
         problems=tuple(problems),
@@ -571,6 +612,9 @@ def analyze_structure(
         sample=sample,
         model_metadata=_plain_metadata(system.metadata),
         uncertainty=uncertainty,
+        fixed=fixed,
+        cell=cell,
+        dcell_dtheta=dcell,
     )
 
 

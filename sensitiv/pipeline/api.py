@@ -52,6 +52,8 @@ KEYWORDS: dict[str, str] = {
     "frames": "structure.frames",
     "structure_options": "structure.options",
     "min_distance": "structure.min_distance",
+    "fixed": "structure.fixed",
+    "cell": "cell",
     "jacobian": "jacobian",
     "ensemble": "ensemble",
     "log_sensitivity": "output.log_sensitivity",
@@ -145,7 +147,9 @@ def analyze(
     - `output`: also write the result to this NetCDF file (`overwrite` to replace one).
     - `**options`: the other config keys, by keyword: `parameters` (model parameter
       values), `model_options`, `solver_options`, `condition`, `condition_options`,
-      `format`, `frames`, `structure_options`, `min_distance`, `jacobian` (dict),
+      `format`, `frames`, `structure_options`, `min_distance`, `fixed` (dict: the atoms
+      held fixed, `structure.fixed`), `cell` (dict: `{"relax": "aniso", "pressure": 0.0}`
+      relaxes the cell too), `jacobian` (dict),
       `ensemble` (dict), `log_sensitivity`, `compression`, `title` (`KEYWORDS`).
 
     **Returns:** the result as an `xarray.Dataset` (an `xarray.DataTree` for structures of
@@ -183,7 +187,7 @@ def analyze(
     if in_memory is not None:
         # Validated with a stand-in structure section (the structures are already here).
         data["structure"] = {**{k: v for k, v in data.get("structure", {}).items()
-                                if k in ("min_distance",)}, "generator": {"name": "bidisperse_packing"}}
+                                if k in ("min_distance", "fixed")}, "generator": {"name": "bidisperse_packing"}}
     cfg = config_module.load_data(data, source=_SOURCE)
     structures = None
     if in_memory is not None:

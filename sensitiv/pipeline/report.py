@@ -12,6 +12,9 @@ from .. import units as _units
 from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
 from .dataset import (
     ATOM,
+    CELL,
+    DCELL_DTHETA,
+    FIXED,
     ATTR_HISTORY,
     ATTR_SOURCE,
     ATTR_TITLE,
@@ -145,7 +148,8 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     }
 
 
-def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> dict:
+def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float],
+                   failures: Sequence = ()) -> dict:
     """The closing summary of `sensitiv analyze` as plain data (`--json` prints it).
 
     **Arguments:**
@@ -153,8 +157,10 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
     - `path`: the file written (`None` when nothing was written).
     - `analyses`: the `StructureAnalysis` of every task.
     - `timings`: seconds per stage.
+    - `failures`: the tasks that produced no result (`sensitiv.pipeline.run.TaskFailure`).
 
-    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "timings"}`;
+    **Returns:** `{"path", "trustworthy", "untrustworthy", "structures": [...], "failed":
+    [{"task", "where", "message"}], "timings"}` (`trustworthy` is false when a task failed);
     each structure holds its `source`, `frame`, `sample`, `atoms`, `equilibrium`, `hessian`,
     `jacobian`, `largest_sensitivities` (`parameter`, `norm` of dx*/dθ_k) and `problems`.
     Non-finite numbers are `null`.
@@ -193,9 +199,10 @@ def summary_record(path: str | None, analyses: Sequence[StructureAnalysis], timi
     bad = sum(not a.trustworthy for a in analyses)
     return {
         "path": path,
-        "trustworthy": bad == 0,
+        "trustworthy": bad == 0 and not failures,
         "untrustworthy": bad,
         "structures": structures,
+        "failed": [{"task": f.index, "where": f.where, "message": f.message} for f in failures],
         "timings": {k: round(float(v), 4) for k, v in timings.items()},
     }
 
@@ -242,7 +249,8 @@ def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
     return lines
 
 
-def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float]) -> str:
+def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: Mapping[str, float],
+                     failures: Sequence = ()) -> str:
     """The closing summary `sensitiv analyze` prints: residuals, verdict, strategy, timings, top sensitivities.
 
     **Arguments:**
@@ -250,10 +258,11 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     - `path`: the file written.
     - `analyses`: the `StructureAnalysis` of every task (the first ten are described).
     - `timings`: seconds per stage.
+    - `failures`: the tasks that produced no result (the result line counts them).
 
     **Returns:** the text, one line per item (see `summary_record` for the same as data).
     """
-    record = summary_record(path, analyses, timings)
+    record = summary_record(path, analyses, timings, failures)
     lines = [f"wrote {path}"]
     for a, rec in zip(analyses[:10], record["structures"]):
         n_atoms = rec["atoms"]
@@ -288,10 +297,10 @@ def analysis_summary(path: str, analyses: Sequence[StructureAnalysis], timings: 
     order = ["read", "model", "minimization", "jacobian", "observables", "write", "total"]
     shown = [k for k in order if k in timings] + [k for k in timings if k not in order]
     lines.append("timings: " + ", ".join(f"{k} {timings[k]:.2f} s" for k in shown))
-    n_bad = record["untrustworthy"]
-    lines.append(
-        "result: trustworthy" if n_bad == 0 else f"result: NOT trustworthy ({n_bad} of {len(analyses)} flagged)"
-    )
+    n_bad, total = record["untrustworthy"], len(analyses) + len(failures)
+    flagged = [f"{n_bad} of {total} flagged"] if n_bad else []
+    flagged += [f"{len(failures)} of {total} failed, not in the file"] if failures else []
+    lines.append("result: trustworthy" if not flagged else f"result: NOT trustworthy ({'; '.join(flagged)})")
     return "\n".join(lines)
 
 
@@ -373,6 +382,16 @@ def _group_record(ds) -> dict:
         if gpa in ds:
             elastic["GPa"] = _clean(_frame0(ds[gpa]).values).tolist()
         record[ELASTIC_CONSTANTS] = elastic
+    if FIXED in ds:
+        record["fixed_atoms"] = int(np.asarray(ds[FIXED].values).astype(bool).sum())
+    if DCELL_DTHETA in ds:
+        # the relaxed cell's lengths and their sensitivities (lattice constants, for a cubic cell)
+        cell = np.asarray(_frame0(ds[CELL]).values, np.float64)
+        dcell = np.asarray(_frame0(ds[DCELL_DTHETA]).values, np.float64)  # (vector, spatial, parameter)
+        lengths = np.linalg.norm(cell, axis=1)
+        dlengths = np.einsum("vs,vsp->vp", cell / lengths[:, None], dcell)
+        record["relaxed_cell"] = {"lengths": lengths.tolist(),
+                                  "dlength_dtheta": {label: dlengths[:, k].tolist() for k, label in enumerate(labels)}}
     if PROBLEMS in ds:
         record["problems"] = [str(p) for p in np.ravel(ds[PROBLEMS].values) if str(p)]
     return record
@@ -411,10 +430,17 @@ def inspect_text(result, path: str = "") -> str:
             + (f" × {frames} frames" if frames > 1 else "")
             + f", {len(group['parameters'])} parameters (lengths in {_units_text(group['length_units'])})"
         )
-        for p in group["parameters"]:
+        parameters = group["parameters"]
+        # round-off shown as 0, compared within parameters of one unit (Å/eV and Å/Å do not compare)
+        norms = np.array([p["dx_dtheta_norm"] for p in parameters])
+        units = np.array([p["units"] for p in parameters], dtype=object)
+        shown = np.zeros_like(norms)
+        for u in set(units):
+            shown[units == u] = _clean(norms[units == u])
+        for p, norm in zip(parameters, shown):
             log = f", ‖θ·dx*/dθ‖ = {p['dx_dlogtheta_norm']:.4g}" if "dx_dlogtheta_norm" in p else ""
             lines.append(f"{prefix}  θ {p['label']} = {_quantity(p['value'], p['units'])}  "
-                         f"‖dx*/dθ‖ = {p['dx_dtheta_norm']:.4g}{log}")
+                         f"‖dx*/dθ‖ = {norm:.4g}{log}")
         for name, d in group["diagnostics"].items():
             values = d["values"]
             if d["units"] is not None and all(isinstance(v, (int, float)) for v in values):
@@ -426,6 +452,15 @@ def inspect_text(result, path: str = "") -> str:
             lines.append(f"{prefix}  max linear residual: {group['max_linear_residual']:.3e}")
         if group["observable_derivatives"]:
             lines.append(f"{prefix}  observable derivatives: {', '.join(group['observable_derivatives'])}")
+        if group.get("fixed_atoms"):
+            lines.append(f"{prefix}  fixed atoms: {group['fixed_atoms']} (not unknowns of the equilibrium)")
+        relaxed = group.get("relaxed_cell")
+        if relaxed:
+            length_units = _units_text(group["length_units"])
+            lines.append(f"{prefix}  relaxed cell lengths: " + ", ".join(f"{x:.6g}" for x in relaxed["lengths"])
+                         + f" {length_units}")
+            for label, values in relaxed["dlength_dtheta"].items():
+                lines.append(f"{prefix}    d(lengths)/d{label}: " + ", ".join(f"{x:.4g}" for x in values))
         elastic = group.get(ELASTIC_CONSTANTS)
         if elastic:
             table, units = (elastic["GPa"], "GPa") if "GPa" in elastic else (elastic["values"], elastic["units"])

@@ -138,7 +138,10 @@ def _analyze_tasks(tasks: Sequence[ensemble.Task], cfg: Config, registry: Regist
     for i, outcome in _results(tasks, cfg, registry, progress, scheduler, done):
         if isinstance(outcome, SensitivError):
             first_error = first_error or outcome
-            failures.append(TaskFailure(i, _where(tasks[i]), str(outcome)))
+            message, source = str(outcome), tasks[i].structure.source
+            if message.startswith(source):  # the error names the structure too: say it once
+                message = message[len(source):].split(": ", 1)[-1]
+            failures.append(TaskFailure(i, _where(tasks[i]), message))
             counter.failed(failures[-1])
             continue
         done[i] = outcome

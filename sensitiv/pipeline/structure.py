@@ -35,7 +35,7 @@ from scipy.spatial import cKDTree
 from ..errors import InputError, PluginError
 from ..plugins import Registry, get_registry
 from ..records import Structure
-from .config import StructureSettings
+from .config import FixedAtoms, Region, StructureSettings
 
 __all__ = [
     "bidisperse_packing",
@@ -45,6 +45,7 @@ __all__ = [
     "check_structure",
     "canonical",
     "read_structures",
+    "fixed_atoms",
 ]
 
 
@@ -273,6 +274,8 @@ def check_structure(structure: Structure, min_distance: float = 1e-3, where: str
             f"{where}: non-finite (NaN or infinite) coordinates for {atoms.size} atom(s), "
             f"first atom {int(atoms[0])}: {pos[atoms[0]].tolist()}"
         )
+    if structure.fixed is not None and np.asarray(structure.fixed).shape != (pos.shape[0],):
+        raise InputError(f"{where}: {np.asarray(structure.fixed).shape} fixed-atom flags for {pos.shape[0]} atoms")
     if np.asarray(structure.species).shape != (pos.shape[0],):
         raise InputError(f"{where}: {np.asarray(structure.species).shape} species for {pos.shape[0]} atoms")
     cell = None if structure.cell is None else np.asarray(structure.cell, dtype=np.float64)
@@ -429,3 +432,85 @@ def read_structures(settings: StructureSettings, registry: Registry | None = Non
                 s = dataclasses.replace(s, frame=index, source=s.source or path)
             out.append(canonical(check_structure(s, settings.min_distance, path)))
     return out
+
+
+# -- fixed atoms ---------------------------------------------------------------------------
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+def _in_region(positions: np.ndarray, region: Region, where: str) -> np.ndarray:
+    """Which atoms a region selects (inside, or outside with `side: out`)."""
+    d = positions.shape[1]
+
+    def vector(values, key):
+        if values is None:
+            raise InputError(f"{where}.region: shape {region.shape!r} needs {key}")
+        if len(values) != d:
+            raise InputError(f"{where}.region.{key}: {len(values)} values for {d}-D positions")
+        return values
+
+    if region.shape == "block":
+        lo = np.array([-np.inf if v is None else v for v in vector(region.lo, "lo")], dtype=np.float64)
+        hi = np.array([np.inf if v is None else v for v in vector(region.hi, "hi")], dtype=np.float64)
+        inside = ((positions >= lo) & (positions <= hi)).all(axis=1)
+    else:
+        if region.radius is None:
+            raise InputError(f"{where}.region: shape {region.shape!r} needs radius")
+        offset = positions - np.asarray(vector(region.center, "center"), dtype=np.float64)
+        if region.shape == "cylinder":
+            axis = _AXES[region.axis]
+            if axis >= d:
+                raise InputError(f"{where}.region.axis: {region.axis!r} does not exist in {d}-D")
+            offset[:, axis] = 0.0
+        inside = np.linalg.norm(offset, axis=1) <= region.radius
+    return inside if region.side == "in" else ~inside
+
+
+def fixed_atoms(structure: Structure, settings: FixedAtoms, where: str = "structure.fixed") -> np.ndarray | None:
+    """The atoms held fixed: the union of the file's flags (with `from_file`), indices,
+    atom ids (the file's, `Structure.atom_ids`, as LAMMPS groups name them; 1, 2, … in
+    file order for formats without ids), species and a region; `None` when no atom is fixed.
+
+    **Arguments:**
+
+    - `structure`: the checked structure (its input positions select region members).
+    - `settings`: `cfg.structure.fixed`.
+    - `where`: the config key messages name.
+
+    **Returns:** `(n_atoms,)` booleans, or `None`.
+
+    **Raises:** `InputError` naming the key for an index or id beyond the structure, a
+    species it does not have, or a region that does not fit its dimension.
+    """
+    n = structure.n_atoms
+    source = structure.source or "the structure"
+    mask = np.zeros(n, dtype=bool)
+    if settings.from_file and structure.fixed is not None:
+        mask |= np.asarray(structure.fixed, dtype=bool)
+    if settings.indices is not None:
+        index = np.asarray(settings.indices, dtype=np.int64)
+        if index.size and index.max() >= n:
+            raise InputError(f"{where}.indices: {int(index.max())} is beyond the {n} atoms of {source}")
+        mask[index] = True
+    if settings.ids is not None:
+        # The file's own atom ids (LAMMPS) where it has them, else 1, 2, … in file order.
+        ids = np.arange(1, n + 1) if structure.atom_ids is None else np.asarray(structure.atom_ids, np.int64)
+        wanted = np.asarray(settings.ids, dtype=np.int64)
+        missing = np.setdiff1d(wanted, ids)
+        if missing.size:
+            raise InputError(f"{where}.ids: atom id {int(missing[0])} is not in {source} "
+                             f"(its ids run {int(ids.min())}..{int(ids.max())})")
+        mask |= np.isin(ids, wanted)
+    if settings.species is not None:
+        names = list(structure.species_names)
+        for name in settings.species:
+            if name not in names:
+                raise InputError(f"{where}.species: {name!r} is not a species of {source} "
+                                 f"(it has {', '.join(names)})")
+            mask |= np.asarray(structure.species) == names.index(name)
+    if settings.region is not None:
+        mask |= _in_region(np.asarray(structure.positions, dtype=np.float64), settings.region, where)
+    if mask.all():
+        raise InputError(f"{where}: every atom of {source} is fixed; nothing is left to relax")
+    return mask if mask.any() else None

@@ -2,10 +2,14 @@
 
 The config names parameters (`sigma`) or single components (`sigma[0,1]`); every selected
 scalar component is one entry of θ and one label of the output's `parameter` dimension.
-A square per-species parameter (shape `("species", "species")`) whose value is symmetric,
-and the symmetric `strain`, are differentiated *symmetrically*: the component `[i,j]`
-(`i < j`) moves both `[i,j]` and `[j,i]`, so `sigma[0,1]` is the A–B interaction diameter
-and `strain[0,1]` the symmetric shear ε₀₁ = ε₁₀ (an engineering shear γ₀₁ = 2·θ).
+A square per-species parameter (shape `("species", "species")`) whose value is symmetric
+is differentiated *symmetrically*: the component `[i,j]` (`i < j`) moves both `[i,j]` and
+`[j,i]`, so `sigma[0,1]` is the A–B interaction diameter. The `strain` (which acts through
+its symmetric part, `F = I + (ε + εᵀ)/2`) has six components in 3-D, its upper triangle,
+in Voigt's convention: `strain[i,i]` is the normal strain ε_ii and `strain[i,j]` (`i < j`)
+the **engineering shear** γ_ij = 2 ε_ij, the number the Python API moves when it changes
+the entry `[i,j]` of the strain tensor. So the relaxed-ion elastic constants are
+C_ab = dσ_a/dθ_b with no factor.
 
 Indices along a `"species"` dimension may also be written as species names:
 `A[Si,Si,C]` is `A[0,0,1]` when the structure's species are `(Si, C)`. Models that say so
@@ -39,6 +43,7 @@ from ..records import EnergyModel, Parameter, Structure, System
 
 __all__ = [
     "STRAIN",
+    "PRESSURE",
     "ThetaComponent",
     "parse_parameter_label",
     "resolve_shape",
@@ -51,6 +56,9 @@ __all__ = [
 #: The conventional name of a homogeneous strain parameter (see `sensitiv.records`); models
 #: add it to their `System` when the structure is periodic, so it is accepted for every model.
 STRAIN = "strain"
+#: The target pressure a relaxing cell adds to the parameters (`sensitiv.constraints.PRESSURE`,
+#: spelt here too so that validating a config loads no JAX).
+PRESSURE = "pressure"
 
 #: `name` or `name[i,j,...]`; an index is a number or, along a species dimension, a species name.
 LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*)\])?$")
@@ -396,6 +404,9 @@ def theta_components(
             name, index = parse_parameter_label(label)
             if name not in records:
                 why = " (strain needs a periodic cell)" if name == STRAIN else ""
+                if name == STRAIN and (system.metadata or {}).get("cell_relax"):
+                    why = (" (with cell.relax the cell's strain is an unknown of the equilibrium; "
+                           "differentiate 'pressure' instead)")
                 raise ConfigError(
                     f"model.differentiate: model has no parameter {name!r} for "
                     f"{structure.source or 'this structure'}{why}; it has {', '.join(records)}"
@@ -408,7 +419,11 @@ def theta_components(
     for param, index in chosen:
         value = np.asarray(system.params[param.name])
         shape = value.shape
-        symmetric = (
+        # The strain acts through its symmetric part (F = I + sym ε): only its upper
+        # triangle is θ, and a shear entry [i,j] moves alone, so that it is the engineering
+        # shear γ_ij = 2 ε_ij of Voigt notation (the same number the Python API moves).
+        is_strain = param.name == STRAIN and len(shape) == 2
+        symmetric = is_strain or (
             _symmetric_kind(param, declared_by_name)
             and len(shape) == 2
             and shape[0] == shape[1]
@@ -432,6 +447,6 @@ def theta_components(
             if label in seen:
                 continue
             seen.add(label)
-            tied = (idx[1], idx[0]) if symmetric and idx[0] != idx[1] else None
+            tied = (idx[1], idx[0]) if symmetric and not is_strain and idx[0] != idx[1] else None
             out.append(ThetaComponent(label, param.name, tuple(idx), tied, param.units))
     return out

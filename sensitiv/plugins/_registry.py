@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import importlib.metadata
 import inspect
+import logging
 import os
 import sys
 import threading
@@ -37,6 +38,8 @@ __all__ = [
 ENTRY_POINT_GROUP = hookspecs.ENTRY_POINT_GROUP
 ENV_DISABLE_AUTOLOAD = "SENSITIV_DISABLE_PLUGIN_AUTOLOAD"
 ENV_PLUGINS = "SENSITIV_PLUGINS"
+#: Entry points of the plugins shipped with sensitiv, loaded before any other.
+FIRST_PARTY = ("builtin", "jaxmd", "ase")
 
 _FALSE_WORDS = ("", "0", "false", "no", "off")
 
@@ -214,8 +217,10 @@ class Registry:
         """
         available = self.available_entry_points()
         if names is None:
-            # builtin first, so that a clash names the third-party plugin second.
-            names = sorted(available, key=lambda n: (n != "builtin", n))
+            # First-party plugins first, so that a clash names (and leaves out) the
+            # third-party plugin, never the plugins sensitiv ships.
+            names = sorted(available, key=lambda n: (
+                FIRST_PARTY.index(n) if n in FIRST_PARTY else len(FIRST_PARTY), n))
         else:
             names = list(dict.fromkeys(names))
         loaded = []
@@ -477,11 +482,11 @@ class Registry:
         if table:
             raise PluginError(
                 f"unknown {k.label} {name!r}{_suggest(str(name), table)}; "
-                f"known {k.plural}: {', '.join(sorted(table))}"
+                f"known {k.plural}: {', '.join(sorted(table))}{self._broken_note()}"
             )
         raise PluginError(
             f"unknown {k.label} {name!r}: no installed plugin contributes {k.plural} "
-            f"(plugins: {', '.join(self._infos) or 'none'}{self._loading_note()}); "
+            f"(plugins: {', '.join(self._infos) or 'none'}{self._loading_note()}){self._broken_note()}; "
             f"see `sensitiv plugins`"
         )
 
@@ -582,6 +587,12 @@ class Registry:
     def hook(self):
         """pluggy's hook relay, for calling a hook across all plugins directly."""
         return self._pm.hook
+
+    def _broken_note(self) -> str:
+        if not self.errors:
+            return ""
+        return (f" (left out, failed to load: {', '.join(name for name, _ in self.errors)}; "
+                f"`sensitiv plugins` says why)")
 
     def _loading_note(self) -> str:
         if self.selection is not None:
@@ -698,5 +709,22 @@ def get_registry(refresh: bool = False) -> Registry:
     with _default_lock:
         if _default is None or refresh:
             _default = None
-            _default = Registry()
+            _default = _isolating_registry()
         return _default
+
+
+_log = logging.getLogger("sensitiv.plugins")
+
+
+def _isolating_registry() -> Registry:
+    """Every installed plugin that loads; one that is broken is left out with a warning, so
+    that it never blocks the others. Plugins chosen by name (`SENSITIV_PLUGINS`) must all
+    load: the user asked for exactly those."""
+    registry = Registry(strict=False)
+    if registry.errors and registry.selection is not None:
+        raise PluginError("; ".join(message for _, message in registry.errors))
+    working = ",".join(registry._infos)
+    for _, message in registry.errors:
+        _log.warning(f"{message}; left out, the other plugins work (fix or uninstall it, or choose "
+                     f"plugins: {ENV_PLUGINS}={working})")
+    return registry

@@ -100,6 +100,36 @@ def _plain(value: Any) -> Any:
     return None
 
 
+def fixed_atoms(atoms, source: str = "") -> np.ndarray | None:
+    """The atoms ASE's constraints hold fixed, `(n,)` booleans, or `None` without any.
+
+    `FixAtoms` (ASE trajectories) fixes whole atoms; `FixCartesian` (what extended XYZ
+    `move_mask` reads back as) counts where it fixes every direction of an atom. Other
+    constraints (partial `FixCartesian`, `FixBondLength`, filters) are refused: the
+    equilibrium would not be the one the file describes.
+
+    **Raises:** `InputError` naming the source and the constraint.
+    """
+    if not atoms.constraints:
+        return None
+    mask = np.zeros(len(atoms), dtype=bool)
+    for constraint in atoms.constraints:
+        kind = type(constraint).__name__
+        if kind == "FixAtoms":
+            mask[np.asarray(constraint.get_indices(), dtype=np.int64)] = True
+        elif kind == "FixCartesian":
+            index = np.atleast_1d(np.asarray(constraint.index, dtype=np.int64))
+            directions = np.broadcast_to(np.asarray(constraint.mask, dtype=bool).reshape(-1, 3), (index.size, 3))
+            if (directions.any(axis=1) & ~directions.all(axis=1)).any():
+                raise InputError(f"{source or 'ase.Atoms'}: FixCartesian fixing some directions of an atom is "
+                                 "not supported (only whole atoms can be fixed); fix all three or none")
+            mask[index[directions.all(axis=1)]] = True
+        else:
+            raise InputError(f"{source or 'ase.Atoms'}: ASE constraint {kind} is not supported (only whole "
+                             "atoms can be fixed: FixAtoms); remove it or use structure.fixed")
+    return mask
+
+
 def atoms_to_structure(atoms, source: str = "", frame: int = 0, species: list[str] | None = None) -> Structure:
     """Convert an `ase.Atoms` to a `Structure`.
 
@@ -137,6 +167,7 @@ def atoms_to_structure(atoms, source: str = "", frame: int = 0, species: list[st
             info[str(key)] = plain
     table = ", ".join(f"{k} = {name}" for k, name in enumerate(names))
     return Structure(
+        fixed=fixed_atoms(atoms, source),
         positions=np.asarray(atoms.get_positions(), dtype=np.float64),
         species=np.array([index[s] for s in symbols], dtype=np.int64),
         species_names=names,

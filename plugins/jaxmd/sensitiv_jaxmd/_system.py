@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 
+from sensitiv.constraints import unwrapped_energy
 from sensitiv.errors import ConfigError, InputError
 from sensitiv.records import Parameter, System
 
@@ -131,9 +132,18 @@ def neighbor_list(system: System) -> NeighborList:
 
 
 def binding_of(system: System) -> _Binding | None:
-    """The plugin's handle on `system` when this plugin built it, else `None`."""
+    """The plugin's handle on `system` when this plugin built it (also through
+    `sensitiv.constraints`: fixed atoms, a variable cell), else `None`."""
     energy = getattr(system, "energy", None)
-    return energy.binding if isinstance(energy, _Energy) else None
+    inner, unwrap = unwrapped_energy(energy)
+    if not isinstance(inner, _Energy):
+        return None
+    if inner is energy:
+        return inner.binding
+    binding = inner.binding
+    # The constrained coordinates map to the model's own before the list looks at them.
+    return _Binding(binding.nlist, lambda x, p: binding.diagnose(*unwrap(jnp.asarray(x), p)),
+                    lambda x, p: binding.ensure(*unwrap(jnp.asarray(x), p)))
 
 
 def _binding(system: System) -> _Binding:

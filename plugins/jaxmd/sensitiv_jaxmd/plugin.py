@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sensitiv.hookspecs import hookimpl
-from sensitiv.records import EnergyModel, EquilibriumSolver, OptimalityCondition
+from sensitiv.records import EnergyModel, EquilibriumSolver
 
 from . import _declarations as declarations
 
@@ -69,14 +69,5 @@ def sensitiv_equilibrium_solvers() -> list[EquilibriumSolver]:
     ]
 
 
-@hookimpl
-def sensitiv_optimality_conditions() -> list[OptimalityCondition]:
-    """The stationary-gradient condition F = grad_x E."""
-    return [
-        OptimalityCondition(
-            name="stationary",
-            factory=_lazy("._condition", "stationary", "`sensitiv_jaxmd.stationary`: F = grad_x E."),
-            description=declarations.STATIONARY_DESCRIPTION,
-            options_schema=declarations.STATIONARY_SCHEMA,
-        )
-    ]
+# The stationary condition F = ∇ₓE is the host's (sensitiv's builtin plugin): generic, so a
+# model plugin needs no jax-md to be analyzed. `sensitiv_jaxmd.stationary` stays as a function.

@@ -1,0 +1,223 @@
+"""What a user waits for, side by side in one run (issue 14): first and warm runs, trajectory
+frames, the polish against FIRE, the cheap commands.
+
+    python benchmarks/latency.py              # 2 CPU cores: ~10 minutes on an idle machine
+    python benchmarks/latency.py --frames 50  # the issue's ≥ 50-frame trajectory
+
+Sections (every wall time is measured here, in this run, on this machine; `uptime`'s
+load is recorded with them, since the machine may be shared):
+
+1. `sensitiv validate` and `sensitiv plugins`: wall time of the command (median of 3).
+2. The README's command (`sensitiv analyze examples/softspheres/config.yaml`): a cold run
+   (empty compilation cache), a warm run (the cache the cold run filled), and a run with
+   `--no-cache`; against the compiled cost of minimization + Jacobian, i.e. the stage
+   times of a second analysis of the same structure in one process.
+3. A trajectory of `--frames` frames of LJ argon with a vacancy (107 atoms, rattled by
+   0.01–0.05 Å so that neighbor counts vary), analyzed frame by frame in one process as
+   `sensitiv analyze` does (solver `polish`, the default for files): frame 1, the mean of
+   frames 2…N, and the steady state (frame N analyzed again), with the XLA compilations
+   counted per frame (`jax.monitoring`) and the persistent cache off, so that the counts
+   say what this process compiles.
+4. Equilibrium from a LAMMPS-relaxed structure (EAM copper, 107 atoms, LAMMPS CG to
+   `ftol` 1e-6): `polish` against `fire` to max‖f‖ ≤ 1e-10 eV/Å, compiled (second call).
+
+Writes `benchmarks/results/latency-<device>.json` and `.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import sensitiv  # noqa: F401  first: quiets XLA's cache-load log lines before jaxlib loads
+
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+from jax import monitoring  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README_CONFIG = os.path.join(ROOT, "examples", "softspheres", "config.yaml")
+ARGON = os.path.join(ROOT, "examples", "lj_crystal", "argon_vacancy.extxyz")
+
+COMPILES: collections.Counter = collections.Counter()
+
+
+def _on_duration(event: str, duration: float, **kwargs) -> None:
+    if event.endswith("backend_compile_duration"):
+        COMPILES["count"] += 1
+        COMPILES["seconds"] += duration
+
+
+monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def load() -> str:
+    return os.getloadavg().__repr__()
+
+
+def command_seconds(argv, env=None, repeat: int = 1) -> tuple[float, int]:
+    times, code = [], 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "sensitiv.cli", *argv], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        code = done.returncode
+    return statistics.median(times), code
+
+
+def cheap_commands() -> list[dict]:
+    rows = []
+    for argv in (["validate", README_CONFIG], ["plugins"]):
+        seconds, code = command_seconds(argv, repeat=3)
+        rows.append({"what": f"sensitiv {argv[0]}", "seconds": seconds, "exit": code})
+    return rows
+
+
+def readme_command(tmp: str) -> dict:
+    env = {**os.environ, "SENSITIV_CACHE_DIR": os.path.join(tmp, "cache")}
+    argv = ["analyze", README_CONFIG, "-o", os.path.join(tmp, "readme.nc"), "--force", "-q"]
+    cold, _ = command_seconds(argv, env)
+    warm, _ = command_seconds(argv, env)
+    uncached, _ = command_seconds(argv + ["--no-cache"], env)
+    # compiled minimization + Jacobian: a second analysis of the same structure in one process
+    from sensitiv.pipeline import analyze, config, structure
+    from sensitiv.pipeline._progress import Progress
+
+    cfg = config.load(README_CONFIG)
+    [s] = structure.read_structures(cfg.structure)
+    analyze.analyze_structure(s, cfg)
+    progress = Progress(enabled=False, verbosity=0)
+    analyze.analyze_structure(s, cfg, progress=progress)
+    compiled = progress.timings["minimization"] + progress.timings["jacobian"]
+    return {"cold": cold, "warm": warm, "no_cache": uncached, "compiled_min_plus_jac": compiled,
+            "target_warm": 1.3 * compiled + 1.0}
+
+
+def trajectory(frames: int, tmp: str) -> dict:
+    import ase.io
+
+    from sensitiv import cache
+    from sensitiv.pipeline import analyze, config, structure
+
+    cache.disable()  # count what this process compiles
+    atoms = ase.io.read(ARGON)
+    path = os.path.join(tmp, "traj.extxyz")
+    images = []
+    for k in range(frames):
+        image = atoms.copy()
+        image.rattle(0.01 + 0.04 * k / max(frames - 1, 1), seed=k)
+        images.append(image)
+    ase.io.write(path, images, format="extxyz")
+    text = (f"structure: {{file: {path}, frames: all}}\n"
+            "model: {name: lennard_jones, parameters: {sigma: 3.405, epsilon: 0.0104},\n"
+            "        options: {r_cutoff: 2.2, r_onset: 1.9, energy_units: eV}, differentiate: [sigma, epsilon]}\n"
+            "observables: [energy, stress]\n")
+    cfg = config.load(text=text)
+    structures = structure.read_structures(cfg.structure)
+    walls, compiles = [], []
+    for s in structures:
+        before = COMPILES["count"]
+        start = time.perf_counter()
+        analyze.analyze_structure(s, cfg)
+        walls.append(time.perf_counter() - start)
+        compiles.append(COMPILES["count"] - before)
+    before = COMPILES["count"]
+    start = time.perf_counter()
+    analyze.analyze_structure(structures[-1], cfg)
+    steady = time.perf_counter() - start
+    return {"frames": frames, "solver": cfg.solver.name, "first": walls[0],
+            "later_mean": float(np.mean(walls[1:])) if frames > 1 else float("nan"),
+            "steady": steady, "compiles_first": compiles[0],
+            "compiles_later": compiles[1:], "compiles_steady": COMPILES["count"] - before}
+
+
+def polish_against_fire(tmp: str) -> dict:
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import lammps_reference as lmp
+    import sensitiv_jaxmd as sj
+    from test_jaxmd_lammps import FCC, MASSES, crystal, lammps_pair, structure
+
+    positions, cell = crystal(FCC, 3.615, 3, vacancy=0, rattle=0.05, seed=1)
+    data = os.path.join(tmp, "cu.data")
+    lmp.write_data(data, positions, cell, [1] * len(positions), [MASSES["Cu"]])
+    with lmp.Lammps(data, lammps_pair("eam", None, None, [(1, "Cu_u3.eam")])) as engine:
+        minimum = engine.minimize(ftol=1e-6)
+    start_force = float(np.linalg.norm(minimum["forces"], axis=1).max())
+    system = sj.MODELS["eam"].record().factory(
+        structure(minimum["positions"], cell, [1] * len(positions), ("Cu",)),
+        {"potential_file": lmp.potential("Cu_u3.eam")})
+    out = {"atoms": len(positions), "start_max_force": start_force}
+    for name, solver in (("polish", sj.polish({"ftol": 1e-10})), ("fire", sj.fire({"ftol": 1e-10}))):
+        solver(system, system.positions, system.params)  # compile
+        start = time.perf_counter()
+        result = solver(system, system.positions, system.params)
+        jax.block_until_ready(result.positions)
+        out[name] = {"seconds": time.perf_counter() - start, "steps": int(result.iterations),
+                     "max_force": float(result.residual), "converged": bool(result.converged)}
+    out["speedup"] = out["fire"]["seconds"] / out["polish"]["seconds"]
+    return out
+
+
+def markdown(r: dict) -> str:
+    rm, tr, po = r["readme"], r["trajectory"], r["polish"]
+    lines = [f"# Latency (issue 14), {r['device']}, {r['date']}", "",
+             f"load average before/after: {r['load_before']} / {r['load_after']}", "",
+             "| what | wall | ratio | target |", "| --- | --- | --- | --- |"]
+    for row in r["cheap"]:
+        lines.append(f"| `{row['what']}` | {row['seconds']:.2f} s | — | ≤ 1.5 s |")
+    lines += [
+        f"| README command, cold (empty cache) | {rm['cold']:.1f} s | 1 | — |",
+        f"| README command, `--no-cache` | {rm['no_cache']:.1f} s | {rm['no_cache'] / rm['cold']:.2f} | — |",
+        f"| README command, warm (cache filled) | {rm['warm']:.1f} s | {rm['warm'] / rm['cold']:.2f} | "
+        f"≤ {rm['target_warm']:.1f} s = 1.3 × {rm['compiled_min_plus_jac']:.2f} s + 1 s |",
+        f"| trajectory frame 1 ({tr['frames']} frames, {tr['solver']}) | {tr['first']:.2f} s | 1 | — |",
+        f"| trajectory frames 2…N, mean | {tr['later_mean']:.2f} s | {tr['later_mean'] / tr['steady']:.2f} × steady | "
+        f"≤ 1.3 × steady |",
+        f"| trajectory steady state (frame N again) | {tr['steady']:.2f} s | 1 | — |",
+        f"| polish from LAMMPS ftol 1e-6 → 1e-10 ({po['atoms']} atoms EAM Cu) | {po['polish']['seconds']:.3f} s, "
+        f"{po['polish']['steps']} steps | {po['speedup']:.1f}× faster | ≥ 10× |",
+        f"| FIRE from the same start to the same max‖f‖ | {po['fire']['seconds']:.3f} s, {po['fire']['steps']} steps | 1 | — |",
+        "",
+        f"XLA compilations per trajectory frame (persistent cache off): frame 1 {tr['compiles_first']}, "
+        f"frames 2…N {tr['compiles_later']}, steady {tr['compiles_steady']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=6, help="trajectory frames (issue: ≥ 50)")
+    args = parser.parse_args()
+    device = jax.devices()[0].platform
+    result = {"device": device, "date": datetime.date.today().isoformat(), "machine": platform.node(),
+              "cpus": os.cpu_count(), "load_before": load()}
+    with tempfile.TemporaryDirectory() as tmp:
+        result["cheap"] = cheap_commands()
+        result["readme"] = readme_command(tmp)
+        result["polish"] = polish_against_fire(tmp)
+        result["trajectory"] = trajectory(args.frames, tmp)
+    result["load_after"] = load()
+    text = markdown(result)
+    print(text)
+    out = os.path.join(ROOT, "benchmarks", "results", f"latency-{device}")
+    with open(out + ".json", "w") as handle:
+        json.dump(result, handle, indent=2)
+    with open(out + ".md", "w") as handle:
+        handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
