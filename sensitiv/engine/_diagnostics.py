@@ -100,12 +100,17 @@ class JacobianInfo:
       space; above zero, the minimum-norm least-squares answer is not an exact derivative;
     - `solution_error_estimate`: `‖x̂ − x*‖` estimated by the Newton step `‖K⁺F‖`
       (NaN where not solved); `solution_error_bound`: `‖F‖ / λ_min`;
-    - `jacobian_error_estimate`: error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al.
-      2022, Theorem 1): the first-order change `ΔJ u` of the Jacobian along the Newton step
-      in one random direction `u`, solved like the columns, relative to
-      `max(‖J u‖, √eps · s ‖u‖)` where `s` is the spread of `x̂` per unit of `θ` (so that a
-      Jacobian that vanishes by symmetry is not divided by its own round-off); compared
-      with `trust_rtol`;
+    - `curvature_uncertainty`: how far the eigenvalues of `∂₁F(x̂)` may lie from those at
+      the exact root, `‖∂²₁F[x̂ − x*]‖₂` along the Newton step (0 where not solved); a
+      `lambda_min` within it (`beyond_first_order`) settles neither the sign of the softest
+      curvature nor a first-order error estimate (`inaccurate_solution`);
+    - `jacobian_error_estimate`: relative error of the Jacobian from both of its sources,
+      `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1: the first-order change of the Jacobian
+      along the Newton step) and the linear solves (the residual of the columns), solved
+      like the columns for every parameter (up to 8, else 8 generic directions `U`),
+      `‖ΔJ U‖_F / max(‖J U‖_F, √eps · s ‖U‖_F)` where `s` is the spread of `x̂` per unit
+      of `θ` (so that a Jacobian that vanishes by symmetry is not divided by its own
+      round-off); compared with `trust_rtol`;
     - `sparsity_error`: relative mismatch of the recovered sparse `∂₁F`/`∂₂F` against
       exact JVPs in a random direction (NaN when no structure was used);
     - `symmetry_error`: relative asymmetry `|aᵀKb − bᵀKa|` measured in random directions;
@@ -140,6 +145,7 @@ class JacobianInfo:
     inconsistency: jax.Array
     solution_error_estimate: jax.Array
     solution_error_bound: jax.Array
+    curvature_uncertainty: jax.Array
     jacobian_error_estimate: jax.Array
     sparsity_error: jax.Array
     symmetry_error: jax.Array
@@ -156,6 +162,12 @@ class JacobianInfo:
     def verdict(self) -> str:
         """`"minimum"`, `"saddle"`, `"singular"` or `"regular"` (host only)."""
         return VERDICTS[int(np.asarray(self.verdict_code))]
+
+    @property
+    def beyond_first_order(self) -> bool:
+        """Whether the solution error may move `lambda_min` by its own size or more: the
+        verdict's sign and `jacobian_error_estimate` are then not reliable (host only)."""
+        return bool(np.asarray(beyond_first_order(self.lambda_min, self.curvature_uncertainty)))
 
     @property
     def warnings(self) -> list[str]:
@@ -187,7 +199,15 @@ class JacobianInfo:
                 f"the right-hand side has a component {f(self.inconsistency):.2e} in the null space "
                 "of ∂₁F: the solution is not differentiable in those directions (least-squares answer)"
             )
-        if flags & 16:
+        if flags & 16 and self.beyond_first_order:
+            what = "to tell a minimum from a saddle" if f(self.lambda_min) < 0 else "for a first-order error estimate"
+            out.append(
+                f"x̂ is not converged enough {what}: the smallest eigenvalue {f(self.lambda_min):.3e} "
+                f"of ∂₁F(x̂) is within the reach of the solution error (±{f(self.curvature_uncertainty):.2e}; "
+                f"estimated solution error {f(self.solution_error_estimate):.2e}); converge the minimization further"
+            )
+        if flags & 16 and self.jacobian_error_estimate is not None and not (
+                float(np.asarray(self.jacobian_error_estimate)) <= self.trust_rtol):
             out.append(
                 f"x̂ is not converged enough: ‖F‖ = {f(self.stationarity_residual):.2e}, estimated "
                 f"solution error {f(self.solution_error_estimate):.2e}, estimated Jacobian "
@@ -240,6 +260,12 @@ class JacobianInfo:
         return "\n".join(lines)
 
 
+def beyond_first_order(lambda_min, curvature_uncertainty):
+    """Whether the solution error may move `λ_min` by its own size or more: then neither
+    its sign nor the first-order Jacobian error estimate can be trusted."""
+    return jnp.abs(lambda_min) <= curvature_uncertainty
+
+
 def compute_flags(
     *,
     jacobian_finite,
@@ -251,6 +277,8 @@ def compute_flags(
     sparsity_error,
     symmetry_error,
     spectrum_unresolved,
+    lambda_min,
+    curvature_uncertainty,
     trust_rtol,
     structure_rtol,
     symmetric,
@@ -258,10 +286,15 @@ def compute_flags(
     flags = jnp.zeros((), jnp.int32)
     add = lambda flags, cond, bit: flags | jnp.where(cond, bit, 0).astype(jnp.int32)
     flags = add(flags, ~jnp.all(column_converged), 1)
-    flags = add(flags, verdict_code == 1, 2)
+    # λ_min of K(x̂) within reach of the solution error: x̂ is too far from x* for the
+    # sign of the softest curvature (a negative one is no established saddle: a nearly
+    # flat minimum left early) or for a first-order error estimate to mean anything
+    unsettled = beyond_first_order(lambda_min, curvature_uncertainty)
+    flags = add(flags, (verdict_code == 1) & ~unsettled, 2)
     flags = add(flags, detected_null > 0, 4)
     flags = add(flags, inconsistency > trust_rtol, 8)
-    flags = add(flags, ~(jacobian_error_estimate <= trust_rtol) & ~jnp.isnan(jacobian_error_estimate), 16)
+    inaccurate = ~(jacobian_error_estimate <= trust_rtol) & ~jnp.isnan(jacobian_error_estimate)
+    flags = add(flags, inaccurate | unsettled, 16)
     flags = add(flags, ~jacobian_finite, 32)
     flags = add(flags, sparsity_error > structure_rtol, 64)
     if symmetric:

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _dense, _krylov
+from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
 from ._diagnostics import JacobianInfo, compute_flags
 from ._operators import Problem, flat_problem, unflatten
@@ -53,27 +54,90 @@ def _jacobian_floor(prob: Problem):
     return jnp.sqrt(eps) * jnp.std(prob.x) / jnp.maximum(theta_rms, 1.0)
 
 
-def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved):
-    """Error of the Jacobian caused by `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1): the
-    first-order change `ΔJ u = −K⁻¹ h` of `J u` along the Newton step, in the random
-    direction `u`, solved by the strategy; relative to `max(‖J u‖, floor · ‖u‖)`
-    (`_jacobian_floor`), so that it stays meaningful where `J` vanishes."""
-    prob, pu, dtype = asm.prob, asm.probe_u, asm.prob.dtype
+def _solution_step(asm: Assembly, solved: Solved):
+    """The Newton step `K⁺(−F)` (`x* − x̂` to first order) as far as `F` exceeds what the
+    rounding of `x̂` itself makes: `‖K δx‖ ≤ λ_max · eps · max|x̂| · √d` for coordinates
+    rounded by `eps · max|x̂|`. Below that level `F` is round-off (a perfect crystal, an
+    exactly polished root) and its Newton step a fiction that must not be turned into a
+    Jacobian error; above it, the step counts in proportion. `None` where not solved."""
+    if solved.newton is None:
+        return None
+    prob, dtype = asm.prob, asm.prob.dtype
+    eps = jnp.finfo(dtype).eps
+    lam_max = jnp.where(jnp.isfinite(solved.spectrum.lambda_max), jnp.abs(solved.spectrum.lambda_max), 0.0)
+    rounding = eps * lam_max * jnp.max(jnp.abs(prob.x)) * jnp.sqrt(jnp.asarray(prob.d, dtype))
+    f_norm = jnp.linalg.norm(prob.residual)
+    weight = jnp.clip(1.0 - rounding / jnp.maximum(f_norm, jnp.finfo(dtype).tiny), 0.0, 1.0)
+    return weight * solved.newton
+
+
+#: Parameter directions of the error estimate: every parameter up to this many (the
+#: estimate is then the Frobenius norm itself), else this many generic directions.
+ERROR_PROBES = 8
+
+
+def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved, step):
+    """Relative error of the Jacobian, `‖ΔJ U‖_F / ‖J U‖_F` over the probe directions `U`
+    (every parameter when there are at most `ERROR_PROBES`, else that many generic
+    directions, whose ratio estimates `‖ΔJ‖_F / ‖J‖_F`), from both of its sources, by one
+    more batch of solves of the strategy: `ΔJ U = −K⁻¹ (H + R)`, where
+    - `H` is the first-order change of the linear system along the Newton step `step`
+      (`_solution_step`): the error caused by `x̂ ≠ x*` (Blondel et al. 2022, Theorem 1);
+    - `R = K (J U) + B U` is the residual of the computed columns: the error of the linear
+      solves (a Krylov tolerance, or round-off: in float32 it can dominate).
+    Relative to `max(‖J U‖_F, floor · ‖U‖_F)` (`_jacobian_floor`), so that it stays
+    meaningful where `J` vanishes."""
+    prob, dtype = asm.prob, asm.prob.dtype
     if solved.newton is None or solved.solve_forward is None:
         return jnp.asarray(jnp.nan, dtype)
-    if plan.mode == "reverse" and plan.observable is not None:
-        # total derivative in reverse mode: J u needs one forward solve
-        bu = asm.b_dense @ pu if asm.b_dense is not None else prob.b_lin(pu)
-        ju = solved.solve_forward(-bu[:, None])[:, 0]
+    n = prob.n
+    u = jnp.eye(n, dtype=dtype) if n <= ERROR_PROBES else la.probe_vectors(plan.seed + 1, ERROR_PROBES, n, dtype).T
+    solved_here = plan.mode == "reverse" and plan.observable is not None
+    if solved_here:
+        # total derivative in reverse mode: J U needs forward solves
+        bu = asm.b_dense @ u if asm.b_dense is not None else jax.vmap(prob.b_lin, in_axes=1, out_axes=1)(u)
+        ju = solved.solve_forward(-bu)
     else:
-        ju = j_flat @ pu
-    h = _second_order(prob, solved.newton, ju, pu)
-    dju = solved.solve_forward(-h[:, None])[:, 0]
-    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_floor(prob) * jnp.linalg.norm(pu))
+        ju = j_flat @ u
+    h = jax.vmap(lambda jc, uc: _second_order(prob, step, jc, uc), in_axes=1, out_axes=1)(ju, u)
+    if not solved_here:
+        # the columns' own residual (J U solved here for the estimate has it already)
+        h = h + jax.vmap(lambda jc, uc: jax.jvp(prob.flat, (prob.x, prob.theta), (jc, uc))[1],
+                         in_axes=1, out_axes=1)(ju, u)
+    dju = solved.solve_forward(-h)
+    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_floor(prob) * jnp.linalg.norm(u))
     return jnp.linalg.norm(dju) / jnp.maximum(scale, jnp.finfo(dtype).tiny)
 
 
-def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est) -> JacobianInfo:
+def _curvature_uncertainty(plan, asm: Assembly, proj, step, steps: int = 8):
+    """How far the spectrum of `K(x̂)` may lie from that of `K(x*)`: `‖P ∂K[s] P‖₂`, with
+    `s` the Newton step (`x* − x̂` to first order, `_solution_step`), by power iteration on the
+    third-derivative operator `v ↦ d/dε K(x̂ + εs) v` (Weyl: every eigenvalue moves by at
+    most this much). A negative `λ_min` smaller than this does not establish a saddle: the
+    sign of the softest curvature at the exact root is not known from `x̂`."""
+    prob, dtype = asm.prob, asm.prob.dtype
+    if step is None or not plan.symmetric:
+        return jnp.zeros((), dtype)
+    s = step
+    zero_theta = jnp.zeros_like(prob.theta)
+
+    def apply(v):
+        k_v = lambda xx: jax.jvp(prob.flat, (xx, prob.theta), (v, zero_theta))[1]
+        return proj.rows(jax.jvp(k_v, (prob.x,), (s,))[1])
+
+    def step(_, carry):
+        v, _norm = carry
+        w = apply(v)
+        norm = jnp.linalg.norm(w)
+        return w / jnp.maximum(norm, jnp.finfo(dtype).tiny), norm
+
+    v0 = proj.rows(la.probe_vectors(plan.seed + 5, 1, prob.d, dtype)[0])
+    v0 = v0 / jnp.maximum(jnp.linalg.norm(v0), jnp.finfo(dtype).tiny)
+    # power iteration bounds ‖·‖ from below; 2x covers its typical shortfall after a few steps
+    return 2.0 * jax.lax.fori_loop(0, steps, step, (v0, jnp.zeros((), dtype)))[1]
+
+
+def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> JacobianInfo:
     spec, dtype = solved.spectrum, asm.prob.dtype
     residual_norm = jnp.linalg.norm(asm.prob.residual)
     sol_err = jnp.linalg.norm(solved.newton) if solved.newton is not None else jnp.asarray(jnp.nan, dtype)
@@ -88,6 +152,8 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est) -> JacobianInf
         sparsity_error=asm.sparsity_error,
         symmetry_error=asm.symmetry_error,
         spectrum_unresolved=solved.spectrum_unresolved,
+        lambda_min=spec.lambda_min,
+        curvature_uncertainty=reach,
         trust_rtol=plan.trust_rtol,
         structure_rtol=plan.structure_rtol,
         symmetric=plan.symmetric,
@@ -107,6 +173,7 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est) -> JacobianInf
         inconsistency=spec.inconsistency,
         solution_error_estimate=sol_err,
         solution_error_bound=residual_norm / jnp.abs(spec.lambda_min),
+        curvature_uncertainty=reach,
         jacobian_error_estimate=est,
         sparsity_error=asm.sparsity_error,
         symmetry_error=asm.symmetry_error,
@@ -128,7 +195,9 @@ def _run(plan, fun, sol, params, args, null_basis):
     sys = systems(plan, asm, proj)
     solved = STRATEGIES[plan.strategy].solve_all(plan, asm, proj, n_masked, sys)
     j_flat = _derivative(plan, asm, sys, solved.x_cols)
-    est = _error_estimate(plan, asm, j_flat, solved)
+    step = _solution_step(asm, solved)
+    est = _error_estimate(plan, asm, j_flat, solved, step)
+    reach = _curvature_uncertainty(plan, asm, proj, step)
     if plan.observable is not None and plan.mode == "forward":
         # dg/dθ = ∂g/∂x J + ∂g/∂θ, one JVP of g per parameter
         eye_n = jnp.eye(prob.n, dtype=prob.dtype)
@@ -136,7 +205,7 @@ def _run(plan, fun, sol, params, args, null_basis):
             j_flat.T, eye_n
         )
     out_layout = plan.g_layout if plan.observable is not None else plan.x_layout
-    return unflatten(j_flat, out_layout, plan.theta_layout), _info(plan, asm, proj, solved, j_flat, est)
+    return unflatten(j_flat, out_layout, plan.theta_layout), _info(plan, asm, proj, solved, j_flat, est, reach)
 
 
 run = jax.jit(_run, static_argnums=(0, 1))

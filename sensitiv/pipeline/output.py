@@ -78,7 +78,7 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        return dump_yaml(_to_plain(value)).strip()
+        return dump_yaml(value).strip()  # dump_yaml makes the data plain
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
     if isinstance(value, (list, tuple)):
@@ -89,18 +89,6 @@ def _plain_attr(value: Any) -> Any:
             return np.asarray(items)
         return str(list(value))
     return str(value)
-
-
-def _to_plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def sanitize_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
