@@ -271,12 +271,8 @@ class EquilibriumSolver:
       `solve(system: System, positions, params) -> EquilibriumResult`.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for the solver's options (tolerances, steps).
-    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
-      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
-      options with the schema's top-level defaults filled in and returns one message per
-      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
-      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
-      must be cheap and import nothing heavy.
+    - `check_options`: optional `check_options(options) -> list[str]`: cross-field rules
+      the options schema cannot express, as for `EnergyModel.check_options`.
 
     **Example:**
 
@@ -309,12 +305,8 @@ class OptimalityCondition:
       equilibrium.
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options.
-    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
-      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
-      options with the schema's top-level defaults filled in and returns one message per
-      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
-      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
-      must be cheap and import nothing heavy.
+    - `check_options`: optional `check_options(options) -> list[str]`: cross-field rules
+      the options schema cannot express, as for `EnergyModel.check_options`.
 
     **Example:**
 
@@ -346,12 +338,8 @@ class StructureReader:
     - `extensions`: file-name endings it claims for format auto-detection (`(".xyz",)`).
     - `description`: one line.
     - `options_schema`: JSON Schema fragment for its options (frame selection, units).
-    - `check_options`: optional `check_options(options) -> list[str]`: the cross-field
-      rules the options schema cannot express (`r_onset` below `r_cutoff`). It receives the
-      options with the schema's top-level defaults filled in and returns one message per
-      broken rule, naming the keys (`"r_onset (3.0) must be below r_cutoff (2.5)"`), empty
-      when they hold. `validate`, `--dry-run` and `analyze` call it before any work, so it
-      must be cheap and import nothing heavy.
+    - `check_options`: optional `check_options(options) -> list[str]`: cross-field rules
+      the options schema cannot express, as for `EnergyModel.check_options`.
 
     **Example:**
 

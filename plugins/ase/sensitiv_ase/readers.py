@@ -21,23 +21,27 @@ from .lammps import UNIT_STYLES, read_lammps_data, read_lammps_dump
 
 __all__ = ["atoms_to_structure", "read_with_ase", "READERS"]
 
-_TYPE_SPECIES_OPTION = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1},
-    "minItems": 1,
-    "uniqueItems": True,
-    "description": "Name of each LAMMPS atom type, in type order (type 1 first): species k is "
+
+def _species_option(description: str) -> dict:
+    """Schema of a `species` reader option: distinct names, one description per reader."""
+    return {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "minItems": 1,
+        "uniqueItems": True,
+        "description": description,
+    }
+
+
+_TYPE_SPECIES_OPTION = _species_option(
+    "Name of each LAMMPS atom type, in type order (type 1 first): species k is "
     "LAMMPS type k + 1. Without it names come from the file (type labels, element or mass "
-    "column, Masses section) or are type1, type2, ...; never atomic number = type.",
-}
-_ELEMENT_SPECIES_OPTION = {
-    "type": "array",
-    "items": {"type": "string", "minLength": 1},
-    "minItems": 1,
-    "uniqueItems": True,
-    "description": "The species table in index order: species k is the k-th name (every element "
-    "of the file must be listed). Without it species are numbered in order of first appearance.",
-}
+    "column, Masses section) or are type1, type2, ...; never atomic number = type."
+)
+_ELEMENT_SPECIES_OPTION = _species_option(
+    "The species table in index order: species k is the k-th name (every element "
+    "of the file must be listed). Without it species are numbered in order of first appearance."
+)
 _UNITS_OPTION = {
     "enum": list(UNIT_STYLES),
     "description": "LAMMPS units style of the file; lengths are converted to angstrom ('lj' stays "
