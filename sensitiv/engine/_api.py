@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 from ._diagnostics import JacobianInfo
 from ._options import KrylovOptions, krylov_options
+from ._operators import split_callable
 from ._plan import make_plan
 from ._program import run
 from ._sharding import gather_to_host
@@ -58,7 +59,8 @@ def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto",
     plan, null_basis, reason = make_plan(
         optimality_fun, sol, params, args, observable=observable, mode=mode, **options
     )
-    result, info = run(plan, optimality_fun, sol, params, tuple(args), null_basis)
+    fun_static, fun_arrays = split_callable(optimality_fun)
+    result, info = run(plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis)
     # the reason is static text, kept out of the compile-cache key
     result, info = gather_to_host((result, dataclasses.replace(info, reason=reason)))
     return JacobianResult(result, info)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import InputError
 from . import _linalg as la
 from ._nullspace import as_null_basis
-from ._operators import Layout, ParamPlan, flat_problem, make_param_plan
+from ._operators import Layout, ParamPlan, flat_problem, make_param_plan, merge_callable, split_callable
 from ._options import KrylovOptions
 from ._sharding import column_mesh
 from ._structure import Sparsity
@@ -113,9 +113,9 @@ def _as_sparsity(sparsity, sol, d) -> Sparsity | None:
 # -- symmetry ----------------------------------------------------------------------------
 
 
-@jax.jit(static_argnums=(0, 1, 2))
-def _symmetry_probe(fun, x_layout, theta_layout, sol, params, args):
-    prob = flat_problem(fun, x_layout, theta_layout, sol, params, args)
+@jax.jit(static_argnums=(0, 2, 3))
+def _symmetry_probe(fun_static, fun_arrays, x_layout, theta_layout, sol, params, args):
+    prob = flat_problem(merge_callable(fun_static, fun_arrays), x_layout, theta_layout, sol, params, args)
     a, b = la.probe_vectors(12345, 2, prob.d, prob.dtype)
     ka, kb = prob.k_lin(a), prob.k_lin(b)
     return jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
@@ -132,7 +132,7 @@ def _decide_symmetric(symmetric, fun, x_layout, theta_layout, sol, params, args,
         return bool(symmetric), "given"
     if _is_traced(sol, params, args):
         return False, "not probed under jit (pass symmetric=True to use Cholesky/CG)"
-    err = float(_symmetry_probe(fun, x_layout, theta_layout, sol, params, args))
+    err = float(_symmetry_probe(*split_callable(fun), x_layout, theta_layout, sol, params, args))
     return err <= structure_rtol, f"probed (asymmetry {err:.1e})"
 
 

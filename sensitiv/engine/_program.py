@@ -5,8 +5,10 @@ assemble `∂₁F` and `∂₂F` → project the zero modes → the strategy's s
 error estimate → `JacobianInfo`.
 
 Raveling and unflattening happen inside the program (on the host every reshape is a
-dispatch of its own). `run` is jitted with the plan and `F` static: the compilation is
-cached per optimality function and plan.
+dispatch of its own). `run` is jitted with the plan and `F`'s static part
+(`_operators.split_callable`) static, `F`'s array leaves traced: the compilation is cached
+per optimality function and plan, and a pytree `F` carrying values (the pipeline's θ
+embedding, a frame's data) is compiled once for all values of the same shapes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from . import _dense, _krylov
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
 from ._diagnostics import JacobianInfo, compute_flags
-from ._operators import Problem, flat_problem, unflatten
+from ._operators import Problem, flat_problem, merge_callable, unflatten
 
 __all__ = ["run"]
 
@@ -188,7 +190,8 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
     )
 
 
-def _run(plan, fun, sol, params, args, null_basis):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis):
+    fun = merge_callable(fun_static, fun_arrays)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
     proj, n_masked = zero_mode_projector(plan, asm, null_basis)
