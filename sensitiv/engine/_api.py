@@ -25,6 +25,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._diagnostics import JacobianInfo
 from ._options import KrylovOptions, krylov_options
 from ._operators import split_callable
@@ -56,13 +58,14 @@ class JacobianResult(NamedTuple):
 
 
 def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", **options) -> JacobianResult:
-    plan, null_basis, reason = make_plan(
+    plan, null_basis, structure, reason = make_plan(
         optimality_fun, sol, params, args, observable=observable, mode=mode, **options
     )
     fun_static, fun_arrays = split_callable(optimality_fun)
-    result, info = run(plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis)
-    # the reason is static text, kept out of the compile-cache key
-    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason)))
+    result, info = run(plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis, structure)
+    # the reason and the coloring's own size are static, kept out of the compile-cache key
+    n_colors = int(np.asarray(structure.colors).max(initial=-1)) + 1 if structure is not None else 0
+    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason, n_colors=n_colors)))
     return JacobianResult(result, info)
 
 

@@ -106,7 +106,8 @@ def make_param_plan(layout: Layout, sparsity: Sparsity | None, per_atom) -> Para
             raise InputError(
                 f"per_atom_params: expected {n_leaves} flags (one per parameter leaf), got {len(flags)}"
             )
-    key = (layout, sparsity, tuple(flags))
+    # the sparsity matters only to per-atom leaves: plain plans are shared by every structure
+    key = (layout, sparsity if any(flags) else None, tuple(flags))
     cached = _PLAN_CACHE.get(key)
     if cached is not None:
         return cached

@@ -13,6 +13,8 @@ embedding, a frame's data) is compiled once for all values of the same shapes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 
@@ -184,14 +186,16 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
         strategy=plan.strategy,
         mode=plan.mode,
         reason="",
-        n_colors=plan.sparsity.n_colors if plan.sparsity is not None else 0,
+        n_colors=0,  # the coloring's own count, set on the host (_api)
         n_products=asm.n_products,
         trust_rtol=plan.trust_rtol,
     )
 
 
-def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure):
     fun = merge_callable(fun_static, fun_arrays)
+    if structure is not None:  # the traced arrays of the sparsity whose shapes the plan holds
+        plan = dataclasses.replace(plan, sparsity=structure)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
     proj, n_masked = zero_mode_projector(plan, asm, null_basis)
