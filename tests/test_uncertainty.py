@@ -589,3 +589,18 @@ def test_validity_is_infinite_where_the_output_does_not_depend_on_the_parameter(
     raw = validity_range(np.asarray(dd.first)[..., :1].reshape(-1, 1), np.asarray(dd.second)[..., :1].reshape(-1, 1),
                          third_bound=dd.third_bound[:1])
     assert np.isfinite(raw.estimate[0])
+
+
+@pytest.mark.slow
+def test_higher_orders_reuse_the_strategy_krylov_agrees_with_dense(spring):
+    """The higher orders are solved inside the Jacobian's program with its solver: the
+    matrix-free strategy (MINRES with its preconditioner) gives the dense answer."""
+    lam, steps = COV.principal_directions()
+    kw = dict(directions=np.concatenate([np.eye(6), steps]), third_order="solve", null_space=spring["modes"])
+    dense = directional_derivatives(F_SPRING, spring["x"], PARAMS, method="dense", **kw)
+    krylov = directional_derivatives(F_SPRING, spring["x"], PARAMS, method="krylov",
+                                     krylov=sensitiv.KrylovOptions(tol=1e-12), **kw)
+    assert dense.info.strategy == "dense" and krylov.info.strategy == "krylov"
+    for a, b in ((dense.second, krylov.second), (dense.third, krylov.third)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(np.max(np.abs(a))))
+    np.testing.assert_allclose(dense.jacobian.jacobian["L"], spring["J"]["L"], atol=1e-12)

@@ -5,8 +5,9 @@ Its public names are re-exported on the package face (`sensitiv.jacobian`,
 
 - `jacobian(F, sol, params, *args, method=...)`: the Jacobian of the solution map.
 - `total_derivative(g, F, sol, params, *args)`: `dg/dθ` of an observable at the root.
-- `jacobian_then(then, then_args, F, sol, params, *args)`: the Jacobian, then further
-  solves with its factorization in the same compiled program (higher-order derivatives).
+
+`_api.jacobian_then(then, then_args, F, sol, params, *args)` (for `sensitiv.uncertainty`):
+the Jacobian, then further solves with its factorization in the same compiled program.
 - `KrylovOptions`: the matrix-free strategy's settings.
 - `Sparsity`: a structure hint (interacting atom pairs) recovered with few JVPs by coloring.
 - `translation_modes`, `rigid_body_modes`: known zero modes for `null_space=`.
@@ -19,7 +20,7 @@ CG/MINRES, Lanczos), `_diagnostics` (`JacobianInfo`, flags), `_operators`, `_str
 `_linalg`, `_nullspace`, `_sharding`.
 """
 
-from ._api import JacobianResult, jacobian, jacobian_then, total_derivative
+from ._api import JacobianResult, jacobian, total_derivative
 from ._diagnostics import JacobianInfo
 from ._nullspace import rigid_body_modes, translation_modes
 from ._options import KrylovOptions
@@ -28,7 +29,6 @@ from ._structure import Sparsity, distance2_coloring
 __all__ = [
     "jacobian",
     "total_derivative",
-    "jacobian_then",
     "KrylovOptions",
     "JacobianResult",
     "JacobianInfo",

@@ -31,7 +31,7 @@ from ._plan import make_plan
 from ._program import run
 from ._sharding import gather_to_host
 
-__all__ = ["jacobian", "total_derivative", "jacobian_then", "JacobianResult"]
+__all__ = ["jacobian", "total_derivative", "JacobianResult"]
 
 
 class JacobianResult(NamedTuple):

@@ -21,6 +21,7 @@ from ..uncertainty import (
     ParameterCovariance,
     directional_derivatives,
     importance,
+    natural_steps,
     observable_covariance,
     per_atom_covariance,
     validity_range,
@@ -149,8 +150,8 @@ def analyze_uncertainty(
                                      directions=_direction_matrix(dirs, len(labels), steps),
                                      observables=dict(functions), third_order=spec.third_order,
                                      **dict(engine_options))
-    positions_validity, positions_validity_p, positions_shift = _positions_validity(spec, sigma, dd, dirs)
-    obs_out = [_observable_uncertainty(o, spec, sigma, cov, groups, oc, dd, dirs) for o in observables]
+    positions_validity, positions_validity_p, positions_shift = _positions_validity(spec, sigma, theta, dd, dirs)
+    obs_out = [_observable_uncertainty(o, spec, sigma, theta, cov, groups, oc, dd, dirs) for o in observables]
     elastic_out, relax_std, relax_derivative = _elastic_uncertainty(
         spec, sigma, cov, groups, elastic, voigt_pairs, dd, dirs, (n, d))
 
@@ -195,7 +196,7 @@ def _direction_matrix(dirs: _Directions, p: int, steps: np.ndarray) -> np.ndarra
     return np.array(rows)
 
 
-def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Directions):
+def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, theta: np.ndarray, dd, dirs: _Directions):
     """`(validity along each axis, along each principal direction, second-order mean shift)`
     of x*; `None`s without the second order."""
     if dd is None:
@@ -213,7 +214,7 @@ def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Dir
         return _ranges(validity_range(
             first, np.asarray(dd.second)[..., sl].reshape(-1, width), third,
             third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol,
-            scale=np.ones(width) if sigmas is None else sigmas, noise=dd.resolution), p, cols, sigmas)
+            scale=_natural(dd, sl, theta, sigma), noise=dd.resolution), p, cols, sigmas)
 
     validity = field_ranges(dirs.axes, uncertain)
     validity_p = field_ranges(dirs.principal, None)
@@ -221,8 +222,13 @@ def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Dir
     return validity, validity_p, shift
 
 
-def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: np.ndarray, cov, groups, oc, dd,
-                            dirs: _Directions) -> ObservableUncertainty:
+def _natural(dd, sl: slice, theta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """`natural_steps` of the directions `sl` of the second-order call."""
+    return natural_steps(np.asarray(dd.directions)[sl], theta, np.sqrt(np.clip(np.diag(sigma), 0.0, None)))
+
+
+def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: np.ndarray, theta: np.ndarray, cov,
+                            groups, oc, dd, dirs: _Directions) -> ObservableUncertainty:
     """σ, importance and (with the second order) validity ranges and mean shift of one observable."""
     imp = importance(o.derivative, cov, groups=groups, rule=spec.rule)
     validity = validity_p = shift = None
@@ -236,8 +242,8 @@ def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: n
             bound = np.asarray(dd.observables_third_bound[o.label])[..., sl]
             sigmas = None if cols is None else np.sqrt(sigma[cols, cols])
             return _ranges(validity_range(first, second, third, third_bound=bound, rtol=spec.rtol,
-                                          reduce="component", scale=np.ones(first.shape[-1]) if sigmas is None
-                                          else sigmas, noise=dd.observables_resolution[o.label]), p, cols, sigmas)
+                                          reduce="component", scale=_natural(dd, sl, theta, sigma),
+                                          noise=dd.observables_resolution[o.label]), p, cols, sigmas)
 
         validity = component_ranges(dirs.axes, dirs.uncertain)
         validity_p = component_ranges(dirs.principal, None)

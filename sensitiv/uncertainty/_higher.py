@@ -8,7 +8,7 @@ a `k`-th order forward derivative of `F` along a path built from the lower order
 `a_k` term of `K` is exactly what the truncated path leaves out). So every order costs one
 higher-order JVP of `F` per direction and one linear solve with the same `K` as the
 Jacobian — never finite differences. The Jacobian and every order run in one compiled
-engine program (`sensitiv.engine.jacobian_then`): the higher-order right-hand sides are
+engine program (`sensitiv.engine._api.jacobian_then`): the higher-order right-hand sides are
 solved with the Jacobian's own factorization of `K` (or its Krylov solver and
 preconditioner), with the same null space and diagnostics.
 
@@ -40,10 +40,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..errors import InputError
-from ..engine import jacobian_then
+from ..engine._api import jacobian_then
 from ._linear import _structure, jacobian_columns
 
-__all__ = ["DirectionalDerivatives", "ValidityRange", "directional_derivatives", "resolution", "validity_range"]
+__all__ = [
+    "DirectionalDerivatives", "ValidityRange", "directional_derivatives", "natural_steps", "resolution",
+    "validity_range",
+]
 
 THIRD_ORDER = ("bound", "solve", "none")
 
@@ -296,11 +299,13 @@ def directional_derivatives(
 
 
 def resolution(sol: Any, info: Any) -> float:
-    """The smallest change of the solution that the root resolves: the estimated distance
-    to the exact root `‖K⁺F(x̂)‖` (the engine's Newton step) plus `1e-10` of the solution's
-    extent (the largest spread of its entries along the leading axis: for positions, the
-    size of the structure). A derivative that moves the solution by less than this over a
-    whole step is indistinguishable from zero.
+    """The smallest change of the solution that the root resolves: twice the estimated
+    distance to the exact root `‖K⁺F(x̂)‖` (the engine's Newton step, a first-order
+    estimate) plus `1e-10` of the solution's extent (the largest spread of its entries along
+    the leading axis: for positions, the size of the structure). A derivative that moves
+    the solution by less than this over a step that changes the parameters by their own
+    size (`natural_steps`) is indistinguishable from zero: a root off by `δ` makes the
+    derivatives of a parameter-independent solution of order `δ / |θ|` per order.
 
     **Arguments:**
 
@@ -323,7 +328,33 @@ def resolution(sol: Any, info: Any) -> float:
             size = max(size, float(np.max(np.abs(leaf))))
     extent = spread or size  # a constant solution: its magnitude
     newton = float(np.asarray(info.solution_error_estimate))
-    return (newton if np.isfinite(newton) else 0.0) + 1e-10 * extent
+    return 2.0 * (newton if np.isfinite(newton) else 0.0) + 1e-10 * extent
+
+
+def natural_steps(directions: Any, theta: Any, sigma: Any) -> np.ndarray:
+    """Per direction `v`, the step `t` at which `θ + t v` first changes a parameter by its own
+    size: `minᵢ mᵢ / |vᵢ|` with `mᵢ = |θᵢ|`, or `σᵢ` for a parameter whose value is 0 (a
+    reference strain); `inf` where no entry sets a size. The scale of `validity_range`'s test.
+
+    **Arguments:**
+
+    - `directions`: `(k, n)` directions in flattened θ.
+    - `theta`, `sigma`: `(n,)` the parameters and their standard deviations.
+
+    **Returns:** `(k,)` steps in the directions' units.
+
+    **Example:**
+
+    ```python
+    steps = natural_steps(np.eye(2), np.array([1.0, 0.0]), np.array([0.1, 0.01]))  # [1.0, 0.01]
+    ```
+    """
+    v = np.abs(np.atleast_2d(np.asarray(directions, float)))
+    theta, sigma = np.abs(np.ravel(np.asarray(theta, float))), np.ravel(np.asarray(sigma, float))
+    size = np.where(theta > 0, theta, sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_entry = np.where((v > 0) & (size > 0), size[None, :] / v, np.inf)
+    return np.min(per_entry, axis=1, initial=np.inf)
 
 
 # -- validity ranges ----------------------------------------------------------------------------
@@ -396,8 +427,11 @@ def _ranges(l, q, h, dot, h_exact, rtol, atol):
     return est, lower, upper, resolved
 
 
-def _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce):
-    """Zero the orders whose term over one natural step is within `noise` (see `validity_range`)."""
+def _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce, h_exact):
+    """Zero the orders whose term over one natural step is within `noise` (see `validity_range`).
+    A third-order *bound* (`‖r₃‖/λ_min`, loose by up to the condition number) brackets a
+    resolved second order; where neither the first nor the second is resolved it has
+    nothing to bracket and is dropped too."""
     s = np.broadcast_to(np.asarray(scale, float), (k,))
     tested = np.isfinite(s) & (s > 0)
     s = np.where(tested, s, 0.0)
@@ -409,6 +443,8 @@ def _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce):
     l = np.where(tested & (l * s <= floor), 0.0, l)
     q = np.where(tested & (q * s**2 / 2 <= floor), 0.0, q)
     h_zero = tested & (np.asarray(h) * s**3 / 6 <= floor)
+    if not h_exact:
+        h_zero = h_zero | ((l == 0) & (q == 0))
     return l, q, np.where(h_zero, 0.0, h), np.where(h_zero | (q == 0), 0.0, dot)
 
 
@@ -433,7 +469,8 @@ def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: A
     - `atol`: absolute tolerance in the array's units (default 0).
     - `reduce`: `"norm"` or `"component"`.
     - `scale`, `noise`: what the derivatives resolve. `scale` `(k,)`: a natural step along
-      each direction (one standard deviation; entries ≤ 0 or non-finite: no test); `noise`:
+      each direction, one over which the parameters change by their own size
+      (`natural_steps`; entries ≤ 0 or non-finite: no test); `noise`:
       the smallest change of the output that is not round-off or the root's own error (a
       scalar for `"norm"`, else broadcastable to `first.shape[:-1]`; see `resolution`).
       An order whose term over one step (`‖a₁‖ s`, `‖a₂‖ s²/2`, `h s³/6`) is at most
@@ -489,7 +526,7 @@ def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: A
         entries = zip(l.ravel(), q.ravel(), np.asarray(h).ravel(), np.asarray(dot).ravel())
     h_exact = a3 is not None
     if noise is not None and scale is not None:
-        l, q, h, dot = _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce)
+        l, q, h, dot = _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce, h_exact)
         entries = zip(*(np.ravel(np.broadcast_to(a, shape)) for a in (l, q, h, dot)))
     entries = list(entries)
     unknown = np.array([not np.isfinite(e[2]) for e in entries], bool).reshape(shape)

@@ -21,7 +21,13 @@ from jax.flatten_util import ravel_pytree
 
 from ..errors import InputError
 from ._covariance import ParameterCovariance
-from ._higher import DirectionalDerivatives, ValidityRange, directional_derivatives, validity_range
+from ._higher import (
+    DirectionalDerivatives,
+    ValidityRange,
+    directional_derivatives,
+    natural_steps,
+    validity_range,
+)
 from ._linear import (
     FieldCovariance,
     Importance,
@@ -257,10 +263,12 @@ def propagate(
         third_x = dd.third_bound if dd.third is None else None
         split = lambda tree, sl: jax.tree.map(lambda a: a[..., sl], tree)  # noqa: E731
         axes, principal = slice(0, n), slice(n, n + k)
-        # a natural step per direction (one σ) and the smallest change each output resolves:
-        # a direction it does not depend on gets an infinite range, not a ratio of round-offs
-        sigma = np.sqrt(np.clip(np.diag(covariance.matrix), 0.0, None))
-        for sl, step, target in ((axes, sigma, validity), (principal, np.ones(k), validity_p)):
+        # a natural step per direction and the smallest change each output resolves: a
+        # direction an output does not depend on gets an infinite range, not a ratio of round-offs
+        theta_flat = np.concatenate([np.ravel(np.asarray(leaf, float)) for leaf in jax.tree.leaves(params)])
+        natural = natural_steps(directions, theta_flat, np.sqrt(np.clip(np.diag(covariance.matrix), 0.0, None)))
+        for sl, target in ((axes, validity), (principal, validity_p)):
+            step = natural[sl]
             target["x"] = validity_range(
                 _stack(split(dd.first, sl)), _stack(split(dd.second, sl)),
                 None if dd.third is None else _stack(split(dd.third, sl)),
