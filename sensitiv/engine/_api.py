@@ -54,14 +54,20 @@ class JacobianResult(NamedTuple):
     info: JacobianInfo
 
 
-def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", **options) -> JacobianResult:
+def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", then=None, then_args=None,
+             **options):
     plan, null_basis, reason = make_plan(
         optimality_fun, sol, params, args, observable=observable, mode=mode, **options
     )
-    result, info = run(plan, optimality_fun, sol, params, tuple(args), null_basis)
+    if then is None:
+        result, info = run(plan, optimality_fun, sol, params, tuple(args), null_basis)
+        extra = None
+    else:
+        result, info, extra = run(plan, optimality_fun, sol, params, tuple(args), null_basis, then, then_args)
     # the reason is static text, kept out of the compile-cache key
     result, info = gather_to_host((result, dataclasses.replace(info, reason=reason)))
-    return JacobianResult(result, info)
+    out = JacobianResult(result, info)
+    return out if then is None else (out, extra)
 
 
 def jacobian(
@@ -158,6 +164,43 @@ def _jacobian_defaults() -> dict[str, Any]:
         for name, p in inspect.signature(jacobian).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
+
+
+def jacobian_then(then: Callable, then_args: Any, optimality_fun: Callable, sol: Any, params: Any, *args: Any,
+                  **options: Any) -> tuple[JacobianResult, Any]:
+    """`jacobian`, then a further computation with its solver, in the same compiled program.
+
+    For right-hand sides that need `K⁺ = (∂₁F)⁺` after the Jacobian (higher-order
+    derivatives along directions): they reuse the factorization of `K` (dense) or its
+    solver and preconditioner (Krylov) instead of assembling and factorizing it again.
+
+    **Arguments:**
+
+    - `then`: `then(solves, then_args)`, a hashable callable (a frozen dataclass or a
+      module-level function: it is part of the compile-cache key) receiving a
+      `sensitiv.engine._program.Solves` (traced) and returning a pytree of arrays.
+    - `then_args`: a pytree of arrays passed to `then` (traced: new values, same program).
+    - `optimality_fun`, `sol`, `params`, `*args`, `**options`: as in `jacobian` (`method`
+      `"reverse"` included; a `then` step always solves with `K` itself).
+
+    **Returns:** `(JacobianResult, what then returned)`.
+
+    **Example:**
+
+    ```python
+    def newton_step(solves, _):
+        return solves.solve(-solves.flat(solves.x, solves.theta)[:, None])[:, 0]
+
+    result, step = jacobian_then(newton_step, None, F, x_star, params)
+    ```
+    """
+    defaults = _jacobian_defaults()
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"jacobian_then: unexpected keyword argument {unknown[0]!r} (see sensitiv.jacobian)")
+    settings = {**defaults, **options}
+    settings["krylov"] = krylov_options(settings["krylov"], {}, "jacobian")
+    return _compute(optimality_fun, sol, params, args, then=then, then_args=then_args, **settings)
 
 
 def total_derivative(
