@@ -290,11 +290,36 @@ def export(result, path: str, format: str | None = None, *, frame: int | None = 
 
 
 def _write_extxyz(path: str, images, ds) -> None:
-    import ase.io
+    """Extended XYZ in ASE's layout (`species`, `pos`, then every per-atom array), every
+    number written as its shortest exact decimal (`repr`): ASE's own writer rounds
+    columns to 8 decimals (`%16.8f`, no option), which loses a sensitivity of 1e-9 Å
+    per unit entirely. The comment line's key=value pairs use ASE's encoder."""
+    from ase.io.extxyz import key_val_dict_to_str
 
-    for atoms in images:
-        atoms.info["title"] = str(ds.attrs.get(ATTR_TITLE, "sensitiv result"))
-    ase.io.write(path, images, format="extxyz")
+    kinds = {"f": "R", "i": "I", "u": "I", "b": "L", "U": "S", "S": "S", "O": "S"}
+    with open(path, "w", encoding="utf-8") as f:
+        for atoms in images:
+            info = dict(atoms.info, title=str(ds.attrs.get(ATTR_TITLE, "sensitiv result")))
+            info["pbc"] = atoms.get_pbc()
+            columns = [("species", np.array(atoms.get_chemical_symbols())), ("pos", atoms.positions)]
+            columns += _per_parameter_arrays(atoms)
+            properties = ":".join(f"{name}:{kinds[v.dtype.kind]}:{1 if v.ndim == 1 else v.shape[1]}"
+                                  for name, v in columns)
+            header = f"Properties={properties} {key_val_dict_to_str(info)}"
+            if atoms.cell.any():  # the lattice vectors one after the other, as ASE writes them
+                header = 'Lattice="' + " ".join(map(_exact, atoms.cell.array.ravel())) + '" ' + header
+            f.write(f"{len(atoms)}\n{header}\n")
+            cells = [v.reshape(len(atoms), -1) for _, v in columns]
+            for i in range(len(atoms)):
+                f.write(" ".join(_exact(x) for c in cells for x in c[i]) + "\n")
+
+
+def _exact(value: Any) -> str:
+    """A number as its shortest decimal that reads back exactly (a bool as T/F)."""
+    value = _plain(value)
+    if isinstance(value, (bool, np.bool_)):
+        return "T" if value else "F"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _per_parameter_arrays(atoms) -> list[tuple[str, np.ndarray]]:
@@ -341,11 +366,11 @@ def _write_lammps_dump(path: str, images) -> None:
             ylo_b, yhi_b = lo[1] + min(0.0, yz), hi[1] + max(0.0, yz)
             f.write(f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(atoms)}\n")
             f.write(f"ITEM: BOX BOUNDS xy xz yz {bounds}\n")
-            f.write(f"{xlo_b:.16g} {xhi_b:.16g} {xy:.16g}\n{ylo_b:.16g} {yhi_b:.16g} {xz:.16g}\n"
-                    f"{lo[2]:.16g} {hi[2]:.16g} {yz:.16g}\n")
+            box = [[xlo_b, xhi_b, xy], [ylo_b, yhi_b, xz], [lo[2], hi[2], yz]]
+            f.write("".join(" ".join(map(_exact, line)) + "\n" for line in box))
             f.write("ITEM: ATOMS " + " ".join(columns) + "\n")
             for row in zip(*data):
-                f.write(" ".join(v if isinstance(v, str) else f"{v:.16g}" for v in map(_plain, row)) + "\n")
+                f.write(" ".join(map(_exact, row)) + "\n")
 
 
 def _plain(value: Any) -> Any:

@@ -1,6 +1,6 @@
 """Results in the user's tools: ASE reads the result and every export with the right
-species, cell and positions; `to_atoms` gives back the analyzed structure; OVITO opens the
-exports (when its wheel is installed; its documented acceptance rules are checked always);
+species, cell and positions; `to_atoms` gives back the analyzed structure; OVITO (its wheel
+is in the test extra) opens the exports, and its AMBER reader's acceptance rules are checked;
 the IOOS CF checker runs on a result without exceptions and finds no error in a result in
 physical units; units convert by known factors."""
 
@@ -95,12 +95,18 @@ def test_exports_read_back_with_ase(argon, tmp_path, capsys, name):
         field = ds["dx_dtheta"].values[0, :, :, 0]
     assert back.get_chemical_symbols() == ["Ar"] * 31
     np.testing.assert_allclose(back.cell.array, cell, atol=1e-6)
-    # AMBER coordinates are float32; ASE writes extxyz with 8 decimals; the dump keeps 16 digits
-    tolerance = {"out.nc": 1e-5, "out.extxyz": 1e-7, "out.dump": 1e-12}[name]
-    np.testing.assert_allclose(back.positions, x, atol=tolerance)
-    if name != "out.dump":  # ASE's dump reader keeps only the standard columns
+    # extxyz and the dump write every float64 exactly (the dump's positions pass through
+    # LAMMPS' restricted-triclinic rotation: round-off); AMBER coordinates are float32
+    if name == "out.extxyz":
+        np.testing.assert_allclose(back.cell.array, cell, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(back.positions, x, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(back.arrays["dx_dtheta_sigma_0_0"], field, rtol=1e-15, atol=0)
+        assert back.info["trustworthy"] is True and back.info["theta_units_sigma_0_0"] == "angstrom"
+    elif name == "out.nc":
+        np.testing.assert_allclose(back.positions, x, atol=1e-5)
         np.testing.assert_allclose(back.arrays["dx_dtheta_sigma_0_0"], field, atol=1e-7)
-    else:
+    else:  # ASE's dump reader keeps only the standard columns
+        np.testing.assert_allclose(back.positions, x, atol=1e-12)
         header = target.read_text().splitlines()[8]
         assert "dx_dtheta_sigma_0_0_x" in header and "dx_dtheta_norm_epsilon_0_0" in header
     # an existing export is not replaced without --force
@@ -127,16 +133,31 @@ def test_amber_export_meets_ovitos_acceptance_rules(argon, tmp_path):
 
 
 def test_ovito_opens_the_exports(argon, tmp_path):
+    """OVITO's own readers (the `ovito` wheel of the test extra, headless): the AMBER file
+    and the extxyz export open with the species (AMBER: type ids = atomic numbers, the
+    AMBER convention, as OVITO's reader takes no type names; extxyz: named types), the
+    cell, the positions (AMBER float32; extxyz exact up to OVITO's decimal parser) and
+    the per-atom sensitivity vectors as particle properties."""
     ovito_io = pytest.importorskip("ovito.io", reason="the ovito wheel is not installed (pip install ovito)")
     ds = io.open_result(argon)
     try:
-        for name in ("o.nc", "o.extxyz"):
-            pipeline = ovito_io.import_file(str(io.export(ds, tmp_path / name)))
-            data = pipeline.compute()
+        x = ds["coordinates"].values[0]
+        field = ds["dx_dtheta"].values[0, :, :, 0]
+        for name, atol in (("o.nc", 1e-5), ("o.extxyz", 1e-14)):
+            data = ovito_io.import_file(str(io.export(ds, tmp_path / name))).compute()
             assert data.particles.count == 31
-            np.testing.assert_allclose(np.asarray(data.cell[:, :3]), ds["cell"].values[0], atol=1e-5)
-            field = np.asarray(data.particles["dx_dtheta_sigma_0_0"])
-            np.testing.assert_allclose(field, ds["dx_dtheta"].values[0, :, :, 0], atol=1e-7)
+            types = data.particles.particle_types
+            if name == "o.nc":
+                assert [t.id for t in types.types] == [18] and np.asarray(types).tolist() == [18] * 31
+            else:
+                assert [t.name for t in types.types] == ["Ar"]
+                assert [types.type_by_id(i).name for i in np.asarray(types)] == ["Ar"] * 31
+            np.testing.assert_allclose(np.asarray(data.cell[:, :3]), ds["cell"].values[0], atol=atol)
+            assert tuple(data.cell.pbc) == (True, True, True)
+            np.testing.assert_allclose(np.asarray(data.particles.positions), x, atol=atol)
+            np.testing.assert_allclose(np.asarray(data.particles["dx_dtheta_sigma_0_0"]), field, atol=atol)
+            np.testing.assert_allclose(np.asarray(data.particles["dx_dtheta_norm_sigma_0_0"]),
+                                       np.linalg.norm(field, axis=1), atol=atol)
     finally:
         ds.close()
 
