@@ -5,8 +5,10 @@ assemble `∂₁F` and `∂₂F` → project the zero modes → the strategy's s
 error estimate → `JacobianInfo`.
 
 Raveling and unflattening happen inside the program (on the host every reshape is a
-dispatch of its own). `run` is jitted with the plan and `F` static: the compilation is
-cached per optimality function and plan.
+dispatch of its own). `run` is jitted with the plan and `F`'s static part
+(`_operators.split_callable`) static, `F`'s array leaves traced: the compilation is cached
+per optimality function and plan, and a pytree `F` carrying values (the pipeline's θ
+embedding, a frame's data) is compiled once for all values of the same shapes.
 
 A `then` step (static, hashable) may follow the Jacobian in the same program: it receives
 `Solves` — `F` on flat vectors, the flat Jacobian and the strategy's solver with the
@@ -17,6 +19,7 @@ factorizing `K` again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -27,7 +30,7 @@ from . import _dense, _krylov
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
 from ._diagnostics import JacobianInfo, compute_flags
-from ._operators import Problem, flat_problem, unflatten
+from ._operators import Problem, flat_problem, merge_callable, unflatten
 
 __all__ = ["run", "Solves"]
 
@@ -212,13 +215,16 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
         strategy=plan.strategy,
         mode=plan.mode,
         reason="",
-        n_colors=plan.sparsity.n_colors if plan.sparsity is not None else 0,
+        n_colors=0,  # the coloring's own count, set on the host (_api)
         n_products=asm.n_products,
         trust_rtol=plan.trust_rtol,
     )
 
 
-def _run(plan, fun, sol, params, args, null_basis, then=None, then_args=None):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure, then=None, then_args=None):
+    fun = merge_callable(fun_static, fun_arrays)
+    if structure is not None:  # the traced arrays of the sparsity whose shapes the plan holds
+        plan = dataclasses.replace(plan, sparsity=structure)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
     proj, n_masked = zero_mode_projector(plan, asm, null_basis)
@@ -242,4 +248,4 @@ def _run(plan, fun, sol, params, args, null_basis, then=None, then_args=None):
     return out if then is None else (*out, extra)
 
 
-run = jax.jit(_run, static_argnums=(0, 1, 6))
+run = jax.jit(_run, static_argnums=(0, 1, 8))
