@@ -248,7 +248,12 @@ def propagate(
     elif jacobian is None:
         jacobian = engine_jacobian(optimality_fun, sol, params, *args, **options)
     jac, info = jacobian.jacobian, jacobian.info
-    derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
+    if dd is not None:  # the first order along the parameter axes is dg/dθ
+        derivs = {name: _as_jacobian(_stack(jax.tree.map(lambda a: a[..., :n], dd.observables_first[name])),
+                                     jax.eval_shape(g, sol, params, *args), params)
+                  for name, g in observables.items()}
+    else:
+        derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
 
     sol_leaves = jax.tree.leaves(sol)
     if len(sol_leaves) == 1 and np.ndim(sol_leaves[0]) >= 2:
