@@ -191,15 +191,21 @@ def test_summary_ranks_the_parameters(run):
     text = report.analysis_summary(outcome.path, outcome.analyses, outcome.timings)
     assert "uncertainty (config): σ(x*) per atom max" in text
     assert "variance of x* from: sigma[0,0] 87%, epsilon[0,0] 13%" in text, text
-    assert "elastic constants (1σ): C11" in text
     record = report.summary_record(outcome.path, outcome.analyses, outcome.timings)
     unc = record["structures"][0]["uncertainty"]
+    c11 = unc["elastic_constants"]["C11"]  # quoted in GPa (units physical here: eV/Å³)
+    assert c11["units"] == "eV angstrom-3"
+    assert f"elastic constants (1σ, GPa): C11 {c11['value'] * 160.2176634:.4g} ± {c11['std'] * 160.2176634:.2g}" in text
     # x* of pure Lennard-Jones in a fixed cell depends on σ only; ε, correlated with it
     # (ρ = 0.5), tells about it: the Shapley shares are 1 − ρ²/2 and ρ²/2 exactly
     shares = {r["parameter"]: r["share"] for r in unc["importance"]}
     assert shares["sigma[0,0]"] == pytest.approx(1 - 0.125, rel=1e-9)
     assert shares["epsilon[0,0]"] == pytest.approx(0.125, rel=1e-9)
     json.dumps(record, allow_nan=False)
+    # a covariance read from a file is named by its file name (the eam_vacancy example's
+    # case, once a NameError): no folder of the user's machine in the summary
+    from_file = report._uncertainty_lines(dict(unc, source="/home/someone/fits/covariance.json"), "Å")
+    assert from_file[0].startswith("  uncertainty (covariance.json): σ(x*) per atom max")
 
 
 def test_elastic_constant_uncertainty_matches_finite_differences(run):

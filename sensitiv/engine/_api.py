@@ -25,8 +25,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._diagnostics import JacobianInfo
 from ._options import KrylovOptions, krylov_options
+from ._operators import split_callable
 from ._plan import make_plan
 from ._program import run
 from ._sharding import gather_to_host
@@ -56,16 +59,19 @@ class JacobianResult(NamedTuple):
 
 def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", then=None, then_args=None,
              **options):
-    plan, null_basis, reason = make_plan(
+    plan, null_basis, structure, reason = make_plan(
         optimality_fun, sol, params, args, observable=observable, mode=mode, **options
     )
+    fun_static, fun_arrays = split_callable(optimality_fun)
+    common = (plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis, structure)
     if then is None:
-        result, info = run(plan, optimality_fun, sol, params, tuple(args), null_basis)
+        result, info = run(*common)
         extra = None
     else:
-        result, info, extra = run(plan, optimality_fun, sol, params, tuple(args), null_basis, then, then_args)
-    # the reason is static text, kept out of the compile-cache key
-    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason)))
+        result, info, extra = run(*common, then, then_args)
+    # the reason and the coloring's own size are static, kept out of the compile-cache key
+    n_colors = int(np.asarray(structure.colors).max(initial=-1)) + 1 if structure is not None else 0
+    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason, n_colors=n_colors)))
     out = JacobianResult(result, info)
     return out if then is None else (out, extra)
 

@@ -5,8 +5,10 @@ assemble `∂₁F` and `∂₂F` → project the zero modes → the strategy's s
 error estimate → `JacobianInfo`.
 
 Raveling and unflattening happen inside the program (on the host every reshape is a
-dispatch of its own). `run` is jitted with the plan and `F` static: the compilation is
-cached per optimality function and plan.
+dispatch of its own). `run` is jitted with the plan and `F`'s static part
+(`_operators.split_callable`) static, `F`'s array leaves traced: the compilation is cached
+per optimality function and plan, and a pytree `F` carrying values (the pipeline's θ
+embedding, a frame's data) is compiled once for all values of the same shapes.
 
 A `then` step (static, hashable) may follow the Jacobian in the same program: it receives
 `Solves` — `F` on flat vectors, the flat Jacobian and the strategy's solver with the
@@ -17,6 +19,7 @@ factorizing `K` again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -26,8 +29,9 @@ import jax.numpy as jnp
 from . import _dense, _krylov
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
-from ._diagnostics import JacobianInfo, compute_flags
-from ._operators import Problem, flat_problem, unflatten
+from ._diagnostics import (VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_UNDETERMINED, JacobianInfo, beyond_first_order,
+                           compute_flags)
+from ._operators import Problem, flat_problem, merge_callable, unflatten
 
 __all__ = ["run", "Solves"]
 
@@ -169,6 +173,10 @@ def _curvature_uncertainty(plan, asm: Assembly, proj, step, steps: int = 8):
 
 def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> JacobianInfo:
     spec, dtype = solved.spectrum, asm.prob.dtype
+    # the sign of λ_min decides minimum vs saddle only where the solution error cannot flip it
+    settles_sign = (spec.verdict == VERDICT_MINIMUM) | (spec.verdict == VERDICT_SADDLE)
+    verdict = jnp.where(settles_sign & beyond_first_order(spec.lambda_min, reach),
+                        VERDICT_UNDETERMINED, spec.verdict).astype(jnp.int32)
     residual_norm = jnp.linalg.norm(asm.prob.residual)
     sol_err = jnp.linalg.norm(solved.newton) if solved.newton is not None else jnp.asarray(jnp.nan, dtype)
     flags, trustworthy = compute_flags(
@@ -196,7 +204,7 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
         lambda_min=spec.lambda_min,
         lambda_max=spec.lambda_max,
         lambda_min_residual=spec.lambda_min_residual,
-        verdict_code=spec.verdict,
+        verdict_code=verdict,
         null_space_dim=(spec.detected_null + proj.n_known).astype(jnp.int32),
         detected_null_dim=spec.detected_null.astype(jnp.int32),
         negative_eigenvalues=spec.negative.astype(jnp.int32),
@@ -212,13 +220,16 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
         strategy=plan.strategy,
         mode=plan.mode,
         reason="",
-        n_colors=plan.sparsity.n_colors if plan.sparsity is not None else 0,
+        n_colors=0,  # the coloring's own count, set on the host (_api)
         n_products=asm.n_products,
         trust_rtol=plan.trust_rtol,
     )
 
 
-def _run(plan, fun, sol, params, args, null_basis, then=None, then_args=None):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure, then=None, then_args=None):
+    fun = merge_callable(fun_static, fun_arrays)
+    if structure is not None:  # the traced arrays of the sparsity whose shapes the plan holds
+        plan = dataclasses.replace(plan, sparsity=structure)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
     proj, n_masked = zero_mode_projector(plan, asm, null_basis)
@@ -242,4 +253,4 @@ def _run(plan, fun, sol, params, args, null_basis, then=None, then_args=None):
     return out if then is None else (*out, extra)
 
 
-run = jax.jit(_run, static_argnums=(0, 1, 6))
+run = jax.jit(_run, static_argnums=(0, 1, 8))
