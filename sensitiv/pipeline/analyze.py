@@ -125,7 +125,7 @@ def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) 
     if cell.relaxes:
         if structure.cell is None or not any(structure.pbc):
             raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
-        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure, cell.stress)
     return system
 
 
