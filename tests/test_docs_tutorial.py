@@ -36,6 +36,9 @@ is accounted for:
   other tests. Every path they name must hold a Python project, every extra they ask for
   must be declared there (`check_pip_install`); the rest of the line then runs.
 
+A block has 15 minutes (a slow one 3 hours: whole examples on loaded cores); past that it
+fails with its output, and every program it started is ended with it.
+
 The tutorial runs at the size it is written for (107 atoms): the cost is JAX's
 compilation, which a smaller structure would not reduce (measured: 31 atoms take 39 s of
 CPU, 107 atoms 43 s).
@@ -47,6 +50,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -80,18 +84,29 @@ def run_env() -> dict:
     return env
 
 
-def run_step(kind: str, code: str, where: str, cwd: Path, index: int) -> None:
+#: Seconds a block may run: CI blocks are small; a slow block runs whole examples (the
+#: eam_vacancy fit and uncertainty commands: ~10 min each on 2 idle cores, three times
+#: that on loaded ones).
+TIMEOUT, SLOW_TIMEOUT = 900, 3 * 3600
+
+
+def run_step(kind: str, code: str, where: str, cwd: Path, index: int, timeout: float = TIMEOUT) -> None:
     if kind == "bash":
         command = ["bash", "-euo", "pipefail", "-c", code]
     else:
         script = cwd / f"_docs_step_{index}.py"
         script.write_text(code, encoding="utf-8")
         command = [sys.executable, str(script)]
-    proc = subprocess.run(
-        command, cwd=cwd, env=run_env(), capture_output=True, text=True, timeout=900
-    )
-    output = (proc.stdout + proc.stderr)[-8000:]
-    assert proc.returncode == 0, f"{where} ({kind}) exited with {proc.returncode}:\n{code}\n--- output ---\n{output}"
+    # Its own process group: a block that runs too long is ended with every program it started.
+    with subprocess.Popen(command, cwd=cwd, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True) as proc:
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            pytest.fail(f"{where} ({kind}) did not finish in {timeout:.0f} s:\n{code}\n--- output ---\n{output[-8000:]}")
+    assert proc.returncode == 0, f"{where} ({kind}) exited with {proc.returncode}:\n{code}\n--- output ---\n{output[-8000:]}"
 
 
 def tutorial_steps(text: str):
@@ -115,6 +130,16 @@ def tutorial_steps(text: str):
             else:
                 steps.append(("python", f"# --- {where}\n{body}", where))
     return steps
+
+
+def test_a_block_past_its_time_ends_with_its_programs(tmp_path):
+    """A block that runs too long fails with its output, and the programs it started end too
+    (not left running on the CI machine's two cores)."""
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)did not finish in 2 s.*started"):
+        run_step("bash", "echo started; sleep 60 >/dev/null 2>&1 & echo $! > child.pid; wait", "page.md:1", tmp_path, 0, timeout=2)
+    stat = Path(f"/proc/{int((tmp_path / 'child.pid').read_text())}/stat")
+    if Path("/proc/self/stat").exists():  # Linux: gone, or a zombie waiting for its reaper
+        assert not stat.exists() or stat.read_text().split()[2] == "Z"
 
 
 def test_tutorial_block_parsing():
@@ -292,7 +317,8 @@ def test_docs_block(where, lang, kind, detail, code, tmp_path, request):
         if kind == "reduced":
             code = reduce_analyses(code, detail)
         code = bash_with_pip_check(code, tmp_path)
-    run_step(lang, code, where, tmp_path, 0)
+    slow = request.node.get_closest_marker("slow") is not None
+    run_step(lang, code, where, tmp_path, 0, SLOW_TIMEOUT if slow else TIMEOUT)
 
 
 def _sessions():
@@ -325,8 +351,9 @@ def test_session_keeps_names_and_lines(tmp_path):
 def run_python_session(blocks, cwd: Path) -> None:
     payload = [(where.rsplit(":", 1)[0], int(where.rsplit(":", 1)[1]), body) for where, _, _, body in blocks]
     (cwd / "_docs_session.json").write_text(json.dumps(payload), encoding="utf-8")
+    slow = any(kind == "slow" for _, kind, _, _ in blocks)
     run_step("python", SESSION.replace("sys.argv[1]", repr(str(cwd / "_docs_session.json"))),
-             blocks[0][0].rsplit(":", 1)[0], cwd, 0)
+             blocks[0][0].rsplit(":", 1)[0], cwd, 0, SLOW_TIMEOUT if slow else TIMEOUT)
 
 
 @pytest.mark.parametrize("page,blocks", list(_sessions()))

@@ -276,6 +276,10 @@ def test_yaml_1_2_numbers_everywhere(tmp_path):
     yaml11 = pytest.importorskip("yaml")
     assert yaml11.safe_load(stored) == cfg.to_dict(relative=True)
     assert yaml11.safe_load(dump_yaml({"a": 1e-12, "b": "no", "c": [1.5, 2]})) == {"a": 1e-12, "b": "no", "c": [1.5, 2]}
+    # laid out as a user writes a config: one option per line, short lists inline
+    assert "  options:\n    ftol: 1.0e-09\n" in stored
+    assert dump_yaml({"s": {"m": [[1.0, 1.2], [1.2, 1.4]], "d": ["sigma"]}}) == (
+        "s:\n  m:\n  - [1.0, 1.2]\n  - [1.2, 1.4]\n  d: [sigma]\n")
 
 
 def test_yaml_marks_and_every_duplicate(tmp_path):

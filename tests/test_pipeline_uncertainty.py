@@ -200,6 +200,10 @@ def test_summary_ranks_the_parameters(run):
     assert shares["sigma[0,0]"] == pytest.approx(1 - 0.125, rel=1e-9)
     assert shares["epsilon[0,0]"] == pytest.approx(0.125, rel=1e-9)
     json.dumps(record, allow_nan=False)
+    # a covariance read from a file is named by its file name (the eam_vacancy example's
+    # case, once a NameError): no folder of the user's machine in the summary
+    from_file = report._uncertainty_lines(dict(unc, source="/home/someone/fits/covariance.json"), "Å")
+    assert from_file[0].startswith("  uncertainty (covariance.json): σ(x*) per atom max")
 
 
 def test_elastic_constant_uncertainty_matches_finite_differences(run):

@@ -539,3 +539,68 @@ def test_propagate_assembles_the_pieces(spring):
     assert res.mean_shift["x"].shape == spring["x"].shape
     with pytest.raises(InputError, match="covariance: describes 2 parameter entries"):
         propagate(F_SPRING, spring["x"], PARAMS, covariance=ParameterCovariance.from_std({"a": 1.0, "b": 1.0}))
+
+
+# -- directions the root does not depend on ---------------------------------------------------
+
+
+def lj_cluster_energy(x, params):
+    """Lennard-Jones, no cutoff: x* ∝ σ and independent of ε, the energy ∝ ε and independent of σ."""
+    dx = x[:, None] - x[None]
+    r2 = jnp.sum(dx**2, -1) + jnp.eye(x.shape[0])
+    s6 = (params["sigma"] ** 2 / r2) ** 3
+    return 0.5 * jnp.sum(4 * params["epsilon"] * (s6**2 - s6) * (1 - jnp.eye(x.shape[0])))
+
+
+def lj_size2(x, params):
+    """Σ|x − x̄|²: ∝ σ² along the σ axis (a finite range: exactly 2 rtol σ), ε-independent."""
+    return jnp.sum((x - x.mean(axis=0)) ** 2)
+
+
+@pytest.mark.parametrize("loose", [0.0, 1e-7], ids=["polished", "loose-root"])
+def test_validity_is_infinite_where_the_output_does_not_depend_on_the_parameter(loose):
+    """A Lennard-Jones cluster: x*(ε, σ) = σ x*(1, 1), E* ∝ ε. Along ε nothing in x* moves and
+    along σ x* is exactly linear: both ranges are infinite (not the ratio of two round-off
+    numbers, 0.01 before), also at a root relaxed only to 1e-7. The energy is linear in ε and
+    constant in σ (infinite); the size Σ|x − x̄|² ∝ σ² has the closed-form range 2 rtol σ."""
+    params = {"epsilon": jnp.asarray(0.7), "sigma": jnp.asarray(1.1)}
+    tbp = np.array([[0, 0, 0.9], [0, 0, -0.9], [1, 0, 0], [-0.5, 0.87, 0], [-0.5, -0.87, 0]]) * 0.95
+    x0 = jnp.asarray(tbp - tbp.mean(axis=0))
+    x_hat = make_solver(lj_cluster_energy, x0, modes=rigid_body_modes(x0))(params)
+    x_hat = x_hat - x_hat.mean(axis=0)
+    if loose:
+        x_hat = x_hat + loose * jnp.asarray(np.random.default_rng(3).normal(size=x_hat.shape))
+    cov = ParameterCovariance.from_std({"epsilon": 0.02 * 0.7, "sigma": 0.01 * 1.1})
+    res = propagate(jax.grad(lj_cluster_energy), x_hat, params, covariance=cov,
+                    observables={"energy": lj_cluster_energy, "size2": lj_size2},
+                    null_space=rigid_body_modes(x_hat))
+    # the first order itself is right: J_σ = x̂/σ, J_ε = 0
+    np.testing.assert_allclose(res.jacobian["sigma"], x_hat / 1.1, atol=1e-6 if loose else 1e-12)
+    for name in ("x", "energy"):
+        for vr in (res.validity[name], res.validity_principal[name]):
+            assert np.all(np.isinf(vr.estimate)) and np.all(np.isinf(vr.lower)), (name, vr)
+            assert np.all(vr.resolved), (name, vr)
+    size2 = res.validity["size2"]
+    assert np.isinf(size2.estimate[0]) and size2.resolved[0]  # ε
+    np.testing.assert_allclose(size2.estimate[1], 2 * 0.01 * 1.1, rtol=1e-6)  # σ: g = c σ²
+    assert size2.lower[1] <= size2.estimate[1] <= size2.upper[1]
+    # without the resolution the same derivatives give the ratio of round-off numbers
+    dd = res.second_order
+    raw = validity_range(np.asarray(dd.first)[..., :1].reshape(-1, 1), np.asarray(dd.second)[..., :1].reshape(-1, 1),
+                         third_bound=dd.third_bound[:1])
+    assert np.isfinite(raw.estimate[0])
+
+
+@pytest.mark.slow
+def test_higher_orders_reuse_the_strategy_krylov_agrees_with_dense(spring):
+    """The higher orders are solved inside the Jacobian's program with its solver: the
+    matrix-free strategy (MINRES with its preconditioner) gives the dense answer."""
+    lam, steps = COV.principal_directions()
+    kw = dict(directions=np.concatenate([np.eye(6), steps]), third_order="solve", null_space=spring["modes"])
+    dense = directional_derivatives(F_SPRING, spring["x"], PARAMS, method="dense", **kw)
+    krylov = directional_derivatives(F_SPRING, spring["x"], PARAMS, method="krylov",
+                                     krylov=sensitiv.KrylovOptions(tol=1e-12), **kw)
+    assert dense.info.strategy == "dense" and krylov.info.strategy == "krylov"
+    for a, b in ((dense.second, krylov.second), (dense.third, krylov.third)):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-7 * float(np.max(np.abs(a))))
+    np.testing.assert_allclose(dense.jacobian.jacobian["L"], spring["J"]["L"], atol=1e-12)

@@ -5,6 +5,9 @@ Its public names are re-exported on the package face (`sensitiv.jacobian`,
 
 - `jacobian(F, sol, params, *args, method=...)`: the Jacobian of the solution map.
 - `total_derivative(g, F, sol, params, *args)`: `dg/dθ` of an observable at the root.
+
+`_api.jacobian_then(then, then_args, F, sol, params, *args)` (for `sensitiv.uncertainty`):
+the Jacobian, then further solves with its factorization in the same compiled program.
 - `KrylovOptions`: the matrix-free strategy's settings.
 - `Sparsity`: a structure hint (interacting atom pairs) recovered with few JVPs by coloring.
 - `translation_modes`, `rigid_body_modes`: known zero modes for `null_space=`.

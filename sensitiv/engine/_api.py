@@ -25,8 +25,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._diagnostics import JacobianInfo
 from ._options import KrylovOptions, krylov_options
+from ._operators import split_callable
 from ._plan import make_plan
 from ._program import run
 from ._sharding import gather_to_host
@@ -54,14 +57,23 @@ class JacobianResult(NamedTuple):
     info: JacobianInfo
 
 
-def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", **options) -> JacobianResult:
-    plan, null_basis, reason = make_plan(
+def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", then=None, then_args=None,
+             **options):
+    plan, null_basis, structure, reason = make_plan(
         optimality_fun, sol, params, args, observable=observable, mode=mode, **options
     )
-    result, info = run(plan, optimality_fun, sol, params, tuple(args), null_basis)
-    # the reason is static text, kept out of the compile-cache key
-    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason)))
-    return JacobianResult(result, info)
+    fun_static, fun_arrays = split_callable(optimality_fun)
+    common = (plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis, structure)
+    if then is None:
+        result, info = run(*common)
+        extra = None
+    else:
+        result, info, extra = run(*common, then, then_args)
+    # the reason and the coloring's own size are static, kept out of the compile-cache key
+    n_colors = int(np.asarray(structure.colors).max(initial=-1)) + 1 if structure is not None else 0
+    result, info = gather_to_host((result, dataclasses.replace(info, reason=reason, n_colors=n_colors)))
+    out = JacobianResult(result, info)
+    return out if then is None else (out, extra)
 
 
 def jacobian(
@@ -158,6 +170,43 @@ def _jacobian_defaults() -> dict[str, Any]:
         for name, p in inspect.signature(jacobian).parameters.items()
         if p.kind is inspect.Parameter.KEYWORD_ONLY
     }
+
+
+def jacobian_then(then: Callable, then_args: Any, optimality_fun: Callable, sol: Any, params: Any, *args: Any,
+                  **options: Any) -> tuple[JacobianResult, Any]:
+    """`jacobian`, then a further computation with its solver, in the same compiled program.
+
+    For right-hand sides that need `K⁺ = (∂₁F)⁺` after the Jacobian (higher-order
+    derivatives along directions): they reuse the factorization of `K` (dense) or its
+    solver and preconditioner (Krylov) instead of assembling and factorizing it again.
+
+    **Arguments:**
+
+    - `then`: `then(solves, then_args)`, a hashable callable (a frozen dataclass or a
+      module-level function: it is part of the compile-cache key) receiving a
+      `sensitiv.engine._program.Solves` (traced) and returning a pytree of arrays.
+    - `then_args`: a pytree of arrays passed to `then` (traced: new values, same program).
+    - `optimality_fun`, `sol`, `params`, `*args`, `**options`: as in `jacobian` (`method`
+      `"reverse"` included; a `then` step always solves with `K` itself).
+
+    **Returns:** `(JacobianResult, what then returned)`.
+
+    **Example:**
+
+    ```python
+    def newton_step(solves, _):
+        return solves.solve(-solves.flat(solves.x, solves.theta)[:, None])[:, 0]
+
+    result, step = jacobian_then(newton_step, None, F, x_star, params)
+    ```
+    """
+    defaults = _jacobian_defaults()
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"jacobian_then: unexpected keyword argument {unknown[0]!r} (see sensitiv.jacobian)")
+    settings = {**defaults, **options}
+    settings["krylov"] = krylov_options(settings["krylov"], {}, "jacobian")
+    return _compute(optimality_fun, sol, params, args, then=then, then_args=then_args, **settings)
 
 
 def total_derivative(

@@ -80,7 +80,7 @@ def assemble(plan, prob: Problem) -> Assembly:
         # different products), checked along `pv` above: its asymmetry is the operator's,
         # measured without two more JVPs.
         ka, kb = k_sparse.matmat(jnp.stack([a, b], axis=1)).T
-        n_products += plan.sparsity.n_colors * plan.sparsity.block_size
+        n_products += plan.sparsity.shape.n_colors * plan.sparsity.shape.block_size
         if plan.strategy == "dense":
             k_dense = k_sparse.todense()
     elif plan.strategy == "dense":

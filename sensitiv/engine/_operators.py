@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import InputError
 from ._structure import BlockSparse, Sparsity, color_seeds, recover_blocks
 
-__all__ = ["Layout", "ParamPlan", "Problem", "make_param_plan", "flat_problem", "unflatten"]
+__all__ = ["Layout", "ParamPlan", "Problem", "make_param_plan", "flat_problem", "unflatten", "split_callable",
+           "merge_callable"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +106,8 @@ def make_param_plan(layout: Layout, sparsity: Sparsity | None, per_atom) -> Para
             raise InputError(
                 f"per_atom_params: expected {n_leaves} flags (one per parameter leaf), got {len(flags)}"
             )
-    key = (layout, sparsity, tuple(flags))
+    # the sparsity matters only to per-atom leaves: plain plans are shared by every structure
+    key = (layout, sparsity if any(flags) else None, tuple(flags))
     cached = _PLAN_CACHE.get(key)
     if cached is not None:
         return cached
@@ -253,6 +255,32 @@ class Problem:
         if extra is None:
             return b
         return b, products[plan.n_products :]
+
+
+def _is_array(leaf) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+
+
+def split_callable(fun):
+    """`(static, arrays)`: a callable pytree's array leaves apart from the rest.
+
+    Compiled programs take `static` (hashable: the tree structure and the non-array
+    leaves) as a static argument and `arrays` as traced ones, so that a callable carrying
+    values (`jax.tree_util.Partial`, a registered class) is compiled once for all values
+    of the same shapes; a plain function is all static.
+    """
+    leaves, treedef = jax.tree.flatten(fun)
+    mask = tuple(_is_array(leaf) for leaf in leaves)
+    others = tuple(leaf for leaf, is_array in zip(leaves, mask) if not is_array)
+    arrays = tuple(leaf for leaf, is_array in zip(leaves, mask) if is_array)
+    return (treedef, mask, others), arrays
+
+
+def merge_callable(static, arrays):
+    """The inverse of `split_callable`."""
+    treedef, mask, others = static
+    arrays, others = iter(arrays), iter(others)
+    return jax.tree.unflatten(treedef, [next(arrays) if is_array else next(others) for is_array in mask])
 
 
 def flat_problem(fun, x_layout: Layout, theta_layout: Layout, sol, params, args) -> Problem:

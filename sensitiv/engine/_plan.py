@@ -2,7 +2,9 @@
 strategy and the mode, and resolve every default into one hashable `Plan`.
 
 The plan is the compiled program's cache key (`_program.run` is jitted with the plan
-static): two calls with the same shapes and options reuse one compilation. Nothing here
+static): two calls with the same shapes and options reuse one compilation. It holds
+shapes, not structures: a sparsity enters as its capacities (`SparsityShape`), its
+arrays are traced, so interaction graphs that differ (trajectory frames) share a program. Nothing here
 runs inside `jit` except the symmetry probe, a small program of its own.
 """
 
@@ -20,10 +22,10 @@ import numpy as np
 from ..errors import InputError
 from . import _linalg as la
 from ._nullspace import as_null_basis
-from ._operators import Layout, ParamPlan, flat_problem, make_param_plan
+from ._operators import Layout, ParamPlan, flat_problem, make_param_plan, merge_callable, split_callable
 from ._options import KrylovOptions
 from ._sharding import column_mesh
-from ._structure import Sparsity
+from ._structure import Sparsity, SparsityArrays, SparsityShape
 
 __all__ = ["Plan", "make_plan", "METHODS"]
 
@@ -40,7 +42,7 @@ class Plan:
     sign: int
     x_layout: Layout
     theta_layout: Layout
-    sparsity: Sparsity | None
+    sparsity: SparsityShape | None  # shapes only: the arrays are traced (`SparsityArrays`)
     param_plan: ParamPlan
     b_assembly: str  # "forward" (∂₂F materialized by JVPs) | "reverse" (applied by VJPs)
     krylov: KrylovOptions  # tol and maxiter resolved
@@ -113,9 +115,9 @@ def _as_sparsity(sparsity, sol, d) -> Sparsity | None:
 # -- symmetry ----------------------------------------------------------------------------
 
 
-@jax.jit(static_argnums=(0, 1, 2))
-def _symmetry_probe(fun, x_layout, theta_layout, sol, params, args):
-    prob = flat_problem(fun, x_layout, theta_layout, sol, params, args)
+@jax.jit(static_argnums=(0, 2, 3))
+def _symmetry_probe(fun_static, fun_arrays, x_layout, theta_layout, sol, params, args):
+    prob = flat_problem(merge_callable(fun_static, fun_arrays), x_layout, theta_layout, sol, params, args)
     a, b = la.probe_vectors(12345, 2, prob.d, prob.dtype)
     ka, kb = prob.k_lin(a), prob.k_lin(b)
     return jnp.abs(jnp.vdot(a, kb) - jnp.vdot(b, ka)) / (
@@ -132,7 +134,7 @@ def _decide_symmetric(symmetric, fun, x_layout, theta_layout, sol, params, args,
         return bool(symmetric), "given"
     if _is_traced(sol, params, args):
         return False, "not probed under jit (pass symmetric=True to use Cholesky/CG)"
-    err = float(_symmetry_probe(fun, x_layout, theta_layout, sol, params, args))
+    err = float(_symmetry_probe(*split_callable(fun), x_layout, theta_layout, sol, params, args))
     return err <= structure_rtol, f"probed (asymmetry {err:.1e})"
 
 
@@ -246,7 +248,9 @@ def _tolerances(dtype, krylov: KrylovOptions, singular_rtol, trust_rtol, d):
 def make_plan(optimality_fun, sol, params, args, *, observable, mode, method, null_space, sparsity,
               per_atom_params, symmetric, gradient_sign, krylov: KrylovOptions, memory_budget, shard,
               parameter_derivatives, singular_rtol, trust_rtol, seed):
-    """Check everything and decide everything; returns `(plan, null_basis, reason)`.
+    """Check everything and decide everything; returns `(plan, null_basis, structure, reason)`,
+    `structure` the sparsity's `SparsityArrays` (padded to the capacities in `plan.sparsity`)
+    or `None`.
 
     `observable` is `None` for `jacobian` (then `mode` is ignored and `method` may be
     `"reverse"`); the reason (static text) stays out of the plan so that it does not split
@@ -283,12 +287,13 @@ def make_plan(optimality_fun, sol, params, args, *, observable, mode, method, nu
     m_out = None if g_layout is None else g_layout.size
     strategy, mode, reason = _choose(method, mode, d, n, m_out, itemsize, budget, sp, sym)
     reason += f"; ∂₁F symmetric: {sym} ({sym_reason})"
+    structure = None if sp is None else SparsityArrays.of(sp)
     plan = Plan(
         strategy=strategy, mode=mode, symmetric=sym, sign=int(gradient_sign), x_layout=x_layout,
-        theta_layout=theta_layout, sparsity=sp, param_plan=param_plan,
+        theta_layout=theta_layout, sparsity=None if structure is None else structure.shape, param_plan=param_plan,
         b_assembly=_b_assembly(parameter_derivatives, mode, param_plan, d if m_out is None else m_out),
         krylov=krylov, memory_budget=budget, mesh=column_mesh(shard), singular_rtol=singular_rtol,
         trust_rtol=trust_rtol, structure_rtol=structure_rtol, seed=int(seed),
         dense_spectrum=dense_bytes(d, 8, itemsize) <= budget, observable=observable, g_layout=g_layout,
     )
-    return plan, null_basis, reason
+    return plan, null_basis, structure, reason

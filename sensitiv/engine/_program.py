@@ -5,11 +5,23 @@ assemble `∂₁F` and `∂₂F` → project the zero modes → the strategy's s
 error estimate → `JacobianInfo`.
 
 Raveling and unflattening happen inside the program (on the host every reshape is a
-dispatch of its own). `run` is jitted with the plan and `F` static: the compilation is
-cached per optimality function and plan.
+dispatch of its own). `run` is jitted with the plan and `F`'s static part
+(`_operators.split_callable`) static, `F`'s array leaves traced: the compilation is cached
+per optimality function and plan, and a pytree `F` carrying values (the pipeline's θ
+embedding, a frame's data) is compiled once for all values of the same shapes.
+
+A `then` step (static, hashable) may follow the Jacobian in the same program: it receives
+`Solves` — `F` on flat vectors, the flat Jacobian and the strategy's solver with the
+factorization (or preconditioner) already built — so that further right-hand sides (the
+higher-order derivatives of `sensitiv.uncertainty`) reuse it instead of assembling and
+factorizing `K` again.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +30,30 @@ from . import _dense, _krylov
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
 from ._diagnostics import JacobianInfo, compute_flags
-from ._operators import Problem, flat_problem, unflatten
+from ._operators import Problem, flat_problem, merge_callable, unflatten
 
-__all__ = ["run"]
+__all__ = ["run", "Solves"]
+
+
+class Solves(NamedTuple):
+    """What a `then` step of `run` receives (traced values, flat vectors).
+
+    **Arguments:**
+
+    - `flat`: `F(x, θ)` on flat vectors.
+    - `x`, `theta`: the flat root and parameters.
+    - `jacobian`: `(d, n)` the flat Jacobian just computed.
+    - `solve`: `(d, k) ↦ K⁺ r` with the Jacobian's operator: the same factorization (dense)
+      or solver and preconditioner (Krylov), restricted to the complement of the zero modes.
+    - `project`: `(d, k)` columns onto that complement.
+    """
+
+    flat: Callable
+    x: jax.Array
+    theta: jax.Array
+    jacobian: jax.Array
+    solve: Callable
+    project: Callable
 
 STRATEGIES = {"dense": _dense, "krylov": _krylov}
 
@@ -182,13 +215,16 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
         strategy=plan.strategy,
         mode=plan.mode,
         reason="",
-        n_colors=plan.sparsity.n_colors if plan.sparsity is not None else 0,
+        n_colors=0,  # the coloring's own count, set on the host (_api)
         n_products=asm.n_products,
         trust_rtol=plan.trust_rtol,
     )
 
 
-def _run(plan, fun, sol, params, args, null_basis):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure, then=None, then_args=None):
+    fun = merge_callable(fun_static, fun_arrays)
+    if structure is not None:  # the traced arrays of the sparsity whose shapes the plan holds
+        plan = dataclasses.replace(plan, sparsity=structure)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
     proj, n_masked = zero_mode_projector(plan, asm, null_basis)
@@ -198,6 +234,9 @@ def _run(plan, fun, sol, params, args, null_basis):
     step = _solution_step(asm, solved)
     est = _error_estimate(plan, asm, j_flat, solved, step)
     reach = _curvature_uncertainty(plan, asm, proj, step)
+    extra = None
+    if then is not None:
+        extra = then(Solves(prob.flat, prob.x, prob.theta, j_flat, solved.solve_forward, proj.cols), then_args)
     if plan.observable is not None and plan.mode == "forward":
         # dg/dθ = ∂g/∂x J + ∂g/∂θ, one JVP of g per parameter
         eye_n = jnp.eye(prob.n, dtype=prob.dtype)
@@ -205,7 +244,8 @@ def _run(plan, fun, sol, params, args, null_basis):
             j_flat.T, eye_n
         )
     out_layout = plan.g_layout if plan.observable is not None else plan.x_layout
-    return unflatten(j_flat, out_layout, plan.theta_layout), _info(plan, asm, proj, solved, j_flat, est, reach)
+    out = unflatten(j_flat, out_layout, plan.theta_layout), _info(plan, asm, proj, solved, j_flat, est, reach)
+    return out if then is None else (*out, extra)
 
 
-run = jax.jit(_run, static_argnums=(0, 1))
+run = jax.jit(_run, static_argnums=(0, 1, 8))

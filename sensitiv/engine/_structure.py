@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Sparsity", "distance2_coloring", "BlockSparse"]
+__all__ = ["Sparsity", "SparsityArrays", "SparsityShape", "distance2_coloring", "BlockSparse"]
 
 
 def _as_concrete_pairs(pairs, n_blocks: int) -> np.ndarray:
@@ -345,32 +345,101 @@ class BlockSparse:
         return jax.ops.segment_sum(jnp.where(on_diag, self.blocks, 0), self.rows, n)
 
 
-def color_seeds(sparsity: Sparsity, dtype) -> jax.Array:
+def _bucket(count: int, step: int) -> int:
+    """`count` rounded up to a capacity: a multiple of `step`, and past `8·step` within 1/8
+    (about eight capacities per doubling), so that structures that differ a little share it."""
+    count = max(int(count), 1)
+    if count > 8 * step:
+        step = step << max(0, count.bit_length() - (8 * step).bit_length() + 1)
+        step = max(step // 2, 1)
+    return -(-count // step) * step
+
+
+@dataclasses.dataclass(frozen=True)
+class SparsityShape:
+    """The static part of a `Sparsity` in compiled programs: its shapes, at capacities.
+
+    **Arguments:**
+
+    - `n_blocks`, `block_size`: atoms and coordinates per atom.
+    - `n_colors`: colors seeded (the coloring's own, rounded up; the extra seeds are zero).
+    - `n_entries`: stored blocks (the diagonal, both triangles of the pairs, padding).
+    - `width`: blocks per block row in the row-slot layout.
+    """
+
+    n_blocks: int
+    block_size: int
+    n_colors: int
+    n_entries: int
+    width: int
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class SparsityArrays:
+    """A `Sparsity` as arrays of static capacity: traced by compiled programs, so that every
+    interaction graph of the same `shape` (the frames of a trajectory, whose neighbor counts
+    vary) runs one compiled program. Padded blocks (`valid` false) are recovered as zeros.
+    """
+
+    colors: jax.Array  # (n_blocks,)
+    rows: jax.Array  # (n_entries,)
+    cols: jax.Array
+    valid: jax.Array
+    slots: jax.Array  # (n_blocks, width), padding → n_entries (the zero block appended)
+    slot_cols: jax.Array
+    slots_t: jax.Array
+    shape: SparsityShape = dataclasses.field(metadata=dict(static=True))
+
+    @classmethod
+    def of(cls, sparsity: Sparsity, padded: bool = True) -> "SparsityArrays":
+        """`sparsity`'s arrays padded to bucketed capacities (`padded=False`: exact sizes)."""
+        n, bs = sparsity.n_blocks, sparsity.block_size
+        rows, cols = sparsity.block_pattern()
+        slots, slot_cols, slots_t = sparsity.row_slots()
+        count, width = rows.size, slots.shape[1]
+        n_colors = sparsity.n_colors
+        if padded:
+            count_cap, width, n_colors = _bucket(count, 64), _bucket(width, 4), _bucket(n_colors, 4)
+        else:
+            count_cap = count
+        pad = count_cap - count
+        valid = np.concatenate([np.ones(count, bool), np.zeros(pad, bool)])
+        rows = np.concatenate([rows, np.zeros(pad, rows.dtype)])
+        cols = np.concatenate([cols, np.zeros(pad, cols.dtype)])
+        extra = width - slots.shape[1]
+        slots = np.pad(np.where(slots == count, count_cap, slots), ((0, 0), (0, extra)), constant_values=count_cap)
+        slots_t = np.pad(np.where(slots_t == count, count_cap, slots_t), ((0, 0), (0, extra)),
+                         constant_values=count_cap)
+        slot_cols = np.concatenate([slot_cols, np.tile(np.arange(n)[:, None], (1, extra))], axis=1)
+        shape = SparsityShape(n, bs, n_colors, count_cap, width)
+        as_int = lambda a: jnp.asarray(a, jnp.int32)
+        return cls(as_int(sparsity.colors), as_int(rows), as_int(cols), jnp.asarray(valid), as_int(slots),
+                   as_int(slot_cols), as_int(slots_t), shape)
+
+
+def color_seeds(sparsity: Sparsity | SparsityArrays, dtype) -> jax.Array:
     """`(n_colors * bs, d)` seed directions: seed `(c, a)` moves coordinate `a` of every atom of color `c`."""
-    n, bs, nc = sparsity.n_blocks, sparsity.block_size, sparsity.n_colors
-    onehot = np.zeros((nc, n), np.float64)
-    onehot[sparsity.colors, np.arange(n)] = 1.0
-    eye = np.eye(bs)
+    arrays = sparsity if isinstance(sparsity, SparsityArrays) else SparsityArrays.of(sparsity, padded=False)
+    n, bs, nc = arrays.shape.n_blocks, arrays.shape.block_size, arrays.shape.n_colors
+    onehot = (arrays.colors[None, :] == jnp.arange(nc)[:, None]).astype(dtype)
     # seed[(c, a), (i, b)] = [color(i) == c] * [a == b]
-    seeds = np.einsum("ci,ab->caib", onehot, eye).reshape(nc * bs, n * bs)
-    return jnp.asarray(seeds, dtype)
+    return jnp.einsum("ci,ab->caib", onehot, jnp.eye(bs, dtype=dtype)).reshape(nc * bs, n * bs)
 
 
-def recover_blocks(sparsity: Sparsity, products: jax.Array) -> BlockSparse:
+def recover_blocks(sparsity: Sparsity | SparsityArrays, products: jax.Array) -> BlockSparse:
     """Read the nonzero blocks of `A` back from `products[(c, a)] = A @ seed[(c, a)]`.
 
     `A[(k, ·), (i, a)]` is row block `k` of the product of seed `(color(i), a)`: no other
     atom of that color touches row `k` (distance-2 coloring).
     """
-    n, bs, nc = sparsity.n_blocks, sparsity.block_size, sparsity.n_colors
-    rows, cols = sparsity.block_pattern()
+    arrays = sparsity if isinstance(sparsity, SparsityArrays) else SparsityArrays.of(sparsity, padded=False)
+    n, bs, nc = arrays.shape.n_blocks, arrays.shape.block_size, arrays.shape.n_colors
     y = products.reshape(nc, bs, n, bs)  # [c, a, k, b] = A[(k, b), (color c, a)]
-    col_colors = jnp.asarray(sparsity.colors[cols])
-    rows_j, cols_j = jnp.asarray(rows), jnp.asarray(cols)
-    gathered = y[col_colors, :, rows_j, :]  # [p, a, b]
+    gathered = y[arrays.colors[arrays.cols], :, arrays.rows, :]  # [p, a, b]
     blocks = jnp.swapaxes(gathered, 1, 2)  # [p, b, a] = A[(k, b), (i, a)]
-    slots, slot_cols, slots_t = (jnp.asarray(a, jnp.int32) for a in sparsity.row_slots())
-    return BlockSparse(rows_j, cols_j, blocks, n, slots, slot_cols, slots_t)
+    blocks = jnp.where(arrays.valid[:, None, None], blocks, 0)
+    return BlockSparse(arrays.rows, arrays.cols, blocks, n, arrays.slots, arrays.slot_cols, arrays.slots_t)
 
 
 def block_jacobi(matrix: BlockSparse, floor_rtol: float | None = None):

@@ -21,6 +21,7 @@ from ..uncertainty import (
     ParameterCovariance,
     directional_derivatives,
     importance,
+    natural_steps,
     observable_covariance,
     per_atom_covariance,
     validity_range,
@@ -149,8 +150,8 @@ def analyze_uncertainty(
                                      directions=_direction_matrix(dirs, len(labels), steps),
                                      observables=dict(functions), third_order=spec.third_order,
                                      **dict(engine_options))
-    positions_validity, positions_validity_p, positions_shift = _positions_validity(spec, sigma, dd, dirs, x_star)
-    obs_out = [_observable_uncertainty(o, spec, sigma, cov, groups, oc, dd, dirs) for o in observables]
+    positions_validity, positions_validity_p, positions_shift = _positions_validity(spec, sigma, theta, dd, dirs)
+    obs_out = [_observable_uncertainty(o, spec, sigma, theta, cov, groups, oc, dd, dirs) for o in observables]
     elastic_out, relax_std, relax_derivative = _elastic_uncertainty(
         spec, sigma, cov, groups, elastic, voigt_pairs, dd, dirs, (n, d))
 
@@ -195,7 +196,7 @@ def _direction_matrix(dirs: _Directions, p: int, steps: np.ndarray) -> np.ndarra
     return np.array(rows)
 
 
-def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Directions, x_star):
+def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, theta: np.ndarray, dd, dirs: _Directions):
     """`(validity along each axis, along each principal direction, second-order mean shift)`
     of x*; `None`s without the second order."""
     if dd is None:
@@ -207,32 +208,27 @@ def _positions_validity(spec: UncertaintySpec, sigma: np.ndarray, dd, dirs: _Dir
         width = sl.stop - sl.start
         first = np.asarray(dd.first)[..., sl].reshape(-1, width)
         third = None if dd.third is None else np.asarray(dd.third)[..., sl].reshape(-1, width)
+        sigmas = None if cols is None else np.sqrt(sigma[cols, cols])
+        # a direction x* does not depend on (a perfect crystal under its potential's
+        # parameters) gets an infinite range: the orders are compared with what the root resolves
         return _ranges(validity_range(
             first, np.asarray(dd.second)[..., sl].reshape(-1, width), third,
-            third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol), p, cols,
-            None if cols is None else np.sqrt(sigma[cols, cols]))
+            third_bound=None if dd.third is not None else np.asarray(dd.third_bound)[sl], rtol=spec.rtol,
+            scale=_natural(dd, sl, theta, sigma), noise=dd.resolution), p, cols, sigmas)
 
     validity = field_ranges(dirs.axes, uncertain)
     validity_p = field_ranges(dirs.principal, None)
     shift = 0.5 * np.sum(np.asarray(dd.second)[..., dirs.principal], axis=-1)
-    # Where x* does not move (a perfect crystal under its potential's parameters), the
-    # derivatives are round-off and their ratio no range: a field that moves by less
-    # than 1e-10 of the structure's extent per standard deviation is exact.
-    extent = float(np.max(np.ptp(np.asarray(x_star), axis=0))) or 1.0
-    per_sigma = np.concatenate([
-        np.linalg.norm(np.asarray(dd.first)[..., dirs.axes].reshape(-1, n_ax), axis=0)
-        * np.sqrt(sigma[uncertain, uncertain]),
-        np.linalg.norm(np.asarray(dd.first)[..., dirs.principal].reshape(-1, k), axis=0),
-    ])
-    still = per_sigma <= 1e-10 * extent
-    if np.any(still):
-        validity = _exact(validity, uncertain, still[:n_ax])
-        validity_p = _exact(validity_p, list(range(k)), still[n_ax:])
     return validity, validity_p, shift
 
 
-def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: np.ndarray, cov, groups, oc, dd,
-                            dirs: _Directions) -> ObservableUncertainty:
+def _natural(dd, sl: slice, theta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """`natural_steps` of the directions `sl` of the second-order call."""
+    return natural_steps(np.asarray(dd.directions)[sl], theta, np.sqrt(np.clip(np.diag(sigma), 0.0, None)))
+
+
+def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: np.ndarray, theta: np.ndarray, cov,
+                            groups, oc, dd, dirs: _Directions) -> ObservableUncertainty:
     """σ, importance and (with the second order) validity ranges and mean shift of one observable."""
     imp = importance(o.derivative, cov, groups=groups, rule=spec.rule)
     validity = validity_p = shift = None
@@ -244,9 +240,10 @@ def _observable_uncertainty(o: ObservableResult, spec: UncertaintySpec, sigma: n
             second = np.asarray(dd.observables_second[o.label])[..., sl]
             third = None if dd.observables_third is None else np.asarray(dd.observables_third[o.label])[..., sl]
             bound = np.asarray(dd.observables_third_bound[o.label])[..., sl]
+            sigmas = None if cols is None else np.sqrt(sigma[cols, cols])
             return _ranges(validity_range(first, second, third, third_bound=bound, rtol=spec.rtol,
-                                          reduce="component"), p, cols,
-                           None if cols is None else np.sqrt(sigma[cols, cols]))
+                                          reduce="component", scale=_natural(dd, sl, theta, sigma),
+                                          noise=dd.observables_resolution[o.label]), p, cols, sigmas)
 
         validity = component_ranges(dirs.axes, dirs.uncertain)
         validity_p = component_ranges(dirs.principal, None)
@@ -285,16 +282,6 @@ def _elastic_uncertainty(spec: UncertaintySpec, sigma: np.ndarray, cov, groups, 
         elastic.label, elastic.units, np.asarray(ec.std), np.asarray(imp_c.contribution),
         np.asarray(imp_c.group_contribution), None, None, None, dC)
     return elastic_out, relax_std, relax_derivative
-
-
-def _exact(ranges: ValidityRanges, columns: Sequence[int], still: np.ndarray) -> ValidityRanges:
-    """Ranges with the `still` directions (among `columns`) set to infinite and resolved."""
-    cols = [c for c, s in zip(columns, still) if s]
-    est, lo, up, res = (np.array(a) for a in (ranges.estimate, ranges.lower, ranges.upper, ranges.resolved))
-    for a in (est, lo, up):
-        a[..., cols] = np.inf
-    res[..., cols] = True
-    return ValidityRanges(est, lo, up, res)
 
 
 def _expand(label: str, components: Sequence[ThetaComponent]) -> list[str]:

@@ -211,16 +211,39 @@ def _represent_str(representer, value: str):
     return representer.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
-def dump_yaml(data: Any) -> str:
-    """YAML text of plain data (mappings in their order; short lists of scalars inline)
-    that YAML 1.2 (`parse_yaml_text`) and YAML 1.1 readers (PyYAML) read back alike."""
+def _flow_scalar_lists(value: Any) -> Any:
+    """Lists of scalars marked for flow style (`[1.0, 1.2]`), everything else in block
+    style: a mapping of options stays one key per line instead of a wrapped `{...}`."""
+    if isinstance(value, dict):
+        return {k: _flow_scalar_lists(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if any(isinstance(v, (dict, list)) for v in value):
+            return [_flow_scalar_lists(v) for v in value]
+        return _FlowList(value)
+    return value
+
+
+class _FlowList(list):
+    """A list of scalars, written inline."""
+
+
+def _represent_flow_list(representer, value: _FlowList):
+    return representer.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=True)
+
+
+def dump_yaml(data: Any, *, inline_mappings: bool = False) -> str:
+    """YAML text of plain data (mappings in their order, one key per line; lists of
+    scalars inline) that YAML 1.2 (`parse_yaml_text`) and YAML 1.1 readers (PyYAML) read
+    back alike. `inline_mappings`: mappings of scalars inline too (`{a: 1, b: 2}`: the
+    short one-line form of a NetCDF attribute)."""
     yaml = _yaml()
-    yaml.default_flow_style = None
+    yaml.default_flow_style = None if inline_mappings else False
     yaml.sort_base_mapping_type_on_output = False
     yaml.representer.add_representer(float, _represent_float)
     yaml.representer.add_representer(str, _represent_str)
+    yaml.representer.add_representer(_FlowList, _represent_flow_list)
     stream = io.StringIO()
-    yaml.dump(_plain(data), stream)
+    yaml.dump(_plain(data) if inline_mappings else _flow_scalar_lists(_plain(data)), stream)
     text = stream.getvalue()
     # The `%YAML 1.2` directive ruamel writes for an explicit version is noise in a config.
     if text.startswith("%YAML"):

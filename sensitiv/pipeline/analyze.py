@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -93,23 +94,53 @@ def _dtype(precision: str):
     return jnp.float32
 
 
-def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], dtype):
-    """`(embed, θ₀)`: `embed(θ) -> params` places θ's entries into a copy of `params` (pure JAX)."""
-    base = {k: jnp.asarray(v) for k, v in params.items()}
+def _embed(base: Mapping[str, Any], components: Sequence[ThetaComponent], theta) -> dict:
+    """`base` with θ's entries placed into it (pure JAX)."""
+    out = dict(base)
     by_name: dict[str, list[tuple[int, ThetaComponent]]] = {}
     for k, comp in enumerate(components):
         by_name.setdefault(comp.name, []).append((k, comp))
+    for name, items in by_name.items():
+        value = out[name].astype(theta.dtype)
+        for k, comp in items:
+            value = value.at[comp.index].set(theta[k]) if comp.index else theta[k] + 0 * value
+            if comp.tied is not None:
+                value = value.at[comp.tied].set(theta[k])
+        out[name] = value
+    return out
+
+
+@jax.tree_util.register_pytree_node_class
+class _ThetaFunction:
+    """`fun(x, embed(θ))`: a function of the parameters called with θ embedded into them.
+
+    A pytree: the base parameter values are its leaves and `fun` with the components its
+    static part, so that compiled programs taking it as an argument (the engine's, the
+    observables') trace the values instead of baking them in, and are reused by every
+    frame, file and parameter sample whose functions are the same objects.
+    """
+
+    def __init__(self, fun: Callable, components: tuple[ThetaComponent, ...], base: dict):
+        self.fun, self.components, self.base = fun, components, base
+
+    def __call__(self, x, theta):
+        return self.fun(x, _embed(self.base, self.components, theta))
+
+    def tree_flatten(self):
+        return (self.base,), (self.fun, self.components)
+
+    @classmethod
+    def tree_unflatten(cls, static, leaves):
+        return cls(static[0], static[1], leaves[0])
+
+
+def _embedder(params: Mapping[str, Any], components: Sequence[ThetaComponent], dtype):
+    """`(embed, θ₀)`: `embed(θ) -> params` places θ's entries into a copy of `params` (pure JAX)."""
+    base = {k: jnp.asarray(v) for k, v in params.items()}
+    components = tuple(components)
 
     def embed(theta):
-        out = dict(base)
-        for name, items in by_name.items():
-            value = out[name].astype(theta.dtype)
-            for k, comp in items:
-                value = value.at[comp.index].set(theta[k]) if comp.index else theta[k] + 0 * value
-                if comp.tied is not None:
-                    value = value.at[comp.tied].set(theta[k])
-            out[name] = value
-        return out
+        return _embed(base, components, theta)
 
     theta0 = jnp.asarray(
         [np.asarray(params[c.name])[c.index] if c.index else np.asarray(params[c.name]) for c in components],
@@ -282,7 +313,7 @@ def _verify_null_space(F, x_star, problem: "_Problem", modes, f_star: np.ndarray
     theta = problem.theta0
     dtype = jnp.asarray(x_star).dtype
     tangents = jnp.asarray(V.reshape((V.shape[0],) + x.shape), dtype)
-    hvp = jax.jit(jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x_star,), (v,))[1]))
+    hvp = functools.partial(_hvp_program, F, x_star, theta)
     hv = hvp(tangents)
     norms = np.linalg.norm(np.asarray(hv, np.float64).reshape(V.shape[0], -1), axis=1)
     # |λ_max| by a few power steps (a lower bound, so the test errs on the strict side).
@@ -309,6 +340,12 @@ def _verify_null_space(F, x_star, problem: "_Problem", modes, f_star: np.ndarray
         )
 
 
+@jax.jit
+def _hvp_program(F, x, theta, tangents):
+    """`∂₁F(x, θ)·v` for a batch of tangents (`F` a `_ThetaFunction`)."""
+    return jax.vmap(lambda v: jax.jvp(lambda y: F(y, theta), (x,), (v,))[1])(tangents)
+
+
 def _condition(problem: _Problem, condition: ConditionSettings, registry: Registry):
     """`F(x, θ)` of the optimality condition, with θ embedded into the parameters."""
     who = _plugin(registry, "optimality_condition", condition.name)
@@ -317,10 +354,7 @@ def _condition(problem: _Problem, condition: ConditionSettings, registry: Regist
             problem.system, dict(condition.options)
         )
 
-    def F(x, theta):
-        return F_params(x, problem.embed(theta))
-
-    return F
+    return _ThetaFunction(F_params, problem.components, dict(problem.system.params))
 
 
 def _available_observables(system: System, structure: Structure) -> dict[str, tuple[Callable, str]]:
@@ -329,7 +363,7 @@ def _available_observables(system: System, structure: Structure) -> dict[str, tu
         ENERGY: system.energy_units,
         STRESS: f"{system.energy_units} {system.length_units}-{structure.n_spatial}",
     }
-    out = {ENERGY: (lambda x, p: system.energy(x, p), system.energy_units)}
+    out = {ENERGY: (system.energy, system.energy_units)}
     for name, fun in system.observables.items():
         out[name] = (fun, units.get(name, ""))
     return out
@@ -400,22 +434,25 @@ def _differentiate(F, x_star, problem: _Problem, options: Mapping[str, Any]):
 def _observable_derivative(g, x_star, theta0, j_cols):
     """`(g, ∂g/∂θ, ∂g/∂x·J)` at `x*`, trailing axis over θ, by forward-mode products."""
 
-    @jax.jit
-    def run(x, theta, cols):
-        value = g(x, theta)
-        eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
-        partial = jax.vmap(lambda u: jax.jvp(lambda t: g(x, t), (theta,), (u,))[1])(eye)
-        through_x = jax.vmap(lambda v: jax.jvp(lambda y: g(y, theta), (x,), (v,))[1])(cols)
-        return value, jnp.moveaxis(partial, 0, -1), jnp.moveaxis(through_x, 0, -1)
-
-    value, partial, through_x = run(x_star, theta0, j_cols)
+    value, partial, through_x = _observable_program(g, x_star, theta0, j_cols)
     return (np.asarray(value, np.float64), np.asarray(partial, np.float64),
             np.asarray(through_x, np.float64))
 
 
+@jax.jit
+def _observable_program(g, x, theta, cols):
+    """`_observable_derivative`'s compiled part; `g` is a `_ThetaFunction` (a pytree: its
+    function and components are the static part of the cache key, its values traced)."""
+    value = g(x, theta)
+    eye = jnp.eye(theta.shape[0], dtype=theta.dtype)
+    partial = jax.vmap(lambda u: jax.jvp(lambda t: g(x, t), (theta,), (u,))[1])(eye)
+    through_x = jax.vmap(lambda v: jax.jvp(lambda y: g(y, theta), (x,), (v,))[1])(cols)
+    return value, jnp.moveaxis(partial, 0, -1), jnp.moveaxis(through_x, 0, -1)
+
+
 def _observable_function(fun, problem: _Problem):
     """`g(x, θ)` of an observable `fun(x, params)`, θ embedded into the parameters."""
-    return lambda x, theta: fun(x, problem.embed(theta))
+    return _ThetaFunction(fun, problem.components, dict(problem.system.params))
 
 
 def _observe(chosen, x_star, problem: _Problem, jac: np.ndarray, dtype) -> tuple[ObservableResult, ...]:

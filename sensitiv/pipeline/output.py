@@ -78,7 +78,7 @@ def _plain_attr(value: Any) -> Any:
     if isinstance(value, (str, bytes, int, float, np.integer, np.floating)):
         return value
     if isinstance(value, Mapping):
-        return dump_yaml(value).strip()  # dump_yaml makes the data plain
+        return dump_yaml(value, inline_mappings=True).strip()  # dump_yaml makes the data plain
     if isinstance(value, np.ndarray):
         return value.astype(np.int8) if value.dtype == bool else value
     if isinstance(value, (list, tuple)):

@@ -14,6 +14,8 @@ config); a second `stationary` would clash and be left out.
 
 from __future__ import annotations
 
+import collections
+
 from ..hookspecs import hookimpl
 from ..records import OptimalityCondition, StructureReader, System
 from .amber import amber_reader
@@ -42,7 +44,19 @@ def stationary_condition(system: System, options=None):
     """
     from ..optimality import stationary  # lazy: JAX loads when a condition is built, not at discovery
 
-    return stationary(system.energy)
+    energy = system.energy
+    hit = _MAPPINGS.get(id(energy))
+    if hit is not None and hit[0] is energy:
+        return hit[1]  # one F per energy: programs compiled for it serve every frame bound to it
+    F = stationary(energy)
+    _MAPPINGS[id(energy)] = (energy, F)
+    while len(_MAPPINGS) > 8:
+        _MAPPINGS.popitem(last=False)
+    return F
+
+
+#: id(energy) -> (energy, F); the energy is kept so that its id is not reused meanwhile.
+_MAPPINGS: collections.OrderedDict = collections.OrderedDict()
 
 
 @hookimpl

@@ -35,6 +35,8 @@ _SOURCES = {
     "directional_derivatives": "._higher",
     "DirectionalDerivatives": "._higher",
     "validity_range": "._higher",
+    "natural_steps": "._higher",
+    "resolution": "._higher",
     "ValidityRange": "._higher",
     "observable_derivatives": "._propagate",
     "propagate": "._propagate",
@@ -43,7 +45,14 @@ _SOURCES = {
 
 if TYPE_CHECKING:
     from ._covariance import ParameterCovariance, parameter_labels
-    from ._higher import DirectionalDerivatives, ValidityRange, directional_derivatives, validity_range
+    from ._higher import (
+        DirectionalDerivatives,
+        ValidityRange,
+        directional_derivatives,
+        natural_steps,
+        resolution,
+        validity_range,
+    )
     from ._linear import (
         FieldCovariance,
         Importance,

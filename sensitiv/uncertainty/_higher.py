@@ -7,10 +7,10 @@ solve) and `r_k = d^k/dt^k F(x̂ + t a₁ + … + t^{k−1}/(k−1)! a_{k−1}, 
 a `k`-th order forward derivative of `F` along a path built from the lower orders (the
 `a_k` term of `K` is exactly what the truncated path leaves out). So every order costs one
 higher-order JVP of `F` per direction and one linear solve with the same `K` as the
-Jacobian — never finite differences. The solves for all directions go through the Jacobian
-engine in one call (same strategy, null space and diagnostics as the first order): the
-engine differentiates the shifted condition `F(x, θ̂) + R η = 0` in `η` at `η = 0`, whose
-Jacobian is `−K⁺ R` for the stacked right-hand sides `R`.
+Jacobian — never finite differences. The Jacobian and every order run in one compiled
+engine program (`sensitiv.engine._api.jacobian_then`): the higher-order right-hand sides are
+solved with the Jacobian's own factorization of `K` (or its Krylov solver and
+preconditioner), with the same null space and diagnostics.
 
 An observable `g(x, θ)` follows the same path: `g_k = d^k/dt^k g(x̂ + … + t^k/k! a_k, θ̂ + t v)`.
 
@@ -31,7 +31,7 @@ the estimate: there the Taylor series does not settle the range and re-solving i
 
 from __future__ import annotations
 
-import weakref
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -40,9 +40,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ..errors import InputError
+from ..engine._api import jacobian_then
 from ._linear import _structure, jacobian_columns
 
-__all__ = ["DirectionalDerivatives", "ValidityRange", "directional_derivatives", "validity_range"]
+__all__ = [
+    "DirectionalDerivatives", "ValidityRange", "directional_derivatives", "natural_steps", "resolution",
+    "validity_range",
+]
 
 THIRD_ORDER = ("bound", "solve", "none")
 
@@ -63,7 +67,12 @@ class DirectionalDerivatives(NamedTuple):
     - `observables_first`, `observables_second`, `observables_third`: dicts name → arrays
       (`observables_third` is `None` unless solved).
     - `observables_third_bound`: dict name → componentwise upper bounds of `|g₃|`.
-    - `info`: the engine's `JacobianInfo` of the second-order solve (`info_third` of the third).
+    - `info`: the engine's `JacobianInfo` of the program that solved every order (the
+      Jacobian's factorization serves the higher orders).
+    - `jacobian`: the engine's `JacobianResult` from that program (`∂x*/∂θ`).
+    - `resolution`: the smallest change of the solution the root resolves (`resolution`);
+      `observables_resolution`: dict name → per component, `‖∇ₓgᵢ‖` times the root's
+      estimated error `‖K⁺F‖` (what the unresolved root leaves uncertain in each).
 
     **Example:**
 
@@ -83,46 +92,40 @@ class DirectionalDerivatives(NamedTuple):
     observables_third: dict | None
     observables_third_bound: dict
     info: Any
-    info_third: Any = None
+    jacobian: Any = None
+    resolution: float = 0.0
+    observables_resolution: dict | None = None
 
 
-# -- the shifted condition the engine solves for the higher-order right-hand sides ----------
-
-_SHIFTED: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+# -- the higher orders inside the Jacobian's compiled program ---------------------------------
 
 
-def _shifted(fun):
-    """`F(x, θ, *args) + unravel(R η)`: the same `∂₁F`; `∂F/∂η = R`. Cached per `F` so that the
-    engine's compiled program (keyed on the function) is reused."""
-    try:
-        return _SHIFTED[fun]
-    except (KeyError, TypeError):
-        pass
+@dataclasses.dataclass(frozen=True)
+class _HigherOrders:
+    """The `then` step of `sensitiv.engine.jacobian_then`: `a₂` (and `a₃`, or `‖P r₃‖` for
+    its bound) along the rows of `v`, solved with the Jacobian's own factorization.
+    Hashable by value: one compiled program per strategy and third-order mode."""
 
-    def shifted(x, eta, rhs, params, *args):
-        flat, unravel = ravel_pytree(fun(x, params, *args))
-        return unravel(flat + rhs @ eta)
+    third_order: str
 
-    try:
-        _SHIFTED[fun] = shifted
-    except TypeError:  # not weak-referenceable: no caching
-        pass
-    return shifted
+    def __call__(self, solves, args):
+        v, a1 = args
+        v = v.astype(solves.x.dtype)
+        a1 = (solves.jacobian @ v.T).T if a1 is None else a1  # (k, d)
 
+        def coefficient(order, coeffs):
+            return jax.vmap(lambda c, vv: _taylor_coefficient(solves.flat, order, solves.x, solves.theta, c, vv))(
+                coeffs, v)
 
-def _solve_many(fun, sol, params, args, rhs, options):
-    """`−K⁺ rhs` for the columns of `rhs (d, k)` through the Jacobian engine, and its info."""
-    # `sensitiv.jacobian` is callable (the engine's function), whatever its module layout
-    from ..engine import jacobian as engine_jacobian  # the engine, not the lazy face
-
-    k = rhs.shape[1]
-    opts = dict(options)
-    opts.pop("per_atom_params", None)
-    eta = np.zeros((k,), rhs.dtype)
-    result = engine_jacobian(_shifted(fun), sol, eta, rhs, params, *args, **opts)
-    cols = [np.asarray(c) for c in jax.tree.leaves(result.jacobian)]
-    flat = np.concatenate([c.reshape(-1, k) for c in cols], axis=0)
-    return flat, result.info
+        a2 = -solves.solve(coefficient(2, (a1,)).T).T
+        out = {"first": a1, "second": a2}
+        if self.third_order != "none":
+            r3 = coefficient(3, (a1, a2))
+            if self.third_order == "solve":
+                out["third"] = -solves.solve(r3.T).T
+            else:  # ‖K a₃‖ = ‖r₃‖ on the complement of the zero modes
+                out["r3_norm"] = jnp.linalg.norm(solves.project(r3.T), axis=0)
+        return out
 
 
 def _taylor_coefficient(f, order, x, theta, coeffs, v):
@@ -174,7 +177,7 @@ def directional_derivatives(
     sol: Any,
     params: Any,
     *args: Any,
-    jacobian: Any,
+    jacobian: Any = None,
     directions: Any = None,
     observables: dict | None = None,
     third_order: str = "bound",
@@ -184,21 +187,24 @@ def directional_derivatives(
     """Second- (and third-) order derivatives of `x*(θ)` along directions, by implicit differentiation.
 
     Each order is one higher-order JVP of `F` per direction and one linear solve with the
-    operator `∂₁F` of the first order, through the Jacobian engine (one call for all
-    directions, with its diagnostics); see the module notes.
+    operator `∂₁F` of the first order. One engine program does everything: the Jacobian,
+    then the higher-order right-hand sides solved with its factorization (dense) or its
+    solver (Krylov), with the Jacobian's diagnostics; see the module notes.
 
     **Arguments:**
 
     - `optimality_fun`, `sol`, `params`, `*args`: as in `sensitiv.jacobian` (`F(x, θ, *args)`
       zero at `sol`).
-    - `jacobian`: `∂x*/∂θ` at `(sol, params)` as `sensitiv.jacobian` returns it (`.jacobian`).
+    - `jacobian`: `∂x*/∂θ` at `(sol, params)` as `sensitiv.jacobian` returns it (`.jacobian`),
+      for the first order `a₁ = J v`; default: the one the program computes (`.jacobian`
+      of the result).
     - `directions`: `(k, n)` directions in θ flattened in `jax.tree` order; default: every
       parameter axis (the identity).
     - `observables`: dict name → `g(x, θ, *args)`; their derivatives along the same paths.
     - `third_order`: `"bound"` (default: an upper bound of `‖a₃‖` from `‖r₃‖ / λ_min`, no
-      further solve), `"solve"` (exact `a₃`: one more engine call), `"none"`.
+      further solve), `"solve"` (exact `a₃`: one more solve with the same factorization), `"none"`.
     - `lambda_min`: the smallest curvature of `∂₁F` for the bound; default the engine's
-      `info.lambda_min` from the second-order solve.
+      `info.lambda_min`.
     - `**options`: options of `sensitiv.jacobian` (`null_space`, `method`, `sparsity`, ...),
       the same as for the first-order Jacobian.
 
@@ -208,8 +214,9 @@ def directional_derivatives(
 
     ```python
     F = jax.grad(energy)
-    J = sensitiv.jacobian(F, x_star, params, null_space=modes).jacobian
-    dd = directional_derivatives(F, x_star, params, jacobian=J, null_space=modes)
+    dd = directional_derivatives(F, x_star, params, null_space=modes)
+    dd.second.shape                 # x_star.shape + (n_params,)
+    dd.jacobian.jacobian            # ∂x*/∂θ from the same program
     ```
     """
     if third_order not in THIRD_ORDER:
@@ -220,35 +227,31 @@ def directional_derivatives(
     dtype = np.result_type(*sol_leaves)
     d = sum(leaf.size for leaf in sol_leaves)
     n = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
-    _, cols = jacobian_columns(jacobian, _structure(params))
-    j_flat = np.concatenate([np.reshape(np.asarray(c), (-1, n)) for c in cols], axis=0).astype(dtype)
-    if j_flat.shape[0] != d:
-        raise InputError(f"jacobian: has {j_flat.shape[0]} rows for a solution of {d} entries")
+    j_flat = None
+    if jacobian is not None:
+        _, cols = jacobian_columns(jacobian, _structure(params))
+        j_flat = np.concatenate([np.reshape(np.asarray(c), (-1, n)) for c in cols], axis=0).astype(dtype)
+        if j_flat.shape[0] != d:
+            raise InputError(f"jacobian: has {j_flat.shape[0]} rows for a solution of {d} entries")
     v = np.eye(n, dtype=dtype) if directions is None else np.atleast_2d(np.asarray(directions, dtype))
     if v.ndim != 2 or v.shape[1] != n:
         raise InputError(f"directions: expected (k, {n}) rows in flattened θ, got shape {tuple(v.shape)}")
     k = v.shape[0]
 
     args = tuple(args)
-    a1 = v @ j_flat.T  # (k, d)
-    r2 = np.asarray(_coefficients(optimality_fun, 2, sol, params, args, (a1,), v))
-    a2_cols, info2 = _solve_many(optimality_fun, sol, params, args, r2.T, options)
-    a2 = a2_cols.T
-    r3 = (np.asarray(_coefficients(optimality_fun, 3, sol, params, args, (a1, a2), v))
-          if third_order != "none" else None)
-
-    a3 = info3 = None
+    # the Jacobian, then a₂ (a₃) with its factorization, in one compiled program
+    a1_given = None if j_flat is None else jnp.asarray(v @ j_flat.T)
+    jres, out = jacobian_then(_HigherOrders(third_order), (jnp.asarray(v), a1_given), optimality_fun, sol,
+                              params, *args, **options)
+    a1, a2 = np.asarray(out["first"]), np.asarray(out["second"])
+    info = jres.info
+    a3 = None
     if third_order == "solve":
-        a3_cols, info3 = _solve_many(optimality_fun, sol, params, args, r3.T, options)
-        a3 = a3_cols.T
+        a3 = np.asarray(out["third"])
         third_bound = np.linalg.norm(a3, axis=1)
     elif third_order == "bound":
-        lam = abs(float(np.asarray(info2.lambda_min if lambda_min is None else lambda_min)))
-        basis = options.get("null_space")
-        if basis is not None:
-            basis = np.linalg.qr(np.atleast_2d(np.asarray(basis, dtype)).T)[0].T
-            r3 = r3 - (r3 @ basis.T) @ basis  # ‖K a₃‖ = ‖r₃‖ on the complement of the zero modes
-        third_bound = np.linalg.norm(r3, axis=1) / lam
+        lam = abs(float(np.asarray(info.lambda_min if lambda_min is None else lambda_min)))
+        third_bound = np.asarray(out["r3_norm"]) / lam
     else:
         third_bound = np.full((k,), np.nan, dtype)
 
@@ -265,12 +268,19 @@ def directional_derivatives(
             offset += size
         return jax.tree.unflatten(treedef, out)
 
+    x_resolution = resolution(sol, info)
+    newton = float(np.nan_to_num(np.asarray(info.solution_error_estimate)))
     obs_first, obs_second, obs_third, obs_bound = {}, {}, ({} if a3 is not None else None), {}
+    obs_resolution = {}
     for name, g in observables.items():
         like = jax.eval_shape(g, sol, params, *args)
         g1 = np.asarray(_coefficients(g, 1, sol, params, args, (a1,), v))
         g2 = np.asarray(_coefficients(g, 2, sol, params, args, (a1, a2), v))
         obs_first[name], obs_second[name] = rows_to(g1, like), rows_to(g2, like)
+        grad_norm = np.asarray(_gradient_row_norms(g, sol, params, args))
+        # |∂₁gᵢ (x* − x̂)| ≤ ‖∇ₓgᵢ‖ ‖K⁺F‖: how far the unresolved root moves each component
+        per_direction = rows_to(np.broadcast_to(grad_norm * newton, (k, grad_norm.size)), like)
+        obs_resolution[name] = jax.tree.map(lambda a: a[..., 0], per_direction)
         if a3 is not None:
             g3 = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2, a3), v))
             obs_third[name] = rows_to(g3, like)
@@ -278,15 +288,73 @@ def directional_derivatives(
         elif third_order == "bound":
             # g₃ = (what the quadratic path gives) + ∂₁g a₃, and |∂₁gᵢ a₃| ≤ ‖∇ₓgᵢ‖ ‖a₃‖
             g3_quad = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2), v))
-            grad_norm = np.asarray(_gradient_row_norms(g, sol, params, args))
             obs_bound[name] = rows_to(np.abs(g3_quad) + grad_norm[None, :] * third_bound[:, None], like)
         else:
             obs_bound[name] = rows_to(np.full_like(g2, np.nan), like)
 
     return DirectionalDerivatives(
         v, rows_to(a1, sol), rows_to(a2, sol), rows_to(a3, sol), third_bound,
-        obs_first, obs_second, obs_third, obs_bound, info2, info3,
+        obs_first, obs_second, obs_third, obs_bound, info, jres, x_resolution, obs_resolution,
     )
+
+
+def resolution(sol: Any, info: Any) -> float:
+    """The smallest change of the solution that the root resolves: twice the estimated
+    distance to the exact root `‖K⁺F(x̂)‖` (the engine's Newton step, a first-order
+    estimate) plus `1e-10` of the solution's extent (the largest spread of its entries along
+    the leading axis: for positions, the size of the structure). A derivative that moves
+    the solution by less than this over a step that changes the parameters by their own
+    size (`natural_steps`) is indistinguishable from zero: a root off by `δ` makes the
+    derivatives of a parameter-independent solution of order `δ / |θ|` per order.
+
+    **Arguments:**
+
+    - `sol`: the root (any pytree of arrays).
+    - `info`: the engine's `JacobianInfo` at it (for `solution_error_estimate`).
+
+    **Returns:** a float, in the solution's units.
+
+    **Example:**
+
+    ```python
+    floor = resolution(x_star, sensitiv.jacobian(F, x_star, params).info)
+    ```
+    """
+    spread = size = 0.0
+    for leaf in jax.tree.leaves(sol):
+        leaf = np.asarray(leaf)
+        if leaf.size:
+            spread = max(spread, float(np.max(np.ptp(leaf, axis=0) if leaf.ndim >= 2 else np.ptp(leaf))))
+            size = max(size, float(np.max(np.abs(leaf))))
+    extent = spread or size  # a constant solution: its magnitude
+    newton = float(np.asarray(info.solution_error_estimate))
+    return 2.0 * (newton if np.isfinite(newton) else 0.0) + 1e-10 * extent
+
+
+def natural_steps(directions: Any, theta: Any, sigma: Any) -> np.ndarray:
+    """Per direction `v`, the step `t` at which `θ + t v` first changes a parameter by its own
+    size: `minᵢ mᵢ / |vᵢ|` with `mᵢ = |θᵢ|`, or `σᵢ` for a parameter whose value is 0 (a
+    reference strain); `inf` where no entry sets a size. The scale of `validity_range`'s test.
+
+    **Arguments:**
+
+    - `directions`: `(k, n)` directions in flattened θ.
+    - `theta`, `sigma`: `(n,)` the parameters and their standard deviations.
+
+    **Returns:** `(k,)` steps in the directions' units.
+
+    **Example:**
+
+    ```python
+    steps = natural_steps(np.eye(2), np.array([1.0, 0.0]), np.array([0.1, 0.01]))  # [1.0, 0.01]
+    ```
+    """
+    v = np.abs(np.atleast_2d(np.asarray(directions, float)))
+    theta, sigma = np.abs(np.ravel(np.asarray(theta, float))), np.ravel(np.asarray(sigma, float))
+    size = np.where(theta > 0, theta, sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_entry = np.where((v > 0) & (size > 0), size[None, :] / v, np.inf)
+    return np.min(per_entry, axis=1, initial=np.inf)
 
 
 # -- validity ranges ----------------------------------------------------------------------------
@@ -359,8 +427,30 @@ def _ranges(l, q, h, dot, h_exact, rtol, atol):
     return est, lower, upper, resolved
 
 
+def _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce, h_exact):
+    """Zero the orders whose term over one natural step is within `noise` (see `validity_range`).
+    A third-order *bound* (`‖r₃‖/λ_min`, loose by up to the condition number) brackets a
+    resolved second order; where neither the first nor the second is resolved it has
+    nothing to bracket and is dropped too."""
+    s = np.broadcast_to(np.asarray(scale, float), (k,))
+    tested = np.isfinite(s) & (s > 0)
+    s = np.where(tested, s, 0.0)
+    floor = np.asarray(noise, float)
+    if reduce == "component":
+        # per component, plus 1e-10 of its largest first-order change over a step
+        floor = np.broadcast_to(floor, np.shape(l)[:-1])[..., None] \
+            + 1e-10 * np.max(l * s, axis=-1, keepdims=True, initial=0.0)
+    l = np.where(tested & (l * s <= floor), 0.0, l)
+    q = np.where(tested & (q * s**2 / 2 <= floor), 0.0, q)
+    h_zero = tested & (np.asarray(h) * s**3 / 6 <= floor)
+    if not h_exact:
+        h_zero = h_zero | ((l == 0) & (q == 0))
+    return l, q, np.where(h_zero, 0.0, h), np.where(h_zero | (q == 0), 0.0, dot)
+
+
 def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: Any = None,
-                   rtol: float = 0.01, atol: float = 0.0, reduce: str = "norm") -> ValidityRange:
+                   rtol: float = 0.01, atol: float = 0.0, reduce: str = "norm", scale: Any = None,
+                   noise: Any = None) -> ValidityRange:
     """The step along each direction within which the first-order prediction errs by less than a tolerance.
 
     See the module notes for the model and the bracket. With `reduce="norm"` the error of
@@ -378,6 +468,15 @@ def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: A
     - `rtol`: tolerance relative to the predicted change `‖t a₁‖` (default 1 %).
     - `atol`: absolute tolerance in the array's units (default 0).
     - `reduce`: `"norm"` or `"component"`.
+    - `scale`, `noise`: what the derivatives resolve. `scale` `(k,)`: a natural step along
+      each direction, one over which the parameters change by their own size
+      (`natural_steps`; entries ≤ 0 or non-finite: no test); `noise`:
+      the smallest change of the output that is not round-off or the root's own error (a
+      scalar for `"norm"`, else broadcastable to `first.shape[:-1]`; see `resolution`).
+      An order whose term over one step (`‖a₁‖ s`, `‖a₂‖ s²/2`, `h s³/6`) is at most
+      `noise` counts as zero: a direction the output does not depend on gets `inf`
+      (resolved), not the ratio of two round-off numbers. With `"component"` each
+      component's `noise` is raised by `1e-10` of its largest first-order change over a step.
 
     **Returns:** a `ValidityRange` (shape `(k,)`, or `first.shape` for `"component"`).
 
@@ -426,6 +525,9 @@ def validity_range(first: Any, second: Any, third: Any = None, *, third_bound: A
         shape = a1.shape
         entries = zip(l.ravel(), q.ravel(), np.asarray(h).ravel(), np.asarray(dot).ravel())
     h_exact = a3 is not None
+    if noise is not None and scale is not None:
+        l, q, h, dot = _unresolved_to_zero(l, q, h, dot, scale, noise, k, reduce, h_exact)
+        entries = zip(*(np.ravel(np.broadcast_to(a, shape)) for a in (l, q, h, dot)))
     entries = list(entries)
     unknown = np.array([not np.isfinite(e[2]) for e in entries], bool).reshape(shape)
     entries = [(e[0], e[1], 0.0 if not np.isfinite(e[2]) else e[2], e[3]) for e in entries]

@@ -21,7 +21,13 @@ from jax.flatten_util import ravel_pytree
 
 from ..errors import InputError
 from ._covariance import ParameterCovariance
-from ._higher import DirectionalDerivatives, ValidityRange, directional_derivatives, validity_range
+from ._higher import (
+    DirectionalDerivatives,
+    ValidityRange,
+    directional_derivatives,
+    natural_steps,
+    validity_range,
+)
 from ._linear import (
     FieldCovariance,
     Importance,
@@ -225,7 +231,19 @@ def propagate(
             f"{', ...' if covariance.size > 6 else ''}), params has {n_theta} with another "
             "structure; build it from a pytree shaped like params"
         )
-    if jacobian is None:
+    lam, steps = covariance.principal_directions()
+    n, k = covariance.size, lam.shape[0]
+    dd = None
+    if second_order:
+        # one engine program: the Jacobian, then the second order along all n + k directions
+        # with its factorization (a given Jacobian only supplies the first order)
+        directions = np.concatenate([np.eye(n), steps], axis=0)
+        dd = directional_derivatives(optimality_fun, sol, params, *args,
+                                     jacobian=None if jacobian is None else jacobian.jacobian,
+                                     directions=directions, observables=observables, third_order=third_order,
+                                     **options)
+        jacobian = jacobian if jacobian is not None else dd.jacobian
+    elif jacobian is None:
         jacobian = engine_jacobian(optimality_fun, sol, params, *args, **options)
     jac, info = jacobian.jacobian, jacobian.info
     derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
@@ -240,33 +258,35 @@ def propagate(
     for name, dg in derivs.items():
         imp[name] = importance(dg, covariance, groups=groups, rule=rule)
 
-    lam, steps = covariance.principal_directions()
-    n, k = covariance.size, lam.shape[0]
-    dd, validity, validity_p, shift = None, {}, {}, {}
-    if second_order:
-        directions = np.concatenate([np.eye(n), steps], axis=0)
-        dd = directional_derivatives(optimality_fun, sol, params, *args, jacobian=jac, directions=directions,
-                                     observables=observables, third_order=third_order, **options)
+    validity, validity_p, shift = {}, {}, {}
+    if dd is not None:
         third_x = dd.third_bound if dd.third is None else None
         split = lambda tree, sl: jax.tree.map(lambda a: a[..., sl], tree)  # noqa: E731
         axes, principal = slice(0, n), slice(n, n + k)
+        # a natural step per direction and the smallest change each output resolves: a
+        # direction an output does not depend on gets an infinite range, not a ratio of round-offs
+        theta_flat = np.concatenate([np.ravel(np.asarray(leaf, float)) for leaf in jax.tree.leaves(params)])
+        natural = natural_steps(directions, theta_flat, np.sqrt(np.clip(np.diag(covariance.matrix), 0.0, None)))
         for sl, target in ((axes, validity), (principal, validity_p)):
+            step = natural[sl]
             target["x"] = validity_range(
                 _stack(split(dd.first, sl)), _stack(split(dd.second, sl)),
                 None if dd.third is None else _stack(split(dd.third, sl)),
                 third_bound=None if third_x is None else np.asarray(third_x)[sl],
-                rtol=rtol, atol=atol.get("x", 0.0),
+                rtol=rtol, atol=atol.get("x", 0.0), scale=step, noise=dd.resolution,
             )
             for name in observables:
                 f1, f2 = dd.observables_first[name], dd.observables_second[name]
                 f3 = None if dd.observables_third is None else dd.observables_third[name]
                 b3 = dd.observables_third_bound[name]
-                target[name] = jax.tree.map(
-                    lambda a1, a2, a3b, a3=None: validity_range(
-                        a1[..., sl], a2[..., sl], None if a3 is None else a3[..., sl],
-                        third_bound=a3b[..., sl], rtol=rtol, atol=atol.get(name, 0.0), reduce="component"),
-                    f1, f2, b3, *(() if f3 is None else (f3,)),
-                )
+
+                def ranges(a1, a2, a3b, res, a3=None, sl=sl, step=step, name=name):
+                    return validity_range(a1[..., sl], a2[..., sl], None if a3 is None else a3[..., sl],
+                                          third_bound=a3b[..., sl], rtol=rtol, atol=atol.get(name, 0.0),
+                                          reduce="component", scale=step, noise=res)
+
+                target[name] = jax.tree.map(ranges, f1, f2, b3, dd.observables_resolution[name],
+                                            *(() if f3 is None else (f3,)))
         shift["x"] = jax.tree.map(lambda a: 0.5 * np.sum(a[..., principal], axis=-1), dd.second)
         for name in observables:
             shift[name] = jax.tree.map(lambda a: 0.5 * np.sum(a[..., principal], axis=-1),

@@ -11,6 +11,7 @@ resumes from where it stopped. Positions are never wrapped into the cell.
 from __future__ import annotations
 
 import collections
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -27,7 +28,7 @@ from ._neighbors import REALLOCATABLE
 from ._options import validate_options
 from ._system import binding_of
 
-__all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent"]
+__all__ = ["FIRE", "GRADIENT_DESCENT", "fire", "gradient_descent", "PROGRAMS", "ProgramCache", "options_key"]
 
 def _max_force(force):
     return jnp.max(jnp.linalg.norm(force, axis=-1))
@@ -86,26 +87,48 @@ def _make_runner(system: System, method: str, options: Mapping[str, Any]):
     return jax.jit(start), jax.jit(run)
 
 
+def options_key(options: Mapping[str, Any]) -> str:
+    """The options as a hashable key of compiled-program caches."""
+    return json.dumps(options, sort_keys=True, default=repr)
+
+
+class ProgramCache:
+    """Compiled programs per (energy object, neighbor-list shapes, solver and options),
+    shared by every solver instance: the pipeline makes one per frame, and the frames of a
+    trajectory share one energy (`_system`), so they share the programs too. The energy is
+    kept with its entry, so that its id cannot be taken by another object meanwhile."""
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self._entries: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, system: System, extra: tuple, make):
+        binding = binding_of(system)
+        key = (id(system.energy), None if binding is None else binding.nlist.key(), extra)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] is system.energy:
+            self._entries.move_to_end(key)
+            return hit[1]
+        programs = make()
+        self._entries[key] = (system.energy, programs)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return programs
+
+
+PROGRAMS = ProgramCache()
+
+
 class _Solve:
-    """`solve(system, positions, params) -> EquilibriumResult` with a small compile cache."""
+    """`solve(system, positions, params) -> EquilibriumResult`, its programs cached in `PROGRAMS`."""
 
     def __init__(self, method: str, options: Mapping[str, Any]):
         self.method = method
         self.options = dict(options)
-        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._key = (method, options_key(self.options))
 
     def _runner(self, system: System):
-        binding = binding_of(system)
-        key = (id(system.energy), None if binding is None else binding.nlist.key())
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is system.energy:
-            self._cache.move_to_end(key)
-            return hit[1]
-        runner = _make_runner(system, self.method, self.options)
-        self._cache[key] = (system.energy, runner)
-        while len(self._cache) > 8:
-            self._cache.popitem(last=False)
-        return runner
+        return PROGRAMS.get(system, self._key, lambda: _make_runner(system, self.method, self.options))
 
     def __call__(self, system: System, positions=None, params=None) -> EquilibriumResult:
         x = jnp.asarray(system.positions if positions is None else positions)

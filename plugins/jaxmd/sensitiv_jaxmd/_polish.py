@@ -28,7 +28,6 @@ still fails, FIRE finishes alone to `ftol`. The result says which path was taken
 
 from __future__ import annotations
 
-import collections
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -40,7 +39,7 @@ from sensitiv import progress
 from sensitiv.records import EquilibriumResult, System
 
 from ._declarations import POLISH_SCHEMA
-from ._minimize import fire
+from ._minimize import PROGRAMS, fire, options_key
 from ._options import validate_options
 from ._system import binding_of
 
@@ -127,8 +126,8 @@ def _trial_function(energy):
 class _Polish:
     """`solve(system, positions, params) -> EquilibriumResult`, Newton with FIRE to fall back on.
 
-    Compiled programs are kept per energy function and neighbor-list allocation (up to 8),
-    so the frames of a trajectory bound to one system reuse them."""
+    Compiled programs are kept per energy function and neighbor-list allocation
+    (`_minimize.PROGRAMS`), so the frames of a trajectory bound to one system reuse them."""
 
     def __init__(self, options: Mapping[str, Any]):
         self.options = dict(options)
@@ -136,24 +135,19 @@ class _Polish:
         fire_options.setdefault("max_reallocations", self.options["max_reallocations"])
         self._fire_final = fire({**fire_options, "ftol": self.options["ftol"]})
         self._fire_switch = fire({**fire_options, "ftol": max(self.options["switch_ftol"], self.options["ftol"])})
-        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._key = options_key(self.options)
 
     def _programs(self, system: System, size: int):
-        binding = binding_of(system)
-        key = (id(system.energy), size, None if binding is None else binding.nlist.key())
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is system.energy:
-            return hit[1]
         o = self.options
-        if o["linear_solver"] == "dense":
-            direction = _dense_direction(system.energy, o["null_rtol"], o["hessian_batch"])
-        else:
-            direction = _krylov_direction(system.energy, o["cg_rtol"], o["cg_maxiter"])
-        programs = (direction, _trial_function(system.energy))
-        self._cache[key] = (system.energy, programs)
-        while len(self._cache) > 8:
-            self._cache.popitem(last=False)
-        return programs
+
+        def make():
+            if o["linear_solver"] == "dense":
+                direction = _dense_direction(system.energy, o["null_rtol"], o["hessian_batch"])
+            else:
+                direction = _krylov_direction(system.energy, o["cg_rtol"], o["cg_maxiter"])
+            return direction, _trial_function(system.energy)
+
+        return PROGRAMS.get(system, ("polish", size, self._key), make)
 
     def _newton(self, system: System, x, params, fmax: float, stats: dict):
         """Newton steps from `x`; `(x, max force, reason it stopped or "")`."""

@@ -5,7 +5,9 @@ This module does not import `_model` (models are duck-typed here): `_model` impo
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -253,6 +255,18 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
     cutoff0 = float(model.max_cutoff(params, ctx))
     images = np.prod(2 * np.asarray(space.image_counts(cutoff0, deform(params))) + 1)
     use_list = _use_list(options["neighbor_list"], model, n, int(images))
+    key = _binding_key(model, options, space, species, names, use_list, n)
+    bound = _BOUND.get(key)
+    if bound is not None:
+        # A structure equal to an earlier one in everything but positions and parameters
+        # (the frames of a trajectory, parameter samples, repeated runs): its energy,
+        # observables and neighbor list are reused, so every program compiled for them is
+        # too. The list grows only if this frame needs more capacity.
+        _BOUND.move_to_end(key)
+        energy, observables, interactions = bound
+        energy.binding.ensure(positions, params)
+        return _system(energy, params, records, positions, space, interactions, observables,
+                       structure, options, model, names, cutoff0, energy.binding.nlist, ctx)
     nlist = NeighborList(space, use_list, options["neighbor_skin"],
                          options["neighbor_capacity_multiplier"])
     nlist.allocate(positions, cutoff0, deform(params))
@@ -383,6 +397,30 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         order = np.lexsort((pairs[:, 1], pairs[:, 0])) if len(pairs) else np.arange(0)
         return jnp.asarray(pairs[order].reshape(-1, 2))
 
+    _BOUND[key] = (energy, observables, interactions)
+    while len(_BOUND) > _BOUND_SIZE:
+        _BOUND.popitem(last=False)
+    return _system(energy, params, records, positions, space, interactions, observables,
+                   structure, options, model, names, cutoff0, nlist, ctx)
+
+
+#: Bound energies kept for reuse, keyed by everything their traces depend on but the
+#: positions and the parameters (`_binding_key`).
+_BOUND: collections.OrderedDict = collections.OrderedDict()
+_BOUND_SIZE = 8
+
+
+def _binding_key(model, options, space, species, names, use_list, n) -> tuple:
+    """Everything a bound energy's closures read besides positions and parameters: the
+    model, its options, the cell and its periodicity, the species of every atom."""
+    cell = None if space.cell is None else np.asarray(space.cell, np.float64).tobytes()
+    return (type(model), model.name, json.dumps(_plain(options), sort_keys=True, default=repr),
+            space.dim, space.pbc, cell, n, np.asarray(species, np.int64).tobytes(), tuple(names),
+            bool(use_list))
+
+
+def _system(energy, params, records, positions, space, interactions, observables, structure, options,
+            model, names, cutoff0, nlist, ctx) -> System:
     metadata = {
         "model": model.name,
         "space": space.kind,
