@@ -428,7 +428,7 @@ def run_case(case: Case, reduced: bool, strategies) -> dict:
             trusted=bool(info.trustworthy), flags=frozenset(_flag_names(info)),
             lambda_min=float(info.lambda_min), lambda_res=float(info.lambda_min_residual),
             estimate=float(info.jacobian_error_estimate), measured=float(measured),
-            reach=float(info.curvature_uncertainty),
+            reach=float(info.curvature_uncertainty), verdict=info.verdict,
             strategy=f"{info.strategy}/{info.mode}", warnings=info.warnings, notes=info.notes,
         )
     measured_truth = min(r["measured"] for r in rows.values())  # the error x̂ itself causes
@@ -465,6 +465,12 @@ def check(result: dict) -> list[str]:
             problems.append(f"{where}: λ_min {lam:.6e} ± {res:.1e}, reference {want:.6e}")
         if not math.isfinite(want) and math.isfinite(lam):
             problems.append(f"{where}: λ_min {lam:.6e} where every mode is a known zero mode")
+        # the verdict names the truth's nature of x*, or says it cannot (λ_min within reach)
+        beyond = abs(row["lambda_min"]) <= row["reach"]
+        nature = "saddle" if ref.negative else "singular" if ref.zero_modes else "minimum"
+        if row["verdict"] != ("undetermined" if beyond and nature != "singular" else nature):
+            problems.append(f"{where}: verdict {row['verdict']}, truth {nature}"
+                            f"{' (beyond first order)' if beyond else ''}")
         est, meas = row["estimate"], row["measured"]
         # beyond first order (λ_min within reach of the solution error) the engine reports
         # no estimate it stands by: the case is flagged inaccurate instead

@@ -138,7 +138,9 @@ def enable(base: str | os.PathLike | None = None, *, min_compile_seconds: float 
     """
     path = directory(base)
     path.mkdir(parents=True, exist_ok=True)
-    if jax.config.jax_compilation_cache_dir != str(path):
+    # JAX decides once per process (at the first compilation) whether the cache is used:
+    # after `disable`, or for another folder, that decision must be taken again
+    if jax.config.jax_compilation_cache_dir != str(path) or not jax.config.jax_enable_compilation_cache:
         _reset_if_initialized()
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_enable_compilation_cache", True)

@@ -73,6 +73,36 @@ def test_a_second_process_loads_what_the_first_stored_quietly(tmp_path):
     assert "cpu_aot_loader" not in stderr and "AOT result" not in stderr
 
 
+_OFF_THEN_ON = """
+import pathlib, sys
+import sensitiv
+from sensitiv import cache
+import jax, jax.numpy as jnp
+stored = lambda: sum(p.is_file() for p in pathlib.Path(sys.argv[1]).rglob("*"))
+cache.enable()
+jax.jit(lambda x: jnp.sin(x) + 1.0)(jnp.arange(3.0)).block_until_ready()
+first = stored()
+cache.disable()
+jax.jit(lambda x: jnp.cos(x) * 3.0)(jnp.arange(4.0)).block_until_ready()
+off = stored()
+cache.enable()
+jax.jit(lambda x: jnp.tan(x) * 5.0 + 2.0)(jnp.arange(5.0)).block_until_ready()
+print(first, off, stored())
+"""
+
+
+def test_enable_after_disable_in_one_process_stores_again(tmp_path):
+    # JAX decides at the first compilation whether a process uses the cache; enable() must
+    # make it decide again, else the command line's --no-cache would stick in the process
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SENSITIV_", "TF_CPP"))}
+    environment.update(SENSITIV_CACHE_DIR=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-c", _OFF_THEN_ON, str(tmp_path / "cache")], env=environment,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, off, last = map(int, done.stdout.split())
+    assert first >= 1 and off == first and last > off
+
+
 def test_off_stores_nothing(tmp_path):
     result, _ = _run(tmp_path, "off")
     assert result["hits"] == 0

@@ -191,9 +191,11 @@ def test_summary_ranks_the_parameters(run):
     text = report.analysis_summary(outcome.path, outcome.analyses, outcome.timings)
     assert "uncertainty (config): σ(x*) per atom max" in text
     assert "variance of x* from: sigma[0,0] 87%, epsilon[0,0] 13%" in text, text
-    assert "elastic constants (1σ): C11" in text
     record = report.summary_record(outcome.path, outcome.analyses, outcome.timings)
     unc = record["structures"][0]["uncertainty"]
+    c11 = unc["elastic_constants"]["C11"]  # quoted in GPa (units physical here: eV/Å³)
+    assert c11["units"] == "eV angstrom-3"
+    assert f"elastic constants (1σ, GPa): C11 {c11['value'] * 160.2176634:.4g} ± {c11['std'] * 160.2176634:.2g}" in text
     # x* of pure Lennard-Jones in a fixed cell depends on σ only; ε, correlated with it
     # (ρ = 0.5), tells about it: the Shapley shares are 1 − ρ²/2 and ρ²/2 exactly
     shares = {r["parameter"]: r["share"] for r in unc["importance"]}

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 __all__ = ["JacobianInfo", "FLAGS", "VERDICTS", "Spectrum"]
 
-VERDICTS = ("minimum", "saddle", "singular", "regular")
-VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_SINGULAR, VERDICT_REGULAR = range(4)
+VERDICTS = ("minimum", "saddle", "singular", "regular", "undetermined")
+VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_SINGULAR, VERDICT_REGULAR, VERDICT_UNDETERMINED = range(5)
 
 
 class Spectrum(NamedTuple):
@@ -92,7 +92,9 @@ class JacobianInfo:
     - `lambda_min_residual`: bound on how far `lambda_min` is from a true eigenvalue
       (0 when computed exactly by a dense eigendecomposition);
     - `verdict_code`: 0 minimum, 1 saddle, 2 singular (unexpected zero modes), 3 regular
-      (nonsymmetric); see `verdict`;
+      (nonsymmetric), 4 undetermined (a minimum or saddle by the sign of `lambda_min`, but
+      `lambda_min` lies within the reach of the solution error, `beyond_first_order`, so
+      that sign is not established); see `verdict`;
     - `null_space_dim`: known plus detected zero modes (`detected_null_dim` of them
       detected; with Krylov solvers a lower bound);
     - `negative_eigenvalues`: how many (dense) or whether any (Krylov) eigenvalues are negative;
@@ -160,7 +162,7 @@ class JacobianInfo:
 
     @property
     def verdict(self) -> str:
-        """`"minimum"`, `"saddle"`, `"singular"` or `"regular"` (host only)."""
+        """`"minimum"`, `"saddle"`, `"singular"`, `"regular"` or `"undetermined"` (host only)."""
         return VERDICTS[int(np.asarray(self.verdict_code))]
 
     @property

@@ -69,7 +69,8 @@ class EngineReport:
     **Arguments:**
 
     - `strategy`, `mode`, `reason`: how dx*/dθ was computed (`"krylov"`, `"forward"`) and why.
-    - `verdict`: the nature of x*: `"minimum"`, `"saddle"`, `"singular"` or `"regular"`.
+    - `verdict`: the nature of x*: `"minimum"`, `"saddle"`, `"singular"`, `"regular"` or
+      `"undetermined"` (x̂ not converged enough to tell a minimum from a saddle).
     - `column_residual`, `column_converged`, `column_iterations`: per linear solve (one per
       parameter in forward mode, one per coordinate in reverse mode).
     - `stationarity_residual_norm`: ‖F(x*, θ)‖₂.

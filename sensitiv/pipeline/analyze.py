@@ -156,7 +156,7 @@ def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) 
     if cell.relaxes:
         if structure.cell is None or not any(structure.pbc):
             raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
-        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure, cell.stress)
     return system
 
 
@@ -545,7 +545,7 @@ def _problems(engine: EngineReport, jac: np.ndarray) -> list[str]:
     """Why the result is not trustworthy: the engine's warnings, a non-minimum, NaN entries."""
     problems = list(engine.warnings)
     verdict = engine.verdict
-    if verdict not in (VERDICT_OK, "regular") and not any(verdict in w for w in problems):
+    if verdict not in (VERDICT_OK, "regular", "undetermined") and not any(verdict in w for w in problems):
         problems.append(
             f"the equilibrium is a {verdict} point (smallest eigenvalue {engine.smallest_eigenvalue:.3e})"
         )

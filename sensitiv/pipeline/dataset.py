@@ -560,7 +560,7 @@ def _diagnostic_variables(ds, analysis: StructureAnalysis) -> None:
          {"units": curvature, "long_name": "smallest Hessian eigenvalue outside the null space"}),
         (LARGEST_EIGENVALUE, engine.largest_eigenvalue,
          {"units": curvature, "long_name": "largest Hessian eigenvalue magnitude"}),
-        (VERDICT, engine.verdict, {"long_name": "nature of x*: minimum, saddle, singular or regular"}),
+        (VERDICT, engine.verdict, {"long_name": "nature of x*: minimum, saddle, singular, regular or undetermined"}),
         (NULL_SPACE_DIMENSION, engine.null_space_dimension,
          {"long_name": "known plus detected zero modes of the Hessian"}),
         (DETECTED_NULL_SPACE_DIMENSION, engine.detected_null_space_dimension,

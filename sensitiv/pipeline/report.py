@@ -122,7 +122,8 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     elastic = None
     if u.elastic_constants is not None and a.elastic_constants is not None:
         c, sd = a.elastic_constants.relaxed, u.elastic_constants.std
-        elastic = {name: {"value": _finite(float(c[i, j])), "std": _finite(float(sd[i, j]))}
+        units = u.elastic_constants.units
+        elastic = {name: {"value": _finite(float(c[i, j])), "std": _finite(float(sd[i, j])), "units": units}
                    for name, (i, j) in (("C11", (0, 0)), ("C12", (0, 1)), ("C44", (3, 3)))
                    if c.shape[0] > 3 or name != "C44"}
     validity_p = u.positions_validity_principal
@@ -224,9 +225,18 @@ def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
                  f"(atom {rec['positions_std_max_atom']}), rms {_fmt(rec['positions_std_rms'])}; "
                  f"variance of x* from: {_shares(rec['importance'])}"]
     if rec["elastic_constants"]:
-        parts = [f"{k} {v['value']:.4g} ± {v['std']:.2g}" for k, v in rec["elastic_constants"].items()
-                 if v["value"] is not None and v["std"] is not None]
-        lines.append("    elastic constants (1σ): " + ", ".join(parts))
+        parts, shown = [], ""
+        for k, v in rec["elastic_constants"].items():
+            if v["value"] is None or v["std"] is None:
+                continue
+            value, std = v["value"], v["std"]
+            gpa = _units.to_gpa(np.array([value, std]), v["units"])
+            if gpa is not None:  # physical units: in GPa, as elastic constants are quoted
+                (value, std), shown = gpa, "GPa"
+            else:
+                shown = _units.describe(v["units"])
+            parts.append(f"{k} {value:.4g} ± {std:.2g}")
+        lines.append(f"    elastic constants (1σ, {shown}): " + ", ".join(parts))
     for o in rec["observables"]:
         valid = o["validity_principal_min"]
         holds = "; linear in θ" if o["linear"] else (
