@@ -186,7 +186,9 @@ def polish_against_fire(tmp: str) -> dict:
 
 def markdown(r: dict) -> str:
     lines = [f"# Latency (issue 14), {r['device']}, {r['date']}", "",
-             f"load average before/after: {r['load_before']} / {r['load_after']}", "",
+             f"load average before/after: {r['load_before']} / {r['load_after']}"
+             + (f" (the run of sections {', '.join(r['sections_of_last_run'])}; the other rows come from an "
+                f"earlier full run)" if r.get("sections_of_last_run") else ""), "",
              "| what | wall | ratio | target |", "| --- | --- | --- | --- |"]
     for row in r.get("cheap", ()):
         lines.append(f"| `{row['what']}` | {row['seconds']:.2f} s | — | ≤ 1.5 s |")
