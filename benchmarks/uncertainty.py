@@ -16,9 +16,10 @@ Measured after compilation (each the minimum of a few repeats), in the same proc
 - `propagation + importance`: per-atom covariance of x*, dg/dθ of the observables by
   forward products, their covariance, Shapley importance of x* and of each observable;
 - `second order + validity`: second-order derivatives along the 7 parameter axes and the 7
-  principal directions (one engine call), the third-order bound, validity ranges;
+  principal directions (one engine program: it factorizes `K` once, for the Jacobian and
+  the second-order right-hand sides), the third-order bound, validity ranges;
 - `propagate (all)`: `sensitiv.uncertainty.propagate`, everything above in one call,
-  including its own Jacobian;
+  including its own Jacobian (the same single engine program);
 - `one re-relaxation`: FIRE from x̂ at a sampled θ (mean over `--samples` samples);
 - `sampling at 1 %`: the number of samples whose sample standard deviation has a relative
   standard error of 1 % (`1 + 1/(2 · 0.01²) = 5001` for Gaussian outputs), times one

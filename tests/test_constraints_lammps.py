@@ -9,6 +9,11 @@
   `dcell_dtheta`, `dx_dtheta` (θ = the embedding scale, and the pressure itself) agree
   with central differences of LAMMPS' re-relaxation.
 
+- target stress tensor: `cell: {relax: tri, stress: [six distinct components]}` against
+  `fix box/relax x .. y .. z .. yz .. xz .. xy ..` (and `aniso`, `iso`): the same cell in
+  LAMMPS' orientation, positions and stress, and dcell/dθ, dx/dθ against LAMMPS'
+  re-relaxations (θ = a target component, the embedding scale).
+
 EAM copper (`Cu_u3.eam`, funcfl) with a vacancy, rattled: 31 atoms, cheap in CI.
 """
 
@@ -144,7 +149,8 @@ def box_relax(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("pressure", [0.0, pytest.param(0.01, marks=pytest.mark.slow)])
+@pytest.mark.slow  # CI runs the target-stress test below (tri, every component), which covers this path
+@pytest.mark.parametrize("pressure", [0.0, 0.01])
 def test_variable_cell_matches_lammps_box_relax_and_its_rerelaxation(box_relax, pressure):
     positions, cell = box_relax.start
     ds = _analyze(_structure(positions, cell), differentiate=["embedding_scale", "pressure"],
@@ -183,9 +189,9 @@ def test_variable_cell_matches_lammps_box_relax_and_its_rerelaxation(box_relax, 
 
 @pytest.mark.slow
 def test_triclinic_cell_matches_lammps_box_relax_tri(tmp_path):
-    """`cell.relax: tri` against LAMMPS `fix box/relax tri 0.0` from a sheared start: LAMMPS
-    keeps its cell lower-triangular, sensitiv deforms by a symmetric F (no rotation), so the
-    cells compare through their metric G = C Cᵀ, and dG/dθ against LAMMPS' re-relaxation."""
+    """`cell.relax: tri` against LAMMPS `fix box/relax tri 0.0` from a sheared start, compared
+    through the cells' metric G = C Cᵀ (independent of the orientation sensitiv reports the
+    cell in), and dG/dθ against LAMMPS' re-relaxation."""
     positions, cell = _start(seed=3)
     shear = np.array([[1.0, 0.0, 0.0], [0.04, 1.0, 0.0], [-0.03, 0.02, 1.0]])  # rows: a, b + 0.04 a, ...
     cell = shear @ cell
@@ -208,3 +214,83 @@ def test_triclinic_cell_matches_lammps_box_relax_tri(tmp_path):
     dmetric = dcell @ relaxed.T + relaxed @ dcell.T
     assert np.abs(lammps_dmetric).max() > 1e-1
     assert lmp_ref.relative_error(dmetric, lammps_dmetric) < 1e-6
+
+
+# -- a target stress tensor ---------------------------------------------------------------
+
+NKTV2P = 1.6021765e6  # metal units: eV/Å³ -> bar (LAMMPS' own constant, checked above)
+#: A target Cauchy stress, Voigt [sxx, syy, szz, syz, sxz, sxy] in eV/Å³ (0.3 GPa and less),
+#: every component distinct.
+TARGET = np.array([0.002, -0.001, 0.0005, 0.0008, -0.0006, 0.0012])
+
+
+def _box_relax(mode, target):
+    """The LAMMPS fix relaxing to a target stress: pressure components are its negatives."""
+    p = [repr(float(-v * NKTV2P)) for v in np.atleast_1d(target)]
+    names = {"iso": ["iso"], "aniso": ["x", "y", "z"], "tri": ["x", "y", "z", "yz", "xz", "xy"]}[mode]
+    keywords = " ".join(f"{name} {value}" for name, value in zip(names, p))
+    keywords += "" if mode == "iso" else " couple none"
+    return [f"fix relax all box/relax {keywords} vmax 0.001 nreset 1"]
+
+
+def _sheared_start(seed=3):
+    """The rattled vacancy crystal in a triclinic cell (LAMMPS' restricted form), same fractions."""
+    positions, cell = _start(seed=seed)
+    sheared = np.array([[1.0, 0.0, 0.0], [0.04, 1.0, 0.0], [-0.03, 0.02, 1.0]]) @ cell
+    return positions @ np.linalg.inv(cell) @ sheared, sheared
+
+
+@pytest.mark.parametrize("mode", ["tri", pytest.param("aniso", marks=pytest.mark.slow),
+                                  pytest.param("iso", marks=pytest.mark.slow)])
+def test_target_stress_matches_lammps_box_relax_and_its_rerelaxation(tmp_path, mode):
+    """`cell: {relax: tri, stress: [...]}` against LAMMPS `fix box/relax x .. y .. z .. yz ..
+    xz .. xy ..` (every component distinct), `aniso` against `x .. y .. z ..`, `iso` against
+    `iso P`: the same relaxed cell (LAMMPS' orientation: sensitiv rotates a `tri` cell back
+    to it), positions and stress, and dcell/dθ against LAMMPS' central differences of
+    re-relaxation for θ = a target component and the embedding scale."""
+    positions, cell = _sheared_start() if mode == "tri" else _start(seed=3)
+    data = str(tmp_path / "start.data")
+    lmp_ref.write_data(data, positions, cell, [1] * len(positions), [MASSES["Cu"]])
+    target = {"tri": TARGET, "aniso": np.r_[TARGET[:3], 0, 0, 0], "iso": np.r_[[-0.004] * 3, 0, 0, 0]}[mode]
+    # θ: the xy target (sxx with aniso; the pressure with iso) and the embedding scale
+    moved, cell_option = {"tri": (5, {"stress": target.tolist()}), "aniso": (0, {"stress": target.tolist()}),
+                          "iso": (None, {"pressure": 0.004})}[mode]
+    label = {"tri": "target_stress[0,1]", "aniso": "target_stress[0,0]", "iso": "pressure"}[mode]
+
+    def lammps(target, scale=1.0):  # iso: one component, the mean normal stress
+        fix = _box_relax(mode, target[:1] if mode == "iso" else target)
+        return _lammps_minimum(data, _pair(scale, str(tmp_path)), fix, repeats=4)
+
+    reference = lammps(target)
+    ds = _analyze(_structure(positions, cell), differentiate=["embedding_scale", label],
+                  cell={"relax": mode, **cell_option}, observables=["stress"],
+                  solver_options={"ftol": 1e-11, "max_steps": 200000})
+    assert bool(ds.trustworthy.values.all()), ds.sensitiv
+    relaxed = ds.cell.values[0]
+    sigma = target[[0, 5, 4, 5, 1, 3, 4, 3, 2]].reshape(3, 3)
+    np.testing.assert_allclose(relaxed, reference["cell"], rtol=0, atol=1e-9)
+    assert np.abs(_difference(ds.coordinates.values[0], reference["positions"], relaxed)).max() < 1e-8
+    if mode != "aniso":  # aniso holds the angles: its shear stress is what the crystal makes of them
+        np.testing.assert_allclose(ds.stress.values[0], sigma, rtol=0, atol=1e-12)
+    else:
+        np.testing.assert_allclose(np.diag(ds.stress.values[0]), np.diag(sigma), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ds.stress.values[0], reference["stress"], rtol=0, atol=1e-10)
+
+    h = 1e-5  # eV/Å³
+    step = np.zeros(6)
+    if moved is None:
+        step[:3] = -h  # iso: the pressure
+    else:
+        step[moved] = h
+    up, down = lammps(target + step), lammps(target - step)
+    lammps_dcell = (up["cell"] - down["cell"]) / (2 * h)
+    assert np.abs(lammps_dcell).max() > 1e-1
+    assert lmp_ref.relative_error(ds.dcell_dtheta.values[0, :, :, 1], lammps_dcell) < 1e-6
+    hs = 1e-3  # relative (truncation ~1e-6; 1e-4 meets another minimum from the sheared start)
+    up, down = lammps(target, 1 + hs), lammps(target, 1 - hs)
+    lammps_dcell = (up["cell"] - down["cell"]) / (2 * hs)
+    assert lmp_ref.relative_error(ds.dcell_dtheta.values[0, :, :, 0], lammps_dcell) < 1e-5
+    lammps_dx = up["positions"] - down["positions"]
+    lammps_dx = (lammps_dx - lammps_dx.mean(axis=0)) / (2 * hs)  # LAMMPS deforms about the box centre
+    dx = ds.dx_dtheta.values[0, :, :, 0]
+    assert lmp_ref.relative_error(dx - dx.mean(axis=0), lammps_dx) < 1e-5

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+import lammps_reference as lmp_ref
 from example_loader import load_example
 
 vac = load_example("eam_vacancy")
@@ -40,7 +41,7 @@ def test_committed_numbers_and_readme():
 
 @pytest.mark.slow
 def test_example_reruns_with_lammps(tmp_path):
-    pytest.importorskip("lammps")
+    lmp_ref.lammps_module()  # the potential file ships with the lammps package (a test dependency)
     summary = vac.main(["--regenerate", "--repeat", "3", "--out", str(tmp_path)])
     _check(summary, 3)
     assert summary["atoms"] == 107

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import lammps_reference as lmp_ref
 from example_loader import load_example
 
 ters = load_example("tersoff_silicon")
@@ -21,7 +22,7 @@ def test_committed_numbers_match_tersoff_1988_and_the_readme():
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    pytest.importorskip("lammps")  # the potential file ships with the lammps package
+    lmp_ref.lammps_module()  # the potential file ships with the lammps package (a test dependency)
     return ters.main(["--out", str(tmp_path_factory.mktemp("tersoff"))])
 
 

@@ -54,7 +54,7 @@ def _trajectory(tmp_path, frames: int):
 
 
 def test_trajectory_frames_compile_nothing_new(tmp_path):
-    cfg = _trajectory(tmp_path, 4)
+    cfg = _trajectory(tmp_path, 3)
     frames = structure.read_structures(cfg.structure)
     results, counts = [], []
     for s in frames:

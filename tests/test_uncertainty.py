@@ -438,6 +438,12 @@ def test_second_order_matches_central_differences_of_first_order(spring):
         tot = {name: jnp.concatenate([dg[name]["L"], dg[name]["k"]], axis=-1) @ v for name in obs}
         return jf @ v, tot
 
+    # the principal direction mixes two correlated parameters, and its second derivative is
+    # not the sum of the axes' ones: the cross term ∂²x*/∂k₀∂k₁ counts (a JVP of the JVP along v)
+    v_p = dirs[6]
+    assert np.sum(np.abs(v_p) > 0.1) == 2
+    diagonal_only = np.asarray(dd.second)[..., :6] @ (v_p**2)
+    assert np.max(np.abs(np.asarray(dd.second)[..., 6] - diagonal_only)) > 1e-3 * np.max(np.abs(diagonal_only))
     for i, v in enumerate(jnp.asarray(dirs)):
         (xp, gp), (xm, gm) = jac_times(h, v), jac_times(-h, v)
         fd = (xp - xm) / (2 * h)

@@ -28,7 +28,7 @@ import jsonschema
 from ..errors import PluginError
 from ..plugins import Registry, get_registry
 from ._yaml import Marks
-from .theta import LABEL, PRESSURE, STRAIN, parse_parameter_label, value_problems
+from .theta import LABEL, PRESSURE, STRAIN, TARGET_STRESS, parse_parameter_label, value_problems
 from .uncertainty import SpecIssue, parse_spec
 
 __all__ = ["ConfigIssue", "SOLVER_NONE", "base_schema", "full_schema", "validate"]
@@ -309,6 +309,31 @@ def _schema_issues(data, marks: Marks, schema) -> list[ConfigIssue]:
 
 
 
+def _cell_issues(data: Mapping, marks: Marks) -> list[ConfigIssue]:
+    """The cell section's cross-field rules: a stress tensor fits the mode it relaxes."""
+    cell = data.get("cell")
+    if not isinstance(cell, Mapping) or not isinstance(cell.get("stress"), list):
+        return []
+    relax, stress = cell.get("relax", "none"), cell["stress"]
+    problems = []
+    if "pressure" in cell:
+        problems.append(("pressure", "give either cell.pressure or cell.stress, not both "
+                                     "(a hydrostatic stress is [-P, -P, -P, 0, 0, 0])"))
+    if relax == "none":
+        problems.append(("stress", "cell.stress is the target of a relaxing cell; set cell.relax to aniso or tri"))
+    elif relax == "iso":
+        problems.append(("stress", "relax 'iso' keeps the shape and reaches a hydrostatic pressure only; "
+                                   "give cell.pressure, or relax 'aniso'/'tri' for a stress tensor"))
+    if len(stress) not in (3, 6):
+        problems.append(("stress", f"{len(stress)} components; give 6 in Voigt order [sxx, syy, szz, syz, sxz, sxy] "
+                                   "(3-D) or 3 [sxx, syy, sxy] (2-D)"))
+    elif relax == "aniso" and any(v != 0 for v in stress[3 if len(stress) == 6 else 2:]):
+        problems.append(("stress", "shear components need relax 'tri' ('aniso' keeps the angles); "
+                                   "set them to 0 or use cell.relax: tri"))
+    return [ConfigIssue(marks.locate(("cell", key)), _json_path(("cell", key)), message)
+            for key, message in problems]
+
+
 def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> list[ConfigIssue]:
     """The labels of `model.differentiate` against the model's parameters."""
     model_cfg = data.get("model") if isinstance(data.get("model"), Mapping) else {}
@@ -320,9 +345,10 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
     cell = data.get("cell") if isinstance(data.get("cell"), Mapping) else {}
     relaxes = cell.get("relax", "none") != "none"
     differentiable = [p.name for p in model.parameters if p.differentiable]
-    if relaxes:  # the strain is then an unknown of the equilibrium, the target pressure a parameter
-        params[PRESSURE] = None
-        differentiable = [n for n in differentiable if n != STRAIN] + [PRESSURE]
+    target = TARGET_STRESS if cell.get("stress") is not None else PRESSURE
+    if relaxes:  # the strain is then an unknown of the equilibrium, the target pressure (stress) a parameter
+        params[target] = None
+        differentiable = [n for n in differentiable if n != STRAIN] + [target]
     issues: list[ConfigIssue] = []
     for i, label in enumerate(wanted):
         if not isinstance(label, str) or not LABEL.match(label):
@@ -335,12 +361,12 @@ def _differentiate_issues(data: Mapping, marks: Marks, registry: Registry) -> li
 
         if name == STRAIN and relaxes:
             issue("with cell.relax the cell's strain is an unknown of the equilibrium, not a parameter; "
-                  "differentiate 'pressure' (or hold the cell: cell.relax: none)")
+                  f"differentiate {target!r} (or hold the cell: cell.relax: none)")
         elif name not in params:
             issue(f"model {model.name!r} has no parameter {name!r}; it has {', '.join(params)}",
                   _closest(name, params))
         elif params[name] is None:
-            continue  # pressure: a scalar of the relaxing cell
+            continue  # pressure, target_stress: the relaxing cell's target
         elif not params[name].differentiable:
             issue(f"parameter {name!r} of model {model.name!r} is not differentiable; "
                   f"differentiable: {', '.join(differentiable)}")
@@ -680,6 +706,7 @@ def validate(
     issues += _file_issues(data, marks, registry, base_dir, check_files)
     if not any(i.path.startswith("$.uncertainty") for i in issues):
         issues += _uncertainty_issues(data, marks, registry, base_dir)
+    issues += _cell_issues(data, marks)
     cell = data.get("cell")
     if isinstance(data.get("uncertainty"), Mapping) and isinstance(cell, Mapping) and cell.get("relax", "none") != "none":
         path = ("cell", "relax")

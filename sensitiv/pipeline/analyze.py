@@ -156,7 +156,7 @@ def _constrain(system: System, structure: Structure, fixed, cell: CellSettings) 
     if cell.relaxes:
         if structure.cell is None or not any(structure.pbc):
             raise ConfigError(f"cell.relax: {structure.source or 'the structure'} has no periodic cell")
-        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure)
+        system = constraints.relax_cell(system, structure.cell, cell.relax, cell.pressure, cell.stress)
     return system
 
 
@@ -590,8 +590,9 @@ def analyze_structure(
         problem = _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
     sigma = None
     if cfg.uncertainty is not None and (fixed is not None or cfg.cell.relaxes):
-        raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell "
-                          "(structure.fixed, cell.relax); analyze without the uncertainty section")
+        raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell (structure.fixed, "
+                          "cell.relax): its per-atom fields and `sensitiv check` work on all atoms in a held cell; "
+                          "analyze without the uncertainty section")
     if cfg.uncertainty is not None:  # labels checked against θ before any expensive work
         sigma, _ = theta_covariance(cfg.uncertainty, problem.components, np.asarray(problem.theta0),
                                     where=cfg.locate("uncertainty"))

@@ -149,7 +149,8 @@ def analyze(
       values), `model_options`, `solver_options`, `condition`, `condition_options`,
       `format`, `frames`, `structure_options`, `min_distance`, `fixed` (dict: the atoms
       held fixed, `structure.fixed`), `cell` (dict: `{"relax": "aniso", "pressure": 0.0}`
-      relaxes the cell too), `jacobian` (dict),
+      relaxes the cell too; `{"relax": "tri", "stress": [sxx, syy, szz, syz, sxz, sxy]}`
+      to a target stress tensor), `jacobian` (dict),
       `ensemble` (dict), `log_sensitivity`, `compression`, `title` (`KEYWORDS`).
 
     **Returns:** the result as an `xarray.Dataset` (an `xarray.DataTree` for structures of

@@ -133,12 +133,14 @@ class CellSettings:
 
     **Arguments:**
 
-    - `relax`: `"none"`, `"aniso"` or `"tri"` (`sensitiv.constraints.relax_cell`).
+    - `relax`: `"none"`, `"iso"`, `"aniso"` or `"tri"` (`sensitiv.constraints.relax_cell`).
     - `pressure`: the target hydrostatic pressure (energy / length³ of the model).
+    - `stress`: instead, the target Cauchy stress in Voigt order (tension positive), or `None`.
     """
 
     relax: str
     pressure: float
+    stress: tuple[float, ...] | None = None
 
     @property
     def relaxes(self) -> bool:
@@ -589,6 +591,12 @@ def _ensemble_settings(section: Mapping) -> EnsembleSettings:
                             workers=section.get("workers"))
 
 
+def _cell_settings(cell: Mapping) -> CellSettings:
+    stress = cell.get("stress")
+    return CellSettings(relax=cell["relax"], pressure=float(cell["pressure"]),
+                        stress=None if stress is None else tuple(float(v) for v in stress))
+
+
 def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, Any]:
     """The typed sections of a resolved document (keys are the schema's, checked by name)."""
     model = dict(resolved["model"])
@@ -600,7 +608,7 @@ def _sections(resolved: Mapping, files: tuple[StructureFile, ...]) -> dict[str, 
         "model": ModelSettings(**model),
         "solver": SolverSettings(**resolved["solver"]),
         "condition": ConditionSettings(**resolved["condition"]),
-        "cell": CellSettings(relax=resolved["cell"]["relax"], pressure=float(resolved["cell"]["pressure"])),
+        "cell": _cell_settings(resolved["cell"]),
         "observables": tuple(ObservableSettings(**o) for o in resolved["observables"]),
         "jacobian": JacobianSettings(**jacobian),
         "ensemble": _ensemble_settings(resolved["ensemble"]),

@@ -44,6 +44,7 @@ from ..records import EnergyModel, Parameter, Structure, System
 __all__ = [
     "STRAIN",
     "PRESSURE",
+    "TARGET_STRESS",
     "ThetaComponent",
     "parse_parameter_label",
     "resolve_shape",
@@ -59,6 +60,8 @@ STRAIN = "strain"
 #: The target pressure a relaxing cell adds to the parameters (`sensitiv.constraints.PRESSURE`,
 #: spelt here too so that validating a config loads no JAX).
 PRESSURE = "pressure"
+#: The target stress tensor of a relaxing cell given `cell.stress` (`sensitiv.constraints.TARGET_STRESS`).
+TARGET_STRESS = "target_stress"
 
 #: `name` or `name[i,j,...]`; an index is a number or, along a species dimension, a species name.
 LABEL = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(\[(?P<index>[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*)\])?$")
@@ -147,8 +150,9 @@ def is_species_matrix(param: Parameter) -> bool:
 
 
 def _symmetric_kind(param: Parameter, declared: Mapping[str, Parameter]) -> bool:
-    """Strain, and per-species-pair matrices (as the model record declares their shape)."""
-    return param.name == STRAIN or is_species_matrix(declared.get(param.name, param))
+    """Strain, a relaxing cell's target stress, and per-species-pair matrices (as the model
+    record declares their shape)."""
+    return param.name in (STRAIN, TARGET_STRESS) or is_species_matrix(declared.get(param.name, param))
 
 
 def _species_axes(param: Parameter) -> list[int]:

@@ -12,7 +12,8 @@ From the implicit Jacobian `∂x*/∂θ` of a root (and the total derivatives of
   root along directions by implicit differentiation (one higher-order JVP of `F` and one
   solve with the first order's operator), and the range of θ within which the first-order
   prediction errs by less than a tolerance.
-- `propagate`: all of it at one root, in two engine calls.
+- `propagate`: all of it at one root, in one engine program (the higher orders reuse the
+  Jacobian's factorization).
 """
 
 from __future__ import annotations

@@ -157,19 +157,22 @@ def _flat(fun, sol, params, args):
 
 
 @jax.jit(static_argnums=(0, 1))
-def _coefficients(fun, order, sol, params, args, coeffs, v):
-    """Taylor coefficients of `fun` (F or an observable) for every direction (rows of `v`)."""
+def _observable_orders(fun, third, sol, params, args, coeffs, v):
+    """One program per observable: its first, second and (`third`) third Taylor coefficients
+    along every direction (rows of `v`; the third along the path of `coeffs`, cubic when
+    `a₃` is in it) and `‖∇ₓ gᵢ‖₂` of every component (one VJP each, in batches)."""
     f, x, theta = _flat(fun, sol, params, args)
-    return jax.vmap(lambda c, vv: _taylor_coefficient(f, order, x, theta, c, vv))(coeffs, v)
 
+    def along(order, cs):
+        return jax.vmap(lambda c, vv: _taylor_coefficient(f, order, x, theta, c, vv))(cs, v)
 
-@jax.jit(static_argnums=(0,))
-def _gradient_row_norms(fun, sol, params, args):
-    """`‖∇ₓ gᵢ‖₂` for every component of an observable: one VJP each, in batches."""
-    f, x, theta = _flat(fun, sol, params, args)
-    out, vjp = jax.vjp(lambda xx: f(xx, theta), x)
-    rows = jnp.eye(out.shape[0], dtype=out.dtype)
-    return jax.lax.map(lambda e: jnp.linalg.norm(vjp(e)[0]), rows, batch_size=64)
+    out = {"g1": along(1, coeffs[:1]), "g2": along(2, coeffs[:2])}
+    if third:
+        out["g3"] = along(3, coeffs)
+    g0, vjp = jax.vjp(lambda xx: f(xx, theta), x)
+    rows = jnp.eye(g0.shape[0], dtype=g0.dtype)
+    out["grad_norm"] = jax.lax.map(lambda e: jnp.linalg.norm(vjp(e)[0]), rows, batch_size=64)
+    return out
 
 
 def directional_derivatives(
@@ -272,23 +275,21 @@ def directional_derivatives(
     newton = float(np.nan_to_num(np.asarray(info.solution_error_estimate)))
     obs_first, obs_second, obs_third, obs_bound = {}, {}, ({} if a3 is not None else None), {}
     obs_resolution = {}
+    coeffs = tuple(c for c in (a1, a2, a3) if c is not None)
     for name, g in observables.items():
         like = jax.eval_shape(g, sol, params, *args)
-        g1 = np.asarray(_coefficients(g, 1, sol, params, args, (a1,), v))
-        g2 = np.asarray(_coefficients(g, 2, sol, params, args, (a1, a2), v))
+        orders = jax.tree.map(np.asarray, _observable_orders(g, third_order != "none", sol, params, args, coeffs, v))
+        g1, g2, grad_norm = orders["g1"], orders["g2"], orders["grad_norm"]
         obs_first[name], obs_second[name] = rows_to(g1, like), rows_to(g2, like)
-        grad_norm = np.asarray(_gradient_row_norms(g, sol, params, args))
         # |∂₁gᵢ (x* − x̂)| ≤ ‖∇ₓgᵢ‖ ‖K⁺F‖: how far the unresolved root moves each component
         per_direction = rows_to(np.broadcast_to(grad_norm * newton, (k, grad_norm.size)), like)
         obs_resolution[name] = jax.tree.map(lambda a: a[..., 0], per_direction)
         if a3 is not None:
-            g3 = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2, a3), v))
-            obs_third[name] = rows_to(g3, like)
-            obs_bound[name] = rows_to(np.abs(g3), like)
+            obs_third[name] = rows_to(orders["g3"], like)
+            obs_bound[name] = rows_to(np.abs(orders["g3"]), like)
         elif third_order == "bound":
             # g₃ = (what the quadratic path gives) + ∂₁g a₃, and |∂₁gᵢ a₃| ≤ ‖∇ₓgᵢ‖ ‖a₃‖
-            g3_quad = np.asarray(_coefficients(g, 3, sol, params, args, (a1, a2), v))
-            obs_bound[name] = rows_to(np.abs(g3_quad) + grad_norm[None, :] * third_bound[:, None], like)
+            obs_bound[name] = rows_to(np.abs(orders["g3"]) + grad_norm[None, :] * third_bound[:, None], like)
         else:
             obs_bound[name] = rows_to(np.full_like(g2, np.nan), like)
 

@@ -1,12 +1,13 @@
-"""`propagate`: everything about a parameter covariance at one root, from two engine calls.
+"""`propagate`: everything about a parameter covariance at one root, from one engine program.
 
-1. The Jacobian `∂x*/∂θ` (one engine call), and from it the total derivatives of the
-   observables by forward products (`dg/dθ = ∂₁g J + ∂₂g`, one JVP of `g` per parameter).
+1. The Jacobian `∂x*/∂θ` and the second order along every parameter axis and every
+   principal direction of the covariance, in one engine program (the second-order
+   right-hand sides are solved with the Jacobian's factorization); from the Jacobian the
+   total derivatives of the observables by forward products (`dg/dθ = ∂₁g J + ∂₂g`).
 2. Linear propagation (per-atom covariance of the positions, covariance and correlations of
    the observables) and importance: algebra on the Jacobian, no further solve.
-3. Second order along every parameter axis and every principal direction of the covariance
-   (one engine call for all of them), a third-order bound without a solve, and from them
-   the validity ranges and the second-order shift of the mean,
+3. From the second order and a third-order bound (no further solve): the validity ranges
+   (orders the root does not resolve count as zero) and the second-order shift of the mean,
    `E[y] − y(θ̂) ≈ ½ tr(Σ ∂²y/∂θ²) = ½ Σₖ ∂²y[√λₖ uₖ, √λₖ uₖ]`.
 """
 
@@ -186,9 +187,9 @@ def propagate(
     """Propagate a parameter covariance through a root, rank the parameters, and say how far
     the linear prediction holds.
 
-    Costs one Jacobian, one more engine call for the second order along all `n + k`
-    directions (parameter axes and principal directions), and forward products; see the
-    module notes.
+    Costs one engine program — the Jacobian, then the second order along all `n + k`
+    directions (parameter axes and principal directions) solved with its factorization —
+    and forward products; see the module notes.
 
     **Arguments:**
 
@@ -201,7 +202,8 @@ def propagate(
     - `groups`, `rule`: as in `importance`.
     - `second_order`: compute second-order derivatives, validity ranges and mean shifts.
     - `third_order`: as in `directional_derivatives` (`"bound"`, `"solve"`, `"none"`).
-    - `jacobian`: a `JacobianResult` already computed at `(sol, params)` (skips the first call).
+    - `jacobian`: a `JacobianResult` already computed at `(sol, params)`: its columns are the
+      first order (the program still factorizes `K` once for the second order).
     - `**options`: options of `sensitiv.jacobian` (`null_space`, `method`, `sparsity`, ...).
 
     **Returns:** an `UncertaintyResult`.
@@ -246,7 +248,12 @@ def propagate(
     elif jacobian is None:
         jacobian = engine_jacobian(optimality_fun, sol, params, *args, **options)
     jac, info = jacobian.jacobian, jacobian.info
-    derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
+    if dd is not None:  # the first order along the parameter axes is dg/dθ
+        derivs = {name: _as_jacobian(_stack(jax.tree.map(lambda a: a[..., :n], dd.observables_first[name])),
+                                     jax.eval_shape(g, sol, params, *args), params)
+                  for name, g in observables.items()}
+    else:
+        derivs = observable_derivatives(observables, sol, params, *args, jacobian=jac)
 
     sol_leaves = jax.tree.leaves(sol)
     if len(sol_leaves) == 1 and np.ndim(sol_leaves[0]) >= 2:
