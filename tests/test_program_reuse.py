@@ -65,7 +65,9 @@ def test_trajectory_frames_compile_nothing_new(tmp_path):
     system = analyze._bind(frames[0], cfg.model, sensitiv.plugins.get_registry(), None, jnp.float64).system
     pair_counts = {len(system.interactions(jnp.asarray(s.positions), system.params)) for s in frames}
     assert len(pair_counts) > 1, pair_counts
-    assert counts[0][0] > 0 and counts[0][1] == 1
+    # frame 1 compiles the engine's program once, or nothing where an earlier test in this
+    # process already compiled the same shapes (the suite's workers are shared)
+    assert counts[0][1] <= 1, counts
     # frames 2…N: the engine compiles nothing; a program is lowered only for a path first
     # taken (the neighbor list's check, FIRE where Newton falls back on it)
     assert all(c[1] == 0 and c[0] <= 2 for c in counts[1:]), counts
