@@ -303,4 +303,7 @@ def compute_flags(
         flags = add(flags, symmetry_error > structure_rtol, 128)
     flags = add(flags, spectrum_unresolved, 256)
     trustworthy = (flags & _UNTRUSTED_MASK) == 0
-    return flags, trustworthy
+    # the sign of λ_min decides minimum vs saddle only where the solution error cannot flip it
+    settles_sign = (verdict_code == VERDICT_MINIMUM) | (verdict_code == VERDICT_SADDLE)
+    verdict = jnp.where(settles_sign & unsettled, VERDICT_UNDETERMINED, verdict_code).astype(jnp.int32)
+    return flags, trustworthy, verdict

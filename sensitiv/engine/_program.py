@@ -29,8 +29,7 @@ import jax.numpy as jnp
 from . import _dense, _krylov
 from . import _linalg as la
 from ._assembly import Assembly, Solved, Systems, assemble, systems, zero_mode_projector
-from ._diagnostics import (VERDICT_MINIMUM, VERDICT_SADDLE, VERDICT_UNDETERMINED, JacobianInfo, beyond_first_order,
-                           compute_flags)
+from ._diagnostics import JacobianInfo, compute_flags
 from ._operators import Problem, flat_problem, merge_callable, unflatten
 
 __all__ = ["run", "Solves"]
@@ -173,13 +172,9 @@ def _curvature_uncertainty(plan, asm: Assembly, proj, step, steps: int = 8):
 
 def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> JacobianInfo:
     spec, dtype = solved.spectrum, asm.prob.dtype
-    # the sign of λ_min decides minimum vs saddle only where the solution error cannot flip it
-    settles_sign = (spec.verdict == VERDICT_MINIMUM) | (spec.verdict == VERDICT_SADDLE)
-    verdict = jnp.where(settles_sign & beyond_first_order(spec.lambda_min, reach),
-                        VERDICT_UNDETERMINED, spec.verdict).astype(jnp.int32)
     residual_norm = jnp.linalg.norm(asm.prob.residual)
     sol_err = jnp.linalg.norm(solved.newton) if solved.newton is not None else jnp.asarray(jnp.nan, dtype)
-    flags, trustworthy = compute_flags(
+    flags, trustworthy, verdict = compute_flags(
         # F(x̂, θ) not finite (NaN input under jit): no Jacobian at such a point can be trusted
         jacobian_finite=jnp.all(jnp.isfinite(j_flat)) & jnp.isfinite(residual_norm),
         column_converged=solved.column_converged,
