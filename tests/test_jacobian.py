@@ -300,6 +300,27 @@ def test_saddle_is_flagged_in_every_strategy():
         assert rel_err(result.jacobian, expected) < 1e-8, method
 
 
+def test_float32_minimum_with_a_soft_mode_is_trusted():
+    """float32, d = 256, λ_min/λ_max = 2e-3 (a sound soft packing's ratio): a minimum, not
+    a zero mode. The zero-mode threshold 100 d eps (3e-3 λ_max here) called it singular;
+    rounding moves the eigenvalues by about eps λ_max, under 100 √d eps."""
+    d = 256
+    q = np.linalg.qr(np.random.default_rng(3).normal(size=(d, d)))[0]
+    lam = np.geomspace(2e-3, 1.0, d)
+    h = (q * lam) @ q.T
+    energy = lambda x, theta: 0.5 * x @ jnp.asarray(h, jnp.float32) @ x - theta @ x
+    theta = jnp.asarray(np.random.default_rng(4).normal(size=d), jnp.float32)
+    x = jnp.asarray(np.linalg.solve(h, np.asarray(theta, np.float64)), jnp.float32)
+    expected = np.linalg.inv(h)  # J = H⁻¹ since ∂F/∂θ = −I, in float64
+    for method in ("dense", "krylov"):
+        result = jacobian(jax.grad(energy), x, theta, method=method, symmetric=True)
+        info = result.info
+        assert info.verdict == "minimum" and int(info.detected_null_dim) == 0, method
+        assert bool(info.trustworthy), (method, info.warnings)
+        assert abs(float(info.lambda_min) - 2e-3) <= max(2e-6, float(info.lambda_min_residual)), method
+        assert rel_err(np.asarray(result.jacobian, np.float64), expected) < 1e-3, method
+
+
 def test_rattler_is_detected_and_jacobian_is_minimum_norm(packing):
     p = packing
     x = np.asarray(p["x"])

@@ -133,7 +133,7 @@ def jacobian(
     - `parameter_derivatives`: how `∂₂F` is applied in reverse mode: `"forward"` (JVPs,
       safe where reverse-mode derivatives of the model give NaN), `"reverse"` (VJPs), `"auto"`.
     - `singular_rtol`: eigenvalues below `singular_rtol · λ_max` count as zero modes
-      (default `100 d eps`).
+      (default `100 √d eps`).
     - `trust_rtol`: the estimated relative Jacobian error above which the result is not
       trustworthy (default `1e-6` in float64, `1e-3` in float32).
     - `seed`: for the random probe directions of the diagnostics.
