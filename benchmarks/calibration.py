@@ -1,6 +1,6 @@
 """Calibration of the Jacobian engine's verdicts on cases whose truth is known.
 
-    python benchmarks/calibration.py              # full sizes (about 20 minutes on 2 CPU cores)
+    python benchmarks/calibration.py              # full sizes (25 to 35 minutes on 2 shared CPU cores)
     python benchmarks/calibration.py --reduced    # the CI sizes (tests/test_jacobian_calibration.py)
     python benchmarks/calibration.py --only fcc --strategies dense,krylov
 
