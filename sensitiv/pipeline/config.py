@@ -250,6 +250,9 @@ class JacobianSettings:
     - `parameter_derivatives`: `"auto"`, `"forward"` or `"reverse"`.
     - `use_interactions`: pass the model's interacting pairs as a sparsity hint.
     - `tol`, `maxiter`, `trust_rtol`: given values, or `None` for the engine's defaults.
+    - `pad_atoms`: `"auto"`, `True` or `False`: pad atom counts to buckets with phantom
+      atoms (`sensitiv.pipeline.structure.atom_bucket`) so that structures of different
+      sizes share compiled programs; `"auto"` when a run's atom counts differ.
     """
 
     strategy: str
@@ -262,6 +265,7 @@ class JacobianSettings:
     tol: float | None = None
     maxiter: int | None = None
     trust_rtol: float | None = None
+    pad_atoms: bool | str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
