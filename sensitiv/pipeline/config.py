@@ -262,10 +262,10 @@ class JacobianSettings:
     lanczos_steps: int
     parameter_derivatives: str
     use_interactions: bool
+    pad_atoms: bool | str
     tol: float | None = None
     maxiter: int | None = None
     trust_rtol: float | None = None
-    pad_atoms: bool | str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)
