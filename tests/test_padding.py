@@ -113,24 +113,29 @@ def test_pair_model_padded_results_are_the_unpadded_ones(tmp_path):
     _check_model(atoms, lambda p: _config(p, model), tmp_path, pad_to=32)
 
 
-@pytest.mark.slow  # ~2 min of compilation on 2 cores
-def test_eam_padded_results_are_the_unpadded_ones(tmp_path):
+def _copper():
     atoms = ase.build.bulk("Cu", "fcc", a=3.615, cubic=True).repeat((2, 2, 1))  # 16 atoms
     del atoms[3]
     atoms.rattle(0.03, seed=2)
-    model = "{name: eam, options: {potential_file: Cu_u3.eam}, differentiate: all}"
-    _check_model(atoms, lambda p: _config(p, model), tmp_path, pad_to=16)
+    return atoms
 
 
-@pytest.mark.slow  # ~4 min of compilation on 2 cores
-def test_three_body_padded_results_are_the_unpadded_ones(tmp_path):
+def _silicon():
     atoms = ase.build.bulk("Si", "diamond", a=5.431, cubic=True).repeat((2, 1, 1))  # 16 atoms
     del atoms[5]
     atoms.rattle(0.03, seed=3)
-    # the neighbor list on: phantoms must stay out of its cells and counts too
-    model = ("{name: tersoff, options: {potential_file: Si.tersoff, neighbor_list: true},"
-             " differentiate: [A, B, lambda1, lambda2, strain]}")
-    _check_model(atoms, lambda p: _config(p, model), tmp_path, pad_to=16)
+    return atoms
+
+
+@pytest.mark.slow  # 2–4 min of compilation each on 2 cores
+@pytest.mark.parametrize("atoms,model", [
+    (_copper, "{name: eam, options: {potential_file: Cu_u3.eam}, differentiate: all}"),
+    # three-body, with the neighbor list on: phantoms must stay out of its cells and counts too
+    (_silicon, "{name: tersoff, options: {potential_file: Si.tersoff, neighbor_list: true},"
+               " differentiate: [A, B, lambda1, lambda2, strain]}"),
+], ids=["eam", "tersoff"])
+def test_many_body_padded_results_are_the_unpadded_ones(tmp_path, atoms, model):
+    _check_model(atoms(), lambda p: _config(p, model), tmp_path, pad_to=16)
 
 
 def test_padding_decision(tmp_path):
@@ -151,3 +156,40 @@ def test_padding_decision(tmp_path):
     with pytest.raises(ConfigError, match="pad_atoms.*fixed atoms"):
         ensemble.padding(structures, config.load(text=fixed), record)
     assert [structure.atom_bucket(n) for n in (7, 17, 100, 107, 129, 1000)] == [7, 18, 104, 112, 144, 1024]
+
+
+def _springs(pairs, x, k):
+    """∇ₓE of a spring network (rest length 1): phantoms appended to `x` take part in no spring."""
+
+    def energy(xx):
+        d = xx[pairs[:, 0]] - xx[pairs[:, 1]]
+        return 0.5 * jnp.sum(k * (jnp.sqrt(jnp.sum(d * d, axis=1)) - 1.0) ** 2)
+
+    return jax.grad(energy)(x)
+
+
+@pytest.mark.parametrize("method", ["dense", "krylov"])
+def test_engine_excludes_inactive_coordinates(method):
+    import sensitiv
+
+    rng = np.random.default_rng(0)
+    n, n_pad = 12, 16
+    pairs = np.array([[i, i + 1] for i in range(n - 1)] + [[0, 5], [2, 9], [3, 7], [1, 4], [6, 10], [8, 11], [0, 2]])
+    F = jax.tree_util.Partial(_springs, jnp.asarray(pairs))
+    k = jnp.asarray(rng.uniform(1.0, 2.0, size=len(pairs)))
+    x = rng.normal(size=(n, 2))
+    x_pad = np.concatenate([x, np.repeat(x[:1], n_pad - n, axis=0)])
+    common = dict(method=method, sparsity=pairs, symmetric=True)
+    plain = sensitiv.jacobian(F, jnp.asarray(x), k, null_space=sensitiv.rigid_body_modes(x), **common)
+    modes = np.zeros((3, n_pad, 2))
+    modes[:, :n] = np.asarray(sensitiv.rigid_body_modes(x)).reshape(3, n, 2)
+    padded = sensitiv.jacobian(F, jnp.asarray(x_pad), k, null_space=modes.reshape(3, -1), active=np.arange(n_pad) < n,
+                               **common)
+    j, j_pad = np.asarray(plain.jacobian), np.asarray(padded.jacobian)
+    assert not j_pad[n:].any()  # phantom rows: exactly zero
+    np.testing.assert_allclose(j_pad[:n], j, rtol=0, atol=1e-11 * np.abs(j).max())
+    for name in ("verdict", "null_space_dim", "detected_null_dim", "trustworthy"):
+        assert np.asarray(getattr(padded.info, name)) == np.asarray(getattr(plain.info, name)), name
+    np.testing.assert_allclose(padded.info.lambda_min, plain.info.lambda_min, rtol=1e-10)
+    with pytest.raises(sensitiv.errors.InputError, match="active: 5 entries"):
+        sensitiv.jacobian(F, jnp.asarray(x_pad), k, active=np.ones(5, bool), **common)
