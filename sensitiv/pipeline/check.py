@@ -365,13 +365,15 @@ def check_text(report: CheckReport) -> str:
             lines.append(f"  x*: rms σ per atom linear {_f(p['rms_std_linear'])}, sampled {_f(p['rms_std_sampled'])} "
                          f"(ratio {_f(p['rms_std_ratio'])}, allowed ±{r['allowance']:.0%})"
                          + ("" if p["agrees"] else "  DISAGREES"))
-        lines.append(f"  mean of x* − x̂: sampled ‖·‖ {_f(p['mean_sampled'])} (sampling error {_f(p['mean_sampling_error'])}); "
-                     f"the same samples' second-order model misses it by {_f(p['mean_model_residual'])}; "
-                     f"½ tr(Σ ∂²x*/∂θ²) = {_f(p['mean_shift_second_order'])}")
+            lines.append(f"  mean of x* − x̂: sampled ‖·‖ {_f(p['mean_sampled'])} (sampling error "
+                         f"{_f(p['mean_sampling_error'])}); the same samples' second-order model misses it by "
+                         f"{_f(p['mean_model_residual'])}; ½ tr(Σ ∂²x*/∂θ²) = {_f(p['mean_shift_second_order'])}")
         for o in r["observables"]:
-            lines.append(f"  {o['label']}: sampled/linear σ in [{_f(o['std_ratio_min'])}, {_f(o['std_ratio_max'])}] "
-                         f"(largest σ linear {_f(o.get('std_linear_max'))}, sampled {_f(o.get('std_sampled_max'))})"
-                         + ("" if o["agrees"] else "  DISAGREES"))
+            ratios = ("sampled/linear σ: linear 0, sampled beyond round-off (second order or higher)"
+                      if o["std_ratio_max"] is None and not o["agrees"] else
+                      f"sampled/linear σ in [{_f(o['std_ratio_min'])}, {_f(o['std_ratio_max'])}]")
+            lines.append(f"  {o['label']}: {ratios} (largest σ linear {_f(o.get('std_linear_max'))}, "
+                         f"sampled {_f(o.get('std_sampled_max'))})" + ("" if o["agrees"] else "  DISAGREES"))
         for name, c in (r["elastic_constants"] or {}).items():
             lines.append(f"  {name}: σ linear {_f(c['std_linear'])}, sampled {_f(c['std_sampled'])}"
                          + ("" if c["agrees"] else "  DISAGREES"))
