@@ -228,27 +228,8 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
     agrees_stats = static or var_ratio is None or abs(math.sqrt(var_ratio) - 1) <= allowance
     positions["static"] = bool(static)
     positions["agrees"] = bool(agrees_stats)
-    observables = []
-    theta = np.asarray(a.theta)
-    steps = np.where(np.diag(sigma) > 0, np.where(theta != 0, np.abs(theta), np.sqrt(np.diag(sigma))), 0.0)
-    for o in u.observables:
-        vals = np.asarray(obs_values[o.label])
-        sampled = vals.std(axis=0, ddof=1)
-        lin = np.asarray(o.std)
-        # round-off: below ROUND_OFF of the change the parameters' own size would make
-        natural = np.abs(np.asarray(o.derivative)) @ steps
-        noise = ROUND_OFF * max(float(np.max(natural, initial=0.0)), float(np.max(np.abs(vals), initial=0.0)))
-        # compared where either side is resolved: a linear σ of exactly 0 against a sampled
-        # spread (second order only) is a ratio of inf, a disagreement
-        big = (lin > max(noise, 1e-8 * float(np.max(lin, initial=0.0)))) | (sampled > noise)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(big, sampled / np.where(big, lin, 1.0), np.nan)
-        ok = bool(np.all(np.abs(ratio[big] - 1) <= allowance)) if np.any(big) else True
-        agrees_stats &= ok
-        observables.append({"label": o.label, "std_ratio_min": _nan_none(np.nanmin(ratio)) if np.any(big) else None,
-                            "std_ratio_max": _nan_none(np.nanmax(ratio)) if np.any(big) else None,
-                            "std_linear_max": float(np.max(lin, initial=0.0)),
-                            "std_sampled_max": float(np.max(sampled, initial=0.0)), "agrees": ok})
+    observables, ok = _compare_observables(u, obs_values, np.asarray(a.theta), sigma, allowance)
+    agrees_stats &= ok
     elastic_rec, relaxation_rec, ok = _compare_elastic(u, elastic, fields, allowance)
     agrees_stats &= ok
     return {
@@ -274,6 +255,32 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
         "validity_agrees": bool(all(agree_each)),
         "second_order_warnings": list(dd.info.warnings),
     }
+
+
+def _compare_observables(u, obs_values: dict, theta: np.ndarray, sigma: np.ndarray,
+                         allowance: float) -> tuple[list, bool]:
+    """Sampled against linear σ of each observable, component by component: `(records, agree)`."""
+    steps = np.where(np.diag(sigma) > 0, np.where(theta != 0, np.abs(theta), np.sqrt(np.diag(sigma))), 0.0)
+    observables, agrees = [], True
+    for o in u.observables:
+        vals = np.asarray(obs_values[o.label])
+        sampled = vals.std(axis=0, ddof=1)
+        lin = np.asarray(o.std)
+        # round-off: below ROUND_OFF of the change the parameters' own size would make
+        natural = np.abs(np.asarray(o.derivative)) @ steps
+        noise = ROUND_OFF * max(float(np.max(natural, initial=0.0)), float(np.max(np.abs(vals), initial=0.0)))
+        # compared where either side is resolved: a linear σ of exactly 0 against a sampled
+        # spread (second order only) is a ratio of inf, a disagreement
+        big = (lin > max(noise, 1e-8 * float(np.max(lin, initial=0.0)))) | (sampled > noise)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(big, sampled / np.where(big, lin, 1.0), np.nan)
+        ok = bool(np.all(np.abs(ratio[big] - 1) <= allowance)) if np.any(big) else True
+        agrees &= ok
+        observables.append({"label": o.label, "std_ratio_min": _nan_none(np.nanmin(ratio)) if np.any(big) else None,
+                            "std_ratio_max": _nan_none(np.nanmax(ratio)) if np.any(big) else None,
+                            "std_linear_max": float(np.max(lin, initial=0.0)),
+                            "std_sampled_max": float(np.max(sampled, initial=0.0)), "agrees": ok})
+    return observables, agrees
 
 
 def _compare_elastic(u, elastic: list, fields: list, allowance: float) -> tuple[dict | None, dict | None, bool]:
