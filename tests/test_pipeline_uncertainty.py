@@ -265,3 +265,29 @@ def test_check_refuses_a_solver_that_relaxes_nothing():
     assert not none.solver.relaxes
     with pytest.raises(ConfigError, match="relaxes nothing.*solver.name=fire"):
         check_config(none, samples=4)
+
+
+@pytest.mark.slow  # 1-4 min on 2 loaded cores: the check's compilation, not the 4 atoms
+def test_check_a_perfect_crystal_whose_atoms_do_not_move():
+    # x* of a perfect crystal does not move with σ, ε: linear σ and sampled spread are both
+    # round-off, and their ratio (here ~50) must not read as a disagreement
+    from sensitiv.pipeline.check import check_config, check_text
+
+    cfg = config.load(text="""
+structure: {generator: {name: fcc, lattice_constant: 5.26, repeat: [1, 1, 1], species: Ar, rattle: 0.02, seed: 1}}
+model:
+  name: lennard_jones
+  parameters: {sigma: 3.405, epsilon: 0.0104}
+  options: {r_cutoff: 1.5, r_onset: 1.3, energy_units: eV}
+  differentiate: [sigma, epsilon]
+solver: {name: fire, options: {ftol: 1.0e-10}}
+observables: [energy]
+uncertainty: {relative_std: {sigma: 0.01, epsilon: 0.02}}
+""")
+    result = check_config(cfg, samples=6, seed=1)
+    rec = result.structures[0]
+    assert rec["positions"]["static"] and rec["positions"]["agrees"]
+    assert rec["positions"]["rms_std_sampled"] < 1e-9 and rec["first_order_error"]["disagreements"] == 0
+    energy = rec["observables"][0]  # E ∝ ε at fixed x*: resolved, and linear in ε
+    assert energy["agrees"] and energy["std_sampled_max"] > 1e-4
+    assert "x*: does not move" in check_text(result) and result.agrees
