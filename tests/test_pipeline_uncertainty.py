@@ -206,6 +206,14 @@ def test_summary_ranks_the_parameters(run):
     # case, once a NameError): no folder of the user's machine in the summary
     from_file = report._uncertainty_lines(dict(unc, source="/home/someone/fits/covariance.json"), "Å")
     assert from_file[0].startswith("  uncertainty (covariance.json): σ(x*) per atom max")
+    # an observable whose first-order change vanishes (the stress of a cell held at zero
+    # pressure by the covariance: silicon_uq) has a range of ~1e-13 σ; the summary says the
+    # change is second order instead of quoting the range as if the first order held to it
+    stress = dict(unc["observables"][0], label="stress", linear=False, validity_principal_min=5e-13)
+    held = dict(unc["observables"][0], label="energy", linear=False, validity_principal_min=0.41)
+    lines = report._uncertainty_lines(dict(unc, observables=[stress, held]), "Å")
+    assert any(line.strip().startswith("stress:") and "second order in θ beyond 5e-13 σ" in line for line in lines), lines
+    assert any(line.strip().startswith("energy:") and "first order within 1% to 0.41 σ" in line for line in lines), lines
 
 
 def test_elastic_constant_uncertainty_matches_finite_differences(run):

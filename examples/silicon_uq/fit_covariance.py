@@ -11,7 +11,7 @@ open, from stated data:
 | --- | --- | --- |
 | a₀ (Å) | 5.431 | Si lattice constant at room temperature (CODATA: 5.431 020 511 Å at 22.5 °C) |
 | E_c (eV/atom) | 4.63 | Kittel, *Introduction to Solid State Physics*, cohesive energies table |
-| C11, C12, C44 (GPa) | 165.64, 63.94, 79.51 | McSkimin & Andreatch, *J. Appl. Phys.* **35**, 2161 (1964), 25 °C |
+| C11, C12, C44 (GPa) | 165.64, 63.94, 79.51 | Hall, *Phys. Rev.* **161**, 756 (1967), 298 K (McSkimin & Andreatch, *J. Appl. Phys.* **35**, 2161 (1964): 165.78, 63.92, 79.62) |
 
 Stillinger & Weber (*Phys. Rev. B* **31**, 5262 (1985)) chose their parameters for a₀,
 the cohesive energy and the liquid's structure, not for the elastic constants: with the
