@@ -168,7 +168,8 @@ def _springs(pairs, x, k):
     return jax.grad(energy)(x)
 
 
-@pytest.mark.parametrize("method", ["dense", "krylov"])
+@pytest.mark.parametrize("method", [pytest.param("dense", marks=pytest.mark.slow),  # the pipeline tests run dense
+                                    "krylov"])
 def test_engine_excludes_inactive_coordinates(method):
     import sensitiv
 

@@ -655,6 +655,10 @@ def analyze_structure(
                 functions, elastic, voigt_pairs(d), options, system.length_units or structure.length_units,
             )
     engine = _engine_report(info)
+    if ATOM_MASK in system.params and len(system.positions) > structure.n_atoms:
+        engine = dataclasses.replace(engine, notes=engine.notes + (
+            f"analyzed padded to {len(system.positions)} atoms (jacobian.pad_atoms: masked phantoms, left out of "
+            f"every result) to share compiled programs with other sizes",))
     problems = _problems(engine, jac)
     return StructureAnalysis(
         structure=structure,
