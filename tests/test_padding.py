@@ -148,7 +148,8 @@ def test_padding_decision(tmp_path):
     record = get_registry().get_energy_model("lennard_jones")
     structures = structure.read_structures(config.load(text=text).structure)
     assert [s.n_atoms for s in structures] == [31, 29]
-    assert ensemble.padding(structures, config.load(text=text), record) == [32, 30]
+    # 29 atoms would be a bucket of its own (30): within 7/8 of 32, it joins the 31 atoms'
+    assert ensemble.padding(structures, config.load(text=text), record) == [32, 32]
     assert ensemble.padding(structures[:1], config.load(text=text), record) == [None]  # one size: nothing to share
     assert ensemble.padding(structures[:1], config.load(text=text + "jacobian: {pad_atoms: true}\n"), record) == [32]
     assert ensemble.padding(structures, config.load(text=text + "jacobian: {pad_atoms: false}\n"), record) == [None] * 2
@@ -156,6 +157,9 @@ def test_padding_decision(tmp_path):
     with pytest.raises(ConfigError, match="pad_atoms.*fixed atoms"):
         ensemble.padding(structures, config.load(text=fixed), record)
     assert [structure.atom_bucket(n) for n in (7, 17, 100, 107, 129, 1000)] == [7, 18, 104, 112, 144, 1024]
+    sizes = [dataclasses.replace(structures[0], positions=np.zeros((n, 3)), species=np.zeros(n, int))
+             for n in (108, 100, 105, 90)]
+    assert ensemble.padding(sizes, config.load(text=text), record) == [112, 112, 112, 96]
 
 
 def _springs(pairs, x, k):

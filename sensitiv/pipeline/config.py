@@ -251,7 +251,7 @@ class JacobianSettings:
     - `use_interactions`: pass the model's interacting pairs as a sparsity hint.
     - `tol`, `maxiter`, `trust_rtol`: given values, or `None` for the engine's defaults.
     - `pad_atoms`: `"auto"`, `True` or `False`: pad atom counts to buckets with phantom
-      atoms (`sensitiv.pipeline.structure.atom_bucket`) so that structures of different
+      atoms (`sensitiv.pipeline.ensemble.padding`) so that structures of different
       sizes share compiled programs; `"auto"` when a run's atom counts differ.
     """
 

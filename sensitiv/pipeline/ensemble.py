@@ -122,12 +122,13 @@ def padding(structures: Sequence[Structure], cfg: Config, model: EnergyModel) ->
     - `cfg`: the resolved config.
     - `model`: the energy model's record.
 
-    **Returns:** one entry per structure: `atom_bucket(n_atoms)` or `None`.
+    **Returns:** one entry per structure, or `None`: the bucket (`atom_bucket`) of the
+    largest size, for every size within 7/8 of it; the same for the sizes left.
 
     **Example:**
 
     ```python
-    padding(structures, cfg, registry.get_energy_model(cfg.model.name))   # [112, 112, 104]
+    padding(structures, cfg, registry.get_energy_model(cfg.model.name))   # [112, 112, 104] for 108, 105, 100 atoms
     ```
     """
     mode = cfg.jacobian.pad_atoms
@@ -145,7 +146,17 @@ def padding(structures: Sequence[Structure], cfg: Config, model: EnergyModel) ->
     if obstacles and mode is True:
         raise ConfigError(f"jacobian.pad_atoms: true cannot pad with {obstacles[0]}; set jacobian.pad_atoms: auto "
                           f"or false")
-    return [None if obstacles else atom_bucket(s.n_atoms) for s in structures]
+    if obstacles:
+        return [None] * len(structures)
+    # From the largest size down: its bucket takes every size within 7/8 of it, so that
+    # sizes the ladder would split (29 → 30, 31 → 32) still share one count, at most 1/7 more atoms.
+    target: dict[int, int] = {}
+    sizes = sorted({s.n_atoms for s in structures}, reverse=True)
+    for n in sizes:
+        if n not in target:
+            bucket = atom_bucket(n)
+            target.update({m: bucket for m in sizes if m not in target and 8 * m >= 7 * bucket})
+    return [target[s.n_atoms] for s in structures]
 
 
 def make_tasks(structures: Sequence[Structure], cfg: Config, registry: Registry | None = None) -> list[Task]:
