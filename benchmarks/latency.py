@@ -21,6 +21,11 @@ load is recorded with them, since the machine may be shared):
    frames differ in their interaction pairs; relaxed, they reach one minimum.)
 4. Equilibrium from a LAMMPS-relaxed structure (EAM copper, 107 atoms, LAMMPS CG to
    `ftol` 1e-6): `polish` against `fire` to max‖f‖ ≤ 1e-10 eV/Å, compiled (second call).
+5. An ensemble whose atom counts vary (`--ensemble` structures: fcc argon, 108 atoms, with
+   0, 1, 2, … atoms taken out, rattled): analyzed with atom counts padded to their bucket
+   (`jacobian.pad_atoms`, 112 here) and without, structure by structure in one process;
+   per-structure wall and XLA compilations (engine programs apart), against the steady
+   state (the last structure again, padded). Persistent cache off.
 
 Writes `benchmarks/results/latency-<device>.json` and `.md`.
 """
@@ -184,6 +189,47 @@ def polish_against_fire(tmp: str) -> dict:
     return out
 
 
+def varying_atoms(count: int, tmp: str) -> dict:
+    import ase.build
+    import ase.io
+
+    from sensitiv import cache
+    from sensitiv.pipeline import analyze, config, structure
+
+    cache.disable()  # count what this process compiles
+    crystal = ase.build.bulk("Ar", "fcc", a=5.26, cubic=True).repeat((3, 3, 3))  # 108 atoms
+    images = []
+    for k in range(count):
+        image = crystal.copy()
+        del image[[7 * j for j in range(k)]]
+        image.rattle(0.02, seed=k)
+        images.append(image)
+    path = os.path.join(tmp, "ensemble.extxyz")
+    ase.io.write(path, images, format="extxyz")
+    model = ("model: {name: lennard_jones, parameters: {sigma: 3.405, epsilon: 0.0104},\n"
+             "        options: {r_cutoff: 2.2, r_onset: 1.9, energy_units: eV}, differentiate: [sigma, epsilon]}\n")
+    out = {"atoms": [len(i) for i in images]}
+    for label, pad in (("padded", "true"), ("unpadded", "false")):
+        cfg = config.load(text=f"structure: {{file: {path}, frames: all}}\n{model}observables: [energy, stress]\n"
+                               f"jacobian: {{pad_atoms: {pad}}}\n")
+        structures = structure.read_structures(cfg.structure)
+        targets = [structure.atom_bucket(s.n_atoms) if pad == "true" else None for s in structures]
+        walls, compiles, engine = [], [], []
+        for s, pad_to in zip(structures, targets):
+            before, engine_before = COMPILES["count"], _program.run._cache_size()
+            start = time.perf_counter()
+            analyze.analyze_structure(s, cfg, pad_to=pad_to)
+            walls.append(time.perf_counter() - start)
+            compiles.append(COMPILES["count"] - before)
+            engine.append(_program.run._cache_size() - engine_before)
+        out[label] = {"walls": walls, "compiles": compiles, "engine": engine, "buckets": targets}
+        if pad == "true":
+            start = time.perf_counter()
+            analyze.analyze_structure(structures[-1], cfg, pad_to=targets[-1])
+            out["steady"] = time.perf_counter() - start
+    return out
+
+
 def markdown(r: dict) -> str:
     lines = [f"# Latency (issue 14), {r['device']}, {r['date']}", "",
              f"load average before/after: {r['load_before']} / {r['load_after']}"
@@ -216,6 +262,14 @@ def markdown(r: dict) -> str:
             f"| FIRE from the same start to the same max‖f‖ | {po['fire']['seconds']:.3f} s, {po['fire']['steps']} steps "
             "| 1 | — |",
         ]
+    en = r.get("ensemble")
+    if en:
+        for label in ("padded", "unpadded"):
+            e = en[label]
+            lines.append(f"| ensemble of {len(en['atoms'])} ({min(en['atoms'])}–{max(en['atoms'])} atoms), {label}: "
+                         f"first; later mean | {e['walls'][0]:.2f} s; {np.mean(e['walls'][1:]):.2f} s | "
+                         f"{np.mean(e['walls'][1:]) / en['steady']:.2f} × steady | — |")
+        lines.append(f"| ensemble steady state (last structure again, padded) | {en['steady']:.2f} s | 1 | — |")
     if tr:
         lines += [
             "",
@@ -224,14 +278,20 @@ def markdown(r: dict) -> str:
             f"{tr['compiles_later']}); steady {tr['compiles_steady']}. Interaction pairs of the input frames: "
             f"{tr['input_pairs'][0]}–{tr['input_pairs'][1]}.",
         ]
+    if en:
+        lines += ["", "XLA compilations per structure of the ensemble (atoms " + ", ".join(map(str, en["atoms"]))
+                  + "): padded to " + ", ".join(map(str, en["padded"]["buckets"])) + f": {en['padded']['compiles']} "
+                  f"(engine {en['padded']['engine']}); unpadded: {en['unpadded']['compiles']} "
+                  f"(engine {en['unpadded']['engine']})."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=50, help="trajectory frames (issue: ≥ 50)")
-    parser.add_argument("--sections", default="cheap,readme,polish,trajectory",
-                        help="comma-separated subset of cheap, readme, polish, trajectory")
+    parser.add_argument("--ensemble", type=int, default=4, help="structures of the varying-N ensemble")
+    parser.add_argument("--sections", default="cheap,readme,polish,trajectory,ensemble",
+                        help="comma-separated subset of cheap, readme, polish, trajectory, ensemble")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     device = jax.devices()[0].platform
@@ -246,10 +306,12 @@ def main() -> None:
             result["polish"] = polish_against_fire(tmp)
         if "trajectory" in sections:
             result["trajectory"] = trajectory(args.frames, tmp)
+        if "ensemble" in sections:
+            result["ensemble"] = varying_atoms(args.ensemble, tmp)
     result["load_after"] = load()
     out = os.path.join(ROOT, "benchmarks", "results", f"latency-{device}")
     print(markdown(result))
-    if os.path.exists(out + ".json") and sections != {"cheap", "readme", "polish", "trajectory"}:
+    if os.path.exists(out + ".json") and sections != {"cheap", "readme", "polish", "trajectory", "ensemble"}:
         # a partial run updates its sections of the stored results, keeping the others
         with open(out + ".json") as handle:
             stored = json.load(handle)

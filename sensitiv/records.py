@@ -33,10 +33,17 @@ __all__ = [
     "OptimalityCondition",
     "StructureReader",
     "SHAPE_SYMBOLS",
+    "ATOM_MASK",
 ]
 
 #: The symbolic dimensions a `Parameter.shape` may contain (see `Parameter`).
 SHAPE_SYMBOLS = ("species", "atoms", "spatial")
+
+#: The `System.params` key under which a model that honors `Structure.phantoms` puts its
+#: atom mask: `(n_atoms,)` floats, 1 for a real atom, 0 for a phantom. It travels with the
+#: parameters (traced, not baked into compiled programs), so that structures of different
+#: sizes padded to one atom count share every program; it is never differentiated.
+ATOM_MASK = "atom_mask"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +112,11 @@ class Structure:
       interpretation is silent.
     - `fixed`: `(n_atoms,)` booleans, `True` for atoms the file marks as held fixed (ASE
       `FixAtoms`, extended XYZ `move_mask`), or `None` when the file says nothing.
+    - `phantoms`: `None` (not padded), or how many of the last atoms are padding the
+      pipeline appended (masked atoms: no energy, no force, no output;
+      `jacobian.pad_atoms`), possibly 0 for a structure whose size is a bucket already. A
+      model that honors them puts `ATOM_MASK` into its `System.params`; the pipeline
+      refuses one that does not.
 
     **Example:**
 
@@ -130,6 +142,7 @@ class Structure:
     image: Any = None
     readings: tuple[str, ...] = ()
     fixed: np.ndarray | None = None
+    phantoms: int | None = None
 
     @property
     def n_atoms(self) -> int:

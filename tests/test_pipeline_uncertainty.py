@@ -206,6 +206,14 @@ def test_summary_ranks_the_parameters(run):
     # case, once a NameError): no folder of the user's machine in the summary
     from_file = report._uncertainty_lines(dict(unc, source="/home/someone/fits/covariance.json"), "Å")
     assert from_file[0].startswith("  uncertainty (covariance.json): σ(x*) per atom max")
+    # an observable whose first-order change vanishes (the stress of a cell held at zero
+    # pressure by the covariance: silicon_uq) has a range of ~1e-13 σ; the summary says the
+    # change is second order instead of quoting the range as if the first order held to it
+    stress = dict(unc["observables"][0], label="stress", linear=False, validity_principal_min=5e-13)
+    held = dict(unc["observables"][0], label="energy", linear=False, validity_principal_min=0.41)
+    lines = report._uncertainty_lines(dict(unc, observables=[stress, held]), "Å")
+    assert any(line.strip().startswith("stress:") and "second order in θ beyond 5e-13 σ" in line for line in lines), lines
+    assert any(line.strip().startswith("energy:") and "first order within 1% to 0.41 σ" in line for line in lines), lines
 
 
 def test_elastic_constant_uncertainty_matches_finite_differences(run):
@@ -265,3 +273,29 @@ def test_check_refuses_a_solver_that_relaxes_nothing():
     assert not none.solver.relaxes
     with pytest.raises(ConfigError, match="relaxes nothing.*solver.name=fire"):
         check_config(none, samples=4)
+
+
+@pytest.mark.slow  # 1-4 min on 2 loaded cores: the check's compilation, not the 4 atoms
+def test_check_a_perfect_crystal_whose_atoms_do_not_move():
+    # x* of a perfect crystal does not move with σ, ε: linear σ and sampled spread are both
+    # round-off, and their ratio (here ~50) must not read as a disagreement
+    from sensitiv.pipeline.check import check_config, check_text
+
+    cfg = config.load(text="""
+structure: {generator: {name: fcc, lattice_constant: 5.26, repeat: [1, 1, 1], species: Ar, rattle: 0.02, seed: 1}}
+model:
+  name: lennard_jones
+  parameters: {sigma: 3.405, epsilon: 0.0104}
+  options: {r_cutoff: 1.5, r_onset: 1.3, energy_units: eV}
+  differentiate: [sigma, epsilon]
+solver: {name: fire, options: {ftol: 1.0e-10}}
+observables: [energy]
+uncertainty: {relative_std: {sigma: 0.01, epsilon: 0.02}}
+""")
+    result = check_config(cfg, samples=6, seed=1)
+    rec = result.structures[0]
+    assert rec["positions"]["static"] and rec["positions"]["agrees"]
+    assert rec["positions"]["rms_std_sampled"] < 1e-9 and rec["first_order_error"]["disagreements"] == 0
+    energy = rec["observables"][0]  # E ∝ ε at fixed x*: resolved, and linear in ε
+    assert energy["agrees"] and energy["std_sampled_max"] > 1e-4
+    assert "x*: does not move" in check_text(result) and result.agrees

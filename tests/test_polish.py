@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -100,6 +101,34 @@ def test_newton_never_climbs_to_a_saddle():
     dense = sj.polish({"ftol": 1e-10, "linear_solver": "dense"})(system, system.positions, system.params)
     assert dense.converged and "fire" in dense.info["path"]
     np.testing.assert_allclose(np.abs(np.asarray(dense.positions)[0]), [1.0, 0.0], atol=1e-9)
+
+
+def test_a_zero_mode_at_round_off_is_flat_not_a_saddle():
+    """A ring of springs is invariant under translation (an exact zero mode). Near its
+    minimum the gradient carries round-off along that mode; CG then meets curvature ±0
+    along it, which is no saddle (it sent the polish to FIRE at random), while a true
+    negative curvature is still one."""
+    from sensitiv_jaxmd._polish import _krylov_direction
+
+    n = 12
+    rest = jnp.linspace(0.0, 1.0, n, endpoint=False)
+
+    def ring(x, params):
+        d = jnp.roll(x[:, 0], -1) - x[:, 0]
+        d = d.at[-1].add(1.0)  # periodic image
+        return 0.5 * jnp.sum((d - 1.0 / n) ** 2) + params["tilt"] * jnp.sum(x[:, 0])
+
+    x = (rest + 1e-7 * jnp.sin(7.0 * jnp.arange(n)))[:, None]
+    for tilt in (0.0, 1e-15, -1e-15):  # the translation component of the gradient: 0, ±round-off
+        dx, negative, _ = _krylov_direction(ring, 1e-12, 100)(x, {"tilt": jnp.asarray(tilt)})
+        assert not bool(negative), tilt
+        assert float(jnp.max(jnp.abs(jax.grad(ring)(x + dx, {"tilt": jnp.asarray(0.0)})))) < 1e-13
+
+    def hill(x, params):  # curvature -1 along x0: a saddle
+        return ring(x, params) - 0.5 * (1.0 + 1.0 / n) * x[0, 0] ** 2
+
+    _, negative, _ = _krylov_direction(hill, 1e-12, 100)(x, {"tilt": jnp.asarray(0.0)})
+    assert bool(negative)
 
 
 def test_non_convergence_is_reported_not_raised():

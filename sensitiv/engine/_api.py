@@ -25,8 +25,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..errors import InputError
 from ._diagnostics import JacobianInfo
 from ._options import KrylovOptions, krylov_options
 from ._operators import split_callable
@@ -57,18 +60,41 @@ class JacobianResult(NamedTuple):
     info: JacobianInfo
 
 
+def _active_mask(active, d: int, dtype):
+    """`active=` as a flat `(d,)` mask (1 = a coordinate of the problem), or `None`."""
+    if active is None:
+        return None
+    mask = np.asarray(active, dtype=bool)
+    if mask.size != d and mask.size and d % mask.size == 0 and mask.ndim == 1:
+        mask = np.repeat(mask, d // mask.size)  # one entry per atom of an (n_atoms, n_spatial) solution
+    mask = mask.reshape(-1)
+    if mask.size != d:
+        raise InputError(f"active: {mask.size} entries for a solution of {d} coordinates; pass one boolean per "
+                         f"atom (rows of an (n_atoms, n_spatial) solution) or per coordinate")
+    if not mask.any():
+        raise InputError("active: no coordinate is active; at least one must take part in the problem")
+    return jnp.asarray(mask, dtype)
+
+
 def _compute(optimality_fun, sol, params, args, *, observable=None, mode="auto", then=None, then_args=None,
-             **options):
+             active=None, **options):
+    dtype = jnp.result_type(*jax.tree.leaves(sol))
+    mask = _active_mask(active, sum(int(np.size(leaf)) for leaf in jax.tree.leaves(sol)), dtype)
+    n_active = None
+    if mask is not None and options.get("sparsity") is not None:
+        sp = options["sparsity"]
+        block = sp.block_size if hasattr(sp, "block_size") else np.shape(jax.tree.leaves(sol)[0])[-1]
+        n_active = int(np.asarray(mask).sum()) // block
     plan, null_basis, structure, reason = make_plan(
-        optimality_fun, sol, params, args, observable=observable, mode=mode, **options
+        optimality_fun, sol, params, args, observable=observable, mode=mode, n_active_atoms=n_active, **options
     )
     fun_static, fun_arrays = split_callable(optimality_fun)
     common = (plan, fun_static, fun_arrays, sol, params, tuple(args), null_basis, structure)
     if then is None:
-        result, info = run(*common)
+        result, info = run(*common, None, None, mask)
         extra = None
     else:
-        result, info, extra = run(*common, then, then_args)
+        result, info, extra = run(*common, then, then_args, mask)
     # the reason and the coloring's own size are static, kept out of the compile-cache key
     n_colors = int(np.asarray(structure.colors).max(initial=-1)) + 1 if structure is not None else 0
     result, info = gather_to_host((result, dataclasses.replace(info, reason=reason, n_colors=n_colors)))
@@ -94,6 +120,7 @@ def jacobian(
     singular_rtol: float | None = None,
     trust_rtol: float | None = None,
     seed: int = 0,
+    active: Any = None,
     **deprecated: Any,
 ) -> JacobianResult:
     """The full Jacobian `∂x*/∂θ` of the root `F(x*(θ), θ) = 0` at `(sol, params)`, with diagnostics.
@@ -137,6 +164,13 @@ def jacobian(
     - `trust_rtol`: the estimated relative Jacobian error above which the result is not
       trustworthy (default `1e-6` in float64, `1e-3` in float32).
     - `seed`: for the random probe directions of the diagnostics.
+    - `active`: `None`, or booleans marking the coordinates that belong to the problem,
+      one per atom of an `(n_atoms, n_spatial)` solution or one per coordinate. The
+      others are padding (phantom atoms appended so that structures of different sizes
+      share one compiled program): `F` must not couple them to the active ones; they are
+      excluded as if absent (zero rows of the Jacobian, no zero mode, no eigenvalue, no
+      share in the error scales), so the result on the active coordinates is the one
+      without them.
 
     **Returns:** a `JacobianResult` with `.jacobian` (as `jax.jacobian` of the solution map:
     for arrays, shape `sol.shape + params.shape`) and `.info` (`JacobianInfo`).
@@ -159,7 +193,7 @@ def jacobian(
         per_atom_params=per_atom_params, symmetric=symmetric, gradient_sign=gradient_sign,
         krylov=krylov_options(krylov, deprecated, "jacobian"), memory_budget=memory_budget, shard=shard,
         parameter_derivatives=parameter_derivatives, singular_rtol=singular_rtol,
-        trust_rtol=trust_rtol, seed=seed,
+        trust_rtol=trust_rtol, seed=seed, active=active,
     )
 
 

@@ -117,10 +117,11 @@ def vanishing_rows(k, singular_rtol):
     return _keep_mask(jnp.max(jnp.abs(k), axis=1), singular_rtol, k.dtype)
 
 
-def zero_mode_projector(plan, asm: Assembly, null_basis) -> tuple[la.NullProjector, jax.Array]:
+def zero_mode_projector(plan, asm: Assembly, null_basis, active=None) -> tuple[la.NullProjector, jax.Array]:
     """The known zero modes, and coordinates whose row of K vanishes (rattlers); returns the
     projector onto their complement and the number of zero modes the vanishing rows add
-    beyond the known ones."""
+    beyond the known ones. `active` (`(d,)`, 1 = a coordinate of the problem) masks padding
+    coordinates out as well, counted as no zero mode."""
     d, dtype = asm.prob.d, asm.prob.dtype
     keep = jnp.ones(d, dtype)
     if plan.symmetric and asm.k_sparse is not None:  # from the blocks: no pass over d × d
@@ -130,8 +131,12 @@ def zero_mode_projector(plan, asm: Assembly, null_basis) -> tuple[la.NullProject
         keep = _keep_mask(rows_max, plan.singular_rtol, dtype)
     elif plan.symmetric and asm.k_dense is not None:
         keep = vanishing_rows(asm.k_dense, plan.singular_rtol)
+    excluded = 0
+    if active is not None:
+        keep = keep * active
+        excluded = jnp.sum(1.0 - active)
     z = null_basis.astype(dtype) if null_basis is not None else None
-    proj = la.NullProjector(z, keep)
+    proj = la.NullProjector(z, keep, excluded)
     return proj, proj.masked_beyond_known()
 
 

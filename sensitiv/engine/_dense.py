@@ -186,7 +186,7 @@ def _factorize_symmetric(m, k_p, proj, singular_rtol, v0, consistency, rtol: flo
         null = jnp.abs(w) <= tau
         inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, w))
         # the projected-out modes are zero eigenvalues of P K P too
-        detected = jnp.sum(null).astype(jnp.int32) - proj.n_known
+        detected = (jnp.sum(null) - proj.excluded).astype(jnp.int32) - proj.n_known
         negative = jnp.sum(w < -tau).astype(jnp.int32)
         verdict = jnp.where(negative > 0, VERDICT_SADDLE, jnp.where(detected > 0, VERDICT_SINGULAR, VERDICT_MINIMUM))
         found = (jnp.min(jnp.where(null, jnp.inf, w)), lam_max, jnp.zeros((), dtype), detected,
@@ -237,7 +237,7 @@ def _factorize_general(m, k_p, proj, singular_rtol, v0, consistency, rtol: float
     tau = singular_rtol * jnp.max(s)
     null = s <= tau
     inv = jnp.where(null, 0.0, 1.0 / jnp.where(null, 1.0, s))
-    detected_s = jnp.sum(null).astype(jnp.int32) - proj.n_known
+    detected_s = (jnp.sum(null) - proj.excluded).astype(jnp.int32) - proj.n_known
     f = use_fallback
     spectrum = Spectrum(
         lambda_min=jnp.where(f, jnp.min(jnp.where(null, jnp.inf, s)), sig_min_lu),

@@ -23,7 +23,12 @@ def probe_vectors(seed: int, count: int, size: int, dtype) -> jax.Array:
     directions), not statistically random. Integer arithmetic makes them bit-identical
     wherever XLA chooses to recompute them (a floating-point hash would not be).
     """
-    h = jnp.arange(count * size, dtype=jnp.uint32) + jnp.uint32((seed * 0x9E3779B9 + 0x7F4A7C15) & 0xFFFFFFFF)
+    # Entry (c, i) hashes `i + c · 0x632BE5AB`, not its flat index: the first entries of a
+    # longer vector are those of a shorter one, so padding a problem (phantom coordinates
+    # appended, `jacobian(active=…)`) leaves the probes of its real coordinates unchanged.
+    index = (jnp.arange(size, dtype=jnp.uint32)[None, :]
+             + jnp.arange(count, dtype=jnp.uint32)[:, None] * jnp.uint32(0x632BE5AB))
+    h = index.reshape(-1) + jnp.uint32((seed * 0x9E3779B9 + 0x7F4A7C15) & 0xFFFFFFFF)
     for shift, mult in ((16, 0x85EBCA6B), (13, 0xC2B2AE35), (16, 0x27D4EB2F)):
         h = (h ^ (h >> shift)) * jnp.uint32(mult)
     u = (h >> 8).astype(dtype) / (1 << 24)
@@ -111,10 +116,15 @@ class NullProjector:
     coordinates and re-orthonormalized. Works on `(…, d)` rows (`rows`) and `(d, m)`
     columns (`cols`). The number of vanishing coordinates is data-dependent; a mask keeps
     the shapes static.
+
+    `excluded` (traced count) of the masked coordinates are no coordinates of the problem
+    at all (padding: phantom atoms, see `jacobian(active=…)`): masked like the others, they
+    count as no zero mode.
     """
 
-    def __init__(self, z, keep):
+    def __init__(self, z, keep, excluded=0):
         self.keep = keep
+        self.excluded = excluded
         self.z = orthonormal_rows(z * keep[None, :], z) if z is not None and z.shape[0] else None
 
     @property
@@ -126,7 +136,7 @@ class NullProjector:
         """Zero modes the vanishing rows add beyond the known ones (dynamic):
         `dim span(known ∪ masked) − dim span(known)`; a masked coordinate that a known mode
         already covers (a planar dimer's out-of-plane coordinates) is no new mode."""
-        n_masked = jnp.sum(1.0 - self.keep).astype(jnp.int32)
+        n_masked = (jnp.sum(1.0 - self.keep) - self.excluded).astype(jnp.int32)
         if self.z is None:
             return n_masked
         kept_rank = jnp.sum(jnp.linalg.norm(self.z, axis=1) > 0.5).astype(jnp.int32)

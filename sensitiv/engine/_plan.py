@@ -251,10 +251,11 @@ def _tolerances(dtype, krylov: KrylovOptions, singular_rtol, trust_rtol, d):
 
 def make_plan(optimality_fun, sol, params, args, *, observable, mode, method, null_space, sparsity,
               per_atom_params, symmetric, gradient_sign, krylov: KrylovOptions, memory_budget, shard,
-              parameter_derivatives, singular_rtol, trust_rtol, seed):
+              parameter_derivatives, singular_rtol, trust_rtol, seed, n_active_atoms=None):
     """Check everything and decide everything; returns `(plan, null_basis, structure, reason)`,
     `structure` the sparsity's `SparsityArrays` (padded to the capacities in `plan.sparsity`)
-    or `None`.
+    or `None`. `n_active_atoms`: the atoms that are no padding (`jacobian(active=…)`),
+    which size the sparsity's capacity.
 
     `observable` is `None` for `jacobian` (then `mode` is ignored and `method` may be
     `"reverse"`); the reason (static text) stays out of the plan so that it does not split
@@ -291,7 +292,7 @@ def make_plan(optimality_fun, sol, params, args, *, observable, mode, method, nu
     m_out = None if g_layout is None else g_layout.size
     strategy, mode, reason = _choose(method, mode, d, n, m_out, itemsize, budget, sp, sym)
     reason += f"; ∂₁F symmetric: {sym} ({sym_reason})"
-    structure = None if sp is None else SparsityArrays.of(sp)
+    structure = None if sp is None else SparsityArrays.of(sp, n_active=n_active_atoms)
     plan = Plan(
         strategy=strategy, mode=mode, symmetric=sym, sign=int(gradient_sign), x_layout=x_layout,
         theta_layout=theta_layout, sparsity=None if structure is None else structure.shape, param_plan=param_plan,

@@ -76,7 +76,15 @@ def _derivative(plan, asm: Assembly, sys: Systems, x_cols):
     return contrib if plan.observable is None else sys.g_theta + contrib
 
 
-def _jacobian_floor(prob: Problem):
+def _active_x(prob: Problem, active):
+    """`(x̂ on the problem's own coordinates, their count)`: padding coordinates (`active` 0)
+    are taken out, weighted to zero, so that no scale depends on them."""
+    if active is None:
+        return prob.x, jnp.asarray(prob.d, prob.dtype), None
+    return prob.x * active, jnp.sum(active), active
+
+
+def _jacobian_floor(prob: Problem, active=None):
     """The size below which `‖J u‖` counts as zero: `√eps` of the spread of the solution
     (standard deviation of its entries: for positions, a length of the size of the
     structure) per unit of `θ` (per rms of `θ` where that exceeds 1). A Jacobian that
@@ -84,10 +92,16 @@ def _jacobian_floor(prob: Problem):
     this floor instead of against its own round-off."""
     theta_rms = jnp.sqrt(jnp.mean(prob.theta**2)) if prob.n else jnp.ones((), prob.dtype)
     eps = jnp.finfo(prob.dtype).eps
-    return jnp.sqrt(eps) * jnp.std(prob.x) / jnp.maximum(theta_rms, 1.0)
+    x, count, weight = _active_x(prob, active)
+    if weight is None:
+        spread = jnp.std(x)
+    else:
+        mean = jnp.sum(x) / count
+        spread = jnp.sqrt(jnp.sum(weight * (x - mean) ** 2) / count)
+    return jnp.sqrt(eps) * spread / jnp.maximum(theta_rms, 1.0)
 
 
-def _solution_step(asm: Assembly, solved: Solved):
+def _solution_step(asm: Assembly, solved: Solved, active=None):
     """The Newton step `K⁺(−F)` (`x* − x̂` to first order) as far as `F` exceeds what the
     rounding of `x̂` itself makes: `‖K δx‖ ≤ λ_max · eps · max|x̂| · √d` for coordinates
     rounded by `eps · max|x̂|`. Below that level `F` is round-off (a perfect crystal, an
@@ -98,7 +112,8 @@ def _solution_step(asm: Assembly, solved: Solved):
     prob, dtype = asm.prob, asm.prob.dtype
     eps = jnp.finfo(dtype).eps
     lam_max = jnp.where(jnp.isfinite(solved.spectrum.lambda_max), jnp.abs(solved.spectrum.lambda_max), 0.0)
-    rounding = eps * lam_max * jnp.max(jnp.abs(prob.x)) * jnp.sqrt(jnp.asarray(prob.d, dtype))
+    x, count, _ = _active_x(prob, active)
+    rounding = eps * lam_max * jnp.max(jnp.abs(x)) * jnp.sqrt(count.astype(dtype))
     f_norm = jnp.linalg.norm(prob.residual)
     weight = jnp.clip(1.0 - rounding / jnp.maximum(f_norm, jnp.finfo(dtype).tiny), 0.0, 1.0)
     return weight * solved.newton
@@ -109,7 +124,7 @@ def _solution_step(asm: Assembly, solved: Solved):
 ERROR_PROBES = 8
 
 
-def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved, step):
+def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved, step, active=None):
     """Relative error of the Jacobian, `‖ΔJ U‖_F / ‖J U‖_F` over the probe directions `U`
     (every parameter when there are at most `ERROR_PROBES`, else that many generic
     directions, whose ratio estimates `‖ΔJ‖_F / ‖J‖_F`), from both of its sources, by one
@@ -138,7 +153,7 @@ def _error_estimate(plan, asm: Assembly, j_flat, solved: Solved, step):
         h = h + jax.vmap(lambda jc, uc: jax.jvp(prob.flat, (prob.x, prob.theta), (jc, uc))[1],
                          in_axes=1, out_axes=1)(ju, u)
     dju = solved.solve_forward(-h)
-    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_floor(prob) * jnp.linalg.norm(u))
+    scale = jnp.maximum(jnp.linalg.norm(ju), _jacobian_floor(prob, active) * jnp.linalg.norm(u))
     return jnp.linalg.norm(dju) / jnp.maximum(scale, jnp.finfo(dtype).tiny)
 
 
@@ -221,18 +236,19 @@ def _info(plan, asm: Assembly, proj, solved: Solved, j_flat, est, reach) -> Jaco
     )
 
 
-def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure, then=None, then_args=None):
+def _run(plan, fun_static, fun_arrays, sol, params, args, null_basis, structure, then=None, then_args=None,
+         active=None):
     fun = merge_callable(fun_static, fun_arrays)
     if structure is not None:  # the traced arrays of the sparsity whose shapes the plan holds
         plan = dataclasses.replace(plan, sparsity=structure)
     prob = flat_problem(fun, plan.x_layout, plan.theta_layout, sol, params, args)
     asm = assemble(plan, prob)
-    proj, n_masked = zero_mode_projector(plan, asm, null_basis)
+    proj, n_masked = zero_mode_projector(plan, asm, null_basis, active)
     sys = systems(plan, asm, proj)
     solved = STRATEGIES[plan.strategy].solve_all(plan, asm, proj, n_masked, sys)
     j_flat = _derivative(plan, asm, sys, solved.x_cols)
-    step = _solution_step(asm, solved)
-    est = _error_estimate(plan, asm, j_flat, solved, step)
+    step = _solution_step(asm, solved, active)
+    est = _error_estimate(plan, asm, j_flat, solved, step, active)
     reach = _curvature_uncertainty(plan, asm, proj, step)
     extra = None
     if then is not None:

@@ -392,15 +392,19 @@ class SparsityArrays:
     shape: SparsityShape = dataclasses.field(metadata=dict(static=True))
 
     @classmethod
-    def of(cls, sparsity: Sparsity, padded: bool = True) -> "SparsityArrays":
-        """`sparsity`'s arrays padded to bucketed capacities (`padded=False`: exact sizes)."""
+    def of(cls, sparsity: Sparsity, padded: bool = True, n_active: int | None = None) -> "SparsityArrays":
+        """`sparsity`'s arrays padded to bucketed capacities (`padded=False`: exact sizes).
+        `n_active`: the atoms that are no padding (phantoms have no pairs): the capacity of
+        stored blocks is sized as if every atom had the active ones' share, so that the
+        sizes of one atom-count bucket share it too."""
         n, bs = sparsity.n_blocks, sparsity.block_size
         rows, cols = sparsity.block_pattern()
         slots, slot_cols, slots_t = sparsity.row_slots()
         count, width = rows.size, slots.shape[1]
         n_colors = sparsity.n_colors
         if padded:
-            count_cap, width, n_colors = _bucket(count, 64), _bucket(width, 4), _bucket(n_colors, 4)
+            share = count if not n_active else -(-count * n // int(n_active))
+            count_cap, width, n_colors = _bucket(share, 64), _bucket(width, 4), _bucket(n_colors, 4)
         else:
             count_cap = count
         pad = count_cap - count

@@ -40,7 +40,7 @@ from ..engine import KrylovOptions
 from ..engine import jacobian as engine_jacobian
 from ..errors import ConfigError, ConvergenceError, PluginError, SensitivError
 from ..plugins import Registry, get_registry
-from ..records import Structure, System
+from ..records import ATOM_MASK, Structure, System
 from ._progress import Progress
 from .analysis import (
     ELASTIC_CONSTANTS,
@@ -63,7 +63,7 @@ from .config import (
     SolverSettings,
 )
 from ._uncertainty_stage import analyze_uncertainty
-from .structure import fixed_atoms
+from .structure import fixed_atoms, pad_structure
 from .theta import STRAIN, ThetaComponent, bind_model, theta_components
 from .uncertainty import theta_covariance
 
@@ -195,6 +195,24 @@ def _bind(structure: Structure, model: ModelSettings, registry: Registry,
     embed, theta0 = _embedder(params, components, dtype)
     system = dataclasses.replace(system, params=params, positions=jnp.asarray(system.positions, dtype))
     return _Problem(system, tuple(components), embed, theta0)
+
+
+def _bind_padded(structure: Structure, cfg: Config, registry: Registry, parameter_values, dtype, fixed,
+                 pad_to: int | None) -> _Problem:
+    """`_bind`, to `structure` padded with phantom atoms up to `pad_to` atoms when given
+    (`ensemble.padding` decided it: no fixed atoms, a held cell). A model that does not
+    honor phantoms (no `ATOM_MASK` in its parameters) is refused with `pad_atoms: true`,
+    bound without padding with `auto`."""
+    if pad_to is None:
+        return _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
+    problem = _bind(pad_structure(structure, pad_to), cfg.model, registry, parameter_values, dtype)
+    if ATOM_MASK in problem.system.params:
+        return problem
+    if cfg.jacobian.pad_atoms is True:
+        raise ConfigError(f"jacobian.pad_atoms: {_plugin(registry, 'energy_model', cfg.model.name)} does not "
+                          f"mask phantom atoms (no {ATOM_MASK!r} in its parameters); set jacobian.pad_atoms: auto "
+                          f"or false")
+    return _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
 
 
 def _plugin(registry: Registry, kind: str, name: str) -> str:
@@ -409,7 +427,9 @@ def _engine_options(x_star, problem: _Problem, settings: JacobianSettings, dtype
     sparsity = None
     if system.interactions is not None and settings.use_interactions:
         sparsity = np.asarray(system.interactions(x_star, system.params))
+    mask = system.params.get(ATOM_MASK)
     return dict(
+        active=None if mask is None else np.asarray(mask) > 0.5,  # phantom atoms (padding) excluded
         method=settings.strategy,
         null_space=null_space,
         sparsity=sparsity,
@@ -564,6 +584,7 @@ def analyze_structure(
     progress: Progress | None = None,
     parameter_values: Mapping[str, Any] | None = None,
     sample: int | None = None,
+    pad_to: int | None = None,
 ) -> StructureAnalysis:
     """Relax one structure, differentiate its equilibrium, evaluate the observables.
 
@@ -575,6 +596,9 @@ def analyze_structure(
     - `progress`: stage timer / display.
     - `parameter_values`: values overriding `model.parameters` (one parameter sample).
     - `sample`: the index of that sample, recorded in the result.
+    - `pad_to`: analyze the structure padded with phantom atoms to this many
+      (`sensitiv.pipeline.ensemble.padding`), so that sizes of one bucket share compiled
+      programs; the result is the structure's own (phantoms left out), as without padding.
 
     **Returns:** a `StructureAnalysis` (numbers; `sensitiv.pipeline.dataset` labels them).
 
@@ -587,7 +611,7 @@ def analyze_structure(
     dtype = _dtype(cfg.jacobian.precision)
     fixed = fixed_atoms(structure, cfg.structure.fixed)
     with progress.stage("model"):
-        problem = _bind(structure, cfg.model, registry, parameter_values, dtype, fixed, cfg.cell)
+        problem = _bind_padded(structure, cfg, registry, parameter_values, dtype, fixed, pad_to)
     sigma = None
     if cfg.uncertainty is not None and (fixed is not None or cfg.cell.relaxes):
         raise ConfigError("uncertainty: not available yet with fixed atoms or a relaxing cell (structure.fixed, "
@@ -616,6 +640,7 @@ def analyze_structure(
         with progress.stage("observables"):
             observables = _observe(chosen, x_star, problem, jac, dtype)
     positions, dx_dtheta, cell, dcell = _full_coordinates(problem, x_star, jac, dtype)
+    positions, dx_dtheta = positions[:structure.n_atoms], dx_dtheta[:structure.n_atoms]  # no phantoms
     d = structure.n_spatial
     elastic = None
     if elastic_label is not None:
@@ -630,6 +655,10 @@ def analyze_structure(
                 functions, elastic, voigt_pairs(d), options, system.length_units or structure.length_units,
             )
     engine = _engine_report(info)
+    if ATOM_MASK in system.params and len(system.positions) > structure.n_atoms:
+        engine = dataclasses.replace(engine, notes=engine.notes + (
+            f"analyzed padded to {len(system.positions)} atoms (jacobian.pad_atoms: masked phantoms, left out of "
+            f"every result) to share compiled programs with other sizes",))
     problems = _problems(engine, jac)
     return StructureAnalysis(
         structure=structure,

@@ -76,6 +76,11 @@ class CheckReport:
     agrees: bool
 
 
+#: an output whose linear σ and sampled spread are both below this fraction of its natural
+#: scale (the structure's extent; the change θ's own size makes) is round-off on both sides
+ROUND_OFF = 1e-9
+
+
 def _draw(sigma: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """`(samples, p)` draws of N(0, Σ) (Σ positive semi-definite)."""
     lam, vec = np.linalg.eigh(0.5 * (sigma + sigma.T))
@@ -170,6 +175,13 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
             scale = float(np.linalg.norm(linear))
             errors.append(float(np.linalg.norm(dx - linear) / scale) if scale > 0 else float("nan"))
     moved = np.asarray(moved)
+    # x* of a perfect crystal does not move with the potential's parameters: the linear σ
+    # and the re-relaxed samples' spread are both round-off (the summary's rule), and
+    # ratios of round-off are no verdict
+    extent = float(np.max(np.ptp(x_hat, axis=0))) if n else 0.0
+    floor = ROUND_OFF * max(extent, 1e-300)
+    static = (float(np.max(np.sqrt(np.sum(u.positions_std**2, axis=-1)), initial=0.0)) <= floor
+              and float(np.max(np.linalg.norm(moved, axis=-1), initial=0.0)) <= floor)
 
     # second order along each sample's own direction: one implicit solve for all samples
     options = _engine_options(jnp.asarray(x_hat, dtype), problem, cfg.jacobian, dtype)
@@ -182,9 +194,12 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
     first, second = np.linalg.norm(a1, axis=0), np.linalg.norm(a2, axis=0)
     predicted = np.where(first > 0, 0.5 * second / np.where(first > 0, first, 1.0), 0.0)  # at t = 1
     errors = np.asarray(errors)
+    estimate = np.asarray(vr.estimate)
+    if static:  # nothing moved: no first-order error to measure or predict
+        errors, predicted, estimate = np.zeros_like(errors), np.zeros_like(predicted), np.full_like(estimate, np.inf)
     agree_each = [
         (e <= rtol) == (r >= 1.0) or (max(e, p) <= 2 * min(e, p) if min(e, p) > 0 else max(e, p) <= rtol)
-        for e, p, r in zip(errors, predicted, vr.estimate)
+        for e, p, r in zip(errors, predicted, estimate)
     ]
     # the sampled mean against the second-order model of the same samples (no sampling error)
     quadratic = (a1 + 0.5 * a2).T.reshape(samples, n, d)
@@ -210,19 +225,11 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
         "mean_sampling_error": math.sqrt(sampled_total / samples),
         "mean_model_residual": float(np.linalg.norm(sampled_mean - model_mean)),
     }
-    agrees_stats = var_ratio is None or abs(math.sqrt(var_ratio) - 1) <= allowance
+    agrees_stats = static or var_ratio is None or abs(math.sqrt(var_ratio) - 1) <= allowance
+    positions["static"] = bool(static)
     positions["agrees"] = bool(agrees_stats)
-    observables = []
-    for o in u.observables:
-        vals = np.asarray(obs_values[o.label])
-        sampled = vals.std(axis=0, ddof=1)
-        lin = np.asarray(o.std)
-        big = lin > 1e-8 * (np.max(lin) if lin.size else 0)
-        ratio = np.where(big, sampled / np.where(big, lin, 1.0), np.nan)
-        ok = bool(np.all(np.abs(ratio[big] - 1) <= allowance)) if np.any(big) else True
-        agrees_stats &= ok
-        observables.append({"label": o.label, "std_ratio_min": _nan_none(np.nanmin(ratio)) if np.any(big) else None,
-                            "std_ratio_max": _nan_none(np.nanmax(ratio)) if np.any(big) else None, "agrees": ok})
+    observables, ok = _compare_observables(u, obs_values, np.asarray(a.theta), sigma, allowance)
+    agrees_stats &= ok
     elastic_rec, relaxation_rec, ok = _compare_elastic(u, elastic, fields, allowance)
     agrees_stats &= ok
     return {
@@ -239,15 +246,41 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
             "measured_median": float(np.nanmedian(errors)), "measured_max": float(np.nanmax(errors)),
             "predicted_median": float(np.median(predicted)), "predicted_max": float(np.max(predicted)),
             "samples_beyond_rtol_measured": int(np.sum(errors > rtol)),
-            "samples_beyond_rtol_predicted": int(np.sum(vr.estimate < 1.0)),
+            "samples_beyond_rtol_predicted": int(np.sum(estimate < 1.0)),
             "disagreements": int(len(agree_each) - sum(agree_each)),
         },
         "statistics_agree": bool(agrees_stats),
         # the validity ranges put the first order beyond rtol within the sampled spread
-        "nonlinearity_foreseen": bool(np.sum(vr.estimate < 1.0) > 0),
+        "nonlinearity_foreseen": bool(np.sum(estimate < 1.0) > 0),
         "validity_agrees": bool(all(agree_each)),
         "second_order_warnings": list(dd.info.warnings),
     }
+
+
+def _compare_observables(u, obs_values: dict, theta: np.ndarray, sigma: np.ndarray,
+                         allowance: float) -> tuple[list, bool]:
+    """Sampled against linear σ of each observable, component by component: `(records, agree)`."""
+    steps = np.where(np.diag(sigma) > 0, np.where(theta != 0, np.abs(theta), np.sqrt(np.diag(sigma))), 0.0)
+    observables, agrees = [], True
+    for o in u.observables:
+        vals = np.asarray(obs_values[o.label])
+        sampled = vals.std(axis=0, ddof=1)
+        lin = np.asarray(o.std)
+        # round-off: below ROUND_OFF of the change the parameters' own size would make
+        natural = np.abs(np.asarray(o.derivative)) @ steps
+        noise = ROUND_OFF * max(float(np.max(natural, initial=0.0)), float(np.max(np.abs(vals), initial=0.0)))
+        # compared where either side is resolved: a linear σ of exactly 0 against a sampled
+        # spread (second order only) is a ratio of inf, a disagreement
+        big = (lin > max(noise, 1e-8 * float(np.max(lin, initial=0.0)))) | (sampled > noise)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(big, sampled / np.where(big, lin, 1.0), np.nan)
+        ok = bool(np.all(np.abs(ratio[big] - 1) <= allowance)) if np.any(big) else True
+        agrees &= ok
+        observables.append({"label": o.label, "std_ratio_min": _nan_none(np.nanmin(ratio)) if np.any(big) else None,
+                            "std_ratio_max": _nan_none(np.nanmax(ratio)) if np.any(big) else None,
+                            "std_linear_max": float(np.max(lin, initial=0.0)),
+                            "std_sampled_max": float(np.max(sampled, initial=0.0)), "agrees": ok})
+    return observables, agrees
 
 
 def _compare_elastic(u, elastic: list, fields: list, allowance: float) -> tuple[dict | None, dict | None, bool]:
@@ -332,15 +365,22 @@ def check_text(report: CheckReport) -> str:
         p, e = r["positions"], r["first_order_error"]
         lines.append(f"{r['source']}" + (f" (frame {r['frame']})" if r["frame"] else "")
                      + f": {r['samples']} samples re-relaxed (σ of a sampled std: ±{r['sampling_rel_se_of_std']:.0%})")
-        lines.append(f"  x*: rms σ per atom linear {_f(p['rms_std_linear'])}, sampled {_f(p['rms_std_sampled'])} "
-                     f"(ratio {_f(p['rms_std_ratio'])}, allowed ±{r['allowance']:.0%})"
-                     + ("" if p["agrees"] else "  DISAGREES"))
-        lines.append(f"  mean of x* − x̂: sampled ‖·‖ {_f(p['mean_sampled'])} (sampling error {_f(p['mean_sampling_error'])}); "
-                     f"the same samples' second-order model misses it by {_f(p['mean_model_residual'])}; "
-                     f"½ tr(Σ ∂²x*/∂θ²) = {_f(p['mean_shift_second_order'])}")
+        if p.get("static"):
+            lines.append(f"  x*: does not move (rms σ per atom linear {_f(p['rms_std_linear'])}, sampled "
+                         f"{_f(p['rms_std_sampled'])}: round-off)")
+        else:
+            lines.append(f"  x*: rms σ per atom linear {_f(p['rms_std_linear'])}, sampled {_f(p['rms_std_sampled'])} "
+                         f"(ratio {_f(p['rms_std_ratio'])}, allowed ±{r['allowance']:.0%})"
+                         + ("" if p["agrees"] else "  DISAGREES"))
+            lines.append(f"  mean of x* − x̂: sampled ‖·‖ {_f(p['mean_sampled'])} (sampling error "
+                         f"{_f(p['mean_sampling_error'])}); the same samples' second-order model misses it by "
+                         f"{_f(p['mean_model_residual'])}; ½ tr(Σ ∂²x*/∂θ²) = {_f(p['mean_shift_second_order'])}")
         for o in r["observables"]:
-            lines.append(f"  {o['label']}: sampled/linear σ in [{_f(o['std_ratio_min'])}, {_f(o['std_ratio_max'])}]"
-                         + ("" if o["agrees"] else "  DISAGREES"))
+            ratios = ("sampled/linear σ: linear 0, sampled beyond round-off (second order or higher)"
+                      if o["std_ratio_max"] is None and not o["agrees"] else
+                      f"sampled/linear σ in [{_f(o['std_ratio_min'])}, {_f(o['std_ratio_max'])}]")
+            lines.append(f"  {o['label']}: {ratios} (largest σ linear {_f(o.get('std_linear_max'))}, "
+                         f"sampled {_f(o.get('std_sampled_max'))})" + ("" if o["agrees"] else "  DISAGREES"))
         for name, c in (r["elastic_constants"] or {}).items():
             lines.append(f"  {name}: σ linear {_f(c['std_linear'])}, sampled {_f(c['std_sampled'])}"
                          + ("" if c["agrees"] else "  DISAGREES"))

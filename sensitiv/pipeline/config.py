@@ -250,6 +250,9 @@ class JacobianSettings:
     - `parameter_derivatives`: `"auto"`, `"forward"` or `"reverse"`.
     - `use_interactions`: pass the model's interacting pairs as a sparsity hint.
     - `tol`, `maxiter`, `trust_rtol`: given values, or `None` for the engine's defaults.
+    - `pad_atoms`: `"auto"`, `True` or `False`: pad atom counts to buckets with phantom
+      atoms (`sensitiv.pipeline.ensemble.padding`) so that structures of different
+      sizes share compiled programs; `"auto"` when a run's atom counts differ.
     """
 
     strategy: str
@@ -259,6 +262,7 @@ class JacobianSettings:
     lanczos_steps: int
     parameter_derivatives: str
     use_interactions: bool
+    pad_atoms: bool | str
     tol: float | None = None
     maxiter: int | None = None
     trust_rtol: float | None = None

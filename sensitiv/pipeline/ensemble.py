@@ -37,9 +37,10 @@ from ..plugins import Registry, get_registry
 from ..records import EnergyModel, Structure
 from .analyze import analyze_structure
 from .config import Config, ParameterSamples
+from .structure import atom_bucket, fixed_atoms
 from .theta import is_species_matrix, resolve_shape
 
-__all__ = ["Task", "parameter_samples", "make_tasks", "analyze_task", "analyze_on_dask"]
+__all__ = ["Task", "parameter_samples", "padding", "make_tasks", "analyze_task", "analyze_on_dask"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +52,14 @@ class Task:
     - `structure`: the structure.
     - `values`: parameter values overriding `model.parameters`, or `None`.
     - `sample`: the sample's index, or `None` when the config samples no parameters.
+    - `pad_to`: the atom count the structure is padded to with phantom atoms (`padding`),
+      or `None`.
     """
 
     structure: Structure
     values: Mapping[str, Any] | None = None
     sample: int | None = None
+    pad_to: int | None = None
 
 
 def parameter_samples(spec: ParameterSamples | None, structure: Structure, model: EnergyModel) -> list[dict | None]:
@@ -105,6 +109,56 @@ def parameter_samples(spec: ParameterSamples | None, structure: Structure, model
     return samples
 
 
+def padding(structures: Sequence[Structure], cfg: Config, model: EnergyModel) -> list[int | None]:
+    """The atom count each structure is padded to (`jacobian.pad_atoms`), `None` for none.
+
+    `auto` pads when the structures' atom counts differ and nothing stands in the way;
+    `true` pads always and refuses what stands in the way: fixed atoms, a relaxing cell, the
+    uncertainty section (they work on the structure's own atoms) and per-atom parameters.
+
+    **Arguments:**
+
+    - `structures`: the structures of the run.
+    - `cfg`: the resolved config.
+    - `model`: the energy model's record.
+
+    **Returns:** one entry per structure, or `None`: the bucket (`atom_bucket`) of the
+    largest size, for every size within 7/8 of it; the same for the sizes left.
+
+    **Example:**
+
+    ```python
+    padding(structures, cfg, registry.get_energy_model(cfg.model.name))   # [112, 112, 104] for 108, 105, 100 atoms
+    ```
+    """
+    mode = cfg.jacobian.pad_atoms
+    if mode is False or (mode == "auto" and len({s.n_atoms for s in structures}) < 2):
+        return [None] * len(structures)
+    per_atom = [p.name for p in model.parameters if "atoms" in tuple(p.shape)]
+    obstacles = [
+        what for what, present in (
+            ("fixed atoms (structure.fixed)", any(fixed_atoms(s, cfg.structure.fixed) is not None for s in structures)),
+            ("a relaxing cell (cell.relax)", cfg.cell.relaxes),
+            ("the uncertainty section", cfg.uncertainty is not None),
+            (f"per-atom parameters of model {cfg.model.name!r} ({', '.join(per_atom)})", bool(per_atom)),
+        ) if present
+    ]
+    if obstacles and mode is True:
+        raise ConfigError(f"jacobian.pad_atoms: true cannot pad with {obstacles[0]}; set jacobian.pad_atoms: auto "
+                          f"or false")
+    if obstacles:
+        return [None] * len(structures)
+    # From the largest size down: its bucket takes every size within 7/8 of it, so that
+    # sizes the ladder would split (29 → 30, 31 → 32) still share one count, at most 1/7 more atoms.
+    target: dict[int, int] = {}
+    sizes = sorted({s.n_atoms for s in structures}, reverse=True)
+    for n in sizes:
+        if n not in target:
+            bucket = atom_bucket(n)
+            target.update({m: bucket for m in sizes if m not in target and 8 * m >= 7 * bucket})
+    return [target[s.n_atoms] for s in structures]
+
+
 def make_tasks(structures: Sequence[Structure], cfg: Config, registry: Registry | None = None) -> list[Task]:
     """Every (structure, parameter sample) pair of a run, in output order.
 
@@ -119,10 +173,10 @@ def make_tasks(structures: Sequence[Structure], cfg: Config, registry: Registry 
     registry = registry if registry is not None else get_registry()
     model = registry.get_energy_model(cfg.model.name)
     tasks = []
-    for structure in structures:
+    for structure, pad_to in zip(structures, padding(structures, cfg, model)):
         samples = parameter_samples(cfg.ensemble.parameter_samples, structure, model)
         for k, values in enumerate(samples):
-            tasks.append(Task(structure, values, k if values is not None else None))
+            tasks.append(Task(structure, values, k if values is not None else None, pad_to))
     return tasks
 
 
@@ -139,7 +193,8 @@ def analyze_task(cfg: Config, task: Task):
     if jax.config.jax_compilation_cache_dir is None and cache.enabled_by_environment():
         # a worker is a fresh interpreter: share the programs the other workers compiled
         cache.enable()
-    return analyze_structure(task.structure, cfg, parameter_values=task.values, sample=task.sample)
+    return analyze_structure(task.structure, cfg, parameter_values=task.values, sample=task.sample,
+                             pad_to=task.pad_to)
 
 
 def _dask_client(scheduler: str, workers: int | None):

@@ -239,8 +239,17 @@ def _uncertainty_lines(rec: dict | None, length_units: str) -> list[str]:
         lines.append(f"    elastic constants (1σ, {shown}): " + ", ".join(parts))
     for o in rec["observables"]:
         valid = o["validity_principal_min"]
-        holds = "; linear in θ" if o["linear"] else (
-            "" if valid is None else f"; first order within {rec['rtol']:.0%} to {valid:.3g} σ")
+        if o["linear"]:
+            holds = "; linear in θ"
+        elif valid is None:
+            holds = ""
+        elif valid < 1e-3:
+            # a first-order change that vanishes (e.g. the stress of a cell held at zero
+            # pressure to first order) makes any range tiny: say what that means instead
+            holds = (f"; the change is second order in θ beyond {valid:.1g} σ: its linear σ does not "
+                     "describe it (sensitiv check samples it)")
+        else:
+            holds = f"; first order within {rec['rtol']:.0%} to {valid:.3g} σ"
         lines.append(f"    {o['label']}: σ ≤ {_fmt(o['std_max'])} {o['units']}; from: {_shares(o['importance'])}{holds}")
     if rec["elastic_constants"]:
         lines.append("    (validity ranges of the elastic constants need third-order mixed derivatives: "

@@ -115,7 +115,8 @@ def _results(tasks: Sequence[ensemble.Task], cfg: Config, registry: Registry, pr
         progress.prefix = f"[{i + 1}/{len(tasks)}] " if len(tasks) > 1 else ""
         try:
             yield i, analyze_structure(tasks[i].structure, cfg, registry, progress,
-                                       parameter_values=tasks[i].values, sample=tasks[i].sample)
+                                       parameter_values=tasks[i].values, sample=tasks[i].sample,
+                                       pad_to=tasks[i].pad_to)
         except SensitivError as err:
             if len(tasks) == 1:
                 raise

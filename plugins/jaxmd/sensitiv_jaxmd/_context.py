@@ -54,6 +54,9 @@ class Neighbors:
       largest cutoff); three-body terms whose cutoff depends on the triplet use it.
     - `j`: `(n, m)` neighbor indices (padded entries point at atom 0: mask with `inside`).
     - `si`, `sj`: `(n, 1)` and `(n, m)` species of the atom and of its neighbors.
+    - `active`: `(n,)` bool, `False` for phantom atoms (padding, `Structure.phantoms`), or
+      `None` when there are none. Phantoms have no neighbors and are nobody's; a model with
+      a term per atom that is non-zero without neighbors (EAM's embedding F(0)) masks it.
     """
 
     dR: Any
@@ -63,3 +66,4 @@ class Neighbors:
     j: Any
     si: Any
     sj: Any
+    active: Any = None

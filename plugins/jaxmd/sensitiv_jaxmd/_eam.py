@@ -86,6 +86,8 @@ def _embedding(coefficients, table, rho, drho, nrho, rhomax):
 class _Eam(FileModel):
     """An EAM model of one LAMMPS file style."""
 
+    masks_phantoms = True  # the embedding is masked with Neighbors.active
+
     style = "eam/alloy"
 
     def prepare(self, structure, options) -> _EamData:
@@ -149,6 +151,8 @@ class _Eam(FileModel):
         rho = jnp.sum(jnp.where(nb.inside, density, 0.0), axis=1)
         embedding = _embedding(data.frho, element[ctx.species], rho, t.drho, t.nrho, t.rhomax)
         embedding = embedding * params["embedding_scale"][ctx.species]
+        if nb.active is not None:  # a phantom's F(0) is no energy of the structure
+            embedding = jnp.where(nb.active, embedding, 0.0)
         z2 = _radial(data.z2r, e_i * n_el + e_j, r, t.dr, t.nr)
         pair = params["pair_scale"][nb.si, nb.sj] * z2 / r
         return jnp.sum(embedding) + 0.5 * jnp.sum(jnp.where(nb.inside, pair, 0.0))

@@ -106,6 +106,8 @@ class TripletFileModel(FileModel):
     Stillinger–Weber): every field is a `(species, species, species)` parameter whose
     default is the file's value."""
 
+    masks_phantoms = True  # every term is a sum over neighbors
+
     pair_style = ""
     fields: tuple[str, ...] = ()
 

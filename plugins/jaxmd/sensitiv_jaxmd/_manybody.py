@@ -26,6 +26,8 @@ class _StillingerWeber(Model):
     so differentiating with respect to σ moves the cutoff; both `a` and `σ` are θ.
     """
 
+    masks_phantoms = True  # every term is a sum over neighbors
+
     def pair_cutoff(self, params, ctx, si, sj, i, j):
         return params["a"] * params["sigma"]
 
@@ -64,6 +66,8 @@ class _Gupta(Model):
     multiplies every term by the C¹ switch so that the energy is continuous at the cutoff
     (jax-md truncates sharply; the default keeps jax-md's sharp cutoff).
     """
+
+    masks_phantoms = True  # every term is a sum over neighbors
 
     def pair_cutoff(self, params, ctx, si, sj, i, j):
         return jnp.asarray(ctx.options["cutoff"], dtype=float)

@@ -63,7 +63,15 @@ class Model(ModelDeclaration):
     implement `energy(params, ctx, neighbors)` (a `Neighbors` record) and `pair_cutoff`.
     All implement `max_cutoff(params, ctx)` (traceable; the neighbor-list radius at θ)
     and `cutoff_convention(options)` (one line for the output's metadata).
+
+    Phantom atoms (padding, `Structure.phantoms`) are nobody's neighbors and have none, so
+    pair models and sums over neighbors leave them out by construction; a many-body model
+    sets `masks_phantoms = True` once every per-atom term it has vanishes for them (EAM
+    masks its embedding F(0) with `Neighbors.active`). Padding is refused for the others.
     """
+
+    #: Whether the energy leaves phantom atoms out (see above); pair models always do.
+    masks_phantoms = False
 
     @classmethod
     def declared(cls, declaration: ModelDeclaration) -> "Model":

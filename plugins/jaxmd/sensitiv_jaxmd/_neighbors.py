@@ -135,7 +135,7 @@ class NeighborList:
 
     # -- allocation (host side) --------------------------------------------------------
 
-    def allocate(self, positions, cutoff, F=None) -> NeighborList:
+    def allocate(self, positions, cutoff, F=None, active=None) -> NeighborList:
         """Choose grid, image range and capacities for `positions` at radius `cutoff`
         (not traceable).
 
@@ -144,6 +144,8 @@ class NeighborList:
         - `positions`: `(n, dim)` Cartesian positions (reference cell).
         - `cutoff`: the current largest interaction cutoff.
         - `F`: the current deformation (identity by default).
+        - `active`: `(n,)` booleans, `False` for phantom atoms (padding), which occupy no
+          grid cell and are nobody's neighbor; `None`: every atom is real.
 
         **Returns:** `self`, updated in place.
         """
@@ -189,6 +191,8 @@ class NeighborList:
         if self.enabled:
             # Cell capacity from the occupancy now; then the neighbor count with that grid.
             cell_ids = np.asarray(jax.jit(self._cell_ids)(jnp.asarray(positions))[1])
+            if active is not None:
+                cell_ids = cell_ids[np.asarray(active, bool)]
             occupancy = int(np.bincount(cell_ids, minlength=int(np.prod(self.grid))).max())
             self.cell_capacity = max(1, math.ceil(occupancy * self.capacity_multiplier))
             if int(np.prod(self.grid)) == 1:
@@ -196,8 +200,8 @@ class NeighborList:
         if not self.compacted:
             self.max_neighbors = max(n - 1, 1)
             return self
-        count = jax.jit(lambda x, c, f: self._hits(x, c, f)[3])
-        counts = count(jnp.asarray(positions), cutoff, jnp.asarray(F))
+        count = jax.jit(lambda x, c, f, a: self._hits(x, c, f, a)[3])
+        counts = count(jnp.asarray(positions), cutoff, jnp.asarray(F), None if active is None else jnp.asarray(active))
         most = int(np.asarray(counts).max()) if n else 0
         width = self._candidate_width(n) * self.n_images
         self.max_neighbors = int(min(max(width - 1, 1), max(1, math.ceil(most * self.capacity_multiplier))))
@@ -205,7 +209,7 @@ class NeighborList:
 
     # -- build (traceable) -------------------------------------------------------------
 
-    def build(self, positions, cutoff, F=None):
+    def build(self, positions, cutoff, F=None, active=None):
         """Neighbors within `cutoff` and a status bitmask (traceable, no gradient).
 
         **Arguments:**
@@ -213,6 +217,8 @@ class NeighborList:
         - `positions`: `(n, dim)` Cartesian positions in the reference cell.
         - `cutoff`: scalar radius (the model's largest cutoff at the current θ).
         - `F`: deformation applied to displacements (identity by default).
+        - `active`: `(n,)` booleans (traced), `False` for phantom atoms: they have no
+          neighbors and are nobody's (uncompacted lists still hold them: mask there).
 
         **Returns:** `(idx, shift, status)`: `idx` is `(n, max_neighbors)` int32, padded
         with `n`; `shift` the `(n, max_neighbors, dim)` lattice shifts of those neighbors'
@@ -231,7 +237,7 @@ class NeighborList:
             i = jnp.arange(n, dtype=jnp.int32)[:, None]
             idx = j[None, :] + (j[None, :] >= i)
             return idx, jnp.zeros(idx.shape + (dim,), positions.dtype), status.astype(jnp.int32)
-        idx, shift, build_status, _ = self._build(positions, cutoff, F)
+        idx, shift, build_status, _ = self._build(positions, cutoff, F, active)
         return idx, shift.astype(positions.dtype), (status | build_status).astype(jnp.int32)
 
     def _images_status(self, cutoff, F):
@@ -264,13 +270,15 @@ class NeighborList:
         stencil = int(np.prod([3 if cells > 1 else 1 for cells in self.grid]))
         return stencil * self.cell_capacity
 
-    def _candidates(self, positions):
+    def _candidates(self, positions, active=None):
         """`(n, width)` candidate indices (padded with n) and a cell-overflow flag."""
         n = positions.shape[0]
         if not self.enabled or int(np.prod(self.grid)) == 1:
             return jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (n, n)), jnp.array(False)
         n_cells = int(np.prod(self.grid))
         coords, cell_of = self._cell_ids(positions)
+        if active is not None:  # phantoms sort past every cell and fill none (the scatter drops them)
+            cell_of = jnp.where(active, cell_of, n_cells)
         counts = jnp.zeros(n_cells, jnp.int32).at[cell_of].add(1)
         order = jnp.argsort(cell_of, stable=True).astype(jnp.int32)
         starts = jnp.cumsum(counts) - counts
@@ -290,11 +298,11 @@ class NeighborList:
         candidates = jnp.where(inside[:, :, None], buffer[flat], n)  # (n, K, capacity)
         return candidates.reshape(n, -1), overflow
 
-    def _hits(self, positions, cutoff, F):
+    def _hits(self, positions, cutoff, F, active=None):
         """Candidates with their image index, which lie within `cutoff`, per-atom counts,
         cell overflow."""
         n = positions.shape[0]
-        atoms, cell_overflow = self._candidates(positions)
+        atoms, cell_overflow = self._candidates(positions, active)
         offsets = self.offsets()
         n_images = offsets.shape[0]
         # Every candidate atom at every searched image: (n, width * n_images).
@@ -307,11 +315,13 @@ class NeighborList:
         within = jnp.sum(dR**2, axis=-1) < cutoff**2
         self_pair = (candidates == jnp.arange(n)[:, None]) & (image == 0)  # offsets[0] = 0
         mask = within & (candidates < n) & ~self_pair
+        if active is not None:
+            mask = mask & active[:, None] & active[safe]
         return candidates, image, mask, jnp.sum(mask, axis=1), cell_overflow
 
-    def _build(self, positions, cutoff, F):
+    def _build(self, positions, cutoff, F, active=None):
         n = positions.shape[0]
-        candidates, image, mask, counts, cell_overflow = self._hits(positions, cutoff, F)
+        candidates, image, mask, counts, cell_overflow = self._hits(positions, cutoff, F, active)
         capacity = self.max_neighbors
         # Compact the hits to the front, in candidate order: scatter each hit to its rank
         # (a cumulative sum); hits beyond the capacity go to a dropped extra column.

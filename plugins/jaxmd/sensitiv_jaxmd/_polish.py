@@ -81,8 +81,19 @@ def _dense_direction(energy, null_rtol: float, batch: int):
     return jax.jit(direction)
 
 
+#: Curvature `p·Hp` within this fraction of the largest Rayleigh quotient seen (times
+#: `‖p‖²`) is flat, not negative: a zero mode (a rigid translation, a masked phantom) at
+#: round-off, whose sign means nothing.
+_FLAT_CURVATURE = 1e-8
+
+
 def _krylov_direction(energy, cg_rtol: float, cg_maxiter: int):
-    """Newton direction by CG on H dx = -g; stops at negative curvature (a saddle)."""
+    """Newton direction by CG on H dx = -g; stops at negative curvature (a saddle).
+
+    Near a minimum (max‖f‖ ~ 1e-10) the residual picks up round-off along zero modes, whose
+    curvature is ±round-off; `curvature <= 0` alone then reported a saddle at random and
+    sent the polish to FIRE. Negative curvature is now below `-_FLAT_CURVATURE` times the
+    largest Rayleigh quotient seen; a flat direction ends CG with what it has."""
 
     def direction(x, params):
         g, hvp = _hvp_function(energy, x, params)
@@ -90,24 +101,30 @@ def _krylov_direction(energy, cg_rtol: float, cg_maxiter: int):
         tol2 = (cg_rtol * jnp.linalg.norm(b)) ** 2
 
         def cond(state):
-            _, r, _, rr, k, negative = state
-            return (rr > tol2) & (k < cg_maxiter) & ~negative
+            _, r, _, rr, k, negative, flat, _ = state
+            return (rr > tol2) & (k < cg_maxiter) & ~negative & ~flat
 
         def body(state):
-            z, r, p, rr, k, _ = state
+            z, r, p, rr, k, _, _, scale = state
             hp = hvp(p)
             curvature = p @ hp
-            negative = curvature <= 0
-            alpha = rr / jnp.where(negative, 1.0, curvature)
-            z_new = jnp.where(negative, z, z + alpha * p)
-            r_new = jnp.where(negative, r, r - alpha * hp)
+            pp = p @ p
+            scale = jnp.maximum(scale, curvature / jnp.where(pp > 0, pp, 1.0))
+            threshold = _FLAT_CURVATURE * scale * pp
+            negative = curvature < -threshold
+            flat = ~negative & (curvature <= threshold)
+            stop = negative | flat
+            alpha = rr / jnp.where(stop, 1.0, curvature)
+            z_new = jnp.where(stop, z, z + alpha * p)
+            r_new = jnp.where(stop, r, r - alpha * hp)
             rr_new = r_new @ r_new
             p_new = r_new + (rr_new / rr) * p
-            return z_new, r_new, p_new, rr_new, k + 1, negative
+            return z_new, r_new, p_new, rr_new, k + 1, negative, flat, scale
 
         zero = jnp.zeros_like(b)
-        state = (zero, b, b, b @ b, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-        z, _, _, _, _, negative = jax.lax.while_loop(cond, body, state)
+        false = jnp.zeros((), bool)
+        state = (zero, b, b, b @ b, jnp.zeros((), jnp.int32), false, false, jnp.zeros((), b.dtype))
+        z, _, _, _, _, negative, _, _ = jax.lax.while_loop(cond, body, state)
         return z.reshape(x.shape), negative, jnp.asarray(jnp.nan, x.dtype)
 
     return jax.jit(direction)

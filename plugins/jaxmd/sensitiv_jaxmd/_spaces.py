@@ -160,6 +160,28 @@ class Space:
         return q.T * jnp.sign(jnp.diag(r))[:, None]
 
 
+def masked_null_space(space: Space, positions, real) -> np.ndarray:
+    """`space.null_space` of the atoms `real` (booleans) alone, zero on the others (phantom
+    atoms), computed with NumPy: its shape is the padded one, and no program is compiled
+    for the count of real atoms."""
+    x = np.asarray(positions, np.float64)
+    real = np.asarray(real, bool)
+    n, dim = x.shape
+    modes = [np.tile(np.eye(dim)[k], n) * np.repeat(real, dim) for k in range(dim)]
+    if not space.periodic:
+        centred = (x - x[real].mean(axis=0)) * real[:, None]
+        for a, b in _rotation_planes(dim):
+            generator = np.zeros_like(centred)
+            generator[:, a], generator[:, b] = -centred[:, b], centred[:, a]
+            modes.append(generator.reshape(-1))
+    q, r = np.linalg.qr(np.stack(modes).T)
+    diag = np.abs(np.diag(r))
+    if diag.min() <= 1e-10 * max(diag.max(), 1.0):
+        raise InputError("the rigid-body modes of this free-space structure are degenerate (collinear or single "
+                         "atom); use a periodic cell or more atoms")
+    return q.T * np.sign(np.diag(r))[:, None]
+
+
 def _rotation_planes(dim: int):
     return [(a, b) for a in range(dim) for b in range(a + 1, dim)]
 

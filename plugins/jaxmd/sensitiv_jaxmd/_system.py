@@ -18,12 +18,12 @@ import scipy.sparse
 
 from sensitiv.constraints import unwrapped_energy
 from sensitiv.errors import ConfigError, InputError
-from sensitiv.records import Parameter, System
+from sensitiv.records import ATOM_MASK, Parameter, System
 
 from ._context import Context, Neighbors
 from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
-from ._spaces import deformation, space_from_structure
+from ._spaces import deformation, masked_null_space, space_from_structure
 
 __all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors", "neighbor_list", "binding_of"]
 
@@ -184,6 +184,31 @@ def _concrete(*trees) -> bool:
     return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(trees))
 
 
+def _active(p):
+    """The atom mask of parameters `p` as booleans (`False`: a phantom), `None` without one."""
+    mask = p.get(ATOM_MASK) if isinstance(p, Mapping) else None
+    return None if mask is None else jnp.asarray(mask) > 0.5
+
+
+def _atom_mask(model, structure, n: int, declared) -> np.ndarray | None:
+    """`ATOM_MASK`'s value for a structure with `Structure.phantoms` (`None` without), or a
+    `ConfigError` for a model that cannot keep phantoms out of its energy."""
+    phantoms = getattr(structure, "phantoms", None)
+    if phantoms is None:
+        return None
+    per_atom = [p.name for p in declared if "atoms" in tuple(p.shape)]
+    if per_atom:
+        model.config_error(f"has per-atom parameters ({', '.join(per_atom)}), which padding would extend to "
+                           f"phantom atoms; set jacobian.pad_atoms: false")
+    if model.many_body and not model.masks_phantoms:
+        model.config_error("does not declare that its per-atom terms vanish for phantom atoms (Model.masks_phantoms);"
+                           " set jacobian.pad_atoms: false")
+    if not 0 <= phantoms < n:
+        raise InputError(f"structure {structure.source!r}: {phantoms} phantom atoms of {n}; at least one atom must "
+                         f"be real")
+    return (np.arange(n) < n - phantoms).astype(np.float64)
+
+
 def _use_list(choice, model, n: int, images: int = 1) -> bool:
     if choice == "auto":
         # All pairs over every periodic image is n² · images candidates: past a few
@@ -248,6 +273,9 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         length_units=structure.length_units,
         energy_units=options.get("energy_units") or model.energy_units,
     )
+    mask = _atom_mask(model, structure, n, declared)
+    if mask is not None:
+        params[ATOM_MASK] = jnp.asarray(mask)
     ctx = Context(jnp.asarray(species, jnp.int32), n_species, present, options, dim, names, data)
     def deform(p):
         return deformation(p.get("strain"), dim) if space.periodic else jnp.eye(dim)
@@ -264,16 +292,16 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         # too. The list grows only if this frame needs more capacity.
         _BOUND.move_to_end(key)
         energy, observables, interactions = bound
-        energy.binding.ensure(positions, params)
+        energy.binding.ensure(positions, params)  # with this structure's own atom mask, if any
         return _system(energy, params, records, positions, space, interactions, observables,
                        structure, options, model, names, cutoff0, energy.binding.nlist, ctx)
     nlist = NeighborList(space, use_list, options["neighbor_skin"],
                          options["neighbor_capacity_multiplier"])
-    nlist.allocate(positions, cutoff0, deform(params))
+    nlist.allocate(positions, cutoff0, deform(params), _active(params))
 
     def neighbors(x, p, F):
         cutoff = jax.lax.stop_gradient(model.max_cutoff(p, ctx))
-        idx, shift, status = nlist.build(x, cutoff, F)
+        idx, shift, status = nlist.build(x, cutoff, F, _active(p))
         return idx, shift, status, cutoff
 
     def gather(x, p, F):
@@ -281,6 +309,9 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         idx, shift, status, _ = neighbors(x, p, F)
         valid = idx < n
         safe_idx = jnp.where(valid, idx, 0)
+        active = _active(p)
+        if active is not None:  # phantom atoms (padding): nobody's neighbors, none of their own
+            valid = valid & active[:, None] & active[safe_idx]
         dR = space.displacement(x[:, None, :], x[safe_idx], F, shift)
         r2 = jnp.sum(dR**2, axis=-1)
         nonzero = valid & (r2 > 0)
@@ -289,7 +320,7 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
         sj = ctx.species[safe_idx]
         cutoff = model.pair_cutoff(p, ctx, si, sj, jnp.arange(n)[:, None], safe_idx)
         inside = nonzero & (r < cutoff)
-        return Neighbors(dR, r, inside, nonzero, safe_idx, si, sj), cutoff, status
+        return Neighbors(dR, r, inside, nonzero, safe_idx, si, sj, active), cutoff, status
 
     def energy_with(x, p, F):
         nb, cutoff, status = gather(x, p, F)
@@ -332,7 +363,7 @@ def build_system(model, structure, options: Mapping[str, Any] | None = None) -> 
     def ensure_fn(x, p) -> bool:
         diagnosis = diagnose_fn(x, p)
         if diagnosis.status & REALLOCATABLE:
-            nlist.allocate(jnp.asarray(x), diagnosis.cutoff, deform(p))
+            nlist.allocate(jnp.asarray(x), diagnosis.cutoff, deform(p), _active(p))
             return True
         return False
 
@@ -440,7 +471,7 @@ def _system(energy, params, records, positions, space, interactions, observables
         params=params,
         parameters=records,
         positions=positions,
-        null_space=space.null_space,
+        null_space=_real_null_space(space, params.get(ATOM_MASK)),
         interactions=interactions,
         observables=observables,
         reverse_mode_safe=True,
@@ -448,6 +479,21 @@ def _system(energy, params, records, positions, space, interactions, observables
         energy_units=options.get("energy_units") or model.energy_units,
         metadata=metadata,
     )
+
+
+def _real_null_space(space, mask):
+    """`space.null_space`, or with phantom atoms (`mask` 0) the rigid modes of the real atoms
+    alone, zero on the phantoms: a solver or the engine projecting them out never moves a
+    phantom, and rotations turn about the real atoms' centroid."""
+    if mask is None:
+        return space.null_space
+    real = np.asarray(mask) > 0.5
+
+    def null_space(positions):
+        return jnp.asarray(masked_null_space(space, positions, real), jnp.asarray(positions).dtype)
+
+    null_space.__doc__ = space.null_space.__doc__
+    return null_space
 
 
 def _plain(value):
