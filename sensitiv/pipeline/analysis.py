@@ -23,6 +23,8 @@ from ..records import Structure
 from .theta import ThetaComponent
 
 __all__ = [
+    "ROUND_OFF",
+    "is_round_off",
     "ENERGY",
     "STRESS",
     "ELASTIC_CONSTANTS",
@@ -36,6 +38,22 @@ __all__ = [
     "UncertaintyAnalysis",
     "StructureAnalysis",
 ]
+
+
+#: A change below this fraction of its natural scale is round-off: the per-atom σ of x* of
+#: a perfect crystal (which does not move with its potential's parameters), its re-relaxed
+#: samples' spread, an observable's σ against the change θ's own size makes.
+ROUND_OFF = 1e-9
+
+
+def is_round_off(lengths, positions) -> bool:
+    """Whether every per-atom length in `lengths` (σ of x*, sampled displacements: any
+    shape) is round-off at the scale of the structure `positions` `(n_atoms, n_spatial)`,
+    its extent: the one rule by which the summary and `sensitiv check` say x* does not move.
+    """
+    positions = np.asarray(positions)
+    extent = float(np.max(np.ptp(positions, axis=0))) if positions.size else 0.0
+    return float(np.max(np.asarray(lengths), initial=0.0)) <= ROUND_OFF * max(extent, 1e-300)
 
 #: The observables the pipeline offers for every model (`energy`), for models with a strain
 #: parameter (`stress`), and from the stress's derivatives (`elastic_constants`).

@@ -38,7 +38,7 @@ from ..engine import jacobian as engine_jacobian
 from ..plugins import Registry, get_registry
 from ..uncertainty import directional_derivatives, validity_range
 from ._progress import Progress
-from .analysis import ObservableResult, StructureAnalysis
+from .analysis import ROUND_OFF, ObservableResult, StructureAnalysis, is_round_off
 from .analyze import (
     _bind,
     _choose_observables,
@@ -74,11 +74,6 @@ class CheckReport:
     rtol: float
     structures: tuple[dict, ...]
     agrees: bool
-
-
-#: an output whose linear σ and sampled spread are both below this fraction of its natural
-#: scale (the structure's extent; the change θ's own size makes) is round-off on both sides
-ROUND_OFF = 1e-9
 
 
 def _draw(sigma: np.ndarray, samples: int, seed: int) -> np.ndarray:
@@ -178,10 +173,8 @@ def _check_structure(a: StructureAnalysis, cfg: Config, registry: Registry, samp
     # x* of a perfect crystal does not move with the potential's parameters: the linear σ
     # and the re-relaxed samples' spread are both round-off (the summary's rule), and
     # ratios of round-off are no verdict
-    extent = float(np.max(np.ptp(x_hat, axis=0))) if n else 0.0
-    floor = ROUND_OFF * max(extent, 1e-300)
-    static = (float(np.max(np.sqrt(np.sum(u.positions_std**2, axis=-1)), initial=0.0)) <= floor
-              and float(np.max(np.linalg.norm(moved, axis=-1), initial=0.0)) <= floor)
+    static = (is_round_off(np.sqrt(np.sum(np.asarray(u.positions_std)**2, axis=-1)), x_hat)
+              and is_round_off(np.linalg.norm(moved, axis=-1), x_hat))
 
     # second order along each sample's own direction: one implicit solve for all samples
     options = _engine_options(jnp.asarray(x_hat, dtype), problem, cfg.jacobian, dtype)

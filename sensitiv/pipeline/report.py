@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .. import units as _units
-from .analysis import ELASTIC_CONSTANTS, StructureAnalysis
+from .analysis import ELASTIC_CONSTANTS, StructureAnalysis, is_round_off
 from .dataset import (
     ATOM,
     CELL,
@@ -130,13 +130,12 @@ def _uncertainty_record(a: StructureAnalysis) -> dict | None:
     smallest = None
     if validity_p is not None and np.asarray(validity_p.estimate).size:
         smallest = float(np.min(validity_p.estimate))
-    extent = float(np.max(np.ptp(np.asarray(a.positions), axis=0))) if a.positions.size else 0.0
     return {
         "source": u.source,
         "rule": u.rule,
         "rtol": u.rtol,
         # x* of a perfect crystal does not move with its potential's parameters: round-off
-        "positions_static": bool(atom_rms.size == 0 or atom_rms.max() <= 1e-9 * max(extent, 1e-300)),
+        "positions_static": is_round_off(atom_rms, a.positions),
         "positions_std_max": _finite(float(atom_rms.max())) if atom_rms.size else None,
         "positions_std_max_atom": int(np.argmax(atom_rms)) if atom_rms.size else None,
         "positions_std_rms": _finite(float(np.sqrt(np.mean(atom_rms**2)))) if atom_rms.size else None,

@@ -131,17 +131,26 @@ class Space:
 
     # -- zero modes --------------------------------------------------------------------
 
-    def null_space(self, positions) -> jax.Array:
+    def null_space(self, positions, real=None) -> jax.Array:
         """Orthonormal rows `(k, n_atoms * dim)` spanning the exact zero modes of the Hessian.
 
         Rigid translations always (the energy depends on differences only); in free space
-        also rigid rotations about the centroid (zero modes at a stationary point).
+        also rigid rotations about the centroid (zero modes at a stationary point). `real`:
+        `(n_atoms,)` booleans, `False` for phantom atoms (padding); the modes are then those
+        of the real atoms alone, zero on the phantoms, about the real atoms' centroid
+        (weighted, not indexed: no shape depends on how many are real).
         """
         positions = jnp.asarray(positions)
         n, dim = positions.shape
         modes = [jnp.tile(jnp.eye(dim)[k], n) for k in range(dim)]
+        if real is not None:
+            weight = jnp.asarray(real, positions.dtype)
+            modes = [m * jnp.repeat(weight, dim) for m in modes]
         if not self.periodic:
-            centred = positions - positions.mean(axis=0)
+            if real is None:
+                centred = positions - positions.mean(axis=0)
+            else:
+                centred = (positions - (weight @ positions) / jnp.sum(weight)) * weight[:, None]
             for a, b in _rotation_planes(dim):
                 generator = jnp.zeros_like(centred)
                 generator = generator.at[:, a].set(-centred[:, b]).at[:, b].set(centred[:, a])
@@ -158,28 +167,6 @@ class Space:
                     "(collinear or single atom); use a periodic cell or more atoms"
                 )
         return q.T * jnp.sign(jnp.diag(r))[:, None]
-
-
-def masked_null_space(space: Space, positions, real) -> np.ndarray:
-    """`space.null_space` of the atoms `real` (booleans) alone, zero on the others (phantom
-    atoms), computed with NumPy: its shape is the padded one, and no program is compiled
-    for the count of real atoms."""
-    x = np.asarray(positions, np.float64)
-    real = np.asarray(real, bool)
-    n, dim = x.shape
-    modes = [np.tile(np.eye(dim)[k], n) * np.repeat(real, dim) for k in range(dim)]
-    if not space.periodic:
-        centred = (x - x[real].mean(axis=0)) * real[:, None]
-        for a, b in _rotation_planes(dim):
-            generator = np.zeros_like(centred)
-            generator[:, a], generator[:, b] = -centred[:, b], centred[:, a]
-            modes.append(generator.reshape(-1))
-    q, r = np.linalg.qr(np.stack(modes).T)
-    diag = np.abs(np.diag(r))
-    if diag.min() <= 1e-10 * max(diag.max(), 1.0):
-        raise InputError("the rigid-body modes of this free-space structure are degenerate (collinear or single "
-                         "atom); use a periodic cell or more atoms")
-    return q.T * np.sign(np.diag(r))[:, None]
 
 
 def _rotation_planes(dim: int):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,7 +24,7 @@ from sensitiv.records import ATOM_MASK, Parameter, System
 from ._context import Context, Neighbors
 from ._neighbors import OK, REALLOCATABLE, NeighborList, explain_status
 from ._options import resolve_parameters, validate_options
-from ._spaces import deformation, masked_null_space, space_from_structure
+from ._spaces import deformation, space_from_structure
 
 __all__ = ["build_system", "Diagnosis", "diagnose", "ensure_neighbors", "neighbor_list", "binding_of"]
 
@@ -487,13 +488,7 @@ def _real_null_space(space, mask):
     phantom, and rotations turn about the real atoms' centroid."""
     if mask is None:
         return space.null_space
-    real = np.asarray(mask) > 0.5
-
-    def null_space(positions):
-        return jnp.asarray(masked_null_space(space, positions, real), jnp.asarray(positions).dtype)
-
-    null_space.__doc__ = space.null_space.__doc__
-    return null_space
+    return functools.partial(space.null_space, real=np.asarray(mask) > 0.5)
 
 
 def _plain(value):
